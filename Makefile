@@ -1,0 +1,39 @@
+# The two commands a newcomer needs: `make dev` runs the system, `make test` passes the tests.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: install dev test test-fast lint format bench env-example clean
+
+$(BIN)/aiteacher: shared/pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/pip install --quiet --disable-pip-version-check -e 'shared[test]'
+	@touch $@
+
+install: $(BIN)/aiteacher
+
+dev: install  ## gateway + embedded services on http://127.0.0.1:8080
+	$(BIN)/aiteacher dev
+
+test: install  ## the whole suite (embedded defaults unless DATABASE_URL / REDIS_URL are set)
+	$(BIN)/pytest -q
+
+test-fast: install
+	$(BIN)/pytest -q -m "not slow"
+
+lint: install
+	$(BIN)/ruff check .
+
+format: install
+	$(BIN)/ruff check --fix .
+
+env-example: install  ## regenerate .env.example from the settings model
+	$(BIN)/aiteacher env-example > .env.example
+
+bench: install  ## every benchmark; results go to docs/benchmarks.md by hand
+	for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf .data .pytest_cache .ruff_cache

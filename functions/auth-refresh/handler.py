@@ -1,0 +1,24 @@
+"""auth-refresh: rotate a refresh token. A token presented twice revokes every token of its login."""
+
+from aiteacher.errors import InvalidToken
+from aiteacher.identity.schemas import RefreshIn, TokenPair
+from aiteacher.web import create_app, lambda_handler
+
+app = create_app("auth-refresh", "Rotate a refresh token")
+
+
+@app.post("/", response_model=TokenPair, responses={401: {"description": "Invalid, expired, revoked or reused"}})
+def refresh(body: RefreshIn) -> TokenPair:
+    from aiteacher.db import transaction
+    from aiteacher.identity import service
+
+    with transaction() as session:
+        pair = service.refresh(session, body.refresh_token)
+    if pair is None:  # reuse: the revocation is committed, now refuse
+        raise InvalidToken("The refresh token was already used; every session of this login is revoked",
+                           code="token_reused")
+    return TokenPair(access_token=pair.access_token, refresh_token=pair.refresh_token, expires_in=pair.expires_in,
+                     refresh_expires_in=pair.refresh_expires_in)
+
+
+handler = lambda_handler(app)

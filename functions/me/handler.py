@@ -1,0 +1,33 @@
+"""me: read and update the caller's profile (faculty, department, semester, name)."""
+
+from aiteacher.identity.schemas import Profile, ProfileUpdate
+from aiteacher.web import CurrentUser, create_app, lambda_handler
+
+app = create_app("me", "The signed-in user's profile")
+
+
+def _profile(user) -> Profile:  # type: ignore[no-untyped-def]
+    return Profile(id=user.id, email=user.email, full_name=user.full_name, role=user.role,
+                   faculty_id=user.faculty_id, department_id=user.department_id, semester_id=user.semester_id)
+
+
+@app.get("/", response_model=Profile)
+def read_profile(caller: CurrentUser) -> Profile:
+    from aiteacher.db import transaction
+    from aiteacher.identity import service
+
+    with transaction(read_only=True) as session:
+        return _profile(service.get_user(session, caller.sub))
+
+
+@app.put("/", response_model=Profile,
+         responses={422: {"description": "Unknown ids, or a department/semester of another faculty"}})
+def update_profile(body: ProfileUpdate, caller: CurrentUser) -> Profile:
+    from aiteacher.db import transaction
+    from aiteacher.identity import service
+
+    with transaction() as session:
+        return _profile(service.update_profile(session, caller.sub, body.model_dump(exclude_unset=True)))
+
+
+handler = lambda_handler(app)

@@ -1,0 +1,1 @@
+"""Faculties, departments and semesters: the tenancy hierarchy."""

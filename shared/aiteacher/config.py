@@ -1,0 +1,214 @@
+"""Settings: environment variables and OpenFaaS secret files, built on first use, never at import.
+
+Every field maps to an upper-case environment variable of the same name (``jwt_secret`` ->
+``JWT_SECRET``) and to a secret file ``/var/openfaas/secrets/<hyphenated-name>`` (``jwt-secret``);
+an environment variable wins over a secret file. `.env.example` lists every setting.
+"""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+
+INSECURE_SECRETS = {"", "changeme", "change-me", "secret", "dev", "development", "jwt-secret"}
+MIN_SECRET_BYTES = 32
+
+
+class OpenFaaSSecretsSource(PydanticBaseSettingsSource):
+    """Reads `<secrets_dir>/<field-name-with-hyphens>` files (OpenFaaS mounts secrets this way)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], secrets_dir: Path):
+        super().__init__(settings_cls)
+        self.secrets_dir = secrets_dir
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        path = self.secrets_dir / field_name.replace("_", "-")
+        try:
+            return path.read_text().strip(), field_name, False
+        except (FileNotFoundError, NotADirectoryError, PermissionError):
+            return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        if not self.secrets_dir.is_dir():
+            return {}
+        values: dict[str, Any] = {}
+        for name, field in self.settings_cls.model_fields.items():
+            value, key, _ = self.get_field_value(field, name)
+            if value is not None:
+                values[key] = value
+        return values
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    # --- runtime -------------------------------------------------------------------------------
+    env: Literal["dev", "test", "production"] = Field(
+        "production", validation_alias="AITEACHER_ENV",
+        description="dev and test allow a generated JWT secret; production refuses to start without a strong one.",
+    )
+    data_dir: Path = Field(Path(".data"), description="Embedded stores (SQLite, Qdrant Edge, outbox) live here.")
+    secrets_dir: Path = Field(Path("/var/openfaas/secrets"), description="Where OpenFaaS mounts secret files.")
+    function_name: str = Field("", description="Set per function by stack.yml; used in logs and rate-limit keys.")
+    log_level: str = "INFO"
+    audit_log_file: Path | None = Field(None, description="Append audit JSON lines here as well as to stdout.")
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list, description="Origins allowed to call the API from a browser.")
+    trusted_proxy_hops: int = Field(
+        0, ge=0, le=5,
+        description="How many reverse proxies in front of the function append to X-Forwarded-For (0: use the peer).",
+    )
+
+    # --- database ------------------------------------------------------------------------------
+    database_url: str = Field("", description="SQLAlchemy URL; empty means SQLite under data_dir.")
+    database_read_url: str = Field("", description="Optional read replica used by GET functions.")
+    db_pool_size: int = 5
+    db_max_overflow: int = 5
+    db_use_pgbouncer: bool = Field(
+        False, description="Transaction pooling in front: no server-side prepared statements or session state.",
+    )
+    seed_demo: bool | None = Field(None, description="Seed the demo faculties into an empty DB (default: in dev/test).")
+
+    # --- redis ---------------------------------------------------------------------------------
+    redis_url: str = Field("", description="Redis/Valkey URL; `make dev` starts an embedded Valkey when empty.")
+    redis_timeout_seconds: float = 1.0
+
+    # --- identity ------------------------------------------------------------------------------
+    jwt_secret: str = Field("", description="HS256 key, at least 32 bytes outside dev.")
+    jwt_algorithm: Literal["HS256", "EdDSA", "RS256"] = "HS256"
+    jwt_private_key_file: Path | None = None
+    jwt_public_key_file: Path | None = None
+    jwt_issuer: str = "aiteacher"
+    jwt_audience: str = "aiteacher-api"
+    access_token_ttl_seconds: int = Field(900, ge=60, le=3600)
+    refresh_token_ttl_seconds: int = Field(7 * 24 * 3600, ge=3600, le=90 * 24 * 3600)
+    admin_email: str = ""
+    admin_password: str = ""
+
+    # --- rate limits ---------------------------------------------------------------------------
+    rate_limit_requests: int = Field(120, ge=1, description="Default requests per window per caller per function.")
+    rate_limit_window_seconds: int = Field(60, ge=1)
+    rate_limits: dict[str, str] = Field(
+        default_factory=lambda: {"auth-register": "20/3600", "auth-login": "30/60", "chat": "30/60",
+                                 "exam-generate": "10/3600", "ingest": "60/3600"},
+        description='Per-function overrides as {"function": "requests/seconds"} (JSON).',
+    )
+    login_max_failures: int = Field(10, ge=1, description="Failed logins per account and per IP per window.")
+    login_failure_window_seconds: int = Field(900, ge=1)
+
+    # --- RAG (used from the curriculum issue on) -----------------------------------------------
+    s3_endpoint_url: str = ""
+    s3_bucket: str = "curriculum"
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str = ""
+    s3_secret_access_key: str = ""
+    events_token: str = ""
+    qdrant_url: str = Field("", description="Qdrant server; empty means Qdrant Edge on disk under data_dir.")
+    qdrant_api_key: str = ""
+    qdrant_collection: str = "curriculum"
+    qdrant_timeout_seconds: int = Field(10, ge=1, le=300, description="Request timeout towards the Qdrant server.")
+    embedding_provider: Literal["local", "openai"] = "local"
+    openai_api_key: str = ""
+    openai_base_url: str = ""
+    openai_embedding_model: str = "text-embedding-3-small"
+    openai_embedding_batch_size: int = Field(
+        256, ge=1, le=2048, description="Texts per embeddings request to the OpenAI(-compatible) server.",
+    )
+    embedding_threads: int = Field(
+        0, ge=0, le=64, description="onnxruntime intra-op threads of the local embedder; 0 means min(2, CPU count).",
+    )
+    openai_chat_model: str = "gpt-4o-mini"
+    openai_timeout_seconds: float = 30.0
+    openai_max_retries: int = 2
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip().startswith("["):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _check_secrets(self) -> Settings:
+        if self.jwt_algorithm == "HS256":
+            weak = self.jwt_secret in INSECURE_SECRETS or len(self.jwt_secret.encode()) < MIN_SECRET_BYTES
+            if weak and self.env == "production":
+                raise ValueError(
+                    "JWT_SECRET is missing, a known default or shorter than 32 bytes; "
+                    "set a strong secret (or AITEACHER_ENV=dev for local development)"
+                )
+        elif not (self.jwt_private_key_file and self.jwt_public_key_file):
+            raise ValueError(f"JWT_ALGORITHM={self.jwt_algorithm} needs JWT_PRIVATE_KEY_FILE and JWT_PUBLIC_KEY_FILE")
+        return self
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
+                                   file_secret_settings) -> tuple[PydanticBaseSettingsSource, ...]:
+        secrets_dir = Path(init_settings().get("secrets_dir") or env_settings().get("secrets_dir")
+                           or "/var/openfaas/secrets")
+        return init_settings, env_settings, OpenFaaSSecretsSource(settings_cls, secrets_dir)
+
+    # --- derived values ------------------------------------------------------------------------
+    @property
+    def is_dev(self) -> bool:
+        return self.env in ("dev", "test")
+
+    @property
+    def primary_database_url(self) -> str:
+        return _with_driver(self.database_url) or f"sqlite:///{(self.data_dir / 'aiteacher.db').resolve()}"
+
+    @property
+    def read_database_url(self) -> str:
+        return _with_driver(self.database_read_url) or self.primary_database_url
+
+    @property
+    def should_seed_demo(self) -> bool:
+        return self.is_dev if self.seed_demo is None else self.seed_demo
+
+    def rate_limit_for(self, function: str) -> tuple[int, int]:
+        """(requests, window seconds) for a function."""
+        spec = self.rate_limits.get(function)
+        if spec:
+            requests, _, seconds = spec.partition("/")
+            return int(requests), int(seconds or self.rate_limit_window_seconds)
+        return self.rate_limit_requests, self.rate_limit_window_seconds
+
+    def jwt_signing_secret(self) -> str:
+        """The HS256 key; in dev without one, a random key kept under data_dir so restarts keep sessions."""
+        weak = self.jwt_secret in INSECURE_SECRETS or len(self.jwt_secret.encode()) < MIN_SECRET_BYTES
+        if not weak:
+            return self.jwt_secret
+        path = self.data_dir / "jwt-secret"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        generated = secrets.token_urlsafe(48)
+        path.write_text(generated)
+        path.chmod(0o600)
+        return generated
+
+
+def _with_driver(url: str) -> str:
+    """PostgreSQL URLs without a driver use psycopg2 (SQLAlchemy 2.1 would pick psycopg 3)."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg2://" + url.removeprefix(prefix)
+    return url
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def reset_caches() -> None:
+    """Forget settings and every client built from them (tests and the dev server use this)."""
+    get_settings.cache_clear()
+    from aiteacher import registry
+
+    registry.reset()

@@ -1,0 +1,64 @@
+"""Request and response bodies of the identity functions (pydantic only: cheap to import)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
+
+Role = Literal["student", "academic", "admin"]
+
+
+class RegisterIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    email: EmailStr = Field(max_length=320)
+    password: str = Field(min_length=8, max_length=128)
+    full_name: str = Field(min_length=1, max_length=200)
+    role: Role = "student"
+
+
+class RegisterOut(BaseModel):
+    id: str
+    email: str
+    role: Role
+
+
+class LoginIn(BaseModel):
+    email: str = Field(min_length=1, max_length=320)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class TokenPair(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the OAuth token type, not a secret
+    expires_in: int
+    refresh_expires_in: int
+
+
+class RefreshIn(BaseModel):
+    refresh_token: str = Field(min_length=1, max_length=4096)
+
+
+class LogoutIn(BaseModel):
+    refresh_token: str | None = Field(None, max_length=4096)
+
+
+class Profile(BaseModel):
+    id: str
+    email: str
+    full_name: str
+    role: Role
+    faculty_id: int | None
+    department_id: int | None
+    semester_id: int | None
+
+
+class ProfileUpdate(BaseModel):
+    """Any subset of the four profile fields; an explicit null clears a placement."""
+
+    model_config = ConfigDict(extra="forbid")
+    full_name: str | None = Field(None, min_length=1, max_length=200)
+    faculty_id: int | None = Field(None, ge=1)
+    department_id: int | None = Field(None, ge=1)
+    semester_id: int | None = Field(None, ge=1)

@@ -1,0 +1,227 @@
+"""Registration, login, token rotation, logout and profiles. Plain functions over a session."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from aiteacher import ratelimit
+from aiteacher.audit import audit
+from aiteacher.cache import deny_family, deny_token
+from aiteacher.config import get_settings
+from aiteacher.db.models import RefreshFamily, User, new_id
+from aiteacher.errors import Conflict, Forbidden, InvalidCredentials, InvalidToken, NotFound, RateLimited
+from aiteacher.security import passwords, tokens
+from aiteacher.security.tokens import Claims
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+@dataclass(frozen=True)
+class IssuedPair:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    refresh_expires_in: int
+
+
+# --- registration ---------------------------------------------------------------------------------
+
+def register(session: Session, *, email: str, password: str, full_name: str, role: str,
+             caller: Claims | None) -> User:
+    """Anyone may create a student; academics and admins are created by an admin only."""
+    actor = caller.sub if caller else None
+    if role != "student" and (caller is None or caller.role != "admin"):
+        audit("user.register", "denied", actor=actor, target=normalize_email(email), role=role)
+        raise Forbidden("Only an admin can create academic or admin accounts")
+    email = normalize_email(email)
+    if session.scalar(select(User.id).where(User.email == email)) is not None:
+        audit("user.register", "duplicate", actor=actor, target=email)
+        raise Conflict("An account with this email already exists", code="email_taken")
+    user = User(id=new_id(), email=email, password_hash=passwords.hash_password(password),
+                full_name=full_name.strip(), role=role)
+    session.add(user)
+    try:
+        session.flush()
+    except IntegrityError as exc:  # a concurrent registration won the race
+        raise Conflict("An account with this email already exists", code="email_taken") from exc
+    audit("user.register", "ok", actor=actor or user.id, target=user.id, role=role)
+    if role != "student":
+        audit("user.role_change", "ok", actor=actor, target=user.id, role=role)
+    return user
+
+
+def ensure_admin(session: Session, email: str, password: str) -> str:
+    """Create the admin if missing, or promote the account to admin (password reset). Returns the user id."""
+    email = normalize_email(email)
+    if not passwords.MIN_LENGTH <= len(password) <= passwords.MAX_LENGTH:
+        raise ValueError("The admin password must be 8-128 characters")
+    user = session.scalar(select(User).where(User.email == email))
+    if user is None:
+        user = User(id=new_id(), email=email, password_hash=passwords.hash_password(password),
+                    full_name="Administrator", role="admin")
+        session.add(user)
+        session.flush()
+        audit("user.register", "ok", actor="bootstrap", target=user.id, role="admin")
+    elif user.role != "admin" or not passwords.verify_password(password, user.password_hash)[0]:
+        user.role = "admin"
+        user.password_hash = passwords.hash_password(password)
+        audit("user.role_change", "ok", actor="bootstrap", target=user.id, role="admin")
+    return user.id
+
+
+# --- login ----------------------------------------------------------------------------------------
+
+def _failure_keys(email: str, client_ip: str) -> list[str]:
+    account = hashlib.sha256(email.encode()).hexdigest()[:32]
+    return [f"login-fail:acct:{account}", f"login-fail:ip:{client_ip}"]
+
+
+def login(session: Session, *, email: str, password: str, client_ip: str) -> IssuedPair:
+    settings = get_settings()
+    email = normalize_email(email)
+    limit, window = settings.login_max_failures, settings.login_failure_window_seconds
+    keys = _failure_keys(email, client_ip)
+    for key in keys:
+        decision = ratelimit.peek(key, limit, window)
+        if not decision.allowed:
+            audit("auth.login", "throttled", target=email if key == keys[0] else None)
+            raise RateLimited(decision.reset_seconds, "Too many failed logins; try again later",
+                              headers=decision.headers())
+    user = session.scalar(select(User).where(User.email == email))
+    if user is None:
+        passwords.dummy_verify(password)
+        valid, new_hash = False, None
+    else:
+        valid, new_hash = passwords.verify_password(password, user.password_hash)
+    if not valid or user is None or not user.is_active:
+        for key in keys:
+            ratelimit.hit(key, limit, window)
+        audit("auth.login", "failed", target=email, reason="unknown_email" if user is None else "bad_password")
+        raise InvalidCredentials("The email or password is incorrect")
+    if new_hash:
+        user.password_hash = new_hash
+    ratelimit.reset(keys[0])
+    pair = _start_family(session, user)
+    audit("auth.login", "ok", actor=user.id, target=user.id)
+    return pair
+
+
+def _start_family(session: Session, user: User) -> IssuedPair:
+    settings = get_settings()
+    now = datetime.now(UTC)
+    family = RefreshFamily(id=new_id(), user_id=user.id, current_jti=tokens.new_jti(), created_at=now,
+                           expires_at=now + timedelta(seconds=settings.refresh_token_ttl_seconds))
+    session.add(family)
+    session.flush()
+    return _issue_pair(user, family)
+
+
+def _issue_pair(user: User, family: RefreshFamily) -> IssuedPair:
+    settings = get_settings()
+    expires_at = int(family.expires_at.timestamp())
+    access, _ = tokens.issue("access", sub=user.id, role=user.role, family=family.id,
+                             ttl_seconds=settings.access_token_ttl_seconds)
+    refresh, claims = tokens.issue("refresh", sub=user.id, role=user.role, family=family.id,
+                                   ttl_seconds=settings.refresh_token_ttl_seconds, jti=family.current_jti,
+                                   expires_at=expires_at)
+    return IssuedPair(access, refresh, settings.access_token_ttl_seconds, max(0, claims.exp - claims.iat))
+
+
+# --- refresh and logout ---------------------------------------------------------------------------
+
+def refresh(session: Session, refresh_token: str) -> IssuedPair | None:
+    """Rotate a refresh token. None means the token was already used: its whole family is now revoked,
+    which the caller must commit before answering 401."""
+    claims = tokens.decode(refresh_token, "refresh")
+    family = session.get(RefreshFamily, claims.fam) if claims.fam else None
+    if family is None or family.user_id != claims.sub:
+        audit("auth.refresh", "failed", actor=claims.sub, reason="unknown_family")
+        raise InvalidToken("The refresh token is invalid")
+    if family.revoked_at is not None:
+        audit("auth.refresh", "failed", actor=claims.sub, target=family.id, reason="revoked")
+        raise InvalidToken("The refresh token has been revoked")
+    user = session.get(User, claims.sub)
+    if user is None or not user.is_active:
+        raise InvalidToken("The refresh token is invalid")
+    new_jti = tokens.new_jti()
+    now = datetime.now(UTC)
+    # Compare-and-swap on the current jti: of two concurrent uses of one token, exactly one wins.
+    rotated = session.execute(
+        update(RefreshFamily)
+        .where(RefreshFamily.id == family.id, RefreshFamily.current_jti == claims.jti,
+               RefreshFamily.revoked_at.is_(None))
+        .values(current_jti=new_jti, last_used_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if rotated != 1:
+        _revoke_family(session, family.id, "reuse")
+        audit("auth.refresh_reuse", "revoked", actor=claims.sub, target=family.id)
+        return None
+    family.current_jti = new_jti
+    audit("auth.refresh", "ok", actor=user.id, target=family.id)
+    return _issue_pair(user, family)
+
+
+def _revoke_family(session: Session, family_id: str, reason: str) -> None:
+    session.execute(
+        update(RefreshFamily)
+        .where(RefreshFamily.id == family_id, RefreshFamily.revoked_at.is_(None))
+        .values(revoked_at=datetime.now(UTC), revoked_reason=reason)
+        .execution_options(synchronize_session=False)
+    )
+    # Access tokens of this login stay refused until the longest of them would have expired.
+    deny_family(family_id, get_settings().access_token_ttl_seconds)
+
+
+def logout(session: Session, caller: Claims, refresh_token: str | None) -> None:
+    deny_token(caller.iss, caller.jti, caller.exp)
+    families = {caller.fam} if caller.fam else set()
+    if refresh_token:
+        try:
+            refresh_claims = tokens.decode(refresh_token, "refresh")
+        except InvalidToken:
+            refresh_claims = None
+        if refresh_claims and refresh_claims.sub == caller.sub and refresh_claims.fam:
+            families.add(refresh_claims.fam)
+    for family_id in families:
+        _revoke_family(session, family_id, "logout")
+    audit("auth.logout", "ok", actor=caller.sub, target=caller.sub, families=len(families))
+
+
+# --- profile --------------------------------------------------------------------------------------
+
+def get_user(session: Session, user_id: str) -> User:
+    user = session.get(User, user_id)
+    if user is None or not user.is_active:
+        raise NotFound("The account no longer exists")
+    return user
+
+
+def update_profile(session: Session, user_id: str, changes: dict[str, object]) -> User:
+    from aiteacher.academics.service import check_placement
+
+    user = get_user(session, user_id)
+    if "full_name" in changes:
+        if changes["full_name"] is None:
+            changes.pop("full_name")
+        else:
+            user.full_name = str(changes["full_name"]).strip()
+    placement = {key: getattr(user, key) for key in ("faculty_id", "department_id", "semester_id")}
+    if "faculty_id" in changes and changes["faculty_id"] != user.faculty_id:
+        # Moving faculty drops placements that belonged to the old one unless they are replaced too.
+        placement.update(department_id=None, semester_id=None)
+    placement.update({key: value for key, value in changes.items() if key in placement})
+    check_placement(session, placement["faculty_id"], placement["department_id"], placement["semester_id"])
+    for key, value in placement.items():
+        setattr(user, key, value)
+    session.flush()
+    audit("user.profile_update", "ok", actor=user_id, target=user_id, fields=sorted(changes))
+    return user

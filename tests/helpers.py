@@ -1,0 +1,50 @@
+"""Small HTTP helpers shared by the tests (they only speak the public contract)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+PASSWORD = "correct horse battery staple"
+
+
+def unique_email(prefix: str = "user") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}@example.edu"
+
+
+def register(client: Any, *, role: str = "student", token: str | None = None, email: str | None = None,
+             password: str = PASSWORD) -> dict[str, Any]:
+    email = email or unique_email(role)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    response = client.post("/auth/register", json={"email": email, "password": password, "full_name": "Test User",
+                                                   "role": role}, headers=headers)
+    assert response.status_code == 201, response.text
+    return {**response.json(), "password": password}
+
+
+def login(client: Any, email: str, password: str = PASSWORD) -> dict[str, Any]:
+    response = client.post("/auth/login", json={"email": email, "password": password})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def signed_in(client: Any, role: str = "student", admin_token: str | None = None) -> dict[str, Any]:
+    """Register (through an admin for academics/admins) and log in; returns the user and tokens."""
+    user = register(client, role=role, token=admin_token)
+    tokens = login(client, user["email"])
+    return {**user, **tokens, "headers": bearer(tokens["access_token"])}
+
+
+def assert_problem(response: Any, status: int, code: str | None = None) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json"), response.headers
+    body = response.json()
+    assert {"type", "title", "status", "detail", "code"} <= body.keys(), body
+    assert body["status"] == status
+    if code:
+        assert body["code"] == code, body
+    return body
