@@ -40,6 +40,24 @@ def _start_embedded_redis() -> object | None:
 
 
 _valkey = _start_embedded_redis()
+os.environ.setdefault("EVENTS_TOKEN", "test-events-token")
+
+
+def _start_embedded_s3() -> object:
+    """moto's S3+SQS server on a free port (unless S3_ENDPOINT_URL is set), wired like `make dev`."""
+    import socket
+
+    from aiteacher.devserver import EmbeddedServices
+
+    services = EmbeddedServices()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    services.start_s3(port)
+    return services
+
+
+_s3 = _start_embedded_s3()
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -60,9 +78,12 @@ def database() -> Iterator[None]:
     get_redis().flushdb()
     downgrade()
     migrate_and_seed()
+    os.environ["EVENTS_QUEUE_URL"] = _s3.wire_bucket_events()  # type: ignore[attr-defined]
+    reset_caches()
     yield
     dispose_engines()
     reset_caches()
+    _s3.stop()  # type: ignore[attr-defined]
     if _valkey is not None:
         _valkey.stop()  # type: ignore[attr-defined]
 
@@ -109,3 +130,26 @@ def admin_token(gateway) -> str:  # type: ignore[no-untyped-def]
         response = admin_client.post("/auth/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})
     assert response.status_code == 200, response.text
     return response.json()["access_token"]
+
+
+@pytest.fixture(scope="session")
+def live_gateway(gateway) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """The gateway on a real 127.0.0.1 port (for clients that speak HTTP themselves)."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(gateway, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)

@@ -48,3 +48,43 @@ def assert_problem(response: Any, status: int, code: str | None = None) -> dict[
     if code:
         assert body["code"] == code, body
     return body
+
+
+FIXTURE_PDFS = __import__("pathlib").Path(__file__).parent / "fixtures" / "pdfs"
+
+
+def make_pdf(pages: list[list[str]], title: str | None = None) -> bytes:
+    from tests.fixtures.make_pdfs import text_pdf
+
+    return text_pdf(pages, title=title)
+
+
+def hierarchy(client: Any) -> list[dict[str, Any]]:
+    response = client.get("/faculties")
+    assert response.status_code == 200
+    return response.json()
+
+
+def place(client: Any, user: dict[str, Any], faculty: dict[str, Any], semester_number: int | None = 1) -> None:
+    body: dict[str, Any] = {"faculty_id": faculty["id"]}
+    if semester_number is not None:
+        body["semester_id"] = next(s["id"] for s in faculty["semesters"] if s["number"] == semester_number)
+    response = client.put("/me", headers=user["headers"], json=body)
+    assert response.status_code == 200, response.text
+
+
+def upload(client: Any, user: dict[str, Any], data: bytes, *, course: str = "algorithms",
+           filename: str = "lecture.pdf", **form: Any) -> Any:
+    fields = {"course": course, **{k: str(v) for k, v in form.items()}}
+    return client.post("/ingest", headers=user["headers"], files={"file": (filename, data, "application/pdf")},
+                       data=fields)
+
+
+def run_jobs() -> None:
+    from aiteacher.queue import run_burst
+
+    run_burst()
+
+
+def search(client: Any, user: dict[str, Any], query: str, **extra: Any) -> Any:
+    return client.post("/search", headers=user["headers"], json={"query": query, **extra})

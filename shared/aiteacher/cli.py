@@ -60,6 +60,28 @@ def _env_example(_: argparse.Namespace) -> int:
     return 0
 
 
+def _worker(args: argparse.Namespace) -> int:
+    from aiteacher.queue import run_worker
+
+    run_worker(args.queues.split(",") if args.queues else None, burst=args.burst)
+    return 0
+
+
+def _sqs_forward(args: argparse.Namespace) -> int:
+    from aiteacher import sqs_forward
+    from aiteacher.config import get_settings
+
+    settings = get_settings()
+    queue_url = args.queue_url or settings.events_queue_url
+    token = settings.events_token
+    if not queue_url or not token:
+        print("error: set --queue-url (or EVENTS_QUEUE_URL) and EVENTS_TOKEN", file=sys.stderr)
+        return 2
+    stats = sqs_forward.run(queue_url, args.target, token, once=args.once)
+    print(f"forwarded {stats.forwarded}, failed {stats.failed}")
+    return 0
+
+
 def _dev(args: argparse.Namespace) -> int:
     from aiteacher.devserver import run
 
@@ -83,6 +105,20 @@ def main(argv: list[str] | None = None) -> int:
     admin = sub.add_parser("create-admin", help="create or promote an admin (password from ADMIN_PASSWORD or prompt)")
     admin.add_argument("email")
     admin.set_defaults(func=_create_admin)
+
+    worker = sub.add_parser("worker", help="run an RQ worker (queues: ingest, exams, summaries, notifications)")
+    worker.add_argument("--queues", help="comma-separated subset of queues")
+    worker.add_argument("--burst", action="store_true", help="exit when the queues are empty")
+    worker.set_defaults(func=_worker)
+
+    events = sub.add_parser("events", help="bucket event plumbing")
+    events_sub = events.add_subparsers(dest="events_command", required=True)
+    forward = events_sub.add_parser("sqs-forward", help="forward S3 notifications from SQS to object-created")
+    forward.add_argument("--queue-url", help="defaults to EVENTS_QUEUE_URL")
+    forward.add_argument("--target", required=True, help="the object-created function URL")
+    forward.add_argument("--once", action="store_true", help="one receive round, then exit")
+    forward.set_defaults(func=_sqs_forward)
+
 
     sub.add_parser("env-example", help="print .env.example (every setting with its default)").set_defaults(
         func=_env_example)

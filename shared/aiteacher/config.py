@@ -58,7 +58,9 @@ class Settings(BaseSettings):
     function_name: str = Field("", description="Set per function by stack.yml; used in logs and rate-limit keys.")
     log_level: str = "INFO"
     audit_log_file: Path | None = Field(None, description="Append audit JSON lines here as well as to stdout.")
-    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list, description="Origins allowed to call the API from a browser.")
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Origins allowed to call the API from a browser (comma-separated).")
+    max_json_body_bytes: int = Field(256 * 1024, ge=1024, description="Largest JSON request body (413 beyond).")
     trusted_proxy_hops: int = Field(
         0, ge=0, le=5,
         description="How many reverse proxies in front of the function append to X-Forwarded-For (0: use the peer).",
@@ -95,19 +97,30 @@ class Settings(BaseSettings):
     rate_limit_window_seconds: int = Field(60, ge=1)
     rate_limits: dict[str, str] = Field(
         default_factory=lambda: {"auth-register": "20/3600", "auth-login": "30/60", "chat": "30/60",
-                                 "exam-generate": "10/3600", "ingest": "60/3600"},
+                                 "exam-generate": "10/3600", "ingest": "60/3600", "object-created": "6000/60"},
         description='Per-function overrides as {"function": "requests/seconds"} (JSON).',
     )
     login_max_failures: int = Field(10, ge=1, description="Failed logins per account and per IP per window.")
     login_failure_window_seconds: int = Field(900, ge=1)
 
-    # --- RAG (used from the curriculum issue on) -----------------------------------------------
-    s3_endpoint_url: str = ""
-    s3_bucket: str = "curriculum"
+    # --- object store, events and jobs ---------------------------------------------------------
+    s3_endpoint_url: str = Field("", description="S3/MinIO/LocalStack endpoint; `make dev` starts moto on S3_PORT.")
+    s3_bucket: str = Field("curriculum", description="Bucket for PDFs: <faculty>/<semester>/<course>/<name>.pdf")
     s3_region: str = "us-east-1"
     s3_access_key_id: str = ""
     s3_secret_access_key: str = ""
-    events_token: str = ""
+    events_token: str = Field("", description="Bearer token the bucket webhook / event forwarder must present.")
+    events_queue_url: str = Field("", description="SQS queue receiving bucket notifications (sqs-forward reads it).")
+    ingest_max_bytes: int = Field(50 * 1024 * 1024, ge=1024, description="Largest accepted PDF (413 beyond).")
+    pdf_max_pages: int = Field(500, ge=1, description="PDFs with more pages fail ingestion.")
+    pdf_max_decompressed_bytes: int = Field(200 * 1024 * 1024, ge=1024 * 1024,
+                                            description="Decompressed-content cap per PDF (bomb guard).")
+    chunk_chars: int = Field(1000, ge=200, le=8000, description="Target chunk size in characters.")
+    chunk_overlap_chars: int = Field(200, ge=0, le=2000, description="Overlap between chunks of a page.")
+    ingest_job_timeout_seconds: int = Field(600, ge=10, description="An ingestion job running longer is killed.")
+    job_max_retries: int = Field(3, ge=0, le=10, description="Retries of a failed job (at-least-once delivery).")
+    worker_threads: int = Field(2, ge=1, le=16, description="In-process worker threads in `make dev`.")
+    search_cache_seconds: int = Field(600, ge=0, le=86400, description="Search results cache TTL (0 disables).")
     qdrant_url: str = Field("", description="Qdrant server; empty means Qdrant Edge on disk under data_dir.")
     qdrant_api_key: str = ""
     qdrant_collection: str = "curriculum"
@@ -125,6 +138,26 @@ class Settings(BaseSettings):
     openai_chat_model: str = "gpt-4o-mini"
     openai_timeout_seconds: float = 30.0
     openai_max_retries: int = 2
+
+    # --- LLM (tutor answers, exam items, learning-state summaries, moderation) ----------------
+    llm_provider: Literal["auto", "offline", "openai"] = Field(
+        "auto",
+        description="auto: the OpenAI(-compatible) server when OPENAI_API_KEY is set, else the offline provider.",
+    )
+    openai_moderation_model: str = Field(
+        "omni-moderation-latest",
+        description="Moderation model; a server without /v1/moderations falls back to the offline word list.",
+    )
+    openai_max_output_tokens: int = Field(
+        2000, ge=64, le=32000, description="Upper bound on tokens the LLM may generate per request.",
+    )
+    llm_max_source_chars: int = Field(
+        16000, ge=1000, le=200000,
+        description="Characters of retrieved course text sent to the LLM per request (passages beyond are cut).",
+    )
+    llm_max_history_turns: int = Field(
+        8, ge=0, le=50, description="Most recent chat turns sent to the LLM with a tutor question.",
+    )
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -32,6 +32,61 @@ class EmbeddedServices:
         self._stops.append(server.stop)
         self.started.append(f"valkey (embedded)  {os.environ['REDIS_URL']}")
 
+    def start_s3(self, port: int) -> None:
+        """moto's S3+SQS server, the bucket, a queue and the bucket notification (.pdf -> queue)."""
+        if os.environ.get("S3_ENDPOINT_URL"):
+            return
+        from moto.server import ThreadedMotoServer
+
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        server.start()
+        os.environ["S3_ENDPOINT_URL"] = f"http://127.0.0.1:{port}"
+        for name in ("S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY"):
+            os.environ.setdefault(name, "testing")
+        os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+        self._stops.append(server.stop)
+        self.started.append(f"s3 + sqs (moto)    {os.environ['S3_ENDPOINT_URL']}")
+
+    def wire_bucket_events(self) -> str:
+        """Bucket notifications -> SQS queue (returns its URL). Idempotent."""
+        from aiteacher.config import get_settings
+        from aiteacher.storage import ensure_bucket, get_s3, get_sqs
+
+        settings = get_settings()
+        ensure_bucket(settings.s3_bucket)
+        queue_url = get_sqs().create_queue(QueueName=f"{settings.s3_bucket}-events")["QueueUrl"]
+        queue_arn = get_sqs().get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+            "Attributes"]["QueueArn"]
+        get_s3().put_bucket_notification_configuration(
+            Bucket=settings.s3_bucket,
+            NotificationConfiguration={"QueueConfigurations": [{
+                "QueueArn": queue_arn, "Events": ["s3:ObjectCreated:*"],
+                "Filter": {"Key": {"FilterRules": [{"Name": "suffix", "Value": ".pdf"}]}},
+            }]},
+        )
+        return str(queue_url)
+
+    def start_forwarder(self, queue_url: str, target: str, token: str) -> None:
+        import threading
+
+        from aiteacher import sqs_forward
+
+        stop = threading.Event()
+        thread = threading.Thread(target=sqs_forward.run, args=(queue_url, target, token),
+                                  kwargs={"stop": stop, "wait_seconds": 1}, name="sqs-forward", daemon=True)
+        thread.start()
+        self._stops.append(lambda: (stop.set(), thread.join(timeout=5)))
+        self.started.append(f"bucket events      {queue_url} -> {target}")
+
+    def start_workers(self, count: int) -> None:
+        from aiteacher.queue import WorkerThreads
+
+        workers = WorkerThreads(count)
+        workers.start()
+        self._stops.append(workers.stop)
+        self.started.append(f"rq workers         {count} threads on ingest, exams, summaries, notifications")
+
     def stop(self) -> None:
         while self._stops:
             stop = self._stops.pop()
@@ -52,14 +107,26 @@ def run(host: str | None = None, port: int | None = None) -> None:
     services = EmbeddedServices()
     try:
         services.start_redis()
+        services.start_s3(int(os.environ.get("S3_PORT", "9000")))
+        if not os.environ.get("EVENTS_TOKEN"):
+            import secrets
+
+            os.environ["EVENTS_TOKEN"] = secrets.token_urlsafe(24)
         reset_caches()
         settings = get_settings()
+        from aiteacher.vectors import get_vector_store
+
+        get_vector_store()  # take the embedded store's lock now: this process owns .data/
         from aiteacher.db.migrate import migrate_and_seed
 
         report = migrate_and_seed()
         from aiteacher.gateway import build_gateway
 
         gateway = build_gateway()
+        queue_url = services.wire_bucket_events()
+        services.start_forwarder(queue_url, f"http://127.0.0.1:{port}/function/object-created/",
+                                 settings.events_token)
+        services.start_workers(settings.worker_threads)
         db = settings.primary_database_url
         print("AI-Teacher dev gateway", flush=True)
         for line in services.started:
@@ -71,6 +138,8 @@ def run(host: str | None = None, port: int | None = None) -> None:
         for spec in gateway.specs:
             print(f"  function {spec.name:<15} http://{host}:{port}/function/{spec.name}/   "
                   f"{','.join(spec.methods)} http://{host}:{port}{spec.rest_path}")
+        print(f"  bucket   s3://{settings.s3_bucket} at {settings.s3_endpoint_url}: drop PDFs under "
+              "<faculty code>/<semester>/<course>/<name>.pdf")
         print(f"  docs     http://{host}:{port}/docs   (merged OpenAPI: /openapi.json)")
         print("  Ctrl-C stops everything.", flush=True)
         config = uvicorn.Config(gateway, host=host, port=port, log_level="warning", access_log=False)

@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from aiteacher.audit import audit, client_ip_var, function_var, request_id_var
-from aiteacher.errors import AppError, Forbidden, InvalidToken, Unauthorized
+from aiteacher.errors import AppError, Forbidden, InvalidToken, PayloadTooLarge, Unauthorized
 from aiteacher.security.tokens import Claims
 
 if TYPE_CHECKING:
@@ -81,6 +81,43 @@ def _client_ip(scope: Scope, headers: dict[str, str]) -> str:
         if chain:
             return chain[-min(hops, len(chain))]
     return peer
+
+
+class BodyLimitMiddleware:
+    """Refuse request bodies over a limit before they are read (Content-Length) or while they stream."""
+
+    def __init__(self, app: ASGIApp, setting: str | None):
+        self.app = app
+        self.setting = setting
+
+    def limit(self) -> int:
+        from aiteacher.config import get_settings
+
+        settings = get_settings()
+        # Multipart framing adds a little to the file itself.
+        return getattr(settings, self.setting) + 64 * 1024 if self.setting else settings.max_json_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD", "OPTIONS", "DELETE"):
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit()
+        for name, value in scope.get("headers", []):
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
+                await problem_response(PayloadTooLarge(f"The request body exceeds {limit} bytes"))(scope, receive, send)
+                return
+        received = 0
+
+        async def bounded_receive() -> dict[str, Any]:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise PayloadTooLarge(f"The request body exceeds {limit} bytes")
+            return message
+
+        await self.app(scope, bounded_receive, send)
 
 
 class SettingsCORSMiddleware:
@@ -225,7 +262,8 @@ def client_ip() -> str:
 
 # --- app factory ----------------------------------------------------------------------------------
 
-def create_app(function_name: str, summary: str) -> FastAPI:
+def create_app(function_name: str, summary: str, max_body_setting: str | None = None) -> FastAPI:
+    """A function's app. Bodies are capped at MAX_JSON_BODY_BYTES, or at the named setting (uploads)."""
     app = FastAPI(
         title=f"AI-Teacher: {function_name}",
         summary=summary,
@@ -238,6 +276,7 @@ def create_app(function_name: str, summary: str) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)
+    app.add_middleware(BodyLimitMiddleware, setting=max_body_setting)
     app.add_middleware(SettingsCORSMiddleware)
     app.add_middleware(RequestContextMiddleware, function_name=function_name)
 

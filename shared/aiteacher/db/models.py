@@ -95,3 +95,35 @@ class RefreshFamily(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     revoked_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+
+class Document(Base):
+    """A curriculum PDF. (bucket, object_key, etag) is unique: one object version is ingested once,
+    however often its event is delivered."""
+
+    __tablename__ = "documents"
+    __table_args__ = (
+        UniqueConstraint("bucket", "object_key", "etag", name="uq_documents_object_version"),
+        CheckConstraint("status IN ('queued', 'processing', 'ready', 'failed')", name="ck_documents_status"),
+        Index("ix_documents_tenant", "faculty_id", "semester_id", "course"),
+    )
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    title: Mapped[str] = mapped_column(String(300))
+    course: Mapped[str] = mapped_column(String(100))
+    faculty_id: Mapped[int | None] = mapped_column(ForeignKey("faculties.id", ondelete="CASCADE"), nullable=True)
+    semester_id: Mapped[int | None] = mapped_column(ForeignKey("semesters.id", ondelete="CASCADE"), nullable=True)
+    department_id: Mapped[int | None] = mapped_column(
+        ForeignKey("departments.id", ondelete="SET NULL"), nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    pages: Mapped[int] = mapped_column(Integer, default=0)
+    chunks: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    source: Mapped[str] = mapped_column(String(16), default="upload")
+    bucket: Mapped[str] = mapped_column(String(255))
+    object_key: Mapped[str] = mapped_column(String(1024))
+    etag: Mapped[str] = mapped_column(String(128))
+    size_bytes: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    uploaded_by: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -1,0 +1,48 @@
+"""document: list, read and delete curriculum documents (academics of the document's faculty, admins)."""
+
+from typing import Annotated, Literal
+
+from fastapi import Depends, Query, Response
+
+from aiteacher.security.tokens import Claims
+from aiteacher.web import create_app, lambda_handler, require_roles
+
+app = create_app("document", "Curriculum documents and their ingestion status")
+Manager = Annotated[Claims, Depends(require_roles("academic", "admin"))]
+
+
+@app.get("/")
+def list_documents(caller: Manager, course: Annotated[str | None, Query(max_length=100)] = None,
+                   status: Literal["queued", "processing", "ready", "failed"] | None = None,
+                   faculty_id: Annotated[int | None, Query(ge=1, description="Admins only")] = None,
+                   limit: Annotated[int, Query(ge=1, le=200)] = 50,
+                   offset: Annotated[int, Query(ge=0)] = 0) -> dict:
+    from aiteacher.curriculum import service
+    from aiteacher.db import transaction
+
+    with transaction(read_only=True) as session:
+        documents = service.list_documents(session, caller, course=course, status=status, faculty_id=faculty_id,
+                                           limit=limit, offset=offset)
+        return {"documents": [service.document_view(doc) for doc in documents], "limit": limit, "offset": offset}
+
+
+@app.get("/{document_id}", responses={404: {"description": "Missing, or another faculty's"}})
+def read_document(document_id: str, caller: Manager) -> dict:
+    from aiteacher.curriculum import service
+    from aiteacher.db import transaction
+
+    with transaction(read_only=True) as session:
+        return service.document_view(service.get_document(session, caller, document_id))
+
+
+@app.delete("/{document_id}", status_code=204, response_class=Response)
+def delete_document(document_id: str, caller: Manager) -> Response:
+    from aiteacher.curriculum import service
+    from aiteacher.db import transaction
+
+    with transaction() as session:
+        service.delete_document(session, caller, document_id)
+    return Response(status_code=204)
+
+
+handler = lambda_handler(app)

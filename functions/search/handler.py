@@ -1,0 +1,49 @@
+"""search: semantic search over the caller's course material (tenant from the stored profile)."""
+
+from fastapi import Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from aiteacher.web import CurrentUser, create_app, lambda_handler
+
+app = create_app("search", "Search course material")
+
+
+class SearchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    query: str = Field(min_length=1, max_length=1000)
+    top_k: int = Field(5, ge=1, le=50)
+    course: str | None = Field(None, max_length=100)
+    semester_id: int | None = Field(None, ge=1, description="Academics and admins: narrow to a semester")
+    faculty_id: int | None = Field(None, ge=1, description="Admins: narrow to a faculty")
+
+
+class SearchResult(BaseModel):
+    document_id: str
+    title: str
+    course: str
+    page: int
+    text: str
+    score: float
+
+
+class SearchOut(BaseModel):
+    results: list[SearchResult]
+
+
+@app.post("/", response_model=SearchOut,
+          responses={409: {"description": "The student's profile has no faculty/semester yet"}})
+def search(body: SearchIn, caller: CurrentUser, response: Response) -> SearchOut:
+    from aiteacher.audit import audit
+    from aiteacher.curriculum import search as curriculum
+    from aiteacher.db import transaction
+
+    with transaction(read_only=True) as session:
+        scope = curriculum.caller_scope(session, caller, course=body.course, semester_id=body.semester_id,
+                                        faculty_id=body.faculty_id)
+    results, cached = curriculum.search(scope, body.query, body.top_k)
+    response.headers["X-Cache"] = "hit" if cached else "miss"
+    audit("ai.search", "ok", actor=caller.sub, results=len(results), cached=cached)
+    return SearchOut(results=[SearchResult(**r) for r in results])
+
+
+handler = lambda_handler(app)

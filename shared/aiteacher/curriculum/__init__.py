@@ -1,0 +1,1 @@
+"""Curriculum documents: uploads and bucket drops, ingestion jobs, tenant-scoped search."""

@@ -1,0 +1,229 @@
+"""Documents: creation from uploads and bucket events, access rules, deletion, tenant cache versions."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from aiteacher.audit import audit
+from aiteacher.config import get_settings
+from aiteacher.db import after_commit
+from aiteacher.db.models import Document, Faculty, Semester, User, new_id
+from aiteacher.errors import Forbidden, NotFound, ValidationFailed
+from aiteacher.security.tokens import Claims
+
+INGEST_JOB = "aiteacher.curriculum.jobs.ingest_document"
+INGEST_FAILED = "aiteacher.curriculum.jobs.ingest_failed"
+
+
+def document_view(doc: Document) -> dict[str, Any]:
+    return {"id": doc.id, "title": doc.title, "course": doc.course, "faculty_id": doc.faculty_id,
+            "semester_id": doc.semester_id, "department_id": doc.department_id, "status": doc.status,
+            "pages": doc.pages, "chunks": doc.chunks, "error": doc.error, "source": doc.source,
+            "key": doc.object_key, "created_at": doc.created_at.isoformat(), "updated_at": doc.updated_at.isoformat()}
+
+
+def enqueue_ingestion(session: Session, document_id: str) -> None:
+    """Queue the ingestion once the document row is committed (job id = document id: enqueued once)."""
+    from aiteacher.queue import enqueue
+
+    after_commit(session, lambda: enqueue("ingest", INGEST_JOB, document_id, job_id=f"ingest-{document_id}",
+                                          timeout=get_settings().ingest_job_timeout_seconds, on_failure=INGEST_FAILED))
+
+
+# --- tenancy versions (search cache) --------------------------------------------------------------
+
+def bump_tenant_version(faculty_id: int | None) -> None:
+    """Invalidate cached searches of a faculty (and admin-wide searches) at once."""
+    from aiteacher.cache import get_redis, redis_errors
+
+    with redis_errors():
+        pipe = get_redis().pipeline()
+        pipe.incr("search-ver:all")
+        if faculty_id is not None:
+            pipe.incr(f"search-ver:f:{faculty_id}")
+        pipe.execute()
+
+
+# --- uploads --------------------------------------------------------------------------------------
+
+def read_pdf_upload(stream: Any) -> bytes:
+    """Read at most INGEST_MAX_BYTES (413 beyond) and insist on the %PDF- magic (415 otherwise)."""
+    from aiteacher.errors import PayloadTooLarge, UnsupportedMediaType
+
+    limit = get_settings().ingest_max_bytes
+    data = stream.read(limit + 1)
+    if len(data) > limit:
+        raise PayloadTooLarge(f"The file is larger than the limit of {limit // (1024 * 1024)} MB")
+    if b"%PDF-" not in data[:1024]:
+        raise UnsupportedMediaType("The file is not a PDF (it has no %PDF- header)", code="not_pdf")
+    return data
+
+
+@dataclass(frozen=True)
+class UploadTarget:
+    faculty: Faculty
+    semester: Semester
+    department_id: int | None
+
+
+def resolve_upload_target(session: Session, caller: Claims, faculty_id: int | None,
+                          semester_id: int | None) -> UploadTarget:
+    """Academics upload within their own faculty; admins anywhere (faculty required)."""
+    user = session.get(User, caller.sub)
+    if user is None:
+        raise NotFound("The account no longer exists")
+    if caller.role == "academic":
+        if user.faculty_id is None:
+            raise ValidationFailed("Set your faculty in your profile (PUT /me) before uploading",
+                                   code="profile_incomplete")
+        if faculty_id is not None and faculty_id != user.faculty_id:
+            audit("document.upload", "denied", actor=caller.sub, faculty_id=faculty_id)
+            raise Forbidden("Academics can upload only to their own faculty")
+        faculty_id = user.faculty_id
+        semester_id = semester_id or user.semester_id
+    if faculty_id is None:
+        raise ValidationFailed("faculty_id is required", code="validation_error")
+    if semester_id is None:
+        raise ValidationFailed("semester_id is required (or set a semester in your profile)")
+    faculty = session.get(Faculty, faculty_id)
+    semester = session.get(Semester, semester_id)
+    if faculty is None:
+        raise ValidationFailed(f"Faculty {faculty_id} does not exist", code="unknown_faculty")
+    if semester is None or semester.faculty_id != faculty.id:
+        raise ValidationFailed(f"Semester {semester_id} does not belong to faculty {faculty_id}",
+                               code="semester_faculty_mismatch")
+    department_id = user.department_id if user.faculty_id == faculty.id else None
+    return UploadTarget(faculty, semester, department_id)
+
+
+def create_upload(session: Session, caller: Claims, target: UploadTarget, *, course: str, filename: str,
+                  data: bytes) -> Document:
+    """Record the document (ETag = MD5 of the body, what S3 gives a single-part PUT) before the object
+    is written, so the bucket's own event for it is recognised as a duplicate, then store it."""
+    from aiteacher.curriculum.keys import title_from_name, upload_key
+    from aiteacher.storage import put_pdf
+
+    settings = get_settings()
+    document_id = new_id()
+    key = upload_key(target.faculty.code, target.semester.number, course, document_id, filename)
+    doc = Document(id=document_id, title=title_from_name(filename), course=course.strip(),
+                   faculty_id=target.faculty.id, semester_id=target.semester.id, department_id=target.department_id,
+                   status="queued", source="upload", bucket=settings.s3_bucket, object_key=key,
+                   etag=hashlib.md5(data, usedforsecurity=False).hexdigest(), size_bytes=len(data),
+                   uploaded_by=caller.sub)
+    session.add(doc)
+    session.flush()
+    put_pdf(key, data, {"document-id": document_id})
+    enqueue_ingestion(session, document_id)
+    audit("document.upload", "queued", actor=caller.sub, target=document_id, key=key, size=len(data))
+    return doc
+
+
+# --- bucket events --------------------------------------------------------------------------------
+
+def register_object(session: Session, bucket: str, key: str, etag: str, size: int | None) -> tuple[str, bool]:
+    """Create the document for one object version, once. Returns (document id, created now?).
+
+    The unique (bucket, key, etag) constraint makes concurrent deliveries of one event insert one row;
+    a key outside the layout, or naming an unknown faculty or semester, becomes a failed document."""
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    from aiteacher.curriculum.keys import KeyLayoutError, parse_key, title_from_name
+
+    existing = session.scalar(select(Document.id).where(
+        Document.bucket == bucket, Document.object_key == key, Document.etag == etag))
+    if existing:
+        return existing, False
+    values: dict[str, Any] = {"id": new_id(), "bucket": bucket, "object_key": key, "etag": etag, "size_bytes": size,
+                              "source": "bucket", "status": "queued", "pages": 0, "chunks": 0, "attempts": 0}
+    try:
+        placement = parse_key(key)
+        values.update(course=placement.course, title=title_from_name(placement.name))
+        faculty = session.scalar(select(Faculty).where(Faculty.code == placement.faculty_code))
+        semester = faculty and session.scalar(select(Semester).where(
+            Semester.faculty_id == faculty.id, Semester.number == placement.semester_number))
+        if faculty is None:
+            raise KeyLayoutError(f"Unknown faculty code '{placement.faculty_code}' in key '{key}'")
+        if semester is None:
+            raise KeyLayoutError(
+                f"Faculty '{faculty.code}' has no semester {placement.semester_number} (key '{key}')")
+        values.update(faculty_id=faculty.id, semester_id=semester.id)
+    except KeyLayoutError as exc:
+        values.setdefault("course", "")
+        values.setdefault("title", key.rsplit("/", 1)[-1])
+        values.update(status="failed", error=str(exc)[:1000])
+    from aiteacher.db.models import utcnow
+
+    values.update(created_at=utcnow(), updated_at=utcnow())
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    statement = insert(Document).values(**values).on_conflict_do_nothing(
+        index_elements=["bucket", "object_key", "etag"])
+    inserted = session.execute(statement).rowcount == 1
+    if not inserted:
+        document_id = session.scalar(select(Document.id).where(
+            Document.bucket == bucket, Document.object_key == key, Document.etag == etag))
+        return str(document_id), False
+    audit("document.object_created", values["status"], target=values["id"], key=key, error=values.get("error"))
+    if values["status"] == "queued":
+        enqueue_ingestion(session, values["id"])
+    return values["id"], True
+
+
+# --- reading and deleting -------------------------------------------------------------------------
+
+def _caller_faculty(session: Session, caller: Claims) -> int | None:
+    """The faculty whose documents the caller may manage (None for admins: all)."""
+    if caller.role == "admin":
+        return None
+    if caller.role != "academic":
+        raise Forbidden("Only academics and admins manage documents")
+    user = session.get(User, caller.sub)
+    if user is None or user.faculty_id is None:
+        raise ValidationFailed("Set your faculty in your profile (PUT /me) first", code="profile_incomplete")
+    return user.faculty_id
+
+
+def list_documents(session: Session, caller: Claims, *, course: str | None, status: str | None,
+                   faculty_id: int | None, limit: int, offset: int) -> list[Document]:
+    own = _caller_faculty(session, caller)
+    query = select(Document)
+    if own is not None:
+        query = query.where(Document.faculty_id == own)
+    elif faculty_id is not None:
+        query = query.where(Document.faculty_id == faculty_id)
+    if course:
+        query = query.where(Document.course == course)
+    if status:
+        query = query.where(Document.status == status)
+    return list(session.scalars(query.order_by(Document.created_at.desc(), Document.id).limit(limit).offset(offset)))
+
+
+def get_document(session: Session, caller: Claims, document_id: str) -> Document:
+    own = _caller_faculty(session, caller)
+    doc = session.get(Document, document_id)
+    # Another faculty's document is indistinguishable from a missing one.
+    if doc is None or (own is not None and doc.faculty_id != own):
+        raise NotFound("No such document")
+    return doc
+
+
+def delete_document(session: Session, caller: Claims, document_id: str) -> None:
+    """Remove the vectors first (search stops returning it at once), then the object and the row."""
+    from aiteacher.storage import delete_object
+    from aiteacher.vectors import get_vector_store
+
+    doc = get_document(session, caller, document_id)
+    get_vector_store().delete_document(doc.id)
+    delete_object(doc.bucket, doc.object_key)
+    faculty_id = doc.faculty_id
+    session.delete(doc)
+    session.flush()
+    after_commit(session, lambda: bump_tenant_version(faculty_id))
+    audit("document.delete", "ok", actor=caller.sub, target=document_id)

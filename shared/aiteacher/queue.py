@@ -1,0 +1,115 @@
+"""RQ jobs: enqueue by dotted path (after commit), and the workers.
+
+Production runs `aiteacher worker` (a forking RQ worker per pod, scaled by KEDA on queue length).
+`make dev` and the tests run `ThreadWorker`s inside the process that owns the embedded stores:
+jobs run in a thread and a timer enforces the job timeout.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+QUEUES = ("ingest", "exams", "summaries", "notifications")
+log = logging.getLogger("aiteacher.queue")
+
+
+def get_queue(name: str) -> Any:
+    from rq import Queue
+
+    from aiteacher.cache import get_redis
+
+    if name not in QUEUES:
+        raise ValueError(f"unknown queue {name!r}")
+    return Queue(name, connection=get_redis())
+
+
+def enqueue(queue: str, function: str, *args: Any, job_id: str | None = None, timeout: int | None = None,
+            retries: int | None = None, on_failure: str | None = None, **kwargs: Any) -> str:
+    """Enqueue `function` (a dotted path) with IDs only. A job id makes enqueueing idempotent."""
+    from rq import Callback, Retry
+
+    from aiteacher.cache import redis_errors
+    from aiteacher.config import get_settings
+
+    settings = get_settings()
+    retries = settings.job_max_retries if retries is None else retries
+    with redis_errors("The job queue"):
+        job = get_queue(queue).enqueue_call(
+            func=function, args=args, kwargs=kwargs, job_id=job_id,
+            timeout=timeout or settings.ingest_job_timeout_seconds,
+            retry=Retry(max=retries) if retries else None, result_ttl=3600, failure_ttl=7 * 24 * 3600,
+            on_failure=Callback(on_failure) if on_failure else None,
+        )
+    return str(job.id)
+
+
+def _thread_worker_class() -> type:
+    from rq.timeouts import TimerDeathPenalty
+    from rq.worker import SimpleWorker
+
+    class ThreadWorker(SimpleWorker):
+        """Runs jobs in the calling thread; a timer, not SIGALRM, enforces job timeouts."""
+
+        death_penalty_class = TimerDeathPenalty
+
+        def _install_signal_handlers(self) -> None:  # signals belong to the main thread
+            pass
+
+    return ThreadWorker
+
+
+def run_burst(queues: tuple[str, ...] = QUEUES) -> int:
+    """Run every queued job (and retries it schedules at once) to completion in this thread."""
+    from aiteacher.cache import get_redis
+
+    worker = _thread_worker_class()([get_queue(name) for name in queues], connection=get_redis())
+    executed = 0
+    while any(get_queue(name).count for name in queues):
+        worker.work(burst=True, with_scheduler=False)
+        executed += 1
+        if executed > 50:
+            break
+    return executed
+
+
+class WorkerThreads:
+    """`make dev`: N worker threads on every queue, stopped with the process."""
+
+    def __init__(self, count: int):
+        self.count = count
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        for index in range(self.count):
+            thread = threading.Thread(target=self._loop, name=f"rq-worker-{index}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _loop(self) -> None:
+        from aiteacher.cache import get_redis
+
+        worker = _thread_worker_class()([get_queue(name) for name in QUEUES], connection=get_redis())
+        while not self._stop.is_set():
+            try:
+                worker.work(burst=True, with_scheduler=True, max_jobs=1)
+            except Exception:
+                log.exception("worker loop error")
+            self._stop.wait(0.5)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=10)
+
+
+def run_worker(queues: list[str] | None = None, burst: bool = False) -> None:
+    """`aiteacher worker`: a forking RQ worker (one job per work-horse process) with the scheduler."""
+    from rq import Worker
+
+    from aiteacher.cache import get_redis
+
+    worker = Worker([get_queue(name) for name in (queues or QUEUES)], connection=get_redis())
+    worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
