@@ -100,6 +100,8 @@ class Settings(BaseSettings):
                                  "exam-generate": "10/3600", "ingest": "60/3600", "object-created": "6000/60"},
         description='Per-function overrides as {"function": "requests/seconds"} (JSON).',
     )
+    rate_limit_admin_multiplier: int = Field(
+        10, ge=1, le=1000, description="Admins get this many times the limit (bulk account creation, uploads).")
     login_max_failures: int = Field(10, ge=1, description="Failed logins per account and per IP per window.")
     login_failure_window_seconds: int = Field(900, ge=1)
 
@@ -158,6 +160,24 @@ class Settings(BaseSettings):
     llm_max_history_turns: int = Field(
         8, ge=0, le=50, description="Most recent chat turns sent to the LLM with a tutor question.",
     )
+
+    # --- tutor, exams, notifications -----------------------------------------------------------
+    tutor_min_score: float = Field(0.3, ge=0.0, le=1.0,
+                                   description="A retrieved chunk must score at least this (cosine) to ground an answer.")
+    tutor_top_k: int = Field(5, ge=1, le=20, description="Chunks retrieved per tutor question.")
+    chat_max_message_chars: int = Field(2000, ge=100, le=20000, description="Longest student message.")
+    chat_cache_seconds: int = Field(6 * 3600, ge=0, le=24 * 3600, description="Tutor answer cache TTL (max 24 h).")
+    summary_every_messages: int = Field(6, ge=2, le=100, description="Learning-state summary every N messages.")
+    exam_max_mcq: int = Field(20, ge=1, le=100)
+    exam_max_theory: int = Field(10, ge=0, le=50)
+    exam_job_timeout_seconds: int = Field(900, ge=30)
+    smtp_url: str = Field("", description="smtp://user:pass@host:port (smtps:// for TLS); empty writes an outbox.")
+    smtp_starttls: bool = Field(False, description="Upgrade the SMTP connection with STARTTLS.")
+    smtp_from: str = Field("AI-Teacher <no-reply@aiteacher.local>", description="Sender of notification mail.")
+    fcm_project_id: str = Field("", description="Firebase project for push (FCM HTTP v1); empty disables push.")
+    fcm_credentials_file: Path | None = Field(None, description="Service-account JSON for FCM.")
+    notification_retry_intervals: list[int] = Field(
+        default_factory=lambda: [10, 60, 300], description="Seconds between retries of a failed notification.")
 
     @field_validator("cors_origins", mode="before")
     @classmethod

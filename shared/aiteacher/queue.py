@@ -26,7 +26,8 @@ def get_queue(name: str) -> Any:
 
 
 def enqueue(queue: str, function: str, *args: Any, job_id: str | None = None, timeout: int | None = None,
-            retries: int | None = None, on_failure: str | None = None, **kwargs: Any) -> str:
+            retries: int | None = None, retry_intervals: list[int] | None = None, on_failure: str | None = None,
+            **kwargs: Any) -> str:
     """Enqueue `function` (a dotted path) with IDs only. A job id makes enqueueing idempotent."""
     from rq import Callback, Retry
 
@@ -39,7 +40,8 @@ def enqueue(queue: str, function: str, *args: Any, job_id: str | None = None, ti
         job = get_queue(queue).enqueue_call(
             func=function, args=args, kwargs=kwargs, job_id=job_id,
             timeout=timeout or settings.ingest_job_timeout_seconds,
-            retry=Retry(max=retries) if retries else None, result_ttl=3600, failure_ttl=7 * 24 * 3600,
+            retry=Retry(max=retries, interval=retry_intervals or 0) if retries else None,
+            result_ttl=3600, failure_ttl=7 * 24 * 3600,
             on_failure=Callback(on_failure) if on_failure else None,
         )
     return str(job.id)

@@ -247,7 +247,10 @@ def rate_limit(request: Request, response: Response) -> None:
     except InvalidToken:
         claims = None
     caller = f"user:{claims.sub}" if claims else f"ip:{client_ip_var.get()}"
-    limit, window = get_settings().rate_limit_for(function)
+    settings = get_settings()
+    limit, window = settings.rate_limit_for(function)
+    if claims and claims.role == "admin":
+        limit *= settings.rate_limit_admin_multiplier
     try:
         decision = ratelimit.enforce(f"{function}:{caller}", limit, window)
     except RateLimited:

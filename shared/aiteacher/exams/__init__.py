@@ -1,0 +1,1 @@
+"""Exam generation (an RQ job) and exam access rules."""

@@ -1,0 +1,132 @@
+"""Notifications: an RQ job per message, so a failing mail server is retried on its own schedule and
+never fails the job that triggered it. SMTP when SMTP_URL is set; otherwise an outbox under
+DATA_DIR (`outbox.jsonl`) and the log, which is what `make dev` and the tests read."""
+
+from __future__ import annotations
+
+import json
+import logging
+import smtplib
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from aiteacher.audit import audit
+
+log = logging.getLogger("aiteacher.notifications")
+DELIVER = "aiteacher.notifications.deliver"
+
+
+def queue_notification(user_ids: list[str], subject: str, body: str, kind: str, *,
+                       dedupe_key: str | None = None) -> None:
+    """Enqueue one notification job (IDs and text only). `dedupe_key` makes a repeat enqueue a no-op."""
+    from aiteacher.config import get_settings
+    from aiteacher.queue import enqueue
+
+    if not user_ids:
+        return
+    intervals = get_settings().notification_retry_intervals
+    enqueue("notifications", DELIVER, sorted(set(user_ids)), subject, body, kind,
+            job_id=f"notify-{dedupe_key}" if dedupe_key else None, timeout=120,
+            retries=len(intervals), retry_intervals=intervals)
+
+
+def deliver(user_ids: list[str], subject: str, body: str, kind: str) -> dict[str, Any]:
+    from sqlalchemy import select
+
+    from aiteacher.config import get_settings
+    from aiteacher.db import transaction
+    from aiteacher.db.models import User
+
+    with transaction(read_only=True) as session:
+        emails = list(session.scalars(select(User.email).where(User.id.in_(user_ids), User.is_active.is_(True))))
+    settings = get_settings()
+    if settings.smtp_url:
+        _send_smtp(settings.smtp_url, settings.smtp_starttls, settings.smtp_from, emails, subject, body)
+        channel = "smtp"
+    else:
+        _write_outbox(emails, subject, body, kind)
+        channel = "outbox"
+    audit("notification.sent", "ok", target=kind, recipients=len(emails), channel=channel)
+    return {"recipients": len(emails), "channel": channel}
+
+
+def _send_smtp(url: str, starttls: bool, sender: str, recipients: list[str], subject: str, body: str) -> None:
+    parts = urlsplit(url)
+    secure = parts.scheme == "smtps"
+    host, port = parts.hostname or "127.0.0.1", parts.port or (465 if secure else 25)
+    client_class = smtplib.SMTP_SSL if secure else smtplib.SMTP
+    with client_class(host, port, timeout=15) as client:
+        if starttls and not secure:
+            client.starttls()
+        if parts.username:
+            client.login(unquote(parts.username), unquote(parts.password or ""))
+        for recipient in recipients:
+            message = EmailMessage()
+            message["From"], message["To"], message["Subject"] = sender, recipient, subject
+            message.set_content(body)
+            client.send_message(message)
+
+
+def _write_outbox(recipients: list[str], subject: str, body: str, kind: str) -> None:
+    from aiteacher.config import get_settings
+
+    path = get_settings().data_dir / "outbox.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as outbox:
+        for recipient in recipients:
+            outbox.write(json.dumps({"time": datetime.now(UTC).isoformat(), "to": recipient, "subject": subject,
+                                     "body": body, "kind": kind}) + "\n")
+    log.info("outbox: %s -> %d recipient(s)", subject, len(recipients))
+
+
+# --- what we notify about -------------------------------------------------------------------------
+
+def notify_document_outcome(document_id: str) -> None:
+    from aiteacher.db import transaction
+    from aiteacher.db.models import Document
+
+    with transaction(read_only=True) as session:
+        doc = session.get(Document, document_id)
+        if doc is None or doc.uploaded_by is None or doc.status not in ("ready", "failed"):
+            return
+        if doc.status == "ready":
+            subject = f"'{doc.title}' is ready"
+            body = f"'{doc.title}' ({doc.course}) was ingested: {doc.pages} pages, {doc.chunks} passages searchable."
+        else:
+            subject = f"'{doc.title}' could not be ingested"
+            body = f"'{doc.title}' ({doc.course}) failed: {doc.error}"
+        queue_notification([doc.uploaded_by], subject, body, f"document.{doc.status}",
+                           dedupe_key=f"doc-{doc.id}-{doc.status}")
+
+
+def notify_exam_ready(exam_id: str) -> None:
+    from aiteacher.db import transaction
+    from aiteacher.db.models import Exam
+
+    with transaction(read_only=True) as session:
+        exam = session.get(Exam, exam_id)
+        if exam is None or exam.created_by is None:
+            return
+        subject = "Your practice exam is ready" if exam.status == "ready" else "Your exam could not be generated"
+        body = (f"Exam {exam.id}: {len(exam.questions)} questions{f' on {exam.topic}' if exam.topic else ''}."
+                if exam.status == "ready" else f"Exam {exam.id} failed: {exam.error}")
+        queue_notification([exam.created_by], subject, body, f"exam.{exam.status}", dedupe_key=f"exam-{exam.id}")
+
+
+def notify_flagged_message(faculty_id: int | None, session_id: str, categories: list[str]) -> None:
+    """Tell the faculty's academics that a student message was flagged (no message text in the mail)."""
+    from sqlalchemy import select
+
+    from aiteacher.db import transaction
+    from aiteacher.db.models import User
+
+    if faculty_id is None:
+        return
+    with transaction(read_only=True) as session:
+        academics = list(session.scalars(select(User.id).where(
+            User.faculty_id == faculty_id, User.role == "academic", User.is_active.is_(True))))
+    queue_notification(academics, "A tutor conversation needs attention",
+                       f"A message in tutoring session {session_id} was flagged ({', '.join(categories)}). "
+                       "Please review it according to your faculty's welfare procedure.", "chat.flagged")

@@ -1,0 +1,1 @@
+"""The AI tutor: guardrails, sessions, the hint ladder and learning-state summaries."""
