@@ -124,10 +124,15 @@ def main(argv: list[str] | None = None) -> int:
         func=_env_example)
 
     args = parser.parse_args(argv)
+    from aiteacher.vectors.base import VectorStoreError
+
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except VectorStoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

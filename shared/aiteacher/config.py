@@ -162,8 +162,8 @@ class Settings(BaseSettings):
     )
 
     # --- tutor, exams, notifications -----------------------------------------------------------
-    tutor_min_score: float = Field(0.3, ge=0.0, le=1.0,
-                                   description="A retrieved chunk must score at least this (cosine) to ground an answer.")
+    tutor_min_score: float = Field(
+        0.3, ge=0.0, le=1.0, description="A retrieved chunk must score at least this (cosine) to ground an answer.")
     tutor_top_k: int = Field(5, ge=1, le=20, description="Chunks retrieved per tutor question.")
     chat_max_message_chars: int = Field(2000, ge=100, le=20000, description="Longest student message.")
     chat_cache_seconds: int = Field(6 * 3600, ge=0, le=24 * 3600, description="Tutor answer cache TTL (max 24 h).")

@@ -97,11 +97,17 @@ class EmbeddedServices:
 
 
 def run(host: str | None = None, port: int | None = None) -> None:
+    import logging
+
     import uvicorn
 
     from aiteacher.config import get_settings, reset_caches
 
     os.environ.setdefault("AITEACHER_ENV", "dev")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("werkzeug", "botocore", "urllib3", "rq.worker", "rq.scheduler", "pypdf"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    _own_data_dir()
     host = host or os.environ.get("GATEWAY_HOST", "127.0.0.1")
     port = port or int(os.environ.get("GATEWAY_PORT", "8080"))
     services = EmbeddedServices()
@@ -148,6 +154,31 @@ def run(host: str | None = None, port: int | None = None) -> None:
         server.run()
     finally:
         services.stop()
+
+
+def _own_data_dir() -> None:
+    """One process owns the embedded stores under DATA_DIR: take an OS lock before touching anything."""
+    import fcntl
+    from pathlib import Path
+
+    data_dir = Path(os.environ.get("DATA_DIR", ".data"))
+    data_dir.mkdir(parents=True, exist_ok=True)
+    handle = (data_dir / ".dev.lock").open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        owner = handle.read().strip() or "unknown"
+        raise SystemExit(f"error: {data_dir.resolve()} is in use by another process (pid {owner}): stop it, or "
+                         "give this one its own DATA_DIR (or use servers: DATABASE_URL, REDIS_URL, QDRANT_URL)"
+                         ) from None
+    handle.truncate(0)
+    handle.write(str(os.getpid()))
+    handle.flush()
+    _LOCKS.append(handle)  # held for the life of the process
+
+
+_LOCKS: list = []
 
 
 def _install_signal_handlers(server: Any) -> None:

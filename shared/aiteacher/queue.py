@@ -47,6 +47,16 @@ def enqueue(queue: str, function: str, *args: Any, job_id: str | None = None, ti
     return str(job.id)
 
 
+def worker_connection() -> Any:
+    """Workers get their own Redis connection: RQ raises the socket timeout of the connection it is
+    given to cover blocking dequeues, which must not leak into the fail-fast client requests use."""
+    from redis import Redis
+
+    from aiteacher.config import get_settings
+
+    return Redis.from_url(get_settings().redis_url, health_check_interval=30)
+
+
 def _thread_worker_class() -> type:
     from rq.timeouts import TimerDeathPenalty
     from rq.worker import SimpleWorker
@@ -64,15 +74,17 @@ def _thread_worker_class() -> type:
 
 def run_burst(queues: tuple[str, ...] = QUEUES) -> int:
     """Run every queued job (and retries it schedules at once) to completion in this thread."""
-    from aiteacher.cache import get_redis
-
-    worker = _thread_worker_class()([get_queue(name) for name in queues], connection=get_redis())
+    connection = worker_connection()
+    worker = _thread_worker_class()(list(queues), connection=connection)
     executed = 0
-    while any(get_queue(name).count for name in queues):
-        worker.work(burst=True, with_scheduler=False)
-        executed += 1
-        if executed > 50:
-            break
+    try:
+        while any(get_queue(name).count for name in queues):
+            worker.work(burst=True, with_scheduler=False, logging_level="WARNING")
+            executed += 1
+            if executed > 50:
+                break
+    finally:
+        connection.close()
     return executed
 
 
@@ -91,12 +103,12 @@ class WorkerThreads:
             self._threads.append(thread)
 
     def _loop(self) -> None:
-        from aiteacher.cache import get_redis
-
-        worker = _thread_worker_class()([get_queue(name) for name in QUEUES], connection=get_redis())
+        # Short burst rounds: no blocking dequeue to interrupt on Ctrl-C, and the scheduler's due
+        # retries are enqueued inline (no scheduler process forked from a process holding file locks).
+        worker = _thread_worker_class()(list(QUEUES), connection=worker_connection())
         while not self._stop.is_set():
             try:
-                worker.work(burst=True, with_scheduler=True, max_jobs=1)
+                worker.work(burst=True, with_scheduler=True, max_jobs=1, logging_level="WARNING")
             except Exception:
                 log.exception("worker loop error")
             self._stop.wait(0.5)
@@ -111,7 +123,6 @@ def run_worker(queues: list[str] | None = None, burst: bool = False) -> None:
     """`aiteacher worker`: a forking RQ worker (one job per work-horse process) with the scheduler."""
     from rq import Worker
 
-    from aiteacher.cache import get_redis
-
-    worker = Worker([get_queue(name) for name in (queues or QUEUES)], connection=get_redis())
+    connection = worker_connection()
+    worker = Worker(list(queues or QUEUES), connection=connection)
     worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
