@@ -52,6 +52,9 @@ def env_example() -> str:
         if field.description:
             lines.append(f"# {field.description}")
         lines.append(f"{str(field.validation_alias or name).upper()}={'' if default is None else default}")
+    lines += ["", "# --- read by `make dev` (aiteacher dev) only ---",
+              "# Where the local gateway listens.", "GATEWAY_HOST=127.0.0.1", "GATEWAY_PORT=8080",
+              "# Port of the embedded S3+SQS server (moto) when S3_ENDPOINT_URL is unset.", "S3_PORT=9000"]
     return "\n".join(lines) + "\n"
 
 
