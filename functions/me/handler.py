@@ -8,7 +8,8 @@ app = create_app("me", "The signed-in user's profile")
 
 def _profile(user) -> Profile:  # type: ignore[no-untyped-def]
     return Profile(id=user.id, email=user.email, full_name=user.full_name, role=user.role,
-                   faculty_id=user.faculty_id, department_id=user.department_id, semester_id=user.semester_id)
+                   faculty_id=user.faculty_id, department_id=user.department_id, semester_id=user.semester_id,
+                   push_enabled=bool(user.push_token))
 
 
 @app.get("/", response_model=Profile)

@@ -176,6 +176,7 @@ class Settings(BaseSettings):
     smtp_from: str = Field("AI-Teacher <no-reply@aiteacher.local>", description="Sender of notification mail.")
     fcm_project_id: str = Field("", description="Firebase project for push (FCM HTTP v1); empty disables push.")
     fcm_credentials_file: Path | None = Field(None, description="Service-account JSON for FCM.")
+    fcm_base_url: str = Field("https://fcm.googleapis.com", description="FCM HTTP v1 endpoint (tests point it home).")
     notification_retry_intervals: list[int] = Field(
         default_factory=lambda: [10, 60, 300], description="Seconds between retries of a failed notification.")
 

@@ -1,6 +1,7 @@
-"""Notifications: an RQ job per message, so a failing mail server is retried on its own schedule and
-never fails the job that triggered it. SMTP when SMTP_URL is set; otherwise an outbox under
-DATA_DIR (`outbox.jsonl`) and the log, which is what `make dev` and the tests read."""
+"""Notifications: an RQ job per message and channel, so a failing mail server is retried on its own
+schedule and never fails the job that triggered it. Mail goes over SMTP when SMTP_URL is set,
+otherwise to an outbox under DATA_DIR (`outbox.jsonl`) and the log; push goes over FCM HTTP v1 when
+FCM_PROJECT_ID and FCM_CREDENTIALS_FILE are set."""
 
 from __future__ import annotations
 
@@ -16,20 +17,26 @@ from aiteacher.audit import audit
 
 log = logging.getLogger("aiteacher.notifications")
 DELIVER = "aiteacher.notifications.deliver"
+DELIVER_PUSH = "aiteacher.notifications.deliver_push"
 
 
 def queue_notification(user_ids: list[str], subject: str, body: str, kind: str, *,
                        dedupe_key: str | None = None) -> None:
-    """Enqueue one notification job (IDs and text only). `dedupe_key` makes a repeat enqueue a no-op."""
+    """Enqueue delivery jobs (IDs and text only): mail always, push when FCM is configured. Each
+    channel is its own job, so a retry of one never repeats the other. `dedupe_key` makes a repeat
+    enqueue a no-op."""
+    from aiteacher import push
     from aiteacher.config import get_settings
     from aiteacher.queue import enqueue
 
     if not user_ids:
         return
     intervals = get_settings().notification_retry_intervals
-    enqueue("notifications", DELIVER, sorted(set(user_ids)), subject, body, kind,
-            job_id=f"notify-{dedupe_key}" if dedupe_key else None, timeout=120,
-            retries=len(intervals), retry_intervals=intervals)
+    channels = [("mail", DELIVER)] + ([("push", DELIVER_PUSH)] if push.configured() else [])
+    for channel, job in channels:
+        enqueue("notifications", job, sorted(set(user_ids)), subject, body, kind,
+                job_id=f"notify-{channel}-{dedupe_key}" if dedupe_key else None, timeout=120,
+                retries=len(intervals), retry_intervals=intervals)
 
 
 def deliver(user_ids: list[str], subject: str, body: str, kind: str) -> dict[str, Any]:
@@ -50,6 +57,25 @@ def deliver(user_ids: list[str], subject: str, body: str, kind: str) -> dict[str
         channel = "outbox"
     audit("notification.sent", "ok", target=kind, recipients=len(emails), channel=channel)
     return {"recipients": len(emails), "channel": channel}
+
+
+def deliver_push(user_ids: list[str], subject: str, body: str, kind: str) -> dict[str, Any]:
+    from sqlalchemy import select, update
+
+    from aiteacher import push
+    from aiteacher.db import transaction
+    from aiteacher.db.models import User
+
+    with transaction(read_only=True) as session:
+        tokens = {row.id: row.push_token for row in session.execute(select(User.id, User.push_token).where(
+            User.id.in_(user_ids), User.is_active.is_(True), User.push_token.is_not(None)))}
+    stale = push.send(tokens, subject, body) if tokens else []
+    if stale:
+        with transaction() as session:
+            session.execute(update(User).where(User.id.in_(stale)).values(push_token=None))
+    audit("notification.sent", "ok", target=kind, recipients=len(tokens) - len(stale), channel="fcm",
+          forgotten=len(stale))
+    return {"recipients": len(tokens), "stale": len(stale)}
 
 
 def _send_smtp(url: str, starttls: bool, sender: str, recipients: list[str], subject: str, body: str) -> None:

@@ -23,7 +23,7 @@ def test_register_login_me_refresh_logout_happy_path(client) -> None:
     me = client.get("/me", headers=bearer(tokens["access_token"]))
     assert me.status_code == 200
     assert me.json() == {"id": body["id"], "email": email, "full_name": "Ada", "role": "student",
-                         "faculty_id": None, "department_id": None, "semester_id": None}
+                         "faculty_id": None, "department_id": None, "semester_id": None, "push_enabled": False}
 
     rotated = client.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
     assert rotated.status_code == 200

@@ -52,6 +52,7 @@ class Profile(BaseModel):
     faculty_id: int | None
     department_id: int | None
     semester_id: int | None
+    push_enabled: bool = False
 
 
 class ProfileUpdate(BaseModel):
@@ -62,3 +63,5 @@ class ProfileUpdate(BaseModel):
     faculty_id: int | None = Field(None, ge=1)
     department_id: int | None = Field(None, ge=1)
     semester_id: int | None = Field(None, ge=1)
+    push_token: str | None = Field(None, min_length=1, max_length=4096,
+                                   description="FCM registration token of this device; null stops push")

@@ -209,6 +209,8 @@ def update_profile(session: Session, user_id: str, changes: dict[str, object]) -
     from aiteacher.academics.service import check_placement
 
     user = get_user(session, user_id)
+    if "push_token" in changes:
+        user.push_token = changes.pop("push_token")  # type: ignore[assignment]
     if "full_name" in changes:
         if changes["full_name"] is None:
             changes.pop("full_name")
