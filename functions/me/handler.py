@@ -18,7 +18,7 @@ def read_profile(caller: CurrentUser) -> Profile:
     from aiteacher.identity import service
 
     with transaction(read_only=True) as session:
-        return _profile(service.get_user(session, caller.sub))
+        return _profile(service.read_profile(session, caller.sub))
 
 
 @app.put("/", response_model=Profile,

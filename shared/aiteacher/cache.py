@@ -7,6 +7,7 @@ closed, never open.
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -24,14 +25,44 @@ T = TypeVar("T")
 def get_redis() -> Redis:
     from redis import Redis
 
+    url, options = _redis_options()
+    return Redis.from_url(url, **options)
+
+
+def _redis_options() -> tuple[str, dict[str, Any]]:
     from aiteacher.config import get_settings
 
     settings = get_settings()
     if not settings.redis_url:
         raise ServiceUnavailable("REDIS_URL is not configured")
     timeout = settings.redis_timeout_seconds
-    return Redis.from_url(settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout,
-                          health_check_interval=30, decode_responses=False)
+    return settings.redis_url, {"socket_timeout": timeout, "socket_connect_timeout": timeout,
+                                "health_check_interval": 30, "decode_responses": False}
+
+
+_async_clients: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+_async_generation = [0]
+
+
+def get_async_redis() -> Any:
+    """An asyncio Redis client for the running event loop (the request hot path uses it, so a rate
+    limit and deny-list check costs no thread hop). One per loop: asyncio connections cannot cross loops."""
+    import asyncio
+
+    from redis.asyncio import Redis as AsyncRedis
+
+    loop = asyncio.get_running_loop()
+    entry = _async_clients.get(loop)
+    if entry is None or entry[0] != _async_generation[0]:
+        url, options = _redis_options()
+        entry = (_async_generation[0], AsyncRedis.from_url(url, **options))
+        _async_clients[loop] = entry
+    return entry[1]
+
+
+def forget_async_clients() -> None:
+    """Settings changed (tests): build new asyncio clients on next use."""
+    _async_generation[0] += 1
 
 
 @contextmanager
@@ -44,30 +75,21 @@ def redis_errors(what: str = "The cache") -> Iterator[None]:
         raise ServiceUnavailable(f"{what} is unreachable; try again shortly") from exc
 
 
-def _deny_key(issuer: str, jti: str) -> str:
-    return f"deny:jti:{issuer}:{jti}"
-
-
-def _family_key(family: str) -> str:
-    return f"deny:fam:{family}"
+def deny_keys(issuer: str, jti: str, family: str | None) -> tuple[str, ...]:
+    """The deny-list keys that refuse an access token: its own (iss, jti) and its login's family."""
+    return (f"deny:jti:{issuer}:{jti}",) + ((f"deny:fam:{family}",) if family else ())
 
 
 def deny_token(issuer: str, jti: str, exp: int) -> None:
     ttl = max(1, exp - int(time.time()) + 5)
     with redis_errors("The token store"):
-        get_redis().set(_deny_key(issuer, jti), b"1", ex=ttl)
+        get_redis().set(deny_keys(issuer, jti, None)[0], b"1", ex=ttl)
 
 
 def deny_family(family: str, ttl_seconds: int) -> None:
     """Refuse every access token of a login (family) until the longest of them has expired."""
     with redis_errors("The token store"):
-        get_redis().set(_family_key(family), b"1", ex=max(1, ttl_seconds + 5))
-
-
-def is_denied(issuer: str, jti: str, family: str | None) -> bool:
-    keys = [_deny_key(issuer, jti)] + ([_family_key(family)] if family else [])
-    with redis_errors("The token store"):
-        return any(get_redis().mget(keys))
+        get_redis().set(f"deny:fam:{family}", b"1", ex=max(1, ttl_seconds + 5))
 
 
 def cached_json(key: str, ttl_seconds: int, build: Callable[[], Any]) -> Any:

@@ -8,7 +8,7 @@ an environment variable wins over a secret file. `.env.example` lists every sett
 from __future__ import annotations
 
 import secrets
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -212,11 +212,11 @@ class Settings(BaseSettings):
     def is_dev(self) -> bool:
         return self.env in ("dev", "test")
 
-    @property
+    @cached_property
     def primary_database_url(self) -> str:
         return _with_driver(self.database_url) or f"sqlite:///{(self.data_dir / 'aiteacher.db').resolve()}"
 
-    @property
+    @cached_property
     def read_database_url(self) -> str:
         return _with_driver(self.database_read_url) or self.primary_database_url
 

@@ -6,16 +6,25 @@ this request; the Redis server's clock is the only clock, so replicas of a funct
 
 from __future__ import annotations
 
-import secrets
+import hashlib
+import itertools
+import os
+import time
 from dataclasses import dataclass
 from typing import Any
 
+from redis.exceptions import NoScriptError
+
 from aiteacher import registry
 from aiteacher.cache import get_redis, redis_errors
-from aiteacher.errors import RateLimited
+from aiteacher.errors import RateLimited, ServiceUnavailable
 
-# KEYS[1] the window's sorted set. ARGV: limit, window (ms), member, record (1 = count this hit)
+# KEYS[1] the window's sorted set; KEYS[2..n] deny-list keys (any present: the caller's token is
+# revoked, nothing is counted). ARGV: limit, window (ms), member, record (1 = count this hit).
 _SLIDING_WINDOW = """
+for i = 2, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then return {-1, 0, 0} end
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local limit = tonumber(ARGV[1])
@@ -38,6 +47,15 @@ return {allowed, count, reset_ms}
 """
 
 
+_SCRIPT_SHA = hashlib.sha1(_SLIDING_WINDOW.encode(), usedforsecurity=False).hexdigest()
+_members = itertools.count()
+
+
+def _member() -> str:
+    """A unique sorted-set member for this hit (the score is the server's clock)."""
+    return f"{time.time_ns()}-{os.getpid()}-{next(_members)}"
+
+
 @dataclass(frozen=True)
 class Decision:
     allowed: bool
@@ -45,6 +63,7 @@ class Decision:
     remaining: int
     reset_seconds: int
     window_seconds: int
+    revoked: bool = False
 
     def headers(self) -> dict[str, str]:
         return {
@@ -60,18 +79,51 @@ def _script() -> Any:
     return get_redis().register_script(_SLIDING_WINDOW)
 
 
-def hit(key: str, limit: int, window_seconds: int, *, record: bool = True) -> Decision:
-    """Check `key` against `limit` per `window_seconds`; with record=True an allowed hit is counted."""
+def _decision(raw: list[int], limit: int, window_seconds: int) -> Decision:
+    allowed, count, reset_ms = (int(value) for value in raw)
+    if allowed == -1:
+        return Decision(False, limit, 0, 0, window_seconds, revoked=True)
+    return Decision(bool(allowed), limit, max(0, limit - count), max(1, -(-reset_ms // 1000)), window_seconds)
+
+
+def hit(key: str, limit: int, window_seconds: int, *, record: bool = True,
+        deny_keys: tuple[str, ...] = ()) -> Decision:
+    """Check `key` against `limit` per `window_seconds`; with record=True an allowed hit is counted.
+    With `deny_keys`, the same round trip first checks the token deny-list (`Decision.revoked`)."""
     with redis_errors("The rate limiter"):
-        allowed, count, reset_ms = _script()(
-            keys=[f"rl:{key}"], args=[limit, window_seconds * 1000, secrets.token_hex(8), "1" if record else "0"]
-        )
-    reset_seconds = max(1, -(-int(reset_ms) // 1000))
-    return Decision(bool(allowed), limit, max(0, limit - int(count)), reset_seconds, window_seconds)
+        raw = _script()(keys=[f"rl:{key}", *deny_keys],
+                        args=[limit, window_seconds * 1000, _member(),
+                              "1" if record else "0"])
+    return _decision(raw, limit, window_seconds)
 
 
-def peek(key: str, limit: int, window_seconds: int) -> Decision:
-    return hit(key, limit, window_seconds, record=False)
+async def hit_async(key: str, limit: int, window_seconds: int, *, deny_keys: tuple[str, ...] = ()) -> Decision:
+    """`hit` on the event loop's asyncio client: no thread hop on the request path."""
+    from redis.exceptions import RedisError
+
+    from aiteacher.cache import get_async_redis
+
+    client = get_async_redis()
+    args = [limit, window_seconds * 1000, _member(), "1"]
+    try:
+        try:
+            raw = await client.evalsha(_SCRIPT_SHA, 1 + len(deny_keys), f"rl:{key}", *deny_keys, *args)
+        except NoScriptError:
+            raw = await client.eval(_SLIDING_WINDOW, 1 + len(deny_keys), f"rl:{key}", *deny_keys, *args)
+    except RedisError as exc:
+        raise ServiceUnavailable("The rate limiter is unreachable; try again shortly") from exc
+    return _decision(raw, limit, window_seconds)
+
+
+def peek_many(keys: list[str], limit: int, window_seconds: int) -> list[Decision]:
+    """Several windows in one round trip, counting nothing."""
+    script = _script()
+    with redis_errors("The rate limiter"):
+        pipe = get_redis().pipeline(transaction=False)
+        for key in keys:
+            script(keys=[f"rl:{key}"], args=[limit, window_seconds * 1000, "-", "0"], client=pipe)
+        raws = pipe.execute()
+    return [_decision(raw, limit, window_seconds) for raw in raws]
 
 
 def enforce(key: str, limit: int, window_seconds: int) -> Decision:

@@ -39,6 +39,9 @@ def client(close: Callable[[Any], None] | None = None) -> Callable[[Callable[[],
 
 
 def reset() -> None:
+    from aiteacher.cache import forget_async_clients
+
+    forget_async_clients()
     with _lock:
         instances = dict(_instances)
         _instances.clear()

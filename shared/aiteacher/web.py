@@ -128,9 +128,13 @@ class SettingsCORSMiddleware:
 
         from aiteacher.config import get_settings
 
+        origins = get_settings().cors_origins
+        if not origins:  # no browser origin allowed: nothing to answer, nothing to add
+            self.app = app
+            return
         self.app = CORSMiddleware(
             app,
-            allow_origins=get_settings().cors_origins,
+            allow_origins=origins,
             allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
             allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
             expose_headers=["X-Request-ID", "Retry-After", "RateLimit-Limit", "RateLimit-Remaining",
@@ -177,86 +181,84 @@ async def _unexpected_error(_: Request, exc: Exception) -> JSONResponse:
 
 
 # --- authentication and rate limiting -------------------------------------------------------------
+#
+# One app-level dependency, `admit`, runs before every route: it verifies the bearer token (if any)
+# and, in a single Redis round trip, checks the token deny-list and counts the request against the
+# caller's sliding window. The per-route `CurrentUser` / `OptionalUser` dependencies then only read
+# what `admit` found, so an authenticated request costs one thread hop and one Redis call.
 
-_NO_CLAIMS = object()
 
-
-def _bearer_claims(request: Request) -> Claims | None:
-    """Verified access-token claims, or None without an Authorization header. Cached per request."""
-    cached = getattr(request.state, "claims", _NO_CLAIMS)
-    if cached is not _NO_CLAIMS:
-        return cached  # type: ignore[return-value]
+def _decode_bearer(request: Request) -> Claims | None:
     header = request.headers.get("authorization")
-    claims = None
-    if header:
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise InvalidToken("Use 'Authorization: Bearer <access token>'")
-        from aiteacher.security.tokens import decode
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise InvalidToken("Use 'Authorization: Bearer <access token>'")
+    from aiteacher.security.tokens import decode
 
-        claims = decode(token.strip(), "access")
+    return decode(token.strip(), "access")
+
+
+async def admit(request: Request, response: Response) -> None:
+    """Authenticate, check revocation and rate-limit per caller (user id, or client IP when anonymous
+    or the token is bad) per function."""
+    request.state.claims, request.state.auth_error = None, None
+    if request.url.path == HEALTH_PATH:
+        return
+    from aiteacher import ratelimit
+    from aiteacher.cache import deny_keys
+    from aiteacher.config import get_settings
+    from aiteacher.errors import RateLimited
+
+    try:
+        claims = _decode_bearer(request)
+    except InvalidToken as exc:
+        claims, request.state.auth_error = None, exc
+    function = function_var.get() or "unknown"
+    settings = get_settings()
+    limit, window = settings.rate_limit_for(function)
+    if claims and claims.role == "admin":
+        limit *= settings.rate_limit_admin_multiplier
+    caller = f"user:{claims.sub}" if claims else f"ip:{client_ip_var.get()}"
+    decision = await ratelimit.hit_async(f"{function}:{caller}", limit, window,
+                                         deny_keys=deny_keys(claims.iss, claims.jti, claims.fam) if claims else ())
+    if decision.revoked:
+        request.state.auth_error = InvalidToken("The token has been revoked", code="token_revoked")
+        return
+    if not decision.allowed:
+        audit("ratelimit", "rejected", actor=claims.sub if claims else None, target=function)
+        raise RateLimited(decision.reset_seconds, headers=decision.headers())
     request.state.claims = claims
-    return claims
+    response.headers.update(decision.headers())
 
 
-def _check_not_revoked(claims: Claims) -> Claims:
-    from aiteacher.cache import is_denied
-
-    if is_denied(claims.iss, claims.jti, claims.fam):
-        raise InvalidToken("The token has been revoked", code="token_revoked")
-    return claims
-
-
-def optional_user(request: Request) -> Claims | None:
-    claims = _bearer_claims(request)
-    return _check_not_revoked(claims) if claims else None
+async def optional_user(request: Request) -> Claims | None:
+    error = getattr(request.state, "auth_error", None)
+    if error is not None:
+        raise error
+    return getattr(request.state, "claims", None)
 
 
-def current_user(request: Request) -> Claims:
-    claims = _bearer_claims(request)
+async def current_user(request: Request) -> Claims:
+    claims = await optional_user(request)
     if claims is None:
         raise Unauthorized("Sign in: this endpoint needs 'Authorization: Bearer <access token>'")
-    return _check_not_revoked(claims)
+    return claims
 
 
 CurrentUser = Annotated[Claims, Depends(current_user)]
 OptionalUser = Annotated[Claims | None, Depends(optional_user)]
 
 
-def require_roles(*roles: str) -> Callable[..., Claims]:
-    def dependency(user: CurrentUser) -> Claims:
+def require_roles(*roles: str) -> Callable[..., Any]:
+    async def dependency(user: CurrentUser) -> Claims:
         if user.role not in roles:
             audit("rbac.check", "denied", actor=user.sub, role=user.role, required=list(roles))
             raise Forbidden(f"This action needs one of the roles: {', '.join(roles)}")
         return user
 
     return dependency
-
-
-def rate_limit(request: Request, response: Response) -> None:
-    """Per caller (user id, or client IP when anonymous or the token is bad) per function."""
-    if request.url.path == HEALTH_PATH:
-        return
-    from aiteacher import ratelimit
-    from aiteacher.config import get_settings
-    from aiteacher.errors import RateLimited
-
-    function = function_var.get() or "unknown"
-    try:
-        claims = _bearer_claims(request)
-    except InvalidToken:
-        claims = None
-    caller = f"user:{claims.sub}" if claims else f"ip:{client_ip_var.get()}"
-    settings = get_settings()
-    limit, window = settings.rate_limit_for(function)
-    if claims and claims.role == "admin":
-        limit *= settings.rate_limit_admin_multiplier
-    try:
-        decision = ratelimit.enforce(f"{function}:{caller}", limit, window)
-    except RateLimited:
-        audit("ratelimit", "rejected", actor=claims.sub if claims else None, target=function)
-        raise
-    response.headers.update(decision.headers())
 
 
 def client_ip() -> str:
@@ -273,7 +275,7 @@ def create_app(function_name: str, summary: str, max_body_setting: str | None = 
         version="0.1.0",
         docs_url="/docs",
         redoc_url=None,
-        dependencies=[Depends(rate_limit)],
+        dependencies=[Depends(admit)],
     )
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

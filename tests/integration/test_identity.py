@@ -316,3 +316,25 @@ def test_request_id_is_echoed_and_generated(client) -> None:
     assert response.headers["x-request-id"] == "abc-123"
     generated = client.get("/faculties", headers={"X-Request-ID": "bad id with spaces"})
     assert generated.headers["x-request-id"] != "bad id with spaces" and len(generated.headers["x-request-id"]) == 32
+
+
+def test_cors_answers_only_configured_origins(client, gateway, monkeypatch) -> None:
+    from aiteacher.config import reset_caches
+
+    app = gateway.apps["faculties"]
+    monkeypatch.setenv("CORS_ORIGINS", "https://app.example.edu")
+    reset_caches()
+    app.middleware_stack = None  # rebuilt from the new settings on the next request
+    try:
+        preflight = client.options("/faculties", headers={"Origin": "https://app.example.edu",
+                                                          "Access-Control-Request-Method": "GET"})
+        assert preflight.status_code == 200
+        assert preflight.headers["access-control-allow-origin"] == "https://app.example.edu"
+        other = client.get("/faculties", headers={"Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in other.headers
+    finally:
+        monkeypatch.undo()
+        reset_caches()
+        app.middleware_stack = None
+    plain = client.get("/faculties", headers={"Origin": "https://app.example.edu"})
+    assert "access-control-allow-origin" not in plain.headers, "no origins configured: no CORS headers"

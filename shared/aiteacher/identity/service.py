@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
@@ -89,8 +90,8 @@ def login(session: Session, *, email: str, password: str, client_ip: str) -> Iss
     email = normalize_email(email)
     limit, window = settings.login_max_failures, settings.login_failure_window_seconds
     keys = _failure_keys(email, client_ip)
-    for key in keys:
-        decision = ratelimit.peek(key, limit, window)
+    account, address = ratelimit.peek_many(keys, limit, window)
+    for decision, key in ((account, keys[0]), (address, keys[1])):
         if not decision.allowed:
             audit("auth.login", "throttled", target=email if key == keys[0] else None)
             raise RateLimited(decision.reset_seconds, "Too many failed logins; try again later",
@@ -108,7 +109,8 @@ def login(session: Session, *, email: str, password: str, client_ip: str) -> Iss
         raise InvalidCredentials("The email or password is incorrect")
     if new_hash:
         user.password_hash = new_hash
-    ratelimit.reset(keys[0])
+    if account.remaining < limit:  # earlier failures of this account: a success clears them
+        ratelimit.reset(keys[0])
     pair = _start_family(session, user)
     audit("auth.login", "ok", actor=user.id, target=user.id)
     return pair
@@ -197,6 +199,18 @@ def logout(session: Session, caller: Claims, refresh_token: str | None) -> None:
 
 
 # --- profile --------------------------------------------------------------------------------------
+
+PROFILE_COLUMNS = (User.id, User.email, User.full_name, User.role, User.faculty_id, User.department_id,
+                   User.semester_id, User.push_token)
+
+
+def read_profile(session: Session, user_id: str) -> Any:
+    """The profile columns only (no ORM object): GET /me is the hottest authenticated read."""
+    row = session.execute(select(*PROFILE_COLUMNS).where(User.id == user_id, User.is_active.is_(True))).first()
+    if row is None:
+        raise NotFound("The account no longer exists")
+    return row
+
 
 def get_user(session: Session, user_id: str) -> User:
     user = session.get(User, user_id)
