@@ -69,6 +69,14 @@ def _thread_worker_class() -> type:
         def _install_signal_handlers(self) -> None:  # signals belong to the main thread
             pass
 
+        # No command listener (pub/sub thread) per short-lived burst worker: stopping one waits up to a
+        # second. In-process workers are stopped by the process that owns them, not by `rq` commands.
+        def subscribe(self) -> None:
+            pass
+
+        def unsubscribe(self) -> None:
+            pass
+
     return ThreadWorker
 
 
