@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install dev test test-fast lint format bench env-example clean
+.PHONY: install dev test test-fast lint format bench manifests env-example clean
 
 $(BIN)/aiteacher: shared/pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
@@ -28,6 +28,9 @@ lint: install
 
 format: install
 	$(BIN)/ruff check --fix .
+
+manifests: install  ## regenerate infra/, stack.pro.yml and docker-compose.yml from stack.yml
+	$(BIN)/aiteacher manifests
 
 env-example: install  ## regenerate .env.example from the settings model
 	$(BIN)/aiteacher env-example > .env.example

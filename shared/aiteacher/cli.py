@@ -85,6 +85,13 @@ def _sqs_forward(args: argparse.Namespace) -> int:
     return 0
 
 
+def _manifests(args: argparse.Namespace) -> int:
+    from aiteacher.manifests import run
+
+    return run(check=args.check, out=args.out, use_env=args.use_env, plan=args.lambda_plan,
+               namespace=args.namespace)
+
+
 def _dev(args: argparse.Namespace) -> int:
     from aiteacher.devserver import run
 
@@ -122,6 +129,11 @@ def main(argv: list[str] | None = None) -> int:
     forward.add_argument("--once", action="store_true", help="one receive round, then exit")
     forward.set_defaults(func=_sqs_forward)
 
+    manifests = sub.add_parser("manifests", help="generate Knative, NGINX, k8s, compose and Pro files from stack.yml")
+    from aiteacher.manifests import add_arguments
+
+    add_arguments(manifests)
+    manifests.set_defaults(func=_manifests)
 
     sub.add_parser("env-example", help="print .env.example (every setting with its default)").set_defaults(
         func=_env_example)

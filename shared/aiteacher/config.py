@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Origins allowed to call the API from a browser (comma-separated).")
     max_json_body_bytes: int = Field(256 * 1024, ge=1024, description="Largest JSON request body (413 beyond).")
+    api_gateway_base_path: str = Field(
+        "", description="Lambda behind an API Gateway route on the REST alias: strip this prefix (e.g. /auth/login).")
     trusted_proxy_hops: int = Field(
         0, ge=0, le=5,
         description="How many reverse proxies in front of the function append to X-Forwarded-For (0: use the peer).",

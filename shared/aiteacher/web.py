@@ -293,7 +293,10 @@ def create_app(function_name: str, summary: str, max_body_setting: str | None = 
 
 
 def lambda_handler(app: FastAPI) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
-    """AWS Lambda entry point (Function URL, API Gateway, ALB) through Mangum, built on first call."""
+    """AWS Lambda entry point (Function URL, API Gateway, ALB) through Mangum, built on first call.
+
+    Behind an API Gateway route on the function's REST alias (API_GATEWAY_BASE_PATH, e.g.
+    /auth/login) the alias is stripped, as OpenFaaS strips /function/<name>: the app sees `/...`."""
     adapters: list[Any] = []
 
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -301,6 +304,29 @@ def lambda_handler(app: FastAPI) -> Callable[[dict[str, Any], Any], dict[str, An
             from mangum import Mangum
 
             adapters.append(Mangum(app, lifespan="off"))
-        return adapters[0](event, context)
+        return adapters[0](_strip_base_path(event), context)
 
     return handler
+
+
+def _strip_base_path(event: dict[str, Any]) -> dict[str, Any]:
+    from aiteacher.config import get_settings
+
+    base = get_settings().api_gateway_base_path.rstrip("/")
+    if not base:
+        return event
+
+    def strip(path: str) -> str:
+        if path == base or path.startswith(base + "/"):
+            return path[len(base):] or "/"
+        return path
+
+    event = dict(event)
+    if isinstance(event.get("rawPath"), str):  # HTTP API (v2) and Function URLs
+        event["rawPath"] = strip(event["rawPath"])
+        http = (event.get("requestContext") or {}).get("http")
+        if isinstance(http, dict) and isinstance(http.get("path"), str):
+            event["requestContext"] = {**event["requestContext"], "http": {**http, "path": strip(http["path"])}}
+    if isinstance(event.get("path"), str):  # REST API (v1) and ALB
+        event["path"] = strip(event["path"])
+    return event
