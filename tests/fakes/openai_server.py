@@ -130,6 +130,9 @@ class FakeOpenAIServer:
 
         class RequestHandler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in two sends: without TCP_NODELAY the body waits for the client's
+            # delayed ACK (~40 ms), which no real server does and which would distort timings.
+            disable_nagle_algorithm = True
 
             def log_message(self, *args: Any) -> None:
                 pass

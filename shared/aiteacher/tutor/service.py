@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import select
@@ -64,7 +66,12 @@ def chat_turn(session: Session, caller: Claims, message: str, session_id: str | 
     scope = caller_scope(session, caller, course=course or chat.course)
     llm = get_llm()
 
-    moderation = llm.moderate(message)
+    # Moderation (a remote call with OpenAI) runs while we retrieve; its verdict is still applied first.
+    moderation_call = _background().submit(llm.moderate, message)
+    integrity_violation = guardrails.is_integrity_violation(message)
+    passages = [] if integrity_violation else _retrieve(scope, message, settings.tutor_top_k,
+                                                         settings.tutor_min_score)
+    moderation = moderation_call.result()
     if moderation.flagged:
         audit("ai.chat", "flagged", actor=caller.sub, target=chat.id, categories=moderation.categories)
         from aiteacher.notifications import notify_flagged_message
@@ -73,12 +80,10 @@ def chat_turn(session: Session, caller: Claims, message: str, session_id: str | 
         after_commit(session, lambda: notify_flagged_message(faculty_id, chat.id, moderation.categories))
         return _record(session, chat, message, TurnResult(chat.id, guardrails.FLAGGED_REPLY, [], True,
                                                          reason="flagged"), flagged=True)
-    if guardrails.is_integrity_violation(message):
+    if integrity_violation:
         audit("ai.chat", "refused", actor=caller.sub, target=chat.id, reason="integrity")
         return _record(session, chat, message, TurnResult(chat.id, guardrails.INTEGRITY_REPLY, [], True,
                                                          reason="integrity"))
-
-    passages = _retrieve(scope, message, settings.tutor_top_k, settings.tutor_min_score)
     if not passages:
         audit("ai.chat", "refused", actor=caller.sub, target=chat.id, reason="not_grounded")
         return _record(session, chat, message, TurnResult(chat.id, guardrails.NOT_IN_MATERIAL_REPLY, [], True,
@@ -101,6 +106,11 @@ def chat_turn(session: Session, caller: Claims, message: str, session_id: str | 
     audit("ai.chat", "answered", actor=caller.sub, target=chat.id, hint_level=hint_level, cached=result.cached,
           citations=len(result.citations))
     return _record(session, chat, message, result)
+
+
+@lru_cache(maxsize=1)
+def _background() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=8, thread_name_prefix="tutor")
 
 
 def _retrieve(scope: Any, message: str, top_k: int, min_score: float) -> list[Any]:
