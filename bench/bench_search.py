@@ -35,7 +35,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from common import hello_app, percentile, print_table
+from common import Timings, hello_app, percentile, print_table
 from rag_env import EVAL_DIR, RagEnv, free_port, latin1, text_pdf_builder, wrap
 
 CACHED_GOAL = 0.5
@@ -98,41 +98,19 @@ def serve_hello() -> tuple[Any, Any, str]:
     return server, thread, f"http://127.0.0.1:{port}"
 
 
-class Timings:
+class SearchTimings(Timings):
     """Wraps `curriculum.search.retrieve`, the embedder's `embed_query` and the store's `search` (process-wide
     objects, so both the in-process anchor and the server's request threads are measured) and records their
     milliseconds into `sink`, which the caller swaps between steps (one request at a time, so no overlap)."""
 
     def __init__(self, retrieve_module: Any) -> None:
-        self.sink: dict[str, list[float]] = {}
-        self._undo: list[Any] = []
-        self.install(retrieve_module)
-
-    def _wrap(self, owner: Any, attribute: str, name: str) -> None:
-        original = getattr(owner, attribute)
-
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            began = time.perf_counter()
-            try:
-                return original(*args, **kwargs)
-            finally:
-                self.sink.setdefault(name, []).append((time.perf_counter() - began) * 1000)
-
-        own = isinstance(owner, type) or attribute in getattr(owner, "__dict__", {})
-        setattr(owner, attribute, timed)
-        self._undo.append((lambda: setattr(owner, attribute, original)) if own else (lambda: delattr(owner, attribute)))
-
-    def install(self, retrieve_module: Any) -> None:
         from aiteacher.embeddings import get_embedder
         from aiteacher.vectors import get_vector_store
 
-        self._wrap(retrieve_module, "retrieve", "retrieve")
-        self._wrap(get_embedder(), "embed_query", "embed_query")
-        self._wrap(get_vector_store(), "search", "vector_search")
-
-    def remove(self) -> None:
-        while self._undo:
-            self._undo.pop()()
+        super().__init__()
+        self.wrap(retrieve_module, "retrieve", "retrieve")
+        self.wrap(get_embedder(), "embed_query", "embed_query")
+        self.wrap(get_vector_store(), "search", "vector_search")
 
 
 def stats(values: list[float]) -> dict[str, float]:
@@ -208,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
                 "uncached", "cached", "retrieve", "embed_query", "vector_search", "in_request_retrieve",
                 "in_request_embed", "in_request_vector", "hello")}
             wrong_cache = 0
-            timing = Timings(retrieve_module)
+            timing = SearchTimings(retrieve_module)
             hits_plan = [q for _ in range(args.repeats) for q in cached_set]
             per_query = -(-len(hits_plan) // len(fresh))
 

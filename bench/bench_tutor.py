@@ -43,11 +43,10 @@ import re
 import statistics
 import sys
 import time
-from collections.abc import Callable
 from datetime import date
 from typing import Any
 
-from common import percentile, print_table
+from common import Timings, percentile, print_table
 from rag_env import HIGH_LIMITS, REPO, RagEnv, text_pdf_builder
 
 GOAL = 1.1
@@ -179,36 +178,6 @@ class Direct:
 
     def close(self) -> None:
         self.conn.close()
-
-
-class Timings:
-    """Wraps module functions and object methods; records milliseconds per name into `sink` (swapped by the
-    caller between steps; one step at a time, so nothing overlaps)."""
-
-    def __init__(self) -> None:
-        self.sink: dict[str, list[float]] = {}
-        self._undo: list[Callable[[], None]] = []
-
-    def wrap(self, owner: Any, attribute: str, name: str) -> None:
-        original = getattr(owner, attribute)
-
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            began = time.perf_counter()
-            try:
-                return original(*args, **kwargs)
-            finally:
-                self.sink.setdefault(name, []).append((time.perf_counter() - began) * 1000)
-
-        own = isinstance(owner, type) or attribute in getattr(owner, "__dict__", {})
-        setattr(owner, attribute, timed)
-        self._undo.append((lambda: setattr(owner, attribute, original)) if own else (lambda: delattr(owner, attribute)))
-
-    def total(self, name: str) -> float:
-        return sum(self.sink.get(name, []))
-
-    def remove(self) -> None:
-        while self._undo:
-            self._undo.pop()()
 
 
 def stats(values: list[float]) -> dict[str, float]:

@@ -217,6 +217,38 @@ class Server:
         self.stop()
 
 
+# --- timing wrappers ------------------------------------------------------------------------------
+
+class Timings:
+    """Wraps module functions and object methods; records milliseconds per name into `sink` (swapped by the
+    caller between steps; one step at a time, so nothing overlaps). `remove()` restores the originals."""
+
+    def __init__(self) -> None:
+        self.sink: dict[str, list[float]] = {}
+        self._undo: list[Callable[[], None]] = []
+
+    def wrap(self, owner: Any, attribute: str, name: str) -> None:
+        original = getattr(owner, attribute)
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            began = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self.sink.setdefault(name, []).append((time.perf_counter() - began) * 1000)
+
+        own = isinstance(owner, type) or attribute in getattr(owner, "__dict__", {})
+        setattr(owner, attribute, timed)
+        self._undo.append((lambda: setattr(owner, attribute, original)) if own else (lambda: delattr(owner, attribute)))
+
+    def total(self, name: str) -> float:
+        return sum(self.sink.get(name, []))
+
+    def remove(self) -> None:
+        while self._undo:
+            self._undo.pop()()
+
+
 # --- load -----------------------------------------------------------------------------------------
 
 @dataclass
