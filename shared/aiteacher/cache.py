@@ -1,4 +1,4 @@
-"""Redis: the client getter, the token deny-list and small cache helpers.
+"""Redis: the clients (sync, and asyncio per event loop) and the token deny-list.
 
 Every Redis failure surfaces as `ServiceUnavailable` (503): authentication and rate limiting fail
 closed, never open.
@@ -8,18 +8,15 @@ from __future__ import annotations
 
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from aiteacher import registry
 from aiteacher.errors import ServiceUnavailable
 
 if TYPE_CHECKING:
     from redis import Redis
-
-T = TypeVar("T")
-
 
 @registry.client(close=lambda client: client.close())
 def get_redis() -> Redis:
@@ -90,23 +87,3 @@ def deny_family(family: str, ttl_seconds: int) -> None:
     """Refuse every access token of a login (family) until the longest of them has expired."""
     with redis_errors("The token store"):
         get_redis().set(f"deny:fam:{family}", b"1", ex=max(1, ttl_seconds + 5))
-
-
-def cached_json(key: str, ttl_seconds: int, build: Callable[[], Any]) -> Any:
-    """JSON value cached in Redis; a Redis outage only skips the cache."""
-    import json
-
-    from redis.exceptions import RedisError
-
-    try:
-        raw = get_redis().get(key)
-        if raw is not None:
-            return json.loads(raw)
-    except (RedisError, ServiceUnavailable):
-        return build()
-    value = build()
-    try:
-        get_redis().set(key, json.dumps(value, separators=(",", ":")), ex=ttl_seconds)
-    except RedisError:
-        pass
-    return value

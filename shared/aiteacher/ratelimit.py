@@ -17,7 +17,7 @@ from redis.exceptions import NoScriptError
 
 from aiteacher import registry
 from aiteacher.cache import get_redis, redis_errors
-from aiteacher.errors import RateLimited, ServiceUnavailable
+from aiteacher.errors import ServiceUnavailable
 
 # KEYS[1] the window's sorted set; KEYS[2..n] deny-list keys (any present: the caller's token is
 # revoked, nothing is counted). ARGV: limit, window (ms), member, record (1 = count this hit).
@@ -124,13 +124,6 @@ def peek_many(keys: list[str], limit: int, window_seconds: int) -> list[Decision
             script(keys=[f"rl:{key}"], args=[limit, window_seconds * 1000, "-", "0"], client=pipe)
         raws = pipe.execute()
     return [_decision(raw, limit, window_seconds) for raw in raws]
-
-
-def enforce(key: str, limit: int, window_seconds: int) -> Decision:
-    decision = hit(key, limit, window_seconds)
-    if not decision.allowed:
-        raise RateLimited(decision.reset_seconds, headers=decision.headers())
-    return decision
 
 
 def reset(key: str) -> None:
