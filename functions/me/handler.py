@@ -14,11 +14,9 @@ def _profile(user) -> Profile:  # type: ignore[no-untyped-def]
 
 @app.get("/", response_model=Profile)
 def read_profile(caller: CurrentUser) -> Profile:
-    from aiteacher.db import transaction
-    from aiteacher.identity import service
+    from aiteacher.identity import profiles
 
-    with transaction(read_only=True) as session:
-        return _profile(service.read_profile(session, caller.sub))
+    return Profile(**profiles.current(caller.sub))
 
 
 @app.put("/", response_model=Profile,

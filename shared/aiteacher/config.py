@@ -91,6 +91,8 @@ class Settings(BaseSettings):
     jwt_audience: str = "aiteacher-api"
     access_token_ttl_seconds: int = Field(900, ge=60, le=3600)
     refresh_token_ttl_seconds: int = Field(7 * 24 * 3600, ge=3600, le=90 * 24 * 3600)
+    profile_cache_seconds: int = Field(
+        300, ge=0, le=3600, description="How long a caller's profile stays cached in Redis (0 disables).")
     admin_email: str = ""
     admin_password: str = ""
 

@@ -71,8 +71,11 @@ def deliver_push(user_ids: list[str], subject: str, body: str, kind: str) -> dic
             User.id.in_(user_ids), User.is_active.is_(True), User.push_token.is_not(None)))}
     stale = push.send(tokens, subject, body) if tokens else []
     if stale:
+        from aiteacher.identity import profiles
+
         with transaction() as session:
             session.execute(update(User).where(User.id.in_(stale)).values(push_token=None))
+            profiles.forget_after_commit(session, *stale)
     audit("notification.sent", "ok", target=kind, recipients=len(tokens) - len(stale), channel="fcm",
           forgotten=len(stale))
     return {"recipients": len(tokens), "stale": len(stale)}

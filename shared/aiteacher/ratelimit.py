@@ -19,10 +19,13 @@ from aiteacher import registry
 from aiteacher.cache import get_redis, redis_errors
 from aiteacher.errors import ServiceUnavailable
 
-# KEYS[1] the window's sorted set; KEYS[2..n] deny-list keys (any present: the caller's token is
-# revoked, nothing is counted). ARGV: limit, window (ms), member, record (1 = count this hit).
+# KEYS[1] the window's sorted set; KEYS[2 .. 1+ARGV[5]] deny-list keys (any present: the caller's token
+# is revoked, nothing is counted); an optional last key is read and returned with the decision (the
+# caller's cached profile), so one round trip serves the whole admission of a request.
+# ARGV: limit, window (ms), member, record (1 = count this hit), number of deny keys.
 _SLIDING_WINDOW = """
-for i = 2, #KEYS do
+local deny = tonumber(ARGV[5] or '0')
+for i = 2, 1 + deny do
   if redis.call('EXISTS', KEYS[i]) == 1 then return {-1, 0, 0} end
 end
 local t = redis.call('TIME')
@@ -43,9 +46,11 @@ redis.call('PEXPIRE', KEYS[1], window)
 local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 local reset_ms = window
 if oldest[2] then reset_ms = tonumber(oldest[2]) + window - now end
+if #KEYS > 1 + deny then
+  return {allowed, count, reset_ms, redis.call('GET', KEYS[#KEYS])}
+end
 return {allowed, count, reset_ms}
 """
-
 
 _SCRIPT_SHA = hashlib.sha1(_SLIDING_WINDOW.encode(), usedforsecurity=False).hexdigest()
 _members = itertools.count()
@@ -64,6 +69,7 @@ class Decision:
     reset_seconds: int
     window_seconds: int
     revoked: bool = False
+    fetched: bytes | None = None
 
     def headers(self) -> dict[str, str]:
         return {
@@ -79,11 +85,13 @@ def _script() -> Any:
     return get_redis().register_script(_SLIDING_WINDOW)
 
 
-def _decision(raw: list[int], limit: int, window_seconds: int) -> Decision:
-    allowed, count, reset_ms = (int(value) for value in raw)
+def _decision(raw: list[Any], limit: int, window_seconds: int) -> Decision:
+    allowed, count, reset_ms = (int(value) for value in raw[:3])
     if allowed == -1:
         return Decision(False, limit, 0, 0, window_seconds, revoked=True)
-    return Decision(bool(allowed), limit, max(0, limit - count), max(1, -(-reset_ms // 1000)), window_seconds)
+    fetched = raw[3] if len(raw) > 3 and raw[3] else None
+    return Decision(bool(allowed), limit, max(0, limit - count), max(1, -(-reset_ms // 1000)), window_seconds,
+                    fetched=fetched)
 
 
 def hit(key: str, limit: int, window_seconds: int, *, record: bool = True,
@@ -92,24 +100,26 @@ def hit(key: str, limit: int, window_seconds: int, *, record: bool = True,
     With `deny_keys`, the same round trip first checks the token deny-list (`Decision.revoked`)."""
     with redis_errors("The rate limiter"):
         raw = _script()(keys=[f"rl:{key}", *deny_keys],
-                        args=[limit, window_seconds * 1000, _member(),
-                              "1" if record else "0"])
+                        args=[limit, window_seconds * 1000, _member(), "1" if record else "0", len(deny_keys)])
     return _decision(raw, limit, window_seconds)
 
 
-async def hit_async(key: str, limit: int, window_seconds: int, *, deny_keys: tuple[str, ...] = ()) -> Decision:
-    """`hit` on the event loop's asyncio client: no thread hop on the request path."""
+async def hit_async(key: str, limit: int, window_seconds: int, *, deny_keys: tuple[str, ...] = (),
+                    fetch_key: str | None = None) -> Decision:
+    """`hit` on the event loop's asyncio client: no thread hop on the request path. `fetch_key` is read in
+    the same round trip (`Decision.fetched`)."""
     from redis.exceptions import RedisError
 
     from aiteacher.cache import get_async_redis
 
     client = get_async_redis()
-    args = [limit, window_seconds * 1000, _member(), "1"]
+    keys = [f"rl:{key}", *deny_keys, *([fetch_key] if fetch_key else [])]
+    args = [limit, window_seconds * 1000, _member(), "1", len(deny_keys)]
     try:
         try:
-            raw = await client.evalsha(_SCRIPT_SHA, 1 + len(deny_keys), f"rl:{key}", *deny_keys, *args)
+            raw = await client.evalsha(_SCRIPT_SHA, len(keys), *keys, *args)
         except NoScriptError:
-            raw = await client.eval(_SLIDING_WINDOW, 1 + len(deny_keys), f"rl:{key}", *deny_keys, *args)
+            raw = await client.eval(_SLIDING_WINDOW, len(keys), *keys, *args)
     except RedisError as exc:
         raise ServiceUnavailable("The rate limiter is unreachable; try again shortly") from exc
     return _decision(raw, limit, window_seconds)
@@ -121,7 +131,7 @@ def peek_many(keys: list[str], limit: int, window_seconds: int) -> list[Decision
     with redis_errors("The rate limiter"):
         pipe = get_redis().pipeline(transaction=False)
         for key in keys:
-            script(keys=[f"rl:{key}"], args=[limit, window_seconds * 1000, "-", "0"], client=pipe)
+            script(keys=[f"rl:{key}"], args=[limit, window_seconds * 1000, "-", "0", 0], client=pipe)
         raws = pipe.execute()
     return [_decision(raw, limit, window_seconds) for raw in raws]
 

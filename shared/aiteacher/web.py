@@ -210,6 +210,7 @@ async def admit(request: Request, response: Response) -> None:
     from aiteacher.cache import deny_keys
     from aiteacher.config import get_settings
     from aiteacher.errors import RateLimited
+    from aiteacher.identity import profiles
 
     try:
         claims = _decode_bearer(request)
@@ -222,7 +223,10 @@ async def admit(request: Request, response: Response) -> None:
         limit *= settings.rate_limit_admin_multiplier
     caller = f"user:{claims.sub}" if claims else f"ip:{client_ip_var.get()}"
     decision = await ratelimit.hit_async(f"{function}:{caller}", limit, window,
-                                         deny_keys=deny_keys(claims.iss, claims.jti, claims.fam) if claims else ())
+                                         deny_keys=deny_keys(claims.iss, claims.jti, claims.fam) if claims else (),
+                                         fetch_key=profiles.cache_key(claims.sub) if claims else None)
+    if claims:
+        profiles.accept_prefetched(claims.sub, decision.fetched)
     if decision.revoked:
         request.state.auth_error = InvalidToken("The token has been revoked", code="token_revoked")
         return

@@ -338,3 +338,16 @@ def test_cors_answers_only_configured_origins(client, gateway, monkeypatch) -> N
         app.middleware_stack = None
     plain = client.get("/faculties", headers={"Origin": "https://app.example.edu"})
     assert "access-control-allow-origin" not in plain.headers, "no origins configured: no CORS headers"
+
+
+def test_profile_cache_never_serves_a_stale_placement(client) -> None:
+    """GET /me and the search scope read a Redis copy of the profile; every change forgets it."""
+    first, second = _hierarchy(client)[:2]
+    user = signed_in(client)
+    assert client.get("/me", headers=user["headers"]).json()["faculty_id"] is None  # now cached
+    for faculty in (first, second, first):
+        moved = client.put("/me", headers=user["headers"], json={"faculty_id": faculty["id"],
+                                                                  "semester_id": faculty["semesters"][0]["id"]})
+        assert moved.status_code == 200
+        assert client.get("/me", headers=user["headers"]).json()["faculty_id"] == faculty["id"]
+        assert client.get("/me", headers=user["headers"]).json()["semester_id"] == faculty["semesters"][0]["id"]

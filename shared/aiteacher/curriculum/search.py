@@ -6,12 +6,12 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from aiteacher.db.models import User
-from aiteacher.errors import Conflict, Forbidden, NotFound
+from aiteacher.errors import Conflict, Forbidden
 from aiteacher.security.tokens import Claims
 
 
@@ -29,9 +29,9 @@ class Scope:
 
 def caller_scope(session: Session, caller: Claims, *, course: str | None = None, semester_id: int | None = None,
                  faculty_id: int | None = None) -> Scope:
-    user = session.get(User, caller.sub)
-    if user is None or not user.is_active:
-        raise NotFound("The account no longer exists")
+    from aiteacher.identity import profiles
+
+    user = SimpleNamespace(**profiles.current(caller.sub, session))
     course = course.strip() if course and course.strip() else None
     if caller.role == "student":
         if user.faculty_id is None or user.semester_id is None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -17,6 +16,7 @@ from aiteacher.cache import deny_family, deny_token
 from aiteacher.config import get_settings
 from aiteacher.db.models import RefreshFamily, User, new_id
 from aiteacher.errors import Conflict, Forbidden, InvalidCredentials, InvalidToken, NotFound, RateLimited
+from aiteacher.identity import profiles
 from aiteacher.security import passwords, tokens
 from aiteacher.security.tokens import Claims
 
@@ -74,6 +74,7 @@ def ensure_admin(session: Session, email: str, password: str) -> str:
     elif user.role != "admin" or not passwords.verify_password(password, user.password_hash)[0]:
         user.role = "admin"
         user.password_hash = passwords.hash_password(password)
+        profiles.forget_after_commit(session, user.id)
         audit("user.role_change", "ok", actor="bootstrap", target=user.id, role="admin")
     return user.id
 
@@ -200,18 +201,6 @@ def logout(session: Session, caller: Claims, refresh_token: str | None) -> None:
 
 # --- profile --------------------------------------------------------------------------------------
 
-PROFILE_COLUMNS = (User.id, User.email, User.full_name, User.role, User.faculty_id, User.department_id,
-                   User.semester_id, User.push_token)
-
-
-def read_profile(session: Session, user_id: str) -> Any:
-    """The profile columns only (no ORM object): GET /me is the hottest authenticated read."""
-    row = session.execute(select(*PROFILE_COLUMNS).where(User.id == user_id, User.is_active.is_(True))).first()
-    if row is None:
-        raise NotFound("The account no longer exists")
-    return row
-
-
 def get_user(session: Session, user_id: str) -> User:
     user = session.get(User, user_id)
     if user is None or not user.is_active:
@@ -239,5 +228,6 @@ def update_profile(session: Session, user_id: str, changes: dict[str, object]) -
     for key, value in placement.items():
         setattr(user, key, value)
     session.flush()
+    profiles.forget_after_commit(session, user_id)
     audit("user.profile_update", "ok", actor=user_id, target=user_id, fields=sorted(changes))
     return user

@@ -1,0 +1,101 @@
+"""The caller's profile (role and placement), cached in Redis.
+
+`aiteacher.web.admit` reads the cached copy in the same Redis round trip as the rate limit and the
+deny-list check, so `GET /me` and the tenant scope of search, chat and exams usually need no database
+read. Every change to a profile forgets the cached copy after its transaction commits; the TTL
+(`PROFILE_CACHE_SECONDS`) bounds what a change made outside the API can leave stale.
+"""
+
+from __future__ import annotations
+
+import json
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+
+from aiteacher.errors import NotFound
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+FIELDS = ("id", "email", "full_name", "role", "faculty_id", "department_id", "semester_id", "push_enabled")
+prefetched: ContextVar[dict[str, Any] | None] = ContextVar("prefetched_profile", default=None)
+
+
+def cache_key(user_id: str) -> str:
+    return f"profile:{user_id}"
+
+
+def accept_prefetched(user_id: str, raw: bytes | None) -> None:
+    """Called by `admit` with what Redis returned for `cache_key(user_id)` (or None)."""
+    profile = None
+    if raw:
+        try:
+            profile = json.loads(raw)
+        except ValueError:
+            profile = None
+    prefetched.set(profile if profile and profile.get("id") == user_id else None)
+
+
+def current(user_id: str, session: Session | None = None) -> dict[str, Any]:
+    """The profile: the copy `admit` fetched, else the database (then cached for the next request)."""
+    cached = prefetched.get()
+    if cached is not None and cached.get("id") == user_id:
+        return cached
+    if session is None:
+        from aiteacher.db import transaction
+
+        with transaction(read_only=True) as own_session:
+            profile = _read(own_session, user_id)
+    else:
+        profile = _read(session, user_id)
+    _remember(profile)
+    return profile
+
+
+def _read(session: Session, user_id: str) -> dict[str, Any]:
+    from sqlalchemy import select
+
+    from aiteacher.db.models import User
+
+    row = session.execute(select(User.id, User.email, User.full_name, User.role, User.faculty_id,
+                                 User.department_id, User.semester_id, User.push_token)
+                          .where(User.id == user_id, User.is_active.is_(True))).first()
+    if row is None:
+        raise NotFound("The account no longer exists")
+    return {"id": row.id, "email": row.email, "full_name": row.full_name, "role": row.role,
+            "faculty_id": row.faculty_id, "department_id": row.department_id, "semester_id": row.semester_id,
+            "push_enabled": bool(row.push_token)}
+
+
+def _remember(profile: dict[str, Any]) -> None:
+    from redis.exceptions import RedisError
+
+    from aiteacher.cache import get_redis
+    from aiteacher.config import get_settings
+
+    ttl = get_settings().profile_cache_seconds
+    if ttl <= 0:
+        return
+    try:
+        get_redis().set(cache_key(profile["id"]), json.dumps(profile, separators=(",", ":")), ex=ttl)
+    except RedisError:
+        pass  # only a cache
+
+
+def forget(*user_ids: str) -> None:
+    from redis.exceptions import RedisError
+
+    from aiteacher.cache import get_redis
+
+    if not user_ids:
+        return
+    try:
+        get_redis().delete(*(cache_key(user_id) for user_id in user_ids))
+    except RedisError:
+        pass
+
+
+def forget_after_commit(session: Session, *user_ids: str) -> None:
+    from aiteacher.db import after_commit
+
+    after_commit(session, lambda: forget(*user_ids))
