@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import importlib.util
 import json
 import re
 import statistics
@@ -46,8 +45,8 @@ import time
 from datetime import date
 from typing import Any
 
-from common import Timings, percentile, print_table
-from rag_env import HIGH_LIMITS, REPO, RagEnv, text_pdf_builder
+from common import Timings, load_module, percentile, print_table
+from rag_env import HIGH_LIMITS, RagEnv, text_pdf_builder
 
 GOAL = 1.1
 LECTURE = [
@@ -101,15 +100,7 @@ OPTIONS = ["A linked list of entries", "A sorted array of keys", "A binary heap 
 # --- the fake LLM ----------------------------------------------------------------------------------
 
 def load_fake() -> Any:
-    """tests/fakes/openai_server.py, by path (the tests are not imported as a package)."""
-    path = REPO / "tests" / "fakes" / "openai_server.py"
-    spec = importlib.util.spec_from_file_location("bench_fake_openai", path)
-    if spec is None or spec.loader is None:
-        raise RuntimeError(f"cannot load {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
+    return load_module("tests/fakes/openai_server.py", "bench_fake_openai")
 
 
 def reply_for(body: dict[str, Any]) -> Any:

@@ -217,6 +217,21 @@ class Server:
         self.stop()
 
 
+def load_module(relative_path: str, name: str) -> Any:
+    """A repository file (tests/fixtures/make_pdfs.py, tests/fakes/openai_server.py) loaded by path: the
+    tests are not imported as a package by the benchmarks."""
+    import importlib.util
+
+    path = REPO / relative_path
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise RuntimeError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
 # --- timing wrappers ------------------------------------------------------------------------------
 
 class Timings:

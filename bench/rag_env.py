@@ -319,16 +319,7 @@ def wrap(paragraph: str, width: int = 90) -> list[str]:
 
 
 def text_pdf_builder() -> Any:
-    """`text_pdf(pages, title=...)` from tests/fixtures/make_pdfs.py, loaded by path (the tests are not imported
-    as a package)."""
-    import importlib.util
-    import sys
+    """`text_pdf(pages, title=...)` from tests/fixtures/make_pdfs.py."""
+    from common import load_module
 
-    path = REPO / "tests" / "fixtures" / "make_pdfs.py"
-    spec = importlib.util.spec_from_file_location("bench_make_pdfs", path)
-    if spec is None or spec.loader is None:
-        raise RuntimeError(f"cannot load {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module.text_pdf
+    return load_module("tests/fixtures/make_pdfs.py", "bench_make_pdfs").text_pdf
