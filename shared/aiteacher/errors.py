@@ -86,6 +86,10 @@ class RateLimited(AppError):
         self.retry_after = max(1, int(retry_after))
 
 
+class InternalError(AppError):
+    status, code, title = 500, "internal_error", "Internal server error"
+
+
 class ServiceUnavailable(AppError):
     status, code, title = 503, "service_unavailable", "Service temporarily unavailable"
 

@@ -19,7 +19,15 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from aiteacher.audit import audit, client_ip_var, function_var, request_id_var
-from aiteacher.errors import AppError, Forbidden, InvalidToken, PayloadTooLarge, Unauthorized
+from aiteacher.errors import (
+    AppError,
+    Forbidden,
+    InternalError,
+    InvalidToken,
+    PayloadTooLarge,
+    Unauthorized,
+    ValidationFailed,
+)
 from aiteacher.security.tokens import Claims
 
 if TYPE_CHECKING:
@@ -158,9 +166,7 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     errors = [{"loc": [str(part) for part in err.get("loc", ())], "msg": err.get("msg", ""), "type": err.get("type")}
               for err in exc.errors()]
     detail = "; ".join(f"{'.'.join(e['loc'][1:] or e['loc'])}: {e['msg']}" for e in errors[:5])
-    error = AppError(detail or "The request is not valid", code="validation_error", extra={"errors": errors})
-    error.status, error.title = 422, "Validation failed"
-    return problem_response(error)
+    return problem_response(ValidationFailed(detail or "The request is not valid", extra={"errors": errors}))
 
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
@@ -174,10 +180,7 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _unexpected_error(_: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error (request %s)", request_id_var.get(), exc_info=exc)
-    error = AppError("An unexpected error occurred; quote the request id when reporting it",
-                     code="internal_error")
-    error.status, error.title = 500, "Internal server error"
-    return problem_response(error)
+    return problem_response(InternalError("An unexpected error occurred; quote the request id when reporting it"))
 
 
 # --- authentication and rate limiting -------------------------------------------------------------
