@@ -106,7 +106,9 @@ class Settings(BaseSettings):
     )
     rate_limit_admin_multiplier: int = Field(
         10, ge=1, le=1000, description="Admins get this many times the limit (bulk account creation, uploads).")
-    login_max_failures: int = Field(10, ge=1, description="Failed logins per account and per IP per window.")
+    login_max_failures: int = Field(10, ge=1, description="Failed logins per account per window (then 429).")
+    login_max_failures_per_ip: int = Field(
+        100, ge=1, description="Failed logins per client address per window (campus NATs share addresses).")
     login_failure_window_seconds: int = Field(900, ge=1)
 
     # --- object store, events and jobs ---------------------------------------------------------

@@ -125,15 +125,15 @@ async def hit_async(key: str, limit: int, window_seconds: int, *, deny_keys: tup
     return _decision(raw, limit, window_seconds)
 
 
-def peek_many(keys: list[str], limit: int, window_seconds: int) -> list[Decision]:
-    """Several windows in one round trip, counting nothing."""
+def peek_many(windows: list[tuple[str, int]], window_seconds: int) -> list[Decision]:
+    """Several (key, limit) windows in one round trip, counting nothing."""
     script = _script()
     with redis_errors("The rate limiter"):
         pipe = get_redis().pipeline(transaction=False)
-        for key in keys:
+        for key, limit in windows:
             script(keys=[f"rl:{key}"], args=[limit, window_seconds * 1000, "-", "0", 0], client=pipe)
         raws = pipe.execute()
-    return [_decision(raw, limit, window_seconds) for raw in raws]
+    return [_decision(raw, limit, window_seconds) for raw, (_, limit) in zip(raws, windows, strict=True)]
 
 
 def reset(key: str) -> None:
