@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import threading
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from aiteacher.embeddings.base import EmbeddingError, l2_normalize
+from aiteacher.openai_client import build_client, endpoint_label
 
 if TYPE_CHECKING:
     from aiteacher.config import Settings
@@ -21,8 +21,6 @@ KNOWN_DIMENSIONS: dict[str, int] = {
     "text-embedding-ada-002": 1536,
 }
 DEFAULT_BATCH_SIZE = 256
-#: Sent as the bearer token to an OpenAI-compatible server that needs none (the client insists on one).
-_NO_KEY = "unused"
 
 
 class OpenAIEmbedder:
@@ -56,13 +54,8 @@ class OpenAIEmbedder:
         self.model = model
         self.name = f"openai:{model}"
         self.batch_size = batch_size
-        self._endpoint = urlsplit(base_url).netloc if base_url else "api.openai.com"
-        self._client = openai.OpenAI(
-            api_key=api_key or _NO_KEY,
-            base_url=base_url or None,
-            timeout=timeout,
-            max_retries=max_retries,
-        )
+        self._endpoint = endpoint_label(base_url)
+        self._client = build_client(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries)
         self._dimension: int | None = KNOWN_DIMENSIONS.get(model)
         self._dimension_lock = threading.Lock()
 

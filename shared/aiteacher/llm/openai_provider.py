@@ -16,7 +16,6 @@ import re
 import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
@@ -38,6 +37,7 @@ from aiteacher.llm.base import (
     check_hint_level,
 )
 from aiteacher.llm.moderation import moderate_offline
+from aiteacher.openai_client import build_client, endpoint_label
 
 if TYPE_CHECKING:
     from aiteacher.config import Settings
@@ -45,8 +45,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-#: Sent as the bearer token to an OpenAI-compatible server that needs none (the client insists on one).
-_NO_KEY = "unused"
 MAX_TURN_CHARS = 4000
 MAX_LIST_ITEMS = 10
 _MARKER = re.compile(r"\[(S\d+(?:\s*,\s*S\d+)*)\]")
@@ -71,12 +69,25 @@ class _TutorOut(_Strict):
         return value
 
 
-class _McqOut(_Strict):
+class _Sourced(_Strict):
+    """An item citing one of the request's sources (their ids travel in the validation context)."""
+
+    source_id: str
+
+    @field_validator("source_id")
+    @classmethod
+    def _known_source(cls, value: str, info: ValidationInfo) -> str:
+        ids = (info.context or {}).get("ids", ())
+        if value not in ids:
+            raise ValueError(f"unknown source id {value!r}; use one of {list(ids)}")
+        return value
+
+
+class _McqOut(_Sourced):
     question: str = Field(min_length=1)
     options: list[str] = Field(min_length=MCQ_OPTIONS, max_length=MCQ_OPTIONS)
     answer_index: int = Field(ge=0, lt=MCQ_OPTIONS)
     explanation: str = Field(min_length=1)
-    source_id: str
 
     @field_validator("options")
     @classmethod
@@ -88,17 +99,11 @@ class _McqOut(_Strict):
             raise ValueError("options must be distinct (ignoring case)")
         return cleaned
 
-    @field_validator("source_id")
-    @classmethod
-    def _known_source(cls, value: str, info: ValidationInfo) -> str:
-        return _check_source(value, info)
 
-
-class _TheoryOut(_Strict):
+class _TheoryOut(_Sourced):
     question: str = Field(min_length=1)
     model_answer: str = Field(min_length=1)
     rubric: list[str] = Field(min_length=1)
-    source_id: str
 
     @field_validator("rubric")
     @classmethod
@@ -107,11 +112,6 @@ class _TheoryOut(_Strict):
         if any(not point for point in points):
             raise ValueError("rubric points must not be empty")
         return points
-
-    @field_validator("source_id")
-    @classmethod
-    def _known_source(cls, value: str, info: ValidationInfo) -> str:
-        return _check_source(value, info)
 
 
 class _ExamOut(_Strict):
@@ -128,13 +128,6 @@ class _LearningOut(_Strict):
     topics: list[str]
     misconceptions: list[str]
     next_steps: list[str]
-
-
-def _check_source(value: str, info: ValidationInfo) -> str:
-    ids = (info.context or {}).get("ids", ())
-    if value not in ids:
-        raise ValueError(f"unknown source id {value!r}; use one of {list(ids)}")
-    return value
 
 
 # --- the provider ----------------------------------------------------------------------------------
@@ -172,13 +165,8 @@ class OpenAIProvider:
         self.max_output_tokens = max_output_tokens
         self.max_source_chars = max_source_chars
         self.max_history_turns = max_history_turns
-        self.endpoint = urlsplit(base_url).netloc if base_url else "api.openai.com"
-        self._client = openai.OpenAI(
-            api_key=api_key or _NO_KEY,
-            base_url=base_url or None,
-            timeout=timeout,
-            max_retries=max_retries,
-        )
+        self.endpoint = endpoint_label(base_url)
+        self._client = build_client(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries)
         self._moderation_endpoint_missing = False
         self._lock = threading.Lock()
 
