@@ -24,7 +24,7 @@ DENIED = {403: {"description": "Not allowed by the access policy (`forbidden`)"}
 
 @app.get("/", response_model=UserPage, responses=DENIED)
 def list_users(caller: CurrentUser, q: Annotated[str | None, Query(max_length=100)] = None,
-               email: Annotated[str | None, Query(max_length=320, description="Exact email (finds one account)")] = None,
+               email: Annotated[str | None, Query(max_length=320, description="Exact email: one account")] = None,
                role: Role | None = None, faculty_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
                active: bool | None = None, limit: Annotated[int, Query(ge=1, le=100)] = 50,
                offset: Annotated[int, Query(ge=0, le=100_000)] = 0) -> UserPage:
