@@ -72,6 +72,8 @@ def ensure_admin(session: Session, email: str, password: str) -> str:
         session.flush()
         audit("user.register", "ok", actor="bootstrap", target=user.id, role="admin")
     elif user.role != "admin" or not passwords.verify_password(password, user.password_hash)[0]:
+        if user.role != "admin":  # tokens of the old role are refused from the next request on
+            user.token_version = (user.token_version or 0) + 1
         user.role = "admin"
         user.password_hash = passwords.hash_password(password)
         profiles.forget_after_commit(session, user.id)
