@@ -170,7 +170,7 @@ def exam_access(scope: CallerScope, *, created_by: str | None, faculty_id: int |
                 semester_id: int | None) -> ExamAccess:
     """Creators, the faculty's academics and admins see keys; students of the exam's tenant see the
     questions; anyone else sees nothing."""
-    if scope.user_id == created_by or may_manage_faculty(scope, faculty_id):
+    if may_see_exam_keys(scope, created_by=created_by, faculty_id=faculty_id):
         return ExamAccess.KEYS
     if scope.is_student and faculty_id is not None and (scope.faculty_id, scope.semester_id) == (
             faculty_id, semester_id):

@@ -197,10 +197,13 @@ def list_documents(session: Session, caller: Claims, *, course: str | None, stat
 
 
 def get_document(session: Session, caller: Claims, document_id: str) -> Document:
-    own = _caller_faculty(session, caller)
+    from aiteacher import access
+
+    scope = access.caller_scope(caller, session)
+    access.managed_faculty(scope)  # students and unplaced academics stop here (403 / 409)
     doc = session.get(Document, document_id)
     # Another faculty's document is indistinguishable from a missing one.
-    if doc is None or (own is not None and doc.faculty_id != own):
+    if doc is None or not access.may_read_document(scope, doc.faculty_id):
         raise NotFound("No such document")
     return doc
 
