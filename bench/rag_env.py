@@ -239,7 +239,9 @@ class RagEnv:
             body: dict[str, Any] = {"faculty_id": faculty["id"]}
             if semester_number is not None:
                 body["semester_id"] = next(s["id"] for s in faculty["semesters"] if s["number"] == semester_number)
-            placed = self.client.put("/me", headers=user.headers, json=body)
+            # Students place themselves; academics and admins are placed by an admin.
+            placed = (self.client.put("/me", headers=user.headers, json=body) if role == "student" else
+                      self.client.put(f"/users/{user.id}/placement", headers=self.admin.headers, json=body))
             if placed.status_code != 200:
                 raise RuntimeError(f"place {role}: {placed.status_code} {placed.text}")
             user.faculty_id, user.semester_id = body["faculty_id"], body.get("semester_id")

@@ -36,7 +36,8 @@ def signed_in(client: Any, role: str = "student", admin_token: str | None = None
     """Register (through an admin for academics/admins) and log in; returns the user and tokens."""
     user = register(client, role=role, token=admin_token)
     tokens = login(client, user["email"])
-    return {**user, **tokens, "headers": bearer(tokens["access_token"])}
+    placer = {"admin_token": admin_token} if role != "student" else {}
+    return {**user, **tokens, "headers": bearer(tokens["access_token"]), **placer}
 
 
 def assert_problem(response: Any, status: int, code: str | None = None) -> dict[str, Any]:
@@ -66,10 +67,15 @@ def hierarchy(client: Any) -> list[dict[str, Any]]:
 
 
 def place(client: Any, user: dict[str, Any], faculty: dict[str, Any], semester_number: int | None = 1) -> None:
+    """Students place themselves (PUT /me, open faculties); academics and admins are placed by the admin
+    that created them (PUT /users/{id}/placement)."""
     body: dict[str, Any] = {"faculty_id": faculty["id"]}
     if semester_number is not None:
         body["semester_id"] = next(s["id"] for s in faculty["semesters"] if s["number"] == semester_number)
-    response = client.put("/me", headers=user["headers"], json=body)
+    if user.get("role", "student") == "student":
+        response = client.put("/me", headers=user["headers"], json=body)
+    else:
+        response = client.put(f"/users/{user['id']}/placement", headers=bearer(user["admin_token"]), json=body)
     assert response.status_code == 200, response.text
 
 

@@ -11,7 +11,7 @@ app = create_app("document", "Curriculum documents and their ingestion status")
 Manager = Annotated[Claims, Depends(require_roles("academic", "admin"))]
 
 
-@app.get("/")
+@app.get("/", responses={409: {"description": "An academic not yet placed in a faculty (`profile_incomplete`)"}})
 def list_documents(caller: Manager, course: Annotated[str | None, Query(max_length=100)] = None,
                    status: Literal["queued", "processing", "ready", "failed"] | None = None,
                    faculty_id: Annotated[int | None, Query(ge=1, description="Admins only")] = None,

@@ -13,6 +13,7 @@ Uploader = Annotated[Claims, Depends(require_roles("academic", "admin"))]
 
 @app.post("/", status_code=202,
           responses={403: {"description": "Not an academic/admin, or another faculty"},
+                     409: {"description": "An academic not yet placed in a faculty (`profile_incomplete`)"},
                      413: {"description": "Larger than INGEST_MAX_BYTES"},
                      415: {"description": "Not a PDF"}})
 def ingest(caller: Uploader, file: Annotated[UploadFile, File(description="The lecture PDF")],

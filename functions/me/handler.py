@@ -1,4 +1,4 @@
-"""me: read and update the caller's profile (faculty, department, semester, name)."""
+"""me: read and update the caller's profile (name, push token; students: faculty, department, semester)."""
 
 from aiteacher.identity.schemas import Profile, ProfileUpdate
 from aiteacher.web import CurrentUser, create_app, lambda_handler
@@ -20,13 +20,16 @@ def read_profile(caller: CurrentUser) -> Profile:
 
 
 @app.put("/", response_model=Profile,
-         responses={422: {"description": "Unknown ids, or a department/semester of another faculty"}})
+         responses={403: {"description": "Academics/admins changing their own placement (`forbidden`); a faculty's "
+                                         "enrolment policy refusing a student (`enrolment_key_required`, "
+                                         "`enrolment_key_invalid`, `enrolment_managed`)"},
+                    422: {"description": "Unknown ids, or a department/semester of another faculty"}})
 def update_profile(body: ProfileUpdate, caller: CurrentUser) -> Profile:
     from aiteacher.db import transaction
     from aiteacher.identity import service
 
     with transaction() as session:
-        return _profile(service.update_profile(session, caller.sub, body.model_dump(exclude_unset=True)))
+        return _profile(service.update_profile(session, caller, body.model_dump(exclude_unset=True)))
 
 
 handler = lambda_handler(app)

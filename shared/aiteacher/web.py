@@ -244,7 +244,12 @@ async def optional_user(request: Request) -> Claims | None:
     error = getattr(request.state, "auth_error", None)
     if error is not None:
         raise error
-    return getattr(request.state, "claims", None)
+    claims = getattr(request.state, "claims", None)
+    if claims is not None:
+        from aiteacher.identity.profiles import admit_token
+
+        await admit_token(claims)  # role changes and deactivation refuse older tokens on the next request
+    return claims
 
 
 async def current_user(request: Request) -> Claims:

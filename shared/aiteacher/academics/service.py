@@ -1,12 +1,18 @@
+"""The academic hierarchy (faculties, departments, semesters), placement checks and enrolment policies."""
+
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from aiteacher.audit import audit
 from aiteacher.db.models import Department, Faculty, Semester
-from aiteacher.errors import ValidationFailed
+from aiteacher.errors import NotFound, ValidationFailed
+
+if TYPE_CHECKING:
+    from aiteacher.access import CallerScope
 
 DEMO_HIERARCHY: list[tuple[str, str, list[str]]] = [
     ("eng", "Faculty of Engineering", ["Computer Engineering", "Electrical Engineering", "Mechanical Engineering"]),
@@ -37,7 +43,8 @@ def list_faculties(session: Session) -> list[dict[str, Any]]:
     departments = session.scalars(select(Department).order_by(Department.id)).all()
     semesters = session.scalars(select(Semester).order_by(Semester.faculty_id, Semester.number)).all()
     by_faculty: dict[int, dict[str, Any]] = {
-        f.id: {"id": f.id, "code": f.code, "name": f.name, "departments": [], "semesters": []} for f in faculties
+        f.id: {"id": f.id, "code": f.code, "name": f.name, "enrolment_policy": f.enrolment_policy,
+               "departments": [], "semesters": []} for f in faculties
     }
     for d in departments:
         by_faculty[d.faculty_id]["departments"].append({"id": d.id, "name": d.name})
@@ -60,3 +67,61 @@ def check_placement(session: Session, faculty_id: int | None, department_id: int
         if faculty_id is None or row.faculty_id != faculty_id:
             raise ValidationFailed(f"The {label} {value} does not belong to faculty {faculty_id}",
                                    code=f"{label}_faculty_mismatch")
+
+
+# --- enrolment policy -----------------------------------------------------------------------------
+
+def enrolment_view(faculty: Faculty, new_key: str | None = None) -> dict[str, Any]:
+    rotated = faculty.enrolment_key_rotated_at
+    return {"faculty_id": faculty.id, "policy": faculty.enrolment_policy,
+            "key_set": faculty.enrolment_key_hash is not None,
+            "key_rotated_at": rotated.isoformat() if rotated else None, "enrolment_key": new_key}
+
+
+def _managed_faculty(session: Session, actor: CallerScope, faculty_id: int, *, lock: bool = False) -> Faculty:
+    from aiteacher.access import check_manage_enrolment
+
+    faculty = session.get(Faculty, faculty_id, with_for_update=lock) if faculty_id < 2**31 else None
+    if faculty is None:
+        raise NotFound("No such faculty")
+    check_manage_enrolment(actor, faculty.id)
+    return faculty
+
+
+def get_enrolment(session: Session, actor: CallerScope, faculty_id: int) -> dict[str, Any]:
+    return enrolment_view(_managed_faculty(session, actor, faculty_id))
+
+
+def set_enrolment_policy(session: Session, actor: CallerScope, faculty_id: int, policy: str) -> dict[str, Any]:
+    """Switch a faculty's policy; switching to `key` without a key creates one (returned once)."""
+    from aiteacher.access import EnrolmentPolicy
+
+    faculty = _managed_faculty(session, actor, faculty_id, lock=True)
+    before = faculty.enrolment_policy
+    faculty.enrolment_policy = EnrolmentPolicy(policy).value
+    new_key = None
+    if faculty.enrolment_policy == EnrolmentPolicy.KEY and faculty.enrolment_key_hash is None:
+        new_key = _store_new_key(faculty)
+    session.flush()
+    audit("faculty.enrolment_policy", "ok", actor=actor.user_id, target=str(faculty.id), before=before,
+          policy=faculty.enrolment_policy, key_rotated=new_key is not None)
+    return enrolment_view(faculty, new_key)
+
+
+def rotate_enrolment_key(session: Session, actor: CallerScope, faculty_id: int) -> dict[str, Any]:
+    """A new key (returned once, stored as a hash): the previous key stops working at once."""
+    faculty = _managed_faculty(session, actor, faculty_id, lock=True)
+    new_key = _store_new_key(faculty)
+    session.flush()
+    audit("faculty.enrolment_key", "rotated", actor=actor.user_id, target=str(faculty.id))
+    return enrolment_view(faculty, new_key)
+
+
+def _store_new_key(faculty: Faculty) -> str:
+    from aiteacher.access import hash_enrolment_key, new_enrolment_key
+    from aiteacher.db.models import utcnow
+
+    key = new_enrolment_key()
+    faculty.enrolment_key_hash = hash_enrolment_key(key)
+    faculty.enrolment_key_rotated_at = utcnow()
+    return key

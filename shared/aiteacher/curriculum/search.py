@@ -5,49 +5,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from aiteacher.errors import Conflict, Forbidden
+from aiteacher.access import SearchScope, search_scope
+from aiteacher.access import caller_scope as access_caller_scope
 from aiteacher.security.tokens import Claims
 
-
-@dataclass(frozen=True)
-class Scope:
-    """What a caller may retrieve: exact-match filters on the vector payload."""
-
-    faculty_id: int | None
-    semester_id: int | None
-    course: str | None
-
-    def filters(self) -> dict[str, Any]:
-        return {"faculty_id": self.faculty_id, "semester_id": self.semester_id, "course": self.course}
+Scope = SearchScope  # the tenant filter is the access policy's
 
 
 def caller_scope(session: Session, caller: Claims, *, course: str | None = None, semester_id: int | None = None,
                  faculty_id: int | None = None) -> Scope:
-    from aiteacher.identity import profiles
-
-    user = SimpleNamespace(**profiles.current(caller.sub, session))
-    course = course.strip() if course and course.strip() else None
-    if caller.role == "student":
-        if user.faculty_id is None or user.semester_id is None:
-            raise Conflict("Set your faculty and semester in your profile (PUT /me) to search course material",
-                           code="profile_incomplete")
-        if faculty_id not in (None, user.faculty_id) or semester_id not in (None, user.semester_id):
-            raise Forbidden("Students search only their own faculty and semester")
-        return Scope(user.faculty_id, user.semester_id, course)
-    if caller.role == "academic":
-        if user.faculty_id is None:
-            raise Conflict("Set your faculty in your profile (PUT /me) to search course material",
-                           code="profile_incomplete")
-        if faculty_id not in (None, user.faculty_id):
-            raise Forbidden("Academics search only their own faculty")
-        return Scope(user.faculty_id, semester_id, course)
-    return Scope(faculty_id, semester_id, course)
+    return search_scope(access_caller_scope(caller, session), course=course, semester_id=semester_id,
+                        faculty_id=faculty_id)
 
 
 def _cache_key(scope: Scope, query: str, top_k: int) -> str | None:

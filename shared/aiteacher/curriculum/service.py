@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from aiteacher.audit import audit
 from aiteacher.config import get_settings
 from aiteacher.db import after_commit
-from aiteacher.db.models import Document, Faculty, Semester, User, new_id
+from aiteacher.db.models import Document, Faculty, Semester, new_id
 from aiteacher.errors import Forbidden, NotFound, ValidationFailed
 from aiteacher.security.tokens import Claims
 
@@ -73,19 +73,15 @@ class UploadTarget:
 
 def resolve_upload_target(session: Session, caller: Claims, faculty_id: int | None,
                           semester_id: int | None) -> UploadTarget:
-    """Academics upload within their own faculty; admins anywhere (faculty required)."""
-    user = session.get(User, caller.sub)
-    if user is None:
-        raise NotFound("The account no longer exists")
-    if caller.role == "academic":
-        if user.faculty_id is None:
-            raise ValidationFailed("Set your faculty in your profile (PUT /me) before uploading",
-                                   code="profile_incomplete")
-        if faculty_id is not None and faculty_id != user.faculty_id:
-            audit("document.upload", "denied", actor=caller.sub, faculty_id=faculty_id)
-            raise Forbidden("Academics can upload only to their own faculty")
-        faculty_id = user.faculty_id
-        semester_id = semester_id or user.semester_id
+    """Where an upload goes, as the access policy says (academics: their faculty; admins: anywhere)."""
+    from aiteacher import access
+
+    scope = access.caller_scope(caller, session)
+    try:
+        faculty_id, semester_id = access.upload_placement(scope, faculty_id, semester_id)
+    except Forbidden:
+        audit("document.upload", "denied", actor=caller.sub, faculty_id=faculty_id)
+        raise
     if faculty_id is None:
         raise ValidationFailed("faculty_id is required", code="validation_error")
     if semester_id is None:
@@ -97,7 +93,7 @@ def resolve_upload_target(session: Session, caller: Claims, faculty_id: int | No
     if semester is None or semester.faculty_id != faculty.id:
         raise ValidationFailed(f"Semester {semester_id} does not belong to faculty {faculty_id}",
                                code="semester_faculty_mismatch")
-    department_id = user.department_id if user.faculty_id == faculty.id else None
+    department_id = scope.department_id if scope.faculty_id == faculty.id else None
     return UploadTarget(faculty, semester, department_id)
 
 
@@ -180,14 +176,9 @@ def register_object(session: Session, bucket: str, key: str, etag: str, size: in
 
 def _caller_faculty(session: Session, caller: Claims) -> int | None:
     """The faculty whose documents the caller may manage (None for admins: all)."""
-    if caller.role == "admin":
-        return None
-    if caller.role != "academic":
-        raise Forbidden("Only academics and admins manage documents")
-    user = session.get(User, caller.sub)
-    if user is None or user.faculty_id is None:
-        raise ValidationFailed("Set your faculty in your profile (PUT /me) first", code="profile_incomplete")
-    return user.faculty_id
+    from aiteacher import access
+
+    return access.managed_faculty(access.caller_scope(caller, session))
 
 
 def list_documents(session: Session, caller: Claims, *, course: str | None, status: str | None,
@@ -206,10 +197,13 @@ def list_documents(session: Session, caller: Claims, *, course: str | None, stat
 
 
 def get_document(session: Session, caller: Claims, document_id: str) -> Document:
-    own = _caller_faculty(session, caller)
+    from aiteacher import access
+
+    scope = access.caller_scope(caller, session)
+    access.managed_faculty(scope)  # students and unplaced academics stop here (403 / 409)
     doc = session.get(Document, document_id)
     # Another faculty's document is indistinguishable from a missing one.
-    if doc is None or (own is not None and doc.faculty_id != own):
+    if doc is None or not access.may_read_document(scope, doc.faculty_id):
         raise NotFound("No such document")
     return doc
 

@@ -51,10 +51,19 @@ class Base(DeclarativeBase):
 
 
 class Faculty(Base):
+    """A tenant. `enrolment_policy` says how students join it: open (self-placement), key (self-placement
+    with the enrolment key, stored as a hash) or managed (its academics and admins place students)."""
+
     __tablename__ = "faculties"
+    __table_args__ = (
+        CheckConstraint("enrolment_policy IN ('open', 'key', 'managed')", name="ck_faculties_enrolment_policy"),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     code: Mapped[str] = mapped_column(String(16), unique=True)
     name: Mapped[str] = mapped_column(String(200))
+    enrolment_policy: Mapped[str] = mapped_column(String(16), default="open", server_default="open")
+    enrolment_key_hash: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    enrolment_key_rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class Department(Base):
@@ -91,6 +100,8 @@ class User(Base):
     semester_id: Mapped[int | None] = mapped_column(ForeignKey("semesters.id", ondelete="SET NULL"), nullable=True)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     push_token: Mapped[str | None] = mapped_column(String(4096), nullable=True)
+    # Raised by a role change or deactivation: access tokens carrying an older version are refused.
+    token_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from aiteacher.audit import audit
 from aiteacher.config import get_settings
 from aiteacher.db import after_commit
-from aiteacher.db.models import Exam, User, new_id
+from aiteacher.db.models import Exam, new_id
 from aiteacher.errors import NotFound, ValidationFailed
 from aiteacher.security.tokens import Claims
 
@@ -48,16 +48,17 @@ def exam_view(session: Session, caller: Claims, exam_id: str) -> dict[str, Any]:
     exam = session.get(Exam, exam_id)
     if exam is None:
         raise NotFound("No such exam")
-    with_keys = caller.sub == exam.created_by or caller.role == "admin"
-    if not with_keys:
-        user = session.get(User, caller.sub)
-        if user is None:
-            raise NotFound("No such exam")
-        same_faculty = exam.faculty_id is not None and user.faculty_id == exam.faculty_id
-        if caller.role == "academic" and same_faculty:
-            with_keys = True
-        elif not (caller.role == "student" and same_faculty and user.semester_id == exam.semester_id):
-            raise NotFound("No such exam")
+    from aiteacher import access
+
+    try:
+        scope = access.caller_scope(caller, session)
+    except NotFound:
+        raise NotFound("No such exam") from None
+    seen = access.exam_access(scope, created_by=exam.created_by, faculty_id=exam.faculty_id,
+                              semester_id=exam.semester_id)
+    if seen is access.ExamAccess.NONE:
+        raise NotFound("No such exam")
+    with_keys = seen is access.ExamAccess.KEYS
     questions = exam.questions if with_keys else [
         {k: v for k, v in question.items() if k not in KEY_FIELDS} for question in exam.questions]
     return {"id": exam.id, "status": exam.status, "course": exam.course, "topic": exam.topic,

@@ -12,12 +12,15 @@ import json
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
-from aiteacher.errors import NotFound
+from aiteacher.errors import InvalidToken, NotFound
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-FIELDS = ("id", "email", "full_name", "role", "faculty_id", "department_id", "semester_id", "push_enabled")
+    from aiteacher.security.tokens import Claims
+
+FIELDS = ("id", "email", "full_name", "role", "faculty_id", "department_id", "semester_id", "push_enabled",
+          "token_version")
 prefetched: ContextVar[dict[str, Any] | None] = ContextVar("prefetched_profile", default=None)
 
 
@@ -52,19 +55,39 @@ def current(user_id: str, session: Session | None = None) -> dict[str, Any]:
     return profile
 
 
+async def admit_token(claims: Claims) -> None:
+    """Refuse an access token issued before the account's last role change or deactivation.
+
+    The profile `admit` prefetched (same Redis round trip as the rate limit) answers at no cost; on a
+    miss (expired, forgotten after a change, or Redis lost its data) the database answers once and the
+    profile is cached again, so the check survives the loss of Redis' deny-list."""
+    profile = prefetched.get()
+    if profile is None or profile.get("id") != claims.sub:
+        from starlette.concurrency import run_in_threadpool
+
+        try:
+            profile = await run_in_threadpool(current, claims.sub)
+        except NotFound as exc:
+            raise InvalidToken("This account is deactivated", code="account_disabled") from exc
+        prefetched.set(profile)
+    if claims.ver < int(profile.get("token_version") or 0):
+        raise InvalidToken("The account's role or status changed since this token was issued; sign in again",
+                           code="token_revoked")
+
+
 def _read(session: Session, user_id: str) -> dict[str, Any]:
     from sqlalchemy import select
 
     from aiteacher.db.models import User
 
     row = session.execute(select(User.id, User.email, User.full_name, User.role, User.faculty_id,
-                                 User.department_id, User.semester_id, User.push_token)
+                                 User.department_id, User.semester_id, User.push_token, User.token_version)
                           .where(User.id == user_id, User.is_active.is_(True))).first()
     if row is None:
         raise NotFound("The account no longer exists")
     return {"id": row.id, "email": row.email, "full_name": row.full_name, "role": row.role,
             "faculty_id": row.faculty_id, "department_id": row.department_id, "semester_id": row.semester_id,
-            "push_enabled": bool(row.push_token)}
+            "push_enabled": bool(row.push_token), "token_version": int(row.token_version or 0)}
 
 
 def _remember(profile: dict[str, Any]) -> None:

@@ -60,8 +60,61 @@ class ProfileUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     full_name: str | None = Field(None, min_length=1, max_length=200)
-    faculty_id: int | None = Field(None, ge=1)
-    department_id: int | None = Field(None, ge=1)
-    semester_id: int | None = Field(None, ge=1)
+    faculty_id: int | None = Field(None, ge=1, le=2**31 - 1)
+    department_id: int | None = Field(None, ge=1, le=2**31 - 1)
+    semester_id: int | None = Field(None, ge=1, le=2**31 - 1)
     push_token: str | None = Field(None, min_length=1, max_length=4096,
                                    description="FCM registration token of this device; null stops push")
+    enrolment_key: str | None = Field(None, min_length=1, max_length=64,
+                                      description="Needed to enter a faculty whose enrolment policy is `key`")
+
+
+# --- user administration (the `users` function) ---------------------------------------------------
+
+EnrolmentPolicyName = Literal["open", "key", "managed"]
+
+
+class UserRecord(BaseModel):
+    id: str
+    email: str
+    full_name: str
+    role: Role
+    faculty_id: int | None
+    department_id: int | None
+    semester_id: int | None
+    is_active: bool
+    created_at: str
+
+
+class UserPage(BaseModel):
+    users: list[UserRecord]
+    total: int
+    limit: int
+    offset: int
+
+
+class RoleChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    role: Role
+
+
+class PlacementChange(BaseModel):
+    """The whole placement (an omitted field is cleared), of another user."""
+
+    model_config = ConfigDict(extra="forbid")
+    faculty_id: int | None = Field(None, ge=1, le=2**31 - 1)
+    department_id: int | None = Field(None, ge=1, le=2**31 - 1)
+    semester_id: int | None = Field(None, ge=1, le=2**31 - 1)
+
+
+class EnrolmentChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    policy: EnrolmentPolicyName
+
+
+class Enrolment(BaseModel):
+    faculty_id: int
+    policy: EnrolmentPolicyName
+    key_set: bool
+    key_rotated_at: str | None
+    enrolment_key: str | None = Field(None, description="Only in the reply that created it: store it now")

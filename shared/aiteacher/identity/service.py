@@ -72,6 +72,8 @@ def ensure_admin(session: Session, email: str, password: str) -> str:
         session.flush()
         audit("user.register", "ok", actor="bootstrap", target=user.id, role="admin")
     elif user.role != "admin" or not passwords.verify_password(password, user.password_hash)[0]:
+        if user.role != "admin":  # tokens of the old role are refused from the next request on
+            user.token_version = (user.token_version or 0) + 1
         user.role = "admin"
         user.password_hash = passwords.hash_password(password)
         profiles.forget_after_commit(session, user.id)
@@ -133,10 +135,10 @@ def _issue_pair(user: User, family: RefreshFamily) -> IssuedPair:
     settings = get_settings()
     expires_at = int(family.expires_at.timestamp())
     access, _ = tokens.issue("access", sub=user.id, role=user.role, family=family.id,
-                             ttl_seconds=settings.access_token_ttl_seconds)
+                             ttl_seconds=settings.access_token_ttl_seconds, version=user.token_version or 0)
     refresh, claims = tokens.issue("refresh", sub=user.id, role=user.role, family=family.id,
                                    ttl_seconds=settings.refresh_token_ttl_seconds, jti=family.current_jti,
-                                   expires_at=expires_at)
+                                   expires_at=expires_at, version=user.token_version or 0)
     return IssuedPair(access, refresh, settings.access_token_ttl_seconds, max(0, claims.exp - claims.iat))
 
 
@@ -156,6 +158,10 @@ def refresh(session: Session, refresh_token: str) -> IssuedPair | None:
     user = session.get(User, claims.sub)
     if user is None or not user.is_active:
         raise InvalidToken("The refresh token is invalid")
+    if claims.ver < (user.token_version or 0):
+        audit("auth.refresh", "failed", actor=claims.sub, target=family.id, reason="token_version")
+        raise InvalidToken("The account's role or status changed since this login; sign in again",
+                           code="token_revoked")
     new_jti = tokens.new_jti()
     now = datetime.now(UTC)
     # Compare-and-swap on the current jti: of two concurrent uses of one token, exactly one wins.
@@ -210,10 +216,17 @@ def get_user(session: Session, user_id: str) -> User:
     return user
 
 
-def update_profile(session: Session, user_id: str, changes: dict[str, object]) -> User:
-    from aiteacher.academics.service import check_placement
+PLACEMENT_FIELDS = ("faculty_id", "department_id", "semester_id")
 
-    user = get_user(session, user_id)
+
+def update_profile(session: Session, caller: Claims, changes: dict[str, object]) -> User:
+    """PUT /me. A placement change goes through the access policy: academics and admins never move
+    themselves; a student entering a faculty follows its enrolment policy (`enrolment_key`)."""
+    from aiteacher import access
+    from aiteacher.db.models import Faculty
+
+    user = get_user(session, caller.sub)
+    enrolment_key = changes.pop("enrolment_key", None)
     if "push_token" in changes:
         user.push_token = changes.pop("push_token")  # type: ignore[assignment]
     if "full_name" in changes:
@@ -221,15 +234,46 @@ def update_profile(session: Session, user_id: str, changes: dict[str, object]) -
             changes.pop("full_name")
         else:
             user.full_name = str(changes["full_name"]).strip()
-    placement = {key: getattr(user, key) for key in ("faculty_id", "department_id", "semester_id")}
+    placement = new_placement(user, changes)
+    if placement != {key: getattr(user, key) for key in PLACEMENT_FIELDS}:
+        faculty = session.get(Faculty, placement["faculty_id"]) if placement["faculty_id"] is not None else None
+        scope = access.scope_of(profiles.current(user.id, session))
+        try:
+            access.check_self_placement(
+                scope, new_faculty_id=placement["faculty_id"], placement_changed=True,
+                policy=access.EnrolmentPolicy(faculty.enrolment_policy) if faculty else None,
+                key_hash=faculty.enrolment_key_hash if faculty else None,
+                enrolment_key=str(enrolment_key) if enrolment_key else None)
+        except Forbidden as exc:
+            audit("user.placement", "denied", actor=user.id, target=user.id, via="self", reason=exc.code,
+                  faculty_id=placement["faculty_id"])
+            raise
+        apply_placement(session, user, placement, actor=user.id, via="self")
+    session.flush()
+    profiles.forget_after_commit(session, user.id)
+    audit("user.profile_update", "ok", actor=user.id, target=user.id, fields=sorted(changes))
+    return user
+
+
+def new_placement(user: User, changes: dict[str, object]) -> dict[str, int | None]:
+    """The placement after `changes`: moving faculty drops the old department and semester unless
+    they are replaced too."""
+    placement = {key: getattr(user, key) for key in PLACEMENT_FIELDS}
     if "faculty_id" in changes and changes["faculty_id"] != user.faculty_id:
-        # Moving faculty drops placements that belonged to the old one unless they are replaced too.
         placement.update(department_id=None, semester_id=None)
-    placement.update({key: value for key, value in changes.items() if key in placement})
+    placement.update({key: value for key, value in changes.items() if key in placement})  # type: ignore[misc]
+    return placement
+
+
+def apply_placement(session: Session, user: User, placement: dict[str, int | None], *, actor: str,
+                    via: str) -> None:
+    """Validate (422 for unknown ids or another faculty's department/semester), store and audit."""
+    from aiteacher.academics.service import check_placement
+
     check_placement(session, placement["faculty_id"], placement["department_id"], placement["semester_id"])
+    before = {key: getattr(user, key) for key in PLACEMENT_FIELDS}
     for key, value in placement.items():
         setattr(user, key, value)
     session.flush()
-    profiles.forget_after_commit(session, user_id)
-    audit("user.profile_update", "ok", actor=user_id, target=user_id, fields=sorted(changes))
-    return user
+    profiles.forget_after_commit(session, user.id)
+    audit("user.placement", "ok", actor=actor, target=user.id, via=via, before=before, after=dict(placement))

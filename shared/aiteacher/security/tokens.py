@@ -29,6 +29,7 @@ class Claims:
     typ: str
     fam: str | None
     iss: str
+    ver: int = 0  # the account's token version when issued (a role change or deactivation raises it)
 
 
 @lru_cache(maxsize=4)
@@ -59,7 +60,7 @@ def new_jti() -> str:
 
 
 def issue(token_type: TokenType, *, sub: str, role: str, family: str, ttl_seconds: int,
-          jti: str | None = None, expires_at: int | None = None) -> tuple[str, Claims]:
+          jti: str | None = None, expires_at: int | None = None, version: int = 0) -> tuple[str, Claims]:
     import jwt
 
     from aiteacher.config import get_settings
@@ -70,11 +71,11 @@ def issue(token_type: TokenType, *, sub: str, role: str, family: str, ttl_second
     exp = min(now + ttl_seconds, expires_at) if expires_at else now + ttl_seconds
     claims = {
         "typ": token_type, "iss": settings.jwt_issuer, "aud": settings.jwt_audience, "sub": sub, "role": role,
-        "iat": now, "exp": exp, "jti": jti or new_jti(), "fam": family,
+        "iat": now, "exp": exp, "jti": jti or new_jti(), "fam": family, "ver": version,
     }
     token = jwt.encode(claims, signing, algorithm=algorithm)
     return token, Claims(sub=sub, role=role, jti=claims["jti"], exp=exp, iat=now, typ=token_type, fam=family,
-                         iss=settings.jwt_issuer)
+                         iss=settings.jwt_issuer, ver=version)
 
 
 def decode(token: str, expected_type: TokenType) -> Claims:
@@ -97,5 +98,9 @@ def decode(token: str, expected_type: TokenType) -> Claims:
         raise InvalidToken(f"An {expected_type} token is required")
     if payload.get("role") not in ("student", "academic", "admin"):
         raise InvalidToken("The token is invalid")
+    version = payload.get("ver", 0)
+    if not isinstance(version, int) or isinstance(version, bool) or not 0 <= version < 2**31:
+        raise InvalidToken("The token is invalid")
     return Claims(sub=str(payload["sub"]), role=payload["role"], jti=str(payload["jti"]), exp=int(payload["exp"]),
-                  iat=int(payload["iat"]), typ=payload["typ"], fam=payload.get("fam"), iss=payload["iss"])
+                  iat=int(payload["iat"]), typ=payload["typ"], fam=payload.get("fam"), iss=payload["iss"],
+                  ver=version)
