@@ -9,7 +9,8 @@ import { citationLink } from "./pages.js";
 const HINTS = ["Hint", "Stronger hint", "Worked explanation"];
 
 function message(role, content) {
-  return h("li", { class: `msg ${role}` }, h("span", { class: "who" }, role === "user" ? "You" : "Tutor"), content);
+  const kind = role === "user" ? "from-student" : "from-tutor";
+  return h("li", { class: `msg ${kind}` }, h("span", { class: "who" }, role === "user" ? "You" : "Tutor"), content);
 }
 
 function answerFooter(app, done) {
