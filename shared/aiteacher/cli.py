@@ -6,6 +6,7 @@ import argparse
 import getpass
 import os
 import sys
+from pathlib import Path
 
 
 def _migrate(args: argparse.Namespace) -> int:
@@ -99,6 +100,18 @@ def _dev(args: argparse.Namespace) -> int:
     return 0
 
 
+def _web_build(args: argparse.Namespace) -> int:
+    from aiteacher.webapp import load_web_app
+
+    web = load_web_app(api_base=args.api_base)
+    if web is None:
+        print("error: no web/ folder next to shared/ (run from a checkout)", file=sys.stderr)
+        return 1
+    web.build(Path(args.out))
+    print(f"wrote {args.out} ({len(web.versions)} static files); its CSP is in {args.out}/csp.txt")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="aiteacher", description="AI-Teacher operations")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -134,6 +147,11 @@ def main(argv: list[str] | None = None) -> int:
 
     add_arguments(manifests)
     manifests.set_defaults(func=_manifests)
+
+    web = sub.add_parser("web-build", help="write the web app (index.html + hashed static/) for a static server")
+    web.add_argument("out", help="output folder (replaced)")
+    web.add_argument("--api-base", default="", help="the API's public base URL when it is another origin")
+    web.set_defaults(func=_web_build)
 
     sub.add_parser("env-example", help="print .env.example (every setting with its default)").set_defaults(
         func=_env_example)

@@ -32,6 +32,9 @@ class Gateway:
         # Longest prefix first, so /documents/{id} never falls to a shorter alias.
         self.routes = sorted(routes, key=lambda route: len(route[0]), reverse=True)
         self._openapi: bytes | None = None
+        from aiteacher.webapp import load_web_app
+
+        self.web = load_web_app()
 
     def match(self, path: str) -> tuple[str, str, str] | None:
         for prefix, name in self.routes:
@@ -61,7 +64,15 @@ class Gateway:
         await self.apps[name](child, receive, send)
 
     async def _own_route(self, path: str, scope: Scope, send: Send) -> None:
-        if path == "/openapi.json":
+        headers: list[tuple[str, str]] = []
+        ctype = "application/json"
+        if self.web is not None and path in ("/", "/index.html"):
+            self.web.refresh()
+            body, status = self.web.index, 200
+            headers = self.web.page_headers()
+        elif self.web is not None and path.startswith("/static/"):
+            status, body, headers = self.web.static(path, scope.get("query_string", b"").decode("latin-1"))
+        elif path == "/openapi.json":
             body, status, ctype = self.openapi(), 200, "application/json"
         elif path == "/docs":
             body, status, ctype = DOCS_HTML.encode(), 200, "text/html; charset=utf-8"
@@ -74,8 +85,12 @@ class Gateway:
             problem = {"type": "https://aiteacher.dev/problems/not-found", "title": "Not found", "status": 404,
                        "detail": f"No function serves {path}", "code": "not_found"}
             body, status, ctype = json.dumps(problem).encode(), 404, "application/problem+json"
+        if not headers:
+            headers = [("content-type", ctype)]
+        headers += [("content-length", str(len(body))), ("x-content-type-options", "nosniff"),
+                    ("referrer-policy", "strict-origin-when-cross-origin")]
         await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", ctype.encode()), (b"content-length", str(len(body)).encode())]})
+                    "headers": [(k.encode(), v.encode()) for k, v in headers]})
         await send({"type": "http.response.body", "body": body})
 
     def openapi(self) -> bytes:

@@ -1,0 +1,173 @@
+"""The web app in a real browser (Debian's Chromium driven by Playwright) against `aiteacher dev`, as
+a newcomer would use it: an academic uploads a PDF and watches it become ready, a student registers,
+places themselves, searches, asks the tutor and opens the cited page. Every main screen is saved as a
+screenshot (SCREENSHOT_DIR, default .data/screenshots) and checked with axe-core: 0 serious or critical
+violations.
+
+The dev server always runs the embedded defaults, so this module runs once, in the embedded-defaults
+pass of CI (it is skipped when DATABASE_URL points the rest of the suite at a real server)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.test_dev_server import ADMIN, dev_server  # noqa: F401  (the fixture)
+from tests.helpers import make_pdf
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+SHOTS = Path(os.environ.get("SCREENSHOT_DIR", ".data/screenshots"))
+PHRASE = "The Quandrel pivot rule picks the median of three sampled keys before partitioning."
+
+if os.environ.get("DATABASE_URL"):
+    pytest.skip("browser tests run in the embedded-defaults pass only", allow_module_level=True)
+if not shutil.which(CHROMIUM) and not Path(CHROMIUM).exists():
+    if os.environ.get("CI"):
+        pytest.fail(f"{CHROMIUM} is missing: .ci/run installs Debian's chromium", pytrace=False)
+    pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with sync_api.sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                              args=["--no-sandbox", "--disable-dev-shm-usage"])
+        yield instance
+        instance.close()
+
+
+def _page(browser, dev_server, *, width: int = 1280, height: int = 900):  # type: ignore[no-untyped-def]
+    context = browser.new_context(base_url=dev_server["base"], viewport={"width": width, "height": height})
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" and "40" not in msg.text else None)
+    page.errors = errors  # type: ignore[attr-defined]
+    return page
+
+
+def check_screen(page, name: str) -> None:  # type: ignore[no-untyped-def]
+    """A screenshot for the artefacts, and axe-core with no serious or critical violation."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    results = Axe().run(page, options={"resultTypes": ["violations"],
+                                       "runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21aa",
+                                                                             "wcag22aa"]}})
+    serious = [v for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
+    assert not serious, f"{name}: " + "; ".join(f"{v['id']}: {v['help']} ({len(v['nodes'])})" for v in serious)
+    assert not page.errors, page.errors  # type: ignore[attr-defined]
+
+
+def sign_in(page, email: str, password: str) -> None:  # type: ignore[no-untyped-def]
+    page.goto("/#/login")
+    page.get_by_label("Email", exact=True).fill(email)
+    page.get_by_label("Password", exact=True).fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign out").wait_for()
+
+
+@pytest.fixture(scope="module")
+def material(browser, dev_server, tmp_path_factory) -> dict:  # type: ignore[no-untyped-def]
+    """The academic side: an admin uploads a lecture by drag-and-drop-free file picking and waits for ready."""
+    pdf = tmp_path_factory.mktemp("upload") / "quicksort-week-3.pdf"
+    pdf.write_bytes(make_pdf([["Sorting, week 3.", "Quicksort partitions around a pivot."], [PHRASE]],
+                             title="Quicksort week 3"))
+    page = _page(browser, dev_server)
+    sign_in(page, *ADMIN)
+    page.goto("/#/documents")
+    page.get_by_label("Course", exact=True).fill("algorithms")
+    page.get_by_label("Semester id").fill("3")
+    page.get_by_label("Faculty id").fill("1")
+    page.get_by_label("Files (PDF, PPTX, DOCX, Markdown, HTML)").set_input_files(str(pdf))
+    page.get_by_role("button", name="Upload").click()
+    row = page.locator("table.documents tbody tr", has_text="algorithms").first
+    row.wait_for()
+    deadline = time.monotonic() + 120
+    while row.get_attribute("data-status") not in ("ready", "failed") and time.monotonic() < deadline:
+        page.wait_for_timeout(300)
+    assert row.get_attribute("data-status") == "ready", row.inner_text()
+    check_screen(page, "academic-documents")
+    page.context.close()
+    return {"pdf": pdf}
+
+
+def test_a_student_registers_places_searches_and_asks_the_tutor(browser, dev_server, material) -> None:
+    page = _page(browser, dev_server)
+    page.goto("/")
+    check_screen(page, "sign-in")
+    page.get_by_role("link", name="Create an account").click()
+    email = f"student-{time.time_ns()}@example.edu"
+    page.get_by_label("Full name").fill("Grace Student")
+    page.get_by_label("Email", exact=True).fill(email)
+    page.get_by_label("Password", exact=True).fill("a long and unusual passphrase")
+    page.get_by_role("button", name="Create account").click()
+    page.get_by_role("heading", name="Your profile").wait_for()
+    page.get_by_label("Faculty").select_option(index=1)
+    page.get_by_label("Department").select_option(index=1)
+    page.get_by_label("Semester").select_option(label="Semester 3")
+    check_screen(page, "profile")
+    page.get_by_role("button", name="Save").click()
+    page.get_by_role("heading", name="Tutor").wait_for()
+
+    page.get_by_role("link", name="Search").click()
+    page.get_by_label("Search your material").fill("how does the pivot rule work")
+    page.get_by_role("button", name="Search").click()
+    page.locator(".hits li").first.wait_for()
+    assert "Quandrel" in page.locator(".hits").inner_text()
+    check_screen(page, "search")
+
+    page.get_by_role("link", name="Tutor").click()
+    page.get_by_label("Your question").fill("What does the Quandrel pivot rule pick?")
+    with page.expect_response(lambda r: r.url.endswith("/chat")) as chat:
+        page.get_by_role("button", name="Ask").click()
+    assert chat.value.request.headers["accept"] == "text/event-stream"
+    page.locator(".answer-meta").first.wait_for()
+    assert "Quicksort week 3, p. 2" in page.locator(".answer-meta .sources").inner_text()
+    check_screen(page, "tutor")
+
+
+def test_the_app_fits_a_phone_screen(browser, dev_server) -> None:
+    page = _page(browser, dev_server, width=360, height=740)
+    page.goto("/#/login")
+    page.get_by_role("button", name="Sign in").wait_for()
+    overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    assert overflow <= 0
+    check_screen(page, "sign-in-phone")
+
+
+def test_user_text_is_rendered_as_text_never_as_html(browser, dev_server) -> None:
+    page = _page(browser, dev_server)
+    page.goto("/#/login")
+    page.get_by_label("Email", exact=True).fill("nobody@example.edu")
+    page.get_by_label("Password", exact=True).fill("<img src=x onerror=window.pwned=1>")
+    page.get_by_role("button", name="Sign in").click()
+    page.locator("form .error").wait_for()
+    assert page.evaluate("window.pwned === undefined")
+    assert "Invalid" in page.locator("form .error").inner_text() or page.locator("form .error").inner_text()
+
+
+def test_static_assets_are_hashed_cached_and_the_page_has_a_strict_csp(dev_server) -> None:
+    import re
+
+    import httpx
+
+    index = httpx.get(dev_server["base"] + "/")
+    assert index.status_code == 200 and index.headers["cache-control"] == "no-cache"
+    csp = index.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in csp and "script-src 'self' 'sha256-" in csp and "unsafe-inline" not in csp
+    hashed = re.search(r'src="(/static/app\.js\?v=[0-9a-f]+)"', index.text).group(1)
+    asset = httpx.get(dev_server["base"] + hashed)
+    assert asset.headers["cache-control"].endswith("immutable")
+    assert asset.headers["content-type"].startswith("text/javascript")
+    assert httpx.get(dev_server["base"] + "/static/app.js").headers["cache-control"] == "no-cache"
+    assert httpx.get(dev_server["base"] + "/static/../../shared/aiteacher/config.py").status_code == 404
+    assert "https://" not in index.text  # nothing from a CDN
