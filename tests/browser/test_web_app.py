@@ -171,3 +171,59 @@ def test_static_assets_are_hashed_cached_and_the_page_has_a_strict_csp(dev_serve
     assert httpx.get(dev_server["base"] + "/static/app.js").headers["cache-control"] == "no-cache"
     assert httpx.get(dev_server["base"] + "/static/../../shared/aiteacher/config.py").status_code == 404
     assert "https://" not in index.text  # nothing from a CDN
+
+
+def test_an_admin_finds_a_user_changes_the_role_and_deactivates(browser, dev_server) -> None:
+    import httpx
+
+    email = f"mover-{time.time_ns()}@example.edu"
+    assert httpx.post(dev_server["base"] + "/auth/register", json={
+        "email": email, "password": "a long and unusual passphrase", "full_name": "Moved Person"}).status_code == 201
+    page = _page(browser, dev_server)
+    sign_in(page, *ADMIN)
+    page.goto("/#/admin/users")
+    page.get_by_label("Search name or email").fill(email)
+    page.get_by_role("button", name="Find").click()
+    row = page.locator(f'tr[data-email="{email}"]')
+    row.wait_for()
+    check_screen(page, "admin-users")
+    row.get_by_label(f"Role of {email}").select_option("academic")
+    row.get_by_role("button", name="Set role").click()
+    page.locator(".status.ok").wait_for()
+    row = page.locator(f'tr[data-email="{email}"]')
+    row.get_by_role("button", name="Deactivate").click()
+    page.locator(f'tr[data-email="{email}"]', has_text="deactivated").wait_for()
+    login = httpx.post(dev_server["base"] + "/auth/login", json={"email": email,
+                                                                "password": "a long and unusual passphrase"})
+    assert login.status_code in (401, 403)
+
+
+def test_an_academic_sets_the_enrolment_policy_and_rotates_the_key(browser, dev_server) -> None:
+    import httpx
+
+    base = dev_server["base"]
+    admin = httpx.post(base + "/auth/login", json={"email": ADMIN[0], "password": ADMIN[1]}).json()
+    auth = {"Authorization": f"Bearer {admin['access_token']}"}
+    email = f"prof-{time.time_ns()}@example.edu"
+    created = httpx.post(base + "/auth/register", headers=auth, json={
+        "email": email, "password": "a long and unusual passphrase", "full_name": "Prof", "role": "academic"})
+    assert created.status_code == 201, created.text
+    faculty = httpx.get(base + "/faculties").json()[1]
+    placed = httpx.put(base + f"/users/{created.json()['id']}/placement", headers=auth, json={
+        "faculty_id": faculty["id"], "department_id": faculty["departments"][0]["id"],
+        "semester_id": faculty["semesters"][0]["id"]})
+    assert placed.status_code == 200, placed.text
+    page = _page(browser, dev_server)
+    sign_in(page, email, "a long and unusual passphrase")
+    page.goto("/#/profile")
+    page.get_by_role("heading", name=f"Enrolment for {faculty['name']}").wait_for()
+    page.get_by_label("Policy").select_option("key")
+    page.get_by_role("button", name="Save policy").click()
+    page.locator(".new-key code").wait_for()
+    first_key = page.locator(".new-key code").inner_text()
+    page.get_by_role("button", name="Rotate key").click()
+    page.locator(".new-key code", has_not_text=first_key).wait_for()
+    check_screen(page, "academic-enrolment")
+    policy = httpx.get(base + "/faculties").json()[1]["enrolment_policy"]
+    assert policy == "key"
+    httpx.put(base + f"/users/enrolment/{faculty['id']}", headers=auth, json={"policy": "open"})
