@@ -120,3 +120,76 @@ def generation_failed(job: Any, connection: Any, exc_type: Any, exc_value: Any, 
     _finish(job.args[0], [], "Exam generation failed; please try again later.")
 
 
+
+
+# --- grading -------------------------------------------------------------------------------------
+def grade_attempt(attempt_id: str, *, force_offline: bool = False) -> dict[str, Any]:
+    """Grade the theory answers of a submitted attempt. Three phases, so no pooled connection is held while
+    the LLM (or the embedder) works: a short read, the grading, a short write."""
+    from aiteacher.db import transaction
+    from aiteacher.db.models import Exam, ExamAttempt
+
+    with transaction(read_only=True) as session:
+        attempt = session.get(ExamAttempt, attempt_id)
+        if attempt is None or attempt.status != "grading":
+            return {"attempt_id": attempt_id, "status": getattr(attempt, "status", "missing"), "skipped": True}
+        exam = session.get(Exam, attempt.exam_id)
+        questions = list(exam.questions or []) if exam is not None else []
+        answers = dict(attempt.answers or {})
+        results = [dict(result) for result in attempt.results or []]
+
+    graded, grader = _grade_pending(questions, answers, results, force_offline=force_offline)
+
+    from aiteacher.exams.attempts import finish
+
+    with transaction() as session:
+        attempt = session.get(ExamAttempt, attempt_id)
+        if attempt is None or attempt.status != "grading":
+            return {"attempt_id": attempt_id, "status": getattr(attempt, "status", "missing"), "skipped": True}
+        finish(attempt, graded, grader)
+        score, max_score, user_id, exam_id = attempt.score, attempt.max_score, attempt.user_id, attempt.exam_id
+    audit("exam.attempt.graded", "ok", actor=user_id, target=attempt_id, exam_id=exam_id, grader=grader,
+          score=score, max_score=max_score)
+    return {"attempt_id": attempt_id, "status": "graded", "grader": grader, "score": score}
+
+
+def _grade_pending(questions: list[dict[str, Any]], answers: dict[str, Any], results: list[dict[str, Any]], *,
+                   force_offline: bool) -> tuple[list[dict[str, Any]], str]:
+    from aiteacher.exams import grading
+    from aiteacher.llm import LLMError, get_llm
+
+    provider = None if force_offline else get_llm()
+    use_llm = provider is not None and getattr(provider, "name", "") == "openai"
+    embedder = None
+    grader = "llm" if use_llm else "offline"
+    graded = []
+    for result in results:
+        if result.get("status") != "pending":
+            graded.append(result)
+            continue
+        index = result["index"]
+        question = questions[index]
+        text = (answers.get(str(index)) or {}).get("text", "")
+        item = None
+        if use_llm:
+            try:
+                item = grading.grade_theory_llm(index, question, text, provider)
+            except LLMError as exc:
+                log.warning("LLM grading of item %s failed (%s); grading offline", index, exc)
+                grader = "llm+offline"
+        if item is None:
+            if embedder is None:
+                from aiteacher.embeddings import get_embedder
+
+                embedder = get_embedder()
+            item = grading.grade_theory_offline(index, question, text, embedder)
+        graded.append(item)
+    return graded, grader
+
+
+def grading_failed(job: Any, connection: Any, exc_type: Any, exc_value: Any, traceback: Any) -> None:
+    """Retries exhausted: grade offline, so an attempt never stays `grading` for ever."""
+    if (getattr(job, "retries_left", 0) or 0) > 0 or not job.args:
+        return
+    log.error("grading of attempt %s failed: %s; grading offline", job.args[0], exc_value)
+    grade_attempt(job.args[0], force_offline=True)
