@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from tests.fakes import fake_openai_fixture  # noqa: F401 - registers the fake_openai fixture
 from tests.helpers import assert_problem, bearer, hierarchy, make_pdf, place, run_jobs, signed_in, upload
 from tests.integration.test_exams import LECTURE
 
@@ -279,3 +280,116 @@ def test_exam_list_shows_own_and_course_exams_paginated(client, course_exam) -> 
         assert_problem(client.get(f"/exams?{query}", headers=student["headers"]), 422)
     assert_problem(client.get("/exams"), 401)
     run_jobs()
+
+
+@pytest.fixture
+def openai_grader(fake_openai, monkeypatch):  # type: ignore[no-untyped-def]
+    from aiteacher.config import reset_caches
+
+    monkeypatch.setenv("LLM_PROVIDER", "openai")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.url)
+    monkeypatch.setenv("OPENAI_MAX_RETRIES", "0")
+    monkeypatch.setenv("EMBEDDING_PROVIDER", "local")
+    reset_caches()
+    yield fake_openai
+    monkeypatch.undo()
+    reset_caches()
+
+
+def _submit_theory(client, course_exam, text: str):  # type: ignore[no-untyped-def]
+    keyed = course_exam["keyed"]
+    theory = next(i for i, q in enumerate(keyed["questions"]) if q["type"] == "theory")
+    student = _student(client, course_exam)
+    attempt = client.post(f"/exams/{course_exam['exam_id']}/attempts", headers=student["headers"]).json()
+    url = f"/exams/{course_exam['exam_id']}/attempts/{attempt['id']}"
+    submitted = client.post(f"{url}/submit", headers=student["headers"],
+                            json={"answers": [{"question": theory, "text": text}]})
+    assert submitted.json()["status"] == "grading"
+    return student, url, theory, len(keyed["questions"][theory]["rubric"])
+
+
+def test_llm_grades_each_rubric_point_with_a_quote_and_holds_no_connection_while_waiting(
+        client, course_exam, openai_grader) -> None:
+    from aiteacher.db import get_engine
+    from tests.fakes.openai_server import FakeResponse, chat_completion
+
+    answer = "Threads share the heap of their process. Each thread has its own stack."
+    student, url, theory, points = _submit_theory(client, course_exam, answer)
+    held: list[int] = []
+    replies = [
+        # First reply quotes text that is not in the answer: it fails validation and is repaired once.
+        {"verdicts": [{"point": i, "met": True, "quote": "words the student never wrote", "comment": "ok"}
+                      for i in range(points)]},
+        {"verdicts": [{"point": i, "met": i == 0, "quote": "its own stack" if i == 0 else "",
+                       "comment": "right" if i == 0 else "missing"} for i in range(points)]},
+    ]
+
+    def reply(request):  # type: ignore[no-untyped-def]
+        held.append(get_engine().pool.checkedout())
+        return FakeResponse(200, chat_completion(json.dumps(replies[min(len(held), 2) - 1])))
+
+    openai_grader.handlers["chat"] = reply
+    run_jobs()
+    assert len(held) == 2 and held == [0, 0]  # no pooled connection checked out during either LLM call
+    request = openai_grader.requests_to("chat")[0].body
+    schema = request["response_format"]["json_schema"]
+    assert schema["name"] == "rubric_verdicts" and schema["strict"] is True
+    assert answer in request["messages"][-1]["content"]  # the answer travels as quoted data
+    result = client.get(url, headers=student["headers"]).json()
+    item = next(i for i in result["items"] if i["index"] == theory)
+    assert result["status"] == "graded" and result["grader"] == "llm" and item["grader"] == "llm"
+    assert item["points"][0] == {"point": item["points"][0]["point"], "met": True, "quote": "its own stack",
+                                 "comment": "right"}
+    assert item["score"] == round(1 / points, 4)
+    assert item["source"]["page_url"].startswith("/documents/")
+
+
+def test_llm_failure_falls_back_to_the_offline_grader(client, course_exam, openai_grader) -> None:
+    student, url, theory, _ = _submit_theory(client, course_exam, "Bananas are yellow.")
+    run_jobs()  # no chat reply queued: the fake answers 500 and the grader falls back offline
+    result = client.get(url, headers=student["headers"]).json()
+    assert result["status"] == "graded" and result["grader"] == "llm+offline"
+    item = next(i for i in result["items"] if i["index"] == theory)
+    assert item["grader"] == "offline" and item["score"] == 0.0
+
+
+def test_submissions_reveals_and_exports_are_audited(client, course_exam) -> None:
+    import logging
+
+    from aiteacher import audit as audit_module
+
+    lines: list[dict] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(json.loads(record.getMessage()))
+
+    logger = audit_module._get_logger()
+    handler = Collect()
+    logger.addHandler(handler)
+    try:
+        student = _student(client, course_exam)
+        exam_id = course_exam["exam_id"]
+        attempt = client.post(f"/exams/{exam_id}/attempts", headers=student["headers"]).json()
+        url = f"/exams/{exam_id}/attempts/{attempt['id']}/submit"
+        client.post(url, headers=student["headers"])
+        client.post(url, headers=student["headers"])
+        client.get(f"/exams/{exam_id}/export?format=gift", headers=course_exam["academic"]["headers"])
+        client.post(f"/exams/{exam_id}/reveal", headers=_student(client, course_exam)["headers"])
+        practice = client.post("/generate", headers=student["headers"],
+                               json={"num_mcq": 1, "num_theory": 0, "course": "os-attempts"}).json()["exam_id"]
+        run_jobs()
+        client.post(f"/exams/{practice}/reveal", headers=student["headers"])
+        client.get(f"/exams/{practice}/export?format=qti", headers=_student(client, course_exam)["headers"])
+    finally:
+        logger.removeHandler(handler)
+    seen = [(line["action"], line["outcome"], line["target"]) for line in lines]
+    assert ("exam.attempt.submit", "ok", attempt["id"]) in seen
+    assert ("exam.attempt.submit", "duplicate", attempt["id"]) in seen
+    assert ("exam.export", "ok", exam_id) in seen
+    assert ("exam.reveal", "denied", exam_id) in seen
+    assert ("exam.reveal", "ok", practice) in seen
+    assert ("exam.export", "denied", practice) in seen
+    export_line = next(line for line in lines if line["action"] == "exam.export" and line["outcome"] == "ok")
+    assert export_line["format"] == "gift" and export_line["actor"] == course_exam["academic"]["id"]
