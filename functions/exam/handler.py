@@ -4,24 +4,12 @@ the academic view (aggregates) and LMS export (Moodle XML, GIFT, QTI 2.1, Aiken)
 from typing import Annotated, Literal
 
 from fastapi import Query, Response
-from pydantic import BaseModel, ConfigDict, Field
 
+from aiteacher.exams.schemas import Answers
 from aiteacher.web import CurrentUser, create_app, lambda_handler
 
 app = create_app("exam", "Exams: read, attempts, grading, statistics, export")
 NOT_VISIBLE = {404: {"description": "Missing, or not visible to the caller"}}
-
-
-class Answer(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    question: int = Field(ge=0, le=1000, description="0-based index of the question in the exam")
-    choice: int | None = Field(None, ge=0, le=9, description="MCQ: 0-based index of the chosen option")
-    text: str | None = Field(None, max_length=10_000, description="Theory: the written answer")
-
-
-class Answers(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    answers: list[Answer] = Field(default_factory=list, max_length=200)
 
 
 def _answers(body: Answers | None) -> list[dict]:

@@ -20,7 +20,7 @@ KEY_FIELDS = ("answer_index", "explanation", "model_answer", "rubric")
 
 def request_exam(session: Session, caller: Claims, *, num_mcq: int, num_theory: int, course: str | None,
                  topic: str | None, difficulty: str | None, semester_id: int | None,
-                 faculty_id: int | None) -> Exam:
+                 faculty_id: int | None, blueprint: dict[str, Any] | None = None) -> Exam:
     from aiteacher.curriculum.search import caller_scope
     from aiteacher.queue import enqueue
 
@@ -30,9 +30,12 @@ def request_exam(session: Session, caller: Claims, *, num_mcq: int, num_theory: 
     if num_mcq > settings.exam_max_mcq or num_theory > settings.exam_max_theory:
         raise ValidationFailed(f"At most {settings.exam_max_mcq} MCQs and {settings.exam_max_theory} theory items")
     scope = caller_scope(session, caller, course=course, semester_id=semester_id, faculty_id=faculty_id)
+    if blueprint and blueprint.get("sources"):
+        _check_sources(session, scope, blueprint["sources"])
     exam = Exam(id=new_id(), created_by=caller.sub, creator_role=caller.role, faculty_id=scope.faculty_id,
                 semester_id=scope.semester_id, course=scope.course, topic=(topic or "").strip() or None,
-                difficulty=difficulty, num_mcq=num_mcq, num_theory=num_theory, status="queued", questions=[])
+                difficulty=difficulty, num_mcq=num_mcq, num_theory=num_theory, status="queued", questions=[],
+                blueprint=blueprint or None)
     session.add(exam)
     session.flush()
     exam_id = exam.id
@@ -40,6 +43,26 @@ def request_exam(session: Session, caller: Claims, *, num_mcq: int, num_theory: 
                                           timeout=settings.exam_job_timeout_seconds, on_failure=GENERATE_FAILED))
     audit("exam.request", "queued", actor=caller.sub, target=exam_id, num_mcq=num_mcq, num_theory=num_theory)
     return exam
+
+
+def _check_sources(session: Session, scope: Any, sources: list[dict[str, Any]]) -> None:
+    """Every document of the blueprint must be a ready document the caller's scope covers, and its page
+    ranges must lie inside it. A document of another tenant reads exactly like a missing one."""
+    from aiteacher.db.models import Document
+
+    for entry in sources:
+        document = session.get(Document, entry["document_id"])
+        covered = (document is not None and document.status == "ready"
+                   and (scope.faculty_id is None or document.faculty_id == scope.faculty_id)
+                   and (scope.semester_id is None or document.semester_id == scope.semester_id)
+                   and (scope.course is None or document.course == scope.course))
+        if not covered:
+            raise ValidationFailed(f"Blueprint document {entry['document_id']} is not a ready document of your "
+                                   "course material")
+        for key in ("first_page", "last_page"):
+            if entry.get(key) and entry[key] > document.pages:
+                raise ValidationFailed(f"Blueprint page {entry[key]} is past the end of document "
+                                       f"{entry['document_id']} ({document.pages} pages)")
 
 
 def visible_exam(session: Session, caller: Claims, exam_id: str) -> Exam:
