@@ -2,8 +2,9 @@
 
 The offline grader is transparent and reproducible: for each rubric point it reports the share of the
 point's key terms that the answer uses and the best cosine similarity between the point and one sentence
-of the answer (local embedder), and the point counts as met when their mean reaches `POINT_MET`. The same
-answer always gets the same grade: no randomness, fixed rounding, fixed thresholds.
+of the answer (local embedder); the point counts as met when their mean reaches `POINT_MET` and the
+closest sentence does not flip the point's polarity (a "not"/"never" on one side only). The same answer
+always gets the same grade: no randomness, fixed rounding, fixed thresholds.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from typing import Any
 
 #: Similarity below this earns nothing; the span up to SIM_FULL maps linearly onto 0..1.
 SIM_FLOOR, SIM_FULL = 0.35, 0.85
-POINT_MET = 0.5
+POINT_MET = 0.6
+NEGATIONS = frozenset({"not", "no", "never", "none", "cannot", "neither", "nor", "nothing"})
 MAX_ANSWER_SENTENCES = 60
 
 
@@ -62,7 +64,8 @@ def _theory_result(index: int, question: dict[str, Any], points: list[dict[str, 
     source = source_of(question)
     right = [f"You covered: {p['point']}" + (f" (“{p['quote']}”)" if p.get("quote") else "") for p in points
              if p["met"]]
-    missing = [f"Missing or unclear: {p['point']}" for p in points if not p["met"]]
+    missing = [(f"Your answer seems to contradict: {p['point']}" if p.get("polarity_mismatch")
+                else f"Missing or unclear: {p['point']}") for p in points if not p["met"]]
     return {"index": index, "type": "theory", "status": "graded", "score": score, "max_score": 1.0,
             "correct": score >= 0.999, "grader": grader, "points": points, "model_answer": question["model_answer"],
             "feedback": {"right": right, "missing": missing, "review": f"Review {_where(source)}."},
@@ -98,11 +101,19 @@ def grade_theory_offline(index: int, question: dict[str, Any], answer_text: str 
         similarity = similarities[best]
         semantic = min(1.0, max(0.0, (similarity - SIM_FLOOR) / (SIM_FULL - SIM_FLOOR)))
         point_score = round((coverage + semantic) / 2, 3)
-        met = point_score >= POINT_MET
+        contradicts = _negated(point) != _negated(sentences[best])
+        met = point_score >= POINT_MET and not contradicts
         points.append({"point": point, "met": met, "quote": sentences[best] if met else "",
-                       "key_terms": coverage, "similarity": similarity, "point_score": point_score})
+                       "key_terms": coverage, "similarity": similarity, "point_score": point_score,
+                       "polarity_mismatch": contradicts})
     overall = round(_cosine(model_vec, answer_vec), 3)
     return _theory_result(index, question, points, "offline", {"similarity_to_model_answer": overall})
+
+
+def _negated(text: str) -> bool:
+    from aiteacher.llm.text import tokens
+
+    return any(token in NEGATIONS or token.endswith("n't") for token in tokens(text))
 
 
 def grade_theory_llm(index: int, question: dict[str, Any], answer_text: str | None, provider: Any) -> dict[str, Any]:
