@@ -69,7 +69,7 @@ def generate_exam(exam_id: str) -> dict[str, Any]:
     from collections import Counter
 
     from aiteacher.curriculum.search import Scope
-    from aiteacher.exams.blueprint import BLOOM_HINTS, plan_slots, spread_passages
+    from aiteacher.exams.blueprint import plan_slots, spread_passages
     from aiteacher.llm import McqItem, Passage, extract_key_terms, get_llm, near_duplicate
 
     request = _material(exam_id)
@@ -85,21 +85,19 @@ def generate_exam(exam_id: str) -> dict[str, Any]:
         return _finish(exam_id, [], "No course material matches this exam request yet; upload documents first.")
 
     slots = plan_slots(request["num_mcq"], request["num_theory"], request["blueprint"], request["difficulty"])
-    groups = Counter((slot.bloom, slot.difficulty) for slot in slots)
     pool = sorted({term for p in passages for term in extract_key_terms(p.text, limit=10)})
     llm = get_llm()
     writes_bloom = getattr(llm, "name", "") == "openai"
     kept: list[tuple[Any, Any, str]] = []  # (item, slot, recorded Bloom level)
     dropped = 0
     rotation = 0
-    for (bloom, difficulty), _ in sorted(groups.items(), key=lambda pair: pair[0]):
-        group_slots = [slot for slot in slots if (slot.bloom, slot.difficulty) == (bloom, difficulty)]
+    for group_slots in _requests(slots):
         want_mcq = sum(slot.kind == "mcq" for slot in group_slots)
         want_theory = len(group_slots) - want_mcq
-        # The LLM is asked for the level; the offline generator writes cloze MCQs (remember) and "explain"
+        difficulty = group_slots[0].difficulty
+        # The LLM is asked for the levels; the offline generator writes cloze MCQs (remember) and "explain"
         # items (understand) whatever was asked, and each item records what it really is.
-        asked_topic = f"{topic or 'the course material'} — Bloom level {bloom}: {BLOOM_HINTS[bloom]}" \
-            if writes_bloom else topic
+        asked_topic = _bloom_topic(topic, group_slots) if writes_bloom else topic
         mine: list[Any] = []
         for _round in range(ROUNDS):
             missing_mcq = want_mcq - sum(isinstance(i, McqItem) for i in mine)
@@ -129,7 +127,7 @@ def generate_exam(exam_id: str) -> dict[str, Any]:
             kind = "mcq" if isinstance(item, McqItem) else "theory"
             slot = next(s for s in free if s.kind == kind)
             free.remove(slot)
-            recorded = bloom if writes_bloom else ("remember" if kind == "mcq" else "understand")
+            recorded = slot.bloom if writes_bloom else ("remember" if kind == "mcq" else "understand")
             kept.append((item, slot, recorded))
     kept.sort(key=lambda entry: not isinstance(entry[0], McqItem))  # MCQs first, stable
     shortfall = (request["num_mcq"] + request["num_theory"]) - len(kept)
@@ -148,6 +146,32 @@ def generate_exam(exam_id: str) -> dict[str, Any]:
               "bloom": dict(Counter(q["bloom"] for q in questions)),
               "difficulty": dict(Counter(q["difficulty"] for q in questions))}
     return _finish(exam_id, questions, " ".join(notes) or None, dropped=dropped, report=report)
+
+
+def _requests(slots: list[Any]) -> list[list[Any]]:
+    """Slots grouped into generation requests: per difficulty, the i-th Bloom level of the MCQs paired with
+    the i-th Bloom level of the theory items, so an exam without a blueprint is one request."""
+    from itertools import zip_longest
+
+    requests = []
+    for difficulty in dict.fromkeys(slot.difficulty for slot in slots):
+        by_kind = {kind: [[s for s in slots if (s.kind, s.difficulty, s.bloom) == (kind, difficulty, bloom)]
+                          for bloom in dict.fromkeys(s.bloom for s in slots
+                                                     if (s.kind, s.difficulty) == (kind, difficulty))]
+                   for kind in ("mcq", "theory")}
+        for mcq, theory in zip_longest(by_kind["mcq"], by_kind["theory"], fillvalue=[]):
+            requests.append([*mcq, *theory])
+    return requests
+
+
+def _bloom_topic(topic: str | None, group: list[Any]) -> str:
+    from aiteacher.exams.blueprint import BLOOM_HINTS
+
+    parts = []
+    for kind, label in (("mcq", "multiple-choice items"), ("theory", "theory items")):
+        levels = sorted({slot.bloom for slot in group if slot.kind == kind})
+        parts += [f"{label} at Bloom level {level} ({BLOOM_HINTS[level]})" for level in levels]
+    return f"{topic or 'the course material'}; write " + "; ".join(parts)
 
 
 def exam_course_query(scope: Any) -> str:
