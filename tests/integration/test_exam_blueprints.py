@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from aiteacher.exams.blueprint import allocate, plan_slots
+from tests.fakes import fake_openai_fixture  # noqa: F401 - registers the fake_openai fixture
 from tests.helpers import assert_problem, hierarchy, make_pdf, place, run_jobs, signed_in, upload
 from tests.integration.test_exams import LECTURE
 
@@ -119,3 +120,43 @@ def test_allocation_follows_the_weights_and_mcqs_take_the_lower_bloom_levels() -
     assert [s.difficulty for s in plan_slots(1, 1, None, "hard")] == ["hard", "hard"]
     assert [(s.kind, s.bloom) for s in plan_slots(1, 1, None, None)] == [("mcq", "remember"),
                                                                          ("theory", "understand")]
+
+
+def test_the_llm_is_asked_for_the_blueprints_bloom_levels_and_items_record_them(
+        client, material, admin_token, fake_openai, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from aiteacher.config import reset_caches
+
+    monkeypatch.setenv("LLM_PROVIDER", "openai")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.url)
+    monkeypatch.setenv("OPENAI_MAX_RETRIES", "0")
+    monkeypatch.setenv("EMBEDDING_PROVIDER", "local")
+    reset_caches()
+    try:
+        fake_openai.queue_chat_json({
+            "mcq": [{"question": "A process needs a lock another holds; which condition of deadlock is this?",
+                     "options": ["hold and wait", "round robin", "thrashing", "paging"], "answer_index": 0,
+                     "explanation": "Deadlock requires hold and wait.", "source_id": "S1"}],
+            "theory": [{"question": "Analyse how the four deadlock conditions depend on each other.",
+                        "model_answer": "All four must hold together.", "rubric": ["all four are needed"],
+                        "source_id": "S1"}]})
+        fake_openai.queue_chat_json({"supported": True, "reason": "stated"})
+        fake_openai.queue_chat_json({"supported": True, "reason": "stated"})
+        academic = signed_in(client, "academic", admin_token)
+        place(client, academic, material["faculty"], 7)
+        exam_id = client.post("/generate", headers=academic["headers"], json={
+            "num_mcq": 1, "num_theory": 1, "course": "systems-bp", "semester_id": material["semester_id"],
+            "blueprint": {"bloom": {"apply": 1, "analyse": 1}, "difficulty": {"hard": 1}}}).json()["exam_id"]
+        run_jobs()
+        exam = client.get(f"/exams/{exam_id}", headers=academic["headers"]).json()
+    finally:
+        monkeypatch.undo()
+        reset_caches()
+    generation = fake_openai.requests_to("chat")[0]
+    request_block = generation.messages[-1]["content"]
+    assert "Bloom level apply" in request_block and "Bloom level analyse" in request_block
+    assert '"difficulty": "hard"' in request_block
+    assert exam["status"] == "ready", exam
+    assert [(q["type"], q["bloom"], q["difficulty"]) for q in exam["questions"]] == [
+        ("mcq", "apply", "hard"), ("theory", "analyse", "hard")]
+    assert exam["error"] is None
