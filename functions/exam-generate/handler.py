@@ -4,6 +4,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from aiteacher.exams.schemas import Blueprint
 from aiteacher.web import CurrentUser, create_app, lambda_handler
 
 app = create_app("exam-generate", "Generate a practice exam")
@@ -18,6 +19,7 @@ class ExamRequest(BaseModel):
     difficulty: Literal["easy", "medium", "hard"] | None = None
     semester_id: int | None = Field(None, ge=1, description="Academics and admins")
     faculty_id: int | None = Field(None, ge=1, description="Admins")
+    blueprint: Blueprint | None = Field(None, description="Difficulty mix, Bloom levels, documents or page ranges")
 
 
 @app.post("/", status_code=202, responses={409: {"description": "The profile has no faculty/semester yet"}})
@@ -28,7 +30,8 @@ def generate(body: ExamRequest, caller: CurrentUser) -> dict:
     with transaction() as session:
         exam = request_exam(session, caller, num_mcq=body.num_mcq, num_theory=body.num_theory, course=body.course,
                             topic=body.topic, difficulty=body.difficulty, semester_id=body.semester_id,
-                            faculty_id=body.faculty_id)
+                            faculty_id=body.faculty_id,
+                            blueprint=body.blueprint.model_dump(exclude_none=True) if body.blueprint else None)
     return {"exam_id": exam.id, "status": exam.status}
 
 

@@ -66,6 +66,8 @@ def test_exam_of_five_mcqs_and_two_theory_items_is_valid(client, student, course
     run_jobs()
     exam = client.get(f"/exams/{exam_id}", headers=student["headers"]).json()
     assert exam["status"] == "ready", exam
+    assert exam["keys_included"] is False  # a practice exam hides its keys until submit or reveal
+    exam = client.post(f"/exams/{exam_id}/reveal", headers=student["headers"]).json()
     questions = exam["questions"]
     mcqs = [q for q in questions if q["type"] == "mcq"]
     theory = [q for q in questions if q["type"] == "theory"]

@@ -10,6 +10,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -201,6 +202,30 @@ class Exam(Base):
     num_theory: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16), default="queued")
     questions: Mapped[list] = mapped_column(JSON, default=list)
+    keys_revealed: Mapped[bool] = mapped_column(Boolean, default=False)
+    blueprint: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     error: Mapped[str | None] = mapped_column(String(1000), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class ExamAttempt(Base):
+    """One student's attempt at an exam: saved answers, then (after submit) per-item grades and feedback."""
+
+    __tablename__ = "exam_attempts"
+    __table_args__ = (
+        CheckConstraint("status IN ('in_progress', 'grading', 'graded')", name="ck_exam_attempts_status"),
+        Index("ix_exam_attempts_exam_user", "exam_id", "user_id"),
+    )
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    exam_id: Mapped[str] = mapped_column(ForeignKey("exams.id", ondelete="CASCADE"))
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16), default="in_progress")
+    answers: Mapped[dict] = mapped_column(JSON, default=dict)
+    results: Mapped[list] = mapped_column(JSON, default=list)
+    score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    max_score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    grader: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    graded_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

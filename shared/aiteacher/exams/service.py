@@ -9,8 +9,8 @@ from sqlalchemy.orm import Session
 from aiteacher.audit import audit
 from aiteacher.config import get_settings
 from aiteacher.db import after_commit
-from aiteacher.db.models import Exam, new_id
-from aiteacher.errors import NotFound, ValidationFailed
+from aiteacher.db.models import Exam, User, new_id
+from aiteacher.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from aiteacher.security.tokens import Claims
 
 GENERATE_JOB = "aiteacher.exams.jobs.generate_exam"
@@ -20,7 +20,7 @@ KEY_FIELDS = ("answer_index", "explanation", "model_answer", "rubric")
 
 def request_exam(session: Session, caller: Claims, *, num_mcq: int, num_theory: int, course: str | None,
                  topic: str | None, difficulty: str | None, semester_id: int | None,
-                 faculty_id: int | None) -> Exam:
+                 faculty_id: int | None, blueprint: dict[str, Any] | None = None) -> Exam:
     from aiteacher.curriculum.search import caller_scope
     from aiteacher.queue import enqueue
 
@@ -30,9 +30,12 @@ def request_exam(session: Session, caller: Claims, *, num_mcq: int, num_theory: 
     if num_mcq > settings.exam_max_mcq or num_theory > settings.exam_max_theory:
         raise ValidationFailed(f"At most {settings.exam_max_mcq} MCQs and {settings.exam_max_theory} theory items")
     scope = caller_scope(session, caller, course=course, semester_id=semester_id, faculty_id=faculty_id)
+    if blueprint and blueprint.get("sources"):
+        _check_sources(session, scope, blueprint["sources"])
     exam = Exam(id=new_id(), created_by=caller.sub, creator_role=caller.role, faculty_id=scope.faculty_id,
                 semester_id=scope.semester_id, course=scope.course, topic=(topic or "").strip() or None,
-                difficulty=difficulty, num_mcq=num_mcq, num_theory=num_theory, status="queued", questions=[])
+                difficulty=difficulty, num_mcq=num_mcq, num_theory=num_theory, status="queued", questions=[],
+                blueprint=blueprint or None)
     session.add(exam)
     session.flush()
     exam_id = exam.id
@@ -42,9 +45,29 @@ def request_exam(session: Session, caller: Claims, *, num_mcq: int, num_theory: 
     return exam
 
 
-def exam_view(session: Session, caller: Claims, exam_id: str) -> dict[str, Any]:
-    """Creators, academics of the exam's faculty and admins see keys; students of the exam's tenant see
-    the questions without keys; anyone else gets 404 (existence is not revealed)."""
+def _check_sources(session: Session, scope: Any, sources: list[dict[str, Any]]) -> None:
+    """Every document of the blueprint must be a ready document the caller's scope covers, and its page
+    ranges must lie inside it. A document of another tenant reads exactly like a missing one."""
+    from aiteacher.db.models import Document
+
+    for entry in sources:
+        document = session.get(Document, entry["document_id"])
+        covered = (document is not None and document.status == "ready"
+                   and (scope.faculty_id is None or document.faculty_id == scope.faculty_id)
+                   and (scope.semester_id is None or document.semester_id == scope.semester_id)
+                   and (scope.course is None or document.course == scope.course))
+        if not covered:
+            raise ValidationFailed(f"Blueprint document {entry['document_id']} is not a ready document of your "
+                                   "course material")
+        for key in ("first_page", "last_page"):
+            if entry.get(key) and entry[key] > document.pages:
+                raise ValidationFailed(f"Blueprint page {entry[key]} is past the end of document "
+                                       f"{entry['document_id']} ({document.pages} pages)")
+
+
+def visible_exam(session: Session, caller: Claims, exam_id: str) -> Exam:
+    """The exam if the caller may see it at all: its creator, admins, academics of its faculty and students
+    of its faculty and semester. Anyone else gets 404 (existence is not revealed)."""
     exam = session.get(Exam, exam_id)
     if exam is None:
         raise NotFound("No such exam")
@@ -58,10 +81,116 @@ def exam_view(session: Session, caller: Claims, exam_id: str) -> dict[str, Any]:
                               semester_id=exam.semester_id)
     if seen is access.ExamAccess.NONE:
         raise NotFound("No such exam")
-    with_keys = seen is access.ExamAccess.KEYS
-    questions = exam.questions if with_keys else [
-        {k: v for k, v in question.items() if k not in KEY_FIELDS} for question in exam.questions]
-    return {"id": exam.id, "status": exam.status, "course": exam.course, "topic": exam.topic,
-            "difficulty": exam.difficulty, "num_mcq": exam.num_mcq, "num_theory": exam.num_theory,
-            "error": exam.error, "keys_included": with_keys, "questions": questions,
+    return exam
+
+
+def is_staff(caller: Claims, exam: Exam) -> bool:
+    """Admins and the academics who manage the exam's faculty (the access policy): they always see keys."""
+    from aiteacher import access
+
+    return caller.role != "student" and access.may_manage_faculty(access.caller_scope(caller), exam.faculty_id)
+
+
+def is_practice(exam: Exam) -> bool:
+    return exam.creator_role == "student"
+
+
+def keys_visible(session: Session, caller: Claims, exam: Exam) -> bool:
+    """Staff always; the creator of a practice exam once they revealed the keys; any student once their own
+    attempt at this exam is submitted."""
+    from aiteacher.db.models import ExamAttempt
+
+    if is_staff(caller, exam):
+        return True
+    if caller.sub == exam.created_by and exam.keys_revealed:
+        return True
+    submitted = session.query(ExamAttempt.id).filter(
+        ExamAttempt.exam_id == exam.id, ExamAttempt.user_id == caller.sub,
+        ExamAttempt.status != "in_progress").first()
+    return submitted is not None
+
+
+def strip_keys(question: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in question.items() if k not in KEY_FIELDS}
+
+
+def exam_summary(exam: Exam) -> dict[str, Any]:
+    return {"id": exam.id, "status": exam.status, "kind": "practice" if is_practice(exam) else "course",
+            "course": exam.course, "topic": exam.topic, "difficulty": exam.difficulty, "num_mcq": exam.num_mcq,
+            "num_theory": exam.num_theory, "num_questions": len(exam.questions or []),
             "created_at": exam.created_at.isoformat()}
+
+
+def exam_view(session: Session, caller: Claims, exam_id: str) -> dict[str, Any]:
+    exam = visible_exam(session, caller, exam_id)
+    with_keys = keys_visible(session, caller, exam)
+    questions = [with_source_link(q) for q in exam.questions]
+    if not with_keys:
+        questions = [strip_keys(q) for q in questions]
+    return {**exam_summary(exam), "error": exam.error, "keys_included": with_keys, "questions": questions,
+            "blueprint": exam.blueprint, "mine": caller.sub == exam.created_by}
+
+
+def with_source_link(question: dict[str, Any]) -> dict[str, Any]:
+    """The question with `source.page_url`: the page of the document it was written from."""
+    source = question.get("source") or {}
+    if source.get("document_id") and source.get("page"):
+        source = {**source, "page_url": page_url(source["document_id"], source["page"])}
+    return {**question, "source": source}
+
+
+def page_url(document_id: str, page: int) -> str:
+    return f"/documents/{document_id}/pages/{int(page)}"
+
+
+def reveal_keys(session: Session, caller: Claims, exam_id: str) -> dict[str, Any]:
+    """The creator of a practice exam asks to see its keys before (or without) submitting an attempt."""
+    exam = visible_exam(session, caller, exam_id)
+    if not is_staff(caller, exam):
+        if caller.sub != exam.created_by:
+            audit("exam.reveal", "denied", actor=caller.sub, target=exam.id)
+            raise Forbidden("Only the creator of a practice exam can reveal its keys")
+        if exam.status != "ready":
+            raise Conflict("The exam is not ready yet", code="exam_not_ready")
+        if not exam.keys_revealed:
+            exam.keys_revealed = True
+            audit("exam.reveal", "ok", actor=caller.sub, target=exam.id)
+    session.flush()
+    return exam_view(session, caller, exam_id)
+
+
+def list_exams(session: Session, caller: Claims, *, limit: int, offset: int) -> dict[str, Any]:
+    """The caller's exams, newest first: those they created, plus the course exams of their tenant
+    (students: faculty and semester; academics: faculty; admins: every exam)."""
+    from sqlalchemy import and_, or_
+
+    from aiteacher.db.models import ExamAttempt
+
+    query = session.query(Exam)
+    if caller.role != "admin":
+        user = session.get(User, caller.sub)
+        mine = Exam.created_by == caller.sub
+        course_exam = Exam.creator_role.in_(("academic", "admin"))
+        if user is None or user.faculty_id is None:
+            query = query.filter(mine)
+        elif caller.role == "academic":
+            query = query.filter(or_(mine, and_(Exam.faculty_id == user.faculty_id, course_exam)))
+        else:
+            query = query.filter(or_(mine, and_(Exam.faculty_id == user.faculty_id,
+                                                Exam.semester_id == user.semester_id, course_exam)))
+    rows = query.order_by(Exam.created_at.desc(), Exam.id.desc()).offset(offset).limit(limit + 1).all()
+    page, more = rows[:limit], len(rows) > limit
+    attempts: dict[str, ExamAttempt] = {}
+    if page:
+        for attempt in (session.query(ExamAttempt)
+                        .filter(ExamAttempt.user_id == caller.sub, ExamAttempt.exam_id.in_([e.id for e in page]))
+                        .order_by(ExamAttempt.created_at.asc()).all()):
+            attempts[attempt.exam_id] = attempt  # the latest wins
+    items = []
+    for exam in page:
+        latest = attempts.get(exam.id)
+        items.append({**exam_summary(exam), "mine": exam.created_by == caller.sub,
+                      "my_latest_attempt": None if latest is None else {
+                          "id": latest.id, "status": latest.status, "score": latest.score,
+                          "max_score": latest.max_score}})
+    return {"exams": items, "limit": limit, "offset": offset, "next_offset": offset + limit if more else None}
