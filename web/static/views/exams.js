@@ -22,8 +22,11 @@ export async function examsView(app) {
     const reply = await api.get("/exams", { limit: 50 });
     clear(list);
     for (const exam of reply.exams || []) {
-      list.append(h("li", {}, h("a", { href: `#/exams/${exam.id}` }, exam.title || exam.course || "Exam"),
-        h("span", { class: "hint" }, ` · ${progressText(exam)} · ${exam.num_questions ?? ""} questions`)));
+      const name = [exam.kind === "practice" ? "Practice" : "Course exam", exam.course, exam.topic]
+        .filter(Boolean).join(" · ");
+      list.append(h("li", {}, h("a", { href: `#/exams/${exam.id}` }, name),
+        h("span", { class: "hint" }, ` · ${progressText(exam)} · ${exam.num_questions ?? 0} questions · ` +
+          new Date(exam.created_at).toLocaleString())));
     }
     if (!list.children.length) list.append(h("li", { class: "hint" }, "No exams yet."));
   };
@@ -40,7 +43,7 @@ export async function examsView(app) {
       if (v.difficulty) body.difficulty = v.difficulty;
       const bloom = ["remember", "understand", "apply", "analyse"].filter((level) => v[`bloom_${level}`]);
       if (staff && v.semester_id) body.semester_id = Number(v.semester_id);
-      if (bloom.length) body.blueprint = { bloom_levels: bloom };
+      if (bloom.length) body.blueprint = { bloom: Object.fromEntries(bloom.map((level) => [level, 1])) };
       try {
         const reply = await api.post("/generate", body);
         app.go(`#/exams/${reply.exam_id}`);
@@ -87,22 +90,24 @@ function questionBlock(question, index, answers) {
 }
 
 function collect(form, questions) {
+  const values = new FormData(form);
   return questions.map((q, i) => {
-    const value = new FormData(form).get(`q${i}`);
-    if (q.type === "mcq") return value === null ? null : Number(value);
-    return value || "";
-  });
+    const value = values.get(`q${i}`);
+    if (q.type === "mcq") return value === null ? null : { question: i, choice: Number(value) };
+    return value ? { question: i, text: value } : null;
+  }).filter(Boolean);
 }
 
 function feedbackBlock(app, question, index, item) {
   const block = h("div", { class: `feedback ${item.correct ? "ok" : "miss"}` },
     h("h3", {}, `${index + 1}. ${question.question}`),
-    h("p", {}, `Score: ${item.score ?? (item.correct ? 1 : 0)} / ${item.max_score ?? 1}`));
-  if (item.feedback) block.append(h("p", {}, item.feedback));
+    h("p", {}, item.status === "pending" ? "Being graded…" : `Score: ${item.score ?? 0} / ${item.max_score ?? 1}`));
+  const feedback = item.feedback || {};
   for (const [label, key] of [["Right", "right"], ["Missing", "missing"]]) {
-    if (Array.isArray(item[key]) && item[key].length) block.append(h("p", {}, `${label}: ${item[key].join("; ")}`));
+    if (feedback[key]?.length) block.append(h("p", {}, h("strong", {}, `${label}: `), feedback[key].join(" ")));
   }
-  if (question.explanation) block.append(h("p", { class: "hint" }, question.explanation));
+  const explanation = feedback.explanation || question.explanation;
+  if (explanation) block.append(h("p", { class: "hint" }, explanation));
   const source = item.source || question.source;
   if (source?.document_id) {
     block.append(h("p", {}, "Read again: ", citationLink(app, { ...source, title: source.title || "source" })));
@@ -114,7 +119,8 @@ async function academicPanel(exam) {
   const panel = h("section", { class: "card" }, h("h2", {}, "Results and export"));
   try {
     const stats = await api.get(`/exams/${exam.id}/stats`);
-    panel.append(h("p", {}, `Attempts: ${stats.attempts ?? 0}`));
+    panel.append(h("p", {}, `Attempts: ${stats.attempts ?? 0} by ${stats.students ?? 0} students` +
+      (stats.mean_percent == null ? "" : ` · mean ${stats.mean_percent} %`)));
     if (stats.items?.length) {
       const table = h("table", {}, h("caption", {}, "Per question"), h("thead", {}, h("tr", {},
         h("th", { scope: "col" }, "#"), h("th", { scope: "col" }, "Share correct"),
@@ -122,7 +128,8 @@ async function academicPanel(exam) {
       const body = h("tbody");
       stats.items.forEach((item, i) => body.append(h("tr", {}, h("td", {}, i + 1),
         h("td", {}, item.share_correct == null ? "–" : `${Math.round(item.share_correct * 100)} %`),
-        h("td", {}, item.most_chosen_wrong_option ?? "–"))));
+        h("td", {}, item.most_chosen_wrong_option ? `${item.most_chosen_wrong_option.option} ` +
+          `(${item.most_chosen_wrong_option.count}×)` : "–"))));
       table.append(body);
       panel.append(table);
     }
@@ -158,12 +165,10 @@ export async function examView(app, examId) {
   while (exam.status === "queued" || exam.status === "generating") {
     clear(card).append(h("h1", {}, "Exam"), h("p", { role: "status" }, `Preparing: ${progressText(exam)}`));
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
-    if (!document.body.contains(card) && root.isConnected === false && location.hash !== `#/exams/${examId}`) {
-      return root;
-    }
+    if (location.hash !== `#/exams/${examId}`) return root; // the user left while it was being prepared
     exam = await api.get(`/exams/${examId}`);
   }
-  clear(card).append(h("h1", {}, exam.title || "Exam"));
+  clear(card).append(h("h1", {}, [exam.course, exam.topic].filter(Boolean).join(" · ") || "Exam"));
   if (exam.status === "failed") {
     card.append(h("p", { class: "error" }, exam.error || "Generation failed."));
     return root;
@@ -182,7 +187,7 @@ export async function examView(app, examId) {
         const answers = collect(form, questions);
         const path = `/exams/${examId}/attempts/${attempt.id}`;
         await api.put(path, { answers });
-        let graded = await api.post(`${path}/submit`, {});
+        let graded = await api.post(`${path}/submit`, { answers });
         while (graded.status === "grading") {
           result.replaceChildren(h("p", { role: "status" }, "Grading…"));
           await new Promise((resolve) => setTimeout(resolve, POLL_MS));
@@ -197,17 +202,20 @@ export async function examView(app, examId) {
   }, "Submit answers");
 
   const showResult = async (graded) => {
-    const full = await api.get(`/exams/${examId}`);
-    const keyed = full.questions || questions;
-    clear(result).append(h("h2", {}, `Your score: ${graded.score ?? 0} / ${graded.max_score ?? keyed.length}`));
+    const keyed = graded.questions || questions;
+    clear(result).append(h("h2", {}, `Your score: ${graded.score ?? 0} / ${graded.max_score ?? keyed.length}` +
+      (graded.percent == null ? "" : ` (${graded.percent} %)`)));
     (graded.items || []).forEach((item, i) => result.append(feedbackBlock(app, keyed[i] || {}, i, item)));
     form.hidden = true;
     submit.hidden = true;
   };
 
-  card.append(form, submit, result);
-  if (app.me.role !== "student" || exam.created_by === app.me.id) {
-    if (app.me.role !== "student") root.append(await academicPanel(exam));
+  if (app.me.role === "student") card.append(form, submit, result);
+  else {
+    card.append(h("ol", {}, questions.map((q) => h("li", {}, q.question, q.type === "mcq" ? h("ul", {},
+      q.options.map((o, i) => h("li", {}, o, i === q.answer_index ? " ✓" : ""))) : h("p", { class: "hint" },
+      q.model_answer || "")))));
+    root.append(await academicPanel(exam));
   }
   return root;
 }
