@@ -4,6 +4,7 @@ from typing import Annotated, Literal
 
 from fastapi import Depends, Query, Response
 
+from aiteacher.bounds import MAX_ID, MAX_OFFSET
 from aiteacher.security.tokens import Claims
 from aiteacher.web import create_app, lambda_handler, require_roles
 
@@ -14,9 +15,9 @@ Manager = Annotated[Claims, Depends(require_roles("academic", "admin"))]
 @app.get("/")
 def list_documents(caller: Manager, course: Annotated[str | None, Query(max_length=100)] = None,
                    status: Literal["queued", "processing", "ready", "failed"] | None = None,
-                   faculty_id: Annotated[int | None, Query(ge=1, description="Admins only")] = None,
+                   faculty_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="Admins only")] = None,
                    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-                   offset: Annotated[int, Query(ge=0)] = 0) -> dict:
+                   offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0) -> dict:
     from aiteacher.curriculum import service
     from aiteacher.db import transaction
 

@@ -4,6 +4,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from aiteacher.bounds import MAX_ID
 from aiteacher.web import CurrentUser, create_app, lambda_handler
 
 app = create_app("exam-generate", "Generate a practice exam")
@@ -16,8 +17,8 @@ class ExamRequest(BaseModel):
     course: str | None = Field(None, max_length=100)
     topic: str | None = Field(None, max_length=200)
     difficulty: Literal["easy", "medium", "hard"] | None = None
-    semester_id: int | None = Field(None, ge=1, description="Academics and admins")
-    faculty_id: int | None = Field(None, ge=1, description="Admins")
+    semester_id: int | None = Field(None, ge=1, le=MAX_ID, description="Academics and admins")
+    faculty_id: int | None = Field(None, ge=1, le=MAX_ID, description="Admins")
 
 
 @app.post("/", status_code=202, responses={409: {"description": "The profile has no faculty/semester yet"}})

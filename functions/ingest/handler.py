@@ -4,6 +4,7 @@ from typing import Annotated
 
 from fastapi import Depends, File, Form, UploadFile
 
+from aiteacher.bounds import MAX_ID
 from aiteacher.security.tokens import Claims
 from aiteacher.web import create_app, lambda_handler, require_roles
 
@@ -17,8 +18,8 @@ Uploader = Annotated[Claims, Depends(require_roles("academic", "admin"))]
                      415: {"description": "Not a PDF"}})
 def ingest(caller: Uploader, file: Annotated[UploadFile, File(description="The lecture PDF")],
            course: Annotated[str, Form(min_length=1, max_length=100)],
-           faculty_id: Annotated[int | None, Form(ge=1)] = None,
-           semester_id: Annotated[int | None, Form(ge=1)] = None) -> dict:
+           faculty_id: Annotated[int | None, Form(ge=1, le=MAX_ID)] = None,
+           semester_id: Annotated[int | None, Form(ge=1, le=MAX_ID)] = None) -> dict:
     from aiteacher.curriculum import service
     from aiteacher.db import transaction
 
