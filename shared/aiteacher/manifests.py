@@ -351,6 +351,8 @@ def nginx_conf(stack: Stack, *, gateway: str | None = GATEWAY_ADDRESS, listen: s
         "    proxy_set_header X-Forwarded-Host $host;",
         "    proxy_set_header X-Request-ID $aiteacher_request_id;",
         "    proxy_connect_timeout 5s;",
+        "    # Browsers keep to HTTPS for a year (ignored on plain HTTP; TLS terminates at or before the edge).",
+        '    add_header Strict-Transport-Security "max-age=31536000; includeSubDomains" always;',
         "",
         "    location = /healthz {",
         "        access_log off;",

@@ -319,10 +319,12 @@ def create_app(function_name: str, summary: str, max_body_setting: str | None = 
         title=f"AI-Teacher: {function_name}",
         summary=summary,
         version="0.1.0",
-        docs_url="/docs",
+        # The gateway serves the docs page (assets local, no CDN); each function publishes its OpenAPI.
+        docs_url=None,
         redoc_url=None,
         dependencies=[Depends(admit)],
     )
+    app.openapi = lambda: _openapi_with_security_and_problems(app)  # type: ignore[method-assign]
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
@@ -335,6 +337,81 @@ def create_app(function_name: str, summary: str, max_body_setting: str | None = 
         return {"status": "ok", "function": function_name}
 
     return app
+
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "RFC 9457 problem details",
+    "required": ["type", "title", "status", "detail", "code"],
+    "properties": {
+        "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+        "detail": {"type": "string"}, "code": {"type": "string", "description": "Stable machine-readable code"},
+        "instance": {"type": "string"},
+        "errors": {"type": "array", "items": {"type": "object"}, "description": "Validation errors (422)"},
+    },
+}
+_ERROR_STATUSES = {400: "Malformed request", 413: "Request body too large", 415: "Unsupported media type",
+                   422: "Validation failed", 429: "Too many requests (see Retry-After)",
+                   500: "Unexpected error (quote the X-Request-ID)", 503: "A backing service is unavailable"}
+_AUTH_STATUSES = {401: "Missing, invalid, expired or revoked token", 403: "The caller's role may not do this"}
+
+
+def _auth_kind(dependant: Any) -> str | None:
+    """'required' when a route depends on current_user (directly or through a role check), 'optional'
+    for optional_user, None for anonymous routes."""
+    calls = set()
+    stack = [dependant]
+    while stack:
+        node = stack.pop()
+        calls.add(node.call)
+        stack.extend(node.dependencies)
+    if current_user in calls:
+        return "required"
+    return "optional" if optional_user in calls else None
+
+
+def _openapi_with_security_and_problems(app: FastAPI) -> dict[str, Any]:
+    """The function's OpenAPI with bearer security on authenticated operations and every error response
+    documented as application/problem+json (FastAPI's own 422 schema is replaced by the problem)."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    from fastapi.openapi.utils import get_openapi
+    from fastapi.routing import APIRoute
+
+    document = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
+    components = document.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    schemas.pop("HTTPValidationError", None)
+    schemas.pop("ValidationError", None)
+    schemas["Problem"] = PROBLEM_SCHEMA
+    components["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
+    problem = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for route in app.routes:
+        if not isinstance(route, APIRoute) or not route.include_in_schema:
+            continue
+        auth = _auth_kind(route.dependant)
+        path = route.path_format
+        for method in route.methods:
+            operation = document.get("paths", {}).get(path, {}).get(method.lower())
+            if operation is None:
+                continue
+            if auth:
+                operation["security"] = [{"bearer": []}] if auth == "required" else [{"bearer": []}, {}]
+            statuses = dict(_ERROR_STATUSES)
+            if auth:
+                statuses.update(_AUTH_STATUSES)
+            if method in ("GET", "DELETE") and "{" in path:
+                statuses[404] = "Not found"
+            responses = operation.setdefault("responses", {})
+            for status, description in statuses.items():
+                entry = responses.setdefault(str(status), {"description": description})
+                entry["content"] = problem
+            for status, entry in responses.items():  # the handlers' own error responses too
+                if status.isdigit() and int(status) >= 400:
+                    entry["content"] = problem
+            responses["default"] = {"description": "An error, as problem details", "content": problem}
+    app.openapi_schema = document
+    return document
 
 
 def lambda_handler(app: FastAPI) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
