@@ -5,6 +5,7 @@ from typing import Annotated, Literal
 from fastapi import Depends, Query, Response
 
 from aiteacher.bounds import MAX_ID, MAX_OFFSET
+from aiteacher.replies import DocumentList, DocumentOut
 from aiteacher.security.tokens import Claims
 from aiteacher.web import create_app, lambda_handler, require_roles
 
@@ -12,7 +13,7 @@ app = create_app("document", "Curriculum documents and their ingestion status")
 Manager = Annotated[Claims, Depends(require_roles("academic", "admin"))]
 
 
-@app.get("/")
+@app.get("/", response_model=DocumentList)
 def list_documents(caller: Manager, course: Annotated[str | None, Query(max_length=100)] = None,
                    status: Literal["queued", "processing", "ready", "failed"] | None = None,
                    faculty_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="Admins only")] = None,
@@ -27,7 +28,8 @@ def list_documents(caller: Manager, course: Annotated[str | None, Query(max_leng
         return {"documents": [service.document_view(doc) for doc in documents], "limit": limit, "offset": offset}
 
 
-@app.get("/{document_id}", responses={404: {"description": "Missing, or another faculty's"}})
+@app.get("/{document_id}", response_model=DocumentOut,
+          responses={404: {"description": "Missing, or another faculty's"}})
 def read_document(document_id: str, caller: Manager) -> dict:
     from aiteacher.curriculum import service
     from aiteacher.db import transaction

@@ -5,6 +5,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from aiteacher.bounds import MAX_ID
+from aiteacher.replies import ExamAccepted
 from aiteacher.web import CurrentUser, create_app, lambda_handler
 
 app = create_app("exam-generate", "Generate a practice exam")
@@ -21,7 +22,8 @@ class ExamRequest(BaseModel):
     faculty_id: int | None = Field(None, ge=1, le=MAX_ID, description="Admins")
 
 
-@app.post("/", status_code=202, responses={409: {"description": "The profile has no faculty/semester yet"}})
+@app.post("/", status_code=202, response_model=ExamAccepted,
+          responses={409: {"description": "The profile has no faculty/semester yet"}})
 def generate(body: ExamRequest, caller: CurrentUser) -> dict:
     from aiteacher.db import transaction
     from aiteacher.exams.service import request_exam

@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import Depends, File, Form, UploadFile
 
 from aiteacher.bounds import MAX_ID
+from aiteacher.replies import IngestAccepted
 from aiteacher.security.tokens import Claims
 from aiteacher.web import create_app, lambda_handler, require_roles
 
@@ -12,7 +13,7 @@ app = create_app("ingest", "Upload a lecture PDF", max_body_setting="ingest_max_
 Uploader = Annotated[Claims, Depends(require_roles("academic", "admin"))]
 
 
-@app.post("/", status_code=202,
+@app.post("/", status_code=202, response_model=IngestAccepted,
           responses={403: {"description": "Not an academic/admin, or another faculty"},
                      413: {"description": "Larger than INGEST_MAX_BYTES"},
                      415: {"description": "Not a PDF"}})

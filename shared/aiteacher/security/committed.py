@@ -33,6 +33,7 @@ MIN_CANDIDATE = 6
 DIGEST_CHARS = 20
 _SECRETISH = re.compile(r"secret|passw|token|api[_-]?key|access[_-]?key|auth|credential|_url|dsn|://", re.I)
 _VALUE = re.compile(r"[^\s\"'`=,;(){}<>\[\]|]+")
+_QUOTED = re.compile(r"\"([^\"\n]{6,200})\"|'([^'\n]{6,200})'")  # values with spaces: "admin password"
 
 
 def digest(value: str) -> str:
@@ -57,6 +58,7 @@ def candidates(text: str) -> set[str]:
             if "://" in token:
                 parts.add(_url_password(token) or "")
             found.update(part for part in parts if len(part) >= MIN_CANDIDATE)
+        found.update(double or single for double, single in _QUOTED.findall(line))
     return found
 
 
