@@ -3,6 +3,7 @@ context, file, variable and port it names exists and agrees; `docker compose con
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -131,6 +132,8 @@ def test_docker_compose_config_accepts_the_file() -> None:
     command = _compose_command()
     if command is None:
         pytest.skip("neither `docker compose` nor `docker-compose` is installed")
+    # The secrets have no defaults (compose refuses to start without them): give it test values.
+    env = {**os.environ, "JWT_SECRET": "j" * 40, "EVENTS_TOKEN": "e" * 32, "S3_SECRET_ACCESS_KEY": "s" * 24}
     result = subprocess.run([*command, "-f", str(REPO / "docker-compose.yml"), "config", "-q"], cwd=REPO,
-                            capture_output=True, text=True, timeout=120, check=False)
+                            capture_output=True, text=True, timeout=120, check=False, env=env)
     assert result.returncode == 0, result.stderr
