@@ -55,23 +55,31 @@ def generous_limits() -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def role_headers(gateway, admin_token) -> dict[str, dict[str, str]]:  # type: ignore[no-untyped-def]
+def sign_in(gateway, admin_token) -> Iterator[Any]:  # type: ignore[no-untyped-def]
+    """Bearer headers for a role, from logins of this module's own (never the session's admin token, which a
+    fuzzed logout would revoke for every later test). Logout examples get a fresh login each."""
     from fastapi.testclient import TestClient
 
-    from tests.conftest import new_client_ip
-    from tests.helpers import hierarchy, place, signed_in
+    from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, new_client_ip
+    from tests.helpers import bearer, hierarchy, login, place, signed_in
 
     with TestClient(gateway, headers={"X-Forwarded-For": new_client_ip()}) as client:
         student = signed_in(client)
         place(client, student, hierarchy(client)[0])
-    return {"student": student["headers"], "admin": {"Authorization": f"Bearer {admin_token}"}}
+        accounts = {"student": (student["email"], student["password"]), "admin": (ADMIN_EMAIL, ADMIN_PASSWORD)}
+        cached = {role: bearer(login(client, *account)["access_token"]) for role, account in accounts.items()}
+
+        def headers(role: str, fresh: bool = False) -> dict[str, str]:
+            return bearer(login(client, *accounts[role])["access_token"]) if fresh else cached[role]
+
+        yield headers
 
 
 @pytest.mark.parametrize("role", ["student", "admin"])
 @schema.parametrize()
 @settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True,
           suppress_health_check=list(HealthCheck), database=None)
-def test_every_operation_conforms_to_the_document(case: Any, role: str, role_headers) -> None:  # type: ignore[no-untyped-def]
+def test_every_operation_conforms_to_the_document(case: Any, role: str, sign_in) -> None:  # type: ignore[no-untyped-def]
     key = f"{case.operation.method.upper()} {case.operation.path} as {role}"
     calls[key] = calls.get(key, 0) + 1
-    case.call_and_validate(headers=role_headers[role], checks=CHECKS)
+    case.call_and_validate(headers=sign_in(role, fresh=case.operation.path == "/auth/logout"), checks=CHECKS)

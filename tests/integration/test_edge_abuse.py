@@ -212,8 +212,7 @@ def test_docs_page_and_its_assets_are_served_locally(client) -> None:
 def test_openapi_declares_bearer_security_and_problem_responses(client) -> None:
     document = client.get("/openapi.json").json()
     assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
-    anonymous = {("/auth/login", "post"), ("/auth/refresh", "post"), ("/faculties", "get"),
-                 ("/events/object-created", "post")}
+    anonymous = {("/auth/login", "post"), ("/auth/refresh", "post"), ("/faculties", "get")}
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
             if (path, method) in anonymous:
