@@ -78,7 +78,10 @@ class Gateway:
         await self.apps[name](child, receive, send)
 
     async def _own_route(self, path: str, scope: Scope, send: Send) -> None:
-        from aiteacher.web import DOCS_CSP, SECURITY_HEADERS
+        from aiteacher.web import _REQUEST_ID, DOCS_CSP, SECURITY_HEADERS
+
+        given = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
+        request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
 
         extra: list[tuple[bytes, bytes]] = []
         if path == "/openapi.json":
@@ -105,7 +108,7 @@ class Gateway:
                     for name, value in SECURITY_HEADERS]
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", ctype.encode()), (b"content-length", str(len(body)).encode()),
-                                (b"x-request-id", uuid.uuid4().hex.encode()), *security, *extra]})
+                                (b"x-request-id", request_id.encode()), *security, *extra]})
         await send({"type": "http.response.body", "body": body})
 
     def openapi(self) -> bytes:

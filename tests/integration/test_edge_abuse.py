@@ -54,13 +54,16 @@ def test_a_revoked_token_does_not_switch_off_the_login_rate_limit(client) -> Non
 
 @pytest.mark.parametrize("path,method,body", [("/faculties", "GET", None),
                                               ("/auth/refresh", "POST", {"refresh_token": "x"})])
-def test_a_revoked_or_garbage_token_is_counted_as_anonymous(client, low_limits, path, method, body) -> None:
+def test_a_revoked_expired_or_garbage_token_is_counted_as_anonymous(client, low_limits, path, method, body) -> None:
+    from aiteacher.security.tokens import issue
+
     token = _revoked_token(client)
+    expired, _ = issue("access", sub="someone", role="admin", family="f", ttl_seconds=-120)
     function = "faculties" if path == "/faculties" else "auth-refresh"
     low_limits(RATE_LIMITS=json.dumps({function: "4/60"}))
-    headers = [bearer(token), bearer("not-a-jwt"), {"Authorization": "Basic abc"}, bearer(token), {}]
+    headers = [bearer(token), bearer("not-a-jwt"), bearer(expired), {"Authorization": "Basic abc"}, bearer(token)]
     statuses = [client.request(method, path, headers=h, json=body).status_code for h in headers]
-    # All five share the address's anonymous window of 4: the fifth is refused, whatever token it carries.
+    # Revoked, garbage, expired (even an admin's), wrong scheme: all share the address's anonymous window of 4.
     assert statuses[-1] == 429, statuses
     assert 429 not in statuses[:4], statuses
 
@@ -174,7 +177,7 @@ def test_every_reply_carries_exactly_one_request_id_and_the_security_headers(cli
         client.put("/me", json={"x": 1}, headers={"X-Request-ID": "my-id-1"}),  # 401 with a given id
         client.post("/auth/login", content=b"{not json", headers={"Content-Type": "application/json"}),  # 422
         client.get("/function/faculties/nowhere"),  # 404 inside a function
-        client.get("/no/such/function"),  # 404 of the gateway
+        client.get("/no/such/function", headers={"X-Request-ID": "my-id-2"}),  # 404 of the gateway
         client.get("/openapi.json"),
     ]
     for reply in replies:
@@ -182,7 +185,7 @@ def test_every_reply_carries_exactly_one_request_id_and_the_security_headers(cli
         assert reply.headers["x-content-type-options"] == "nosniff"
         assert reply.headers["referrer-policy"] == "no-referrer"
         assert "frame-ancestors 'none'" in reply.headers["content-security-policy"]
-    assert replies[2].headers["x-request-id"] == "my-id-1"
+    assert replies[2].headers["x-request-id"] == "my-id-1" and replies[5].headers["x-request-id"] == "my-id-2"
 
 
 # --- 9. common and blank passwords ------------------------------------------------------------------
