@@ -21,7 +21,9 @@ _tmp = Path(tempfile.mkdtemp(prefix="aiteacher-tests-"))
 os.environ["AITEACHER_ENV"] = "test"
 os.environ["DATA_DIR"] = str(_tmp / "data")
 os.environ["JWT_SECRET"] = TEST_JWT_SECRET
-os.environ["TRUSTED_PROXY_HOPS"] = "1"  # every test client gets its own X-Forwarded-For address
+# Starlette's TestClient is the one trusted proxy (its peer is named `testclient`), so every test client
+# gets its own X-Forwarded-For address; real sockets (127.0.0.x) are never trusted.
+os.environ["TRUSTED_PROXIES"] = "testclient"
 os.environ.setdefault("SECRETS_DIR", str(_tmp / "no-secrets"))
 os.environ.pop("ADMIN_EMAIL", None)
 os.environ.pop("ADMIN_PASSWORD", None)
@@ -41,6 +43,9 @@ def _start_embedded_redis() -> object | None:
 
 _valkey = _start_embedded_redis()
 os.environ.setdefault("EVENTS_TOKEN", "test-events-token")
+# Not the embedded S3's "testing" (committed in the README), which production-mode settings refuse.
+os.environ.setdefault("S3_ACCESS_KEY_ID", "test-s3-access-key")
+os.environ.setdefault("S3_SECRET_ACCESS_KEY", "test-s3-secret-key-for-the-suite")
 
 
 def _start_embedded_s3() -> object:
@@ -144,7 +149,8 @@ def live_gateway(gateway) -> Iterator[str]:  # type: ignore[no-untyped-def]
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(gateway, host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(gateway, host="127.0.0.1", port=port, log_level="warning",
+                                           proxy_headers=False))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

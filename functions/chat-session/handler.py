@@ -2,12 +2,14 @@
 
 from fastapi import Response
 
+from aiteacher.replies import ChatSessionOut
 from aiteacher.web import CurrentUser, create_app, lambda_handler
 
 app = create_app("chat-session", "Read or delete a tutoring session")
 
 
-@app.get("/{session_id}", responses={404: {"description": "Missing, deleted, or another user's"}})
+@app.get("/{session_id}", response_model=ChatSessionOut,
+          responses={404: {"description": "Missing, deleted, or another user's"}})
 def read_session(session_id: str, caller: CurrentUser) -> dict:
     from aiteacher.db import transaction
     from aiteacher.tutor.service import session_view

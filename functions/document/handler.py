@@ -4,6 +4,8 @@ from typing import Annotated, Literal
 
 from fastapi import Depends, Query, Response
 
+from aiteacher.bounds import MAX_ID, MAX_OFFSET
+from aiteacher.replies import DocumentList, DocumentOut
 from aiteacher.security.tokens import Claims
 from aiteacher.web import create_app, lambda_handler, require_roles
 
@@ -11,12 +13,13 @@ app = create_app("document", "Curriculum documents and their ingestion status")
 Manager = Annotated[Claims, Depends(require_roles("academic", "admin"))]
 
 
-@app.get("/", responses={409: {"description": "An academic not yet placed in a faculty (`profile_incomplete`)"}})
+@app.get("/", response_model=DocumentList,
+         responses={409: {"description": "An academic not yet placed in a faculty (`profile_incomplete`)"}})
 def list_documents(caller: Manager, course: Annotated[str | None, Query(max_length=100)] = None,
                    status: Literal["queued", "processing", "ready", "failed"] | None = None,
-                   faculty_id: Annotated[int | None, Query(ge=1, description="Admins only")] = None,
+                   faculty_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="Admins only")] = None,
                    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-                   offset: Annotated[int, Query(ge=0)] = 0) -> dict:
+                   offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0) -> dict:
     from aiteacher.curriculum import service
     from aiteacher.db import transaction
 
@@ -26,7 +29,8 @@ def list_documents(caller: Manager, course: Annotated[str | None, Query(max_leng
         return {"documents": [service.document_view(doc) for doc in documents], "limit": limit, "offset": offset}
 
 
-@app.get("/{document_id}", responses={404: {"description": "Missing, or another faculty's"}})
+@app.get("/{document_id}", response_model=DocumentOut,
+          responses={404: {"description": "Missing, or another faculty's"}})
 def read_document(document_id: str, caller: Manager) -> dict:
     from aiteacher.curriculum import service
     from aiteacher.db import transaction

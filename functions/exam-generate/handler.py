@@ -4,7 +4,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from aiteacher.bounds import MAX_ID
 from aiteacher.exams.schemas import Blueprint
+from aiteacher.replies import ExamAccepted
 from aiteacher.web import CurrentUser, create_app, lambda_handler
 
 app = create_app("exam-generate", "Generate a practice exam")
@@ -17,12 +19,13 @@ class ExamRequest(BaseModel):
     course: str | None = Field(None, max_length=100)
     topic: str | None = Field(None, max_length=200)
     difficulty: Literal["easy", "medium", "hard"] | None = None
-    semester_id: int | None = Field(None, ge=1, description="Academics and admins")
-    faculty_id: int | None = Field(None, ge=1, description="Admins")
+    semester_id: int | None = Field(None, ge=1, le=MAX_ID, description="Academics and admins")
+    faculty_id: int | None = Field(None, ge=1, le=MAX_ID, description="Admins")
     blueprint: Blueprint | None = Field(None, description="Difficulty mix, Bloom levels, documents or page ranges")
 
 
-@app.post("/", status_code=202, responses={409: {"description": "The profile has no faculty/semester yet"}})
+@app.post("/", status_code=202, response_model=ExamAccepted,
+          responses={409: {"description": "The profile has no faculty/semester yet"}})
 def generate(body: ExamRequest, caller: CurrentUser) -> dict:
     from aiteacher.db import transaction
     from aiteacher.exams.service import request_exam

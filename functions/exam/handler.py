@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 from fastapi import Query, Response
 
 from aiteacher.exams.schemas import Answers
+from aiteacher.replies import ExamOut
 from aiteacher.web import CurrentUser, create_app, lambda_handler
 
 app = create_app("exam", "Exams: read, attempts, grading, statistics, export")
@@ -26,7 +27,7 @@ def list_exams(caller: CurrentUser, limit: Annotated[int, Query(ge=1, le=100)] =
         return listing(session, caller, limit=limit, offset=offset)
 
 
-@app.get("/{exam_id}", responses=NOT_VISIBLE)
+@app.get("/{exam_id}", response_model=ExamOut, responses=NOT_VISIBLE)
 def read_exam(exam_id: str, caller: CurrentUser) -> dict:
     from aiteacher.db import transaction
     from aiteacher.exams.service import exam_view

@@ -2,13 +2,14 @@
 
 from fastapi import Response
 
+from aiteacher.replies import FacultyOut
 from aiteacher.web import create_app, lambda_handler
 
 app = create_app("faculties", "List faculties, departments and semesters")
 CACHE_SECONDS = 300
 
 
-@app.get("/")
+@app.get("/", response_model=list[FacultyOut])
 def list_faculties(response: Response) -> list[dict]:
     from aiteacher.academics.service import list_faculties
     from aiteacher.db import transaction

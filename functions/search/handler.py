@@ -3,6 +3,7 @@
 from fastapi import Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from aiteacher.bounds import MAX_ID
 from aiteacher.web import CurrentUser, create_app, lambda_handler
 
 app = create_app("search", "Search course material")
@@ -13,8 +14,8 @@ class SearchIn(BaseModel):
     query: str = Field(min_length=1, max_length=1000)
     top_k: int = Field(5, ge=1, le=50)
     course: str | None = Field(None, max_length=100)
-    semester_id: int | None = Field(None, ge=1, description="Academics and admins: narrow to a semester")
-    faculty_id: int | None = Field(None, ge=1, description="Admins: narrow to a faculty")
+    semester_id: int | None = Field(None, ge=1, le=MAX_ID, description="Academics and admins: narrow to a semester")
+    faculty_id: int | None = Field(None, ge=1, le=MAX_ID, description="Admins: narrow to a faculty")
 
 
 class SearchResult(BaseModel):

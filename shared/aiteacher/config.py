@@ -63,9 +63,10 @@ class Settings(BaseSettings):
     max_json_body_bytes: int = Field(256 * 1024, ge=1024, description="Largest JSON request body (413 beyond).")
     api_gateway_base_path: str = Field(
         "", description="Lambda behind an API Gateway route on the REST alias: strip this prefix (e.g. /auth/login).")
-    trusted_proxy_hops: int = Field(
-        0, ge=0, le=5,
-        description="How many reverse proxies in front of the function append to X-Forwarded-For (0: use the peer).",
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Networks (CIDRs, comma-separated) of the reverse proxies in front of the function; "
+                    "X-Forwarded-For is read right to left past them. Empty: trust no proxy, use the peer.",
     )
 
     # --- database ------------------------------------------------------------------------------
@@ -106,10 +107,18 @@ class Settings(BaseSettings):
     )
     rate_limit_admin_multiplier: int = Field(
         10, ge=1, le=1000, description="Admins get this many times the limit (bulk account creation, uploads).")
-    login_max_failures: int = Field(10, ge=1, description="Failed logins per account per window (then 429).")
+    login_max_failures: int = Field(
+        10, ge=1, le=10000, description="Failed logins per account from one client address per window (then 429 "
+                                        "for that address only).")
+    login_max_failures_per_account: int = Field(
+        100, ge=1, le=100000, description="Failed logins per account from all addresses per window (then 429).")
     login_max_failures_per_ip: int = Field(
-        100, ge=1, description="Failed logins per client address per window (campus NATs share addresses).")
-    login_failure_window_seconds: int = Field(900, ge=1)
+        100, ge=1, le=100000, description="Failed logins per client address per window (campus NATs share addresses).")
+    login_failure_window_seconds: int = Field(900, ge=1, le=86400)
+    login_free_failures: int = Field(
+        3, ge=0, le=100, description="Failures of an account from one address before the progressive delay starts.")
+    login_max_delay_seconds: int = Field(
+        60, ge=1, le=3600, description="Longest delay between attempts of one account from one address.")
 
     # --- object store, events and jobs ---------------------------------------------------------
     s3_endpoint_url: str = Field("", description="S3/MinIO/LocalStack endpoint; `make dev` starts moto on S3_PORT.")
@@ -193,6 +202,21 @@ class Settings(BaseSettings):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
 
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip().startswith("["):
+            return [entry.strip() for entry in value.split(",") if entry.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: list[str]) -> list[str]:
+        from aiteacher.proxies import parse_trusted
+
+        parse_trusted(value)  # raises ValueError naming the bad entry
+        return value
+
     @model_validator(mode="after")
     def _check_secrets(self) -> Settings:
         if self.jwt_algorithm == "HS256":
@@ -204,6 +228,16 @@ class Settings(BaseSettings):
                 )
         elif not (self.jwt_private_key_file and self.jwt_public_key_file):
             raise ValueError(f"JWT_ALGORITHM={self.jwt_algorithm} needs JWT_PRIVATE_KEY_FILE and JWT_PUBLIC_KEY_FILE")
+        if self.env == "production":
+            from aiteacher.security.committed import committed_secret_fields
+
+            found = committed_secret_fields(self)
+            if found:
+                raise ValueError(
+                    f"{', '.join(name.upper() for name in found)}: the value appears in a file committed to the "
+                    "AI-Teacher repository (docker-compose.yml, .env.example, docs, stack files, infra/, "
+                    "localstack/); anyone can read it. Set a secret of your own"
+                )
         return self
 
     @classmethod
@@ -225,6 +259,12 @@ class Settings(BaseSettings):
     @cached_property
     def read_database_url(self) -> str:
         return _with_driver(self.database_read_url) or self.primary_database_url
+
+    @cached_property
+    def trusted_proxy_networks(self) -> Any:
+        from aiteacher.proxies import parse_trusted
+
+        return parse_trusted(self.trusted_proxies)
 
     @property
     def should_seed_demo(self) -> bool:

@@ -148,7 +148,9 @@ def run(host: str | None = None, port: int | None = None) -> None:
               "<faculty code>/<semester>/<course>/<name>.pdf")
         print(f"  docs     http://{host}:{port}/docs   (merged OpenAPI: /openapi.json)")
         print("  Ctrl-C stops everything.", flush=True)
-        config = uvicorn.Config(gateway, host=host, port=port, log_level="warning", access_log=False)
+        config = uvicorn.Config(gateway, host=host, port=port, log_level="warning", access_log=False,
+                                # uvicorn would believe X-Forwarded-For from loopback; TRUSTED_PROXIES decides.
+                                proxy_headers=False)
         server = uvicorn.Server(config)
         _install_signal_handlers(server)
         server.run()

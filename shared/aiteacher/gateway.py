@@ -5,7 +5,9 @@ merged OpenAPI document at `/openapi.json` and a docs page at `/docs`."""
 from __future__ import annotations
 
 import json
+import uuid
 from copy import deepcopy
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -13,10 +15,25 @@ if TYPE_CHECKING:
 
     from aiteacher.stack import FunctionSpec
 
+# Swagger UI from the flask-swagger-ui wheel's dist/ folder (read as files; flask is never imported), so the
+# page works offline and under a CSP without inline scripts or other origins.
 DOCS_HTML = """<!doctype html><html><head><title>AI-Teacher API</title><meta charset="utf-8">
-<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css"></head>
-<body><div id="ui"></div><script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
-<script>SwaggerUIBundle({url: "/openapi.json", dom_id: "#ui"});</script></body></html>"""
+<link rel="stylesheet" href="/docs/assets/swagger-ui.css"></head>
+<body><div id="ui"></div><script src="/docs/assets/swagger-ui-bundle.js"></script>
+<script src="/docs/assets/init.js"></script></body></html>"""
+DOCS_INIT = b'SwaggerUIBundle({url: "/openapi.json", dom_id: "#ui", persistAuthorization: true});\n'
+DOCS_ASSETS = {"swagger-ui.css": "text/css; charset=utf-8", "swagger-ui-bundle.js": "text/javascript; charset=utf-8",
+               "favicon-32x32.png": "image/png"}
+
+
+def swagger_ui_dist() -> Path | None:
+    import importlib.util
+
+    spec = importlib.util.find_spec("flask_swagger_ui")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(next(iter(spec.submodule_search_locations))) / "dist"
+    return folder if folder.is_dir() else None
 
 
 class Gateway:
@@ -64,18 +81,34 @@ class Gateway:
         await self.apps[name](child, receive, send)
 
     async def _own_route(self, path: str, scope: Scope, send: Send) -> None:
-        headers: list[tuple[str, str]] = []
+        from aiteacher.web import _REQUEST_ID, DOCS_CSP, SECURITY_HEADERS
+
+        given = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
+        request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+
+        extra: list[tuple[bytes, bytes]] = []
+        page_csp: str | None = None
         ctype = "application/json"
         if self.web is not None and path in ("/", "/index.html"):
             self.web.refresh()
-            body, status = self.web.index, 200
-            headers = self.web.page_headers()
+            body, status, ctype = self.web.index, 200, "text/html; charset=utf-8"
+            page_csp = self.web.csp
+            extra.append((b"cache-control", b"no-cache"))
         elif self.web is not None and path.startswith("/static/"):
-            status, body, headers = self.web.static(path, scope.get("query_string", b"").decode("latin-1"))
+            status, body, web_headers = self.web.static(path, scope.get("query_string", b"").decode("latin-1"))
+            ctype = dict(web_headers).pop("content-type")
+            extra += [(k.encode(), v.encode()) for k, v in web_headers if k != "content-type"]
         elif path == "/openapi.json":
             body, status, ctype = self.openapi(), 200, "application/json"
         elif path == "/docs":
             body, status, ctype = DOCS_HTML.encode(), 200, "text/html; charset=utf-8"
+        elif path == "/docs/assets/init.js":
+            body, status, ctype = DOCS_INIT, 200, "text/javascript; charset=utf-8"
+        elif path.startswith("/docs/assets/") and path.removeprefix("/docs/assets/") in DOCS_ASSETS \
+                and (dist := swagger_ui_dist()) is not None:
+            name = path.removeprefix("/docs/assets/")
+            body, status, ctype = (dist / name).read_bytes(), 200, DOCS_ASSETS[name]
+            extra.append((b"cache-control", b"public, max-age=86400"))
         elif path in ("/", "/healthz"):
             listing = {"status": "ok", "functions": [
                 {"name": s.name, "url": f"/function/{s.name}/", "rest": s.rest_path, "methods": list(s.methods)}
@@ -85,12 +118,12 @@ class Gateway:
             problem = {"type": "https://aiteacher.dev/problems/not-found", "title": "Not found", "status": 404,
                        "detail": f"No function serves {path}", "code": "not_found"}
             body, status, ctype = json.dumps(problem).encode(), 404, "application/problem+json"
-        if not headers:
-            headers = [("content-type", ctype)]
-        headers += [("content-length", str(len(body))), ("x-content-type-options", "nosniff"),
-                    ("referrer-policy", "strict-origin-when-cross-origin")]
+        csp = page_csp.encode() if page_csp else (DOCS_CSP if path.startswith("/docs") else None)
+        security = [(name, csp if csp and name == b"content-security-policy" else value)
+                    for name, value in SECURITY_HEADERS]
         await send({"type": "http.response.start", "status": status,
-                    "headers": [(k.encode(), v.encode()) for k, v in headers]})
+                    "headers": [(b"content-type", ctype.encode()), (b"content-length", str(len(body)).encode()),
+                                (b"x-request-id", request_id.encode()), *security, *extra]})
         await send({"type": "http.response.body", "body": body})
 
     def openapi(self) -> bytes:

@@ -64,17 +64,20 @@ PGBOUNCER_PORT = 6432
 
 # docker-compose: the backing services by their compose names, and local-only secrets.
 COMPOSE_SERVICE_ENV = {
+    # Each function's peer is its own watchdog; the edge and compose's networks are the proxies before it.
+    "TRUSTED_PROXIES": "127.0.0.1/32,172.16.0.0/12,192.168.0.0/16",
     "REDIS_URL": "redis://redis:6379/0",
     "QDRANT_URL": "http://qdrant:6333",
     "S3_ENDPOINT_URL": "http://minio:9000",
 }
 COMPOSE_SECRETS = {
-    "jwt-secret": "${JWT_SECRET:-compose-only-jwt-secret-change-me-0123456789abcdef}",
+    # No committed defaults for the secrets: production settings refuse any value committed here.
+    "jwt-secret": "${JWT_SECRET:?set JWT_SECRET, e.g. export JWT_SECRET=$(openssl rand -hex 32)}",
     "database-url": "${DATABASE_URL:-postgresql://aiteacher:aiteacher@pgbouncer:6432/aiteacher}",
-    "events-token": "${EVENTS_TOKEN:-compose-only-events-token-change-me}",
+    "events-token": "${EVENTS_TOKEN:?set EVENTS_TOKEN, e.g. export EVENTS_TOKEN=$(openssl rand -hex 24)}",
     "openai-api-key": "${OPENAI_API_KEY:-}",
     "s3-access-key-id": "${S3_ACCESS_KEY_ID:-aiteacher}",
-    "s3-secret-access-key": "${S3_SECRET_ACCESS_KEY:-aiteacher-minio-secret}",
+    "s3-secret-access-key": "${S3_SECRET_ACCESS_KEY:?set S3_SECRET_ACCESS_KEY (MinIO root password, 8+ chars)}",
 }
 IMAGES = {
     "postgres": "postgres:16-alpine",
@@ -348,6 +351,8 @@ def nginx_conf(stack: Stack, *, gateway: str | None = GATEWAY_ADDRESS, listen: s
         "    proxy_set_header X-Forwarded-Host $host;",
         "    proxy_set_header X-Request-ID $aiteacher_request_id;",
         "    proxy_connect_timeout 5s;",
+        "    # Browsers keep to HTTPS for a year (ignored on plain HTTP; TLS terminates at or before the edge).",
+        '    add_header Strict-Transport-Security "max-age=31536000; includeSubDomains" always;',
         "",
         "    location = /healthz {",
         "        access_log off;",
@@ -723,6 +728,9 @@ def generate(stack: Stack) -> dict[str, str]:
     files["infra/k8s/pgbouncer.yaml"] = f"# {HEADER}\n" + _dump_all(pgbouncer_manifests(stack))
     files["stack.pro.yml"] = pro_stack(stack)
     files["docker-compose.yml"] = compose(stack)
+    from aiteacher.security import committed
+
+    files[committed.RELATIVE_DATA_FILE] = committed.render(committed.scanned_texts(stack.root, files).values())
     return files
 
 

@@ -42,14 +42,24 @@ _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "
 HEALTH_PATH = "/_/health"
 
 
+SECURITY_HEADERS = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"content-security-policy", b"frame-ancestors 'none'"),
+)
+# Swagger UI at /docs runs its own scripts and styles, served from this origin (aiteacher.swagger).
+DOCS_CSP = b"default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'"
+
+
 def problem_response(error: AppError) -> JSONResponse:
-    headers = dict(error.headers)
-    headers["X-Request-ID"] = request_id_var.get()
-    return JSONResponse(error.problem(), status_code=error.status, headers=headers, media_type=PROBLEM_JSON)
+    # X-Request-ID is added once, by RequestContextMiddleware, to every reply.
+    return JSONResponse(error.problem(), status_code=error.status, headers=dict(error.headers), media_type=PROBLEM_JSON)
 
 
 class RequestContextMiddleware:
-    """Request id, client address and function name for logs and audit; X-Request-ID on every reply."""
+    """Request id, client address and function name for logs and audit; exactly one X-Request-ID and the
+    security headers on every reply, 500s included (an unhandled error is answered here, inside the
+    request's context, rather than by Starlette's outermost ServerErrorMiddleware, which runs after it)."""
 
     def __init__(self, app: ASGIApp, function_name: str):
         self.app = app
@@ -64,15 +74,30 @@ class RequestContextMiddleware:
         request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
         tokens = (request_id_var.set(request_id), client_ip_var.set(_client_ip(scope, headers)),
                   function_var.set(self.function_name))
+        own = {b"x-request-id", *(name for name, _ in SECURITY_HEADERS)}
+        started = False
 
         async def send_with_id(message: dict[str, Any]) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+                started = True
+                present = list(message.get("headers") or [])
+                csp = next((value for name, value in present if name.lower() == b"content-security-policy"), None)
+                kept = [(name, value) for name, value in present if name.lower() not in own]
+                extra = [(name, csp if name == b"content-security-policy" and csp else value)
+                         for name, value in SECURITY_HEADERS]
+                message["headers"] = [*kept, (b"x-request-id", request_id.encode()), *extra]
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            log.exception("unhandled error (request %s)", request_id, exc_info=exc)
+            if started:
+                raise
+            response = problem_response(InternalError("An unexpected error occurred; quote the request id when "
+                                                      "reporting it"))
+            await response(scope, receive, send_with_id)
         finally:
             request_id_var.reset(tokens[0])
             client_ip_var.reset(tokens[1])
@@ -81,18 +106,16 @@ class RequestContextMiddleware:
 
 def _client_ip(scope: Scope, headers: dict[str, str]) -> str:
     from aiteacher.config import get_settings
+    from aiteacher.proxies import client_address
 
-    hops = get_settings().trusted_proxy_hops
     peer = (scope.get("client") or ("unknown", 0))[0]
-    if hops and headers.get("x-forwarded-for"):
-        chain = [part.strip() for part in headers["x-forwarded-for"].split(",") if part.strip()]
-        if chain:
-            return chain[-min(hops, len(chain))]
-    return peer
+    return client_address(peer, headers.get("x-forwarded-for"), get_settings().trusted_proxy_networks)
 
 
 class BodyLimitMiddleware:
-    """Refuse request bodies over a limit before they are read (Content-Length) or while they stream."""
+    """Refuse request bodies over a limit: before they are read (Content-Length) and while they stream
+    (chunked bodies, as of-watchdog re-sends them, carry no Content-Length). Past the limit the client
+    gets a 413 problem and the app sees a disconnect; whatever it answers then is dropped."""
 
     def __init__(self, app: ASGIApp, setting: str | None):
         self.app = app
@@ -110,22 +133,41 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         limit = self.limit()
+        too_large = PayloadTooLarge(f"The request body exceeds {limit} bytes")
         for name, value in scope.get("headers", []):
             if name == b"content-length" and value.isdigit() and int(value) > limit:
-                await problem_response(PayloadTooLarge(f"The request body exceeds {limit} bytes"))(scope, receive, send)
+                await problem_response(too_large)(scope, receive, send)
                 return
         received = 0
+        refused = False
+        response_started = False
+
+        async def guarded_send(message: dict[str, Any]) -> None:
+            nonlocal response_started
+            if refused:
+                return
+            if message["type"] == "http.response.start":
+                response_started = True
+            await send(message)
 
         async def bounded_receive() -> dict[str, Any]:
-            nonlocal received
+            nonlocal received, refused
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > limit:
-                    raise PayloadTooLarge(f"The request body exceeds {limit} bytes")
+                if received > limit and not response_started:
+                    await problem_response(too_large)(scope, receive, send)
+                    refused = True
+                    return {"type": "http.disconnect"}
             return message
 
-        await self.app(scope, bounded_receive, send)
+        try:
+            await self.app(scope, bounded_receive, guarded_send)
+        except Exception:
+            if not refused:
+                raise
 
 
 class SettingsCORSMiddleware:
@@ -178,11 +220,6 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     return problem_response(error)
 
 
-async def _unexpected_error(_: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error (request %s)", request_id_var.get(), exc_info=exc)
-    return problem_response(InternalError("An unexpected error occurred; quote the request id when reporting it"))
-
-
 # --- authentication and rate limiting -------------------------------------------------------------
 #
 # One app-level dependency, `admit`, runs before every route: it verifies the bearer token (if any)
@@ -221,18 +258,20 @@ async def admit(request: Request, response: Response) -> None:
         claims, request.state.auth_error = None, exc
     function = function_var.get() or "unknown"
     settings = get_settings()
-    limit, window = settings.rate_limit_for(function)
-    if claims and claims.role == "admin":
-        limit *= settings.rate_limit_admin_multiplier
+    base_limit, window = settings.rate_limit_for(function)
+    limit = base_limit * settings.rate_limit_admin_multiplier if claims and claims.role == "admin" else base_limit
     caller = f"user:{claims.sub}" if claims else f"ip:{client_ip_var.get()}"
     decision = await ratelimit.hit_async(f"{function}:{caller}", limit, window,
                                          deny_keys=deny_keys(claims.iss, claims.jti, claims.fam) if claims else (),
                                          fetch_key=profiles.cache_key(claims.sub) if claims else None)
-    if claims:
-        profiles.accept_prefetched(claims.sub, decision.fetched)
-    if decision.revoked:
+    if claims and decision.revoked:
+        # A revoked token is an anonymous caller: it is counted against its address like any other, so
+        # presenting a logged-out token never switches the limit off.
         request.state.auth_error = InvalidToken("The token has been revoked", code="token_revoked")
-        return
+        claims = None
+        decision = await ratelimit.hit_async(f"{function}:ip:{client_ip_var.get()}", base_limit, window)
+    elif claims:
+        profiles.accept_prefetched(claims.sub, decision.fetched)
     if not decision.allowed:
         audit("ratelimit", "rejected", actor=claims.sub if claims else None, target=function)
         raise RateLimited(decision.reset_seconds, headers=decision.headers())
@@ -285,14 +324,15 @@ def create_app(function_name: str, summary: str, max_body_setting: str | None = 
         title=f"AI-Teacher: {function_name}",
         summary=summary,
         version="0.1.0",
-        docs_url="/docs",
+        # The gateway serves the docs page (assets local, no CDN); each function publishes its OpenAPI.
+        docs_url=None,
         redoc_url=None,
         dependencies=[Depends(admit)],
     )
+    app.openapi = lambda: _openapi_with_security_and_problems(app)  # type: ignore[method-assign]
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected_error)
     app.add_middleware(BodyLimitMiddleware, setting=max_body_setting)
     app.add_middleware(SettingsCORSMiddleware)
     app.add_middleware(RequestContextMiddleware, function_name=function_name)
@@ -302,6 +342,81 @@ def create_app(function_name: str, summary: str, max_body_setting: str | None = 
         return {"status": "ok", "function": function_name}
 
     return app
+
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "RFC 9457 problem details",
+    "required": ["type", "title", "status", "detail", "code"],
+    "properties": {
+        "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+        "detail": {"type": "string"}, "code": {"type": "string", "description": "Stable machine-readable code"},
+        "instance": {"type": "string"},
+        "errors": {"type": "array", "items": {"type": "object"}, "description": "Validation errors (422)"},
+    },
+}
+_ERROR_STATUSES = {400: "Malformed request", 413: "Request body too large", 415: "Unsupported media type",
+                   422: "Validation failed", 429: "Too many requests (see Retry-After)",
+                   500: "Unexpected error (quote the X-Request-ID)", 503: "A backing service is unavailable"}
+_AUTH_STATUSES = {401: "Missing, invalid, expired or revoked token", 403: "The caller's role may not do this"}
+
+
+def _auth_kind(dependant: Any) -> str | None:
+    """'required' when a route depends on current_user (directly or through a role check), 'optional'
+    for optional_user, None for anonymous routes."""
+    calls = set()
+    stack = [dependant]
+    while stack:
+        node = stack.pop()
+        calls.add(node.call)
+        stack.extend(node.dependencies)
+    if current_user in calls:
+        return "required"
+    return "optional" if optional_user in calls else None
+
+
+def _openapi_with_security_and_problems(app: FastAPI) -> dict[str, Any]:
+    """The function's OpenAPI with bearer security on authenticated operations and every error response
+    documented as application/problem+json (FastAPI's own 422 schema is replaced by the problem)."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    from fastapi.openapi.utils import get_openapi
+    from fastapi.routing import APIRoute
+
+    document = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
+    components = document.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    schemas.pop("HTTPValidationError", None)
+    schemas.pop("ValidationError", None)
+    schemas["Problem"] = PROBLEM_SCHEMA
+    components["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
+    problem = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for route in app.routes:
+        if not isinstance(route, APIRoute) or not route.include_in_schema:
+            continue
+        auth = _auth_kind(route.dependant)
+        path = route.path_format
+        for method in route.methods:
+            operation = document.get("paths", {}).get(path, {}).get(method.lower())
+            if operation is None:
+                continue
+            if auth:
+                operation["security"] = [{"bearer": []}] if auth == "required" else [{"bearer": []}, {}]
+            statuses = dict(_ERROR_STATUSES)
+            if auth:
+                statuses.update(_AUTH_STATUSES)
+            if method in ("GET", "DELETE") and "{" in path:
+                statuses[404] = "Not found"
+            responses = operation.setdefault("responses", {})
+            for status, description in statuses.items():
+                entry = responses.setdefault(str(status), {"description": description})
+                entry["content"] = problem
+            for status, entry in responses.items():  # the handlers' own error responses too
+                if status.isdigit() and int(status) >= 400:
+                    entry["content"] = problem
+            responses["default"] = {"description": "An error, as problem details", "content": problem}
+    app.openapi_schema = document
+    return document
 
 
 def lambda_handler(app: FastAPI) -> Callable[[dict[str, Any], Any], dict[str, Any]]:

@@ -16,7 +16,8 @@ from urllib.parse import urlsplit
 STATIC_PREFIX = "/static/"
 IMMUTABLE = "public, max-age=31536000, immutable"
 _TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
-          ".html": "text/html; charset=utf-8", ".png": "image/png", ".svg": "image/svg+xml", ".json": "application/json"}
+          ".html": "text/html; charset=utf-8", ".png": "image/png", ".svg": "image/svg+xml",
+          ".json": "application/json"}
 
 
 def default_web_dir() -> Path | None:
@@ -88,10 +89,6 @@ class WebApp:
         version = self.versions[rel]
         cache = IMMUTABLE if f"v={version}" in query.split("&") else "no-cache"
         return 200, file.read_bytes(), [("content-type", ctype), ("cache-control", cache), ("etag", f'"{version}"')]
-
-    def page_headers(self) -> list[tuple[str, str]]:
-        return [("content-type", "text/html; charset=utf-8"), ("cache-control", "no-cache"),
-                ("content-security-policy", self.csp)]
 
     def build(self, out: Path) -> None:
         """Write the app for a static web server: index.html plus static/ (hashed URLs cache forever)."""

@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (the dev_server fixture is imported, and pytest passes it by name)
 """The web app in a real browser (Debian's Chromium driven by Playwright) against `aiteacher dev`, as
 a newcomer would use it: an academic uploads a PDF and watches it become ready, a student registers,
 places themselves, searches, asks the tutor and opens the cited page. Every main screen is saved as a

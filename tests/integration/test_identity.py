@@ -254,21 +254,30 @@ def test_put_me_cannot_change_role_or_email(client) -> None:
 
 # --- limits and failure modes ---------------------------------------------------------------------
 
-def test_failed_logins_are_throttled_per_account(client, gateway) -> None:
+def test_failed_logins_are_throttled_per_account_past_a_higher_account_wide_ceiling(client, gateway,
+                                                                                   monkeypatch) -> None:
     from fastapi.testclient import TestClient
 
+    from aiteacher.config import get_settings, reset_caches
     from tests.conftest import new_client_ip
 
-    user = register(client)
-    for _ in range(10):
-        # A different address each time: the account limit, not the IP limit, must trip.
-        with TestClient(gateway, headers={"X-Forwarded-For": new_client_ip()}) as other:
-            assert other.post("/auth/login", json={"email": user["email"], "password": "wrong password"}
-                              ).status_code == 401
-    blocked = client.post("/auth/login", json={"email": user["email"], "password": PASSWORD})
-    body = assert_problem(blocked, 429, "rate_limited")
-    assert int(blocked.headers["retry-after"]) > 0
-    assert "failed logins" in body["detail"]
+    assert get_settings().login_max_failures_per_account > get_settings().login_max_failures
+    monkeypatch.setenv("LOGIN_MAX_FAILURES_PER_ACCOUNT", "12")
+    reset_caches()
+    try:
+        user = register(client)
+        for _ in range(12):
+            # A different address each time: only the account-wide ceiling can trip.
+            with TestClient(gateway, headers={"X-Forwarded-For": new_client_ip()}) as other:
+                assert other.post("/auth/login", json={"email": user["email"], "password": "wrong password"}
+                                  ).status_code == 401
+        blocked = client.post("/auth/login", json={"email": user["email"], "password": PASSWORD})
+        body = assert_problem(blocked, 429, "rate_limited")
+        assert int(blocked.headers["retry-after"]) > 0
+        assert "failed logins" in body["detail"]
+    finally:
+        monkeypatch.undo()
+        reset_caches()
 
 
 def test_failed_logins_are_throttled_per_ip(client, monkeypatch) -> None:

@@ -41,3 +41,19 @@ def test_oversized_json_body_is_413_before_it_is_read(monkeypatch) -> None:
         monkeypatch.undo()
         reset_caches()
     assert response.status_code == 413 and response.json()["code"] == "payload_too_large"
+
+
+def test_a_500_carries_exactly_one_request_id_the_callers_and_the_security_headers() -> None:
+    app = create_app("probe", "a probe")
+
+    @app.get("/boom")
+    def boom() -> None:
+        raise RuntimeError("boom")
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.get("/boom", headers={"X-Request-ID": "req-500"})
+        not_found = client.get("/nowhere", headers={"X-Request-ID": "req-404"})
+    assert response.status_code == 500
+    assert response.headers.get_list("x-request-id") == ["req-500"]
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert not_found.headers.get_list("x-request-id") == ["req-404"]

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
+from aiteacher.bounds import MAX_ID
+
 Role = Literal["student", "academic", "admin"]
 
 
@@ -60,9 +62,9 @@ class ProfileUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     full_name: str | None = Field(None, min_length=1, max_length=200)
-    faculty_id: int | None = Field(None, ge=1, le=2**31 - 1)
-    department_id: int | None = Field(None, ge=1, le=2**31 - 1)
-    semester_id: int | None = Field(None, ge=1, le=2**31 - 1)
+    faculty_id: int | None = Field(None, ge=1, le=MAX_ID)
+    department_id: int | None = Field(None, ge=1, le=MAX_ID)
+    semester_id: int | None = Field(None, ge=1, le=MAX_ID)
     push_token: str | None = Field(None, min_length=1, max_length=4096,
                                    description="FCM registration token of this device; null stops push")
     enrolment_key: str | None = Field(None, min_length=1, max_length=64,

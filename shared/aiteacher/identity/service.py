@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -10,12 +9,11 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from aiteacher import ratelimit
 from aiteacher.audit import audit
 from aiteacher.cache import deny_family, deny_token
 from aiteacher.config import get_settings
 from aiteacher.db.models import RefreshFamily, User, new_id
-from aiteacher.errors import Conflict, Forbidden, InvalidCredentials, InvalidToken, NotFound, RateLimited
+from aiteacher.errors import Conflict, Forbidden, InvalidCredentials, InvalidToken, NotFound
 from aiteacher.identity import profiles
 from aiteacher.security import passwords, tokens
 from aiteacher.security.tokens import Claims
@@ -43,6 +41,7 @@ def register(session: Session, *, email: str, password: str, full_name: str, rol
         audit("user.register", "denied", actor=actor, target=normalize_email(email), role=role)
         raise Forbidden("Only an admin can create academic or admin accounts")
     email = normalize_email(email)
+    passwords.check_new_password(password)
     if session.scalar(select(User.id).where(User.email == email)) is not None:
         audit("user.register", "duplicate", actor=actor, target=email)
         raise Conflict("An account with this email already exists", code="email_taken")
@@ -64,6 +63,8 @@ def ensure_admin(session: Session, email: str, password: str) -> str:
     email = normalize_email(email)
     if not passwords.MIN_LENGTH <= len(password) <= passwords.MAX_LENGTH:
         raise ValueError("The admin password must be 8-128 characters")
+    if not password.strip() or passwords.is_common(password):
+        raise ValueError("The admin password is blank or too common (it appears in lists of breached passwords)")
     user = session.scalar(select(User).where(User.email == email))
     if user is None:
         user = User(id=new_id(), email=email, password_hash=passwords.hash_password(password),
@@ -83,24 +84,12 @@ def ensure_admin(session: Session, email: str, password: str) -> str:
 
 # --- login ----------------------------------------------------------------------------------------
 
-def _failure_keys(email: str, client_ip: str) -> list[str]:
-    account = hashlib.sha256(email.encode()).hexdigest()[:32]
-    return [f"login-fail:acct:{account}", f"login-fail:ip:{client_ip}"]
-
-
 def login(session: Session, *, email: str, password: str, client_ip: str) -> IssuedPair:
-    settings = get_settings()
+    from aiteacher.security.login_throttle import LoginAttempt
+
     email = normalize_email(email)
-    window = settings.login_failure_window_seconds
-    keys = _failure_keys(email, client_ip)
-    # A campus NAT puts thousands of students behind one address: its limit is far higher than an account's.
-    limits = [settings.login_max_failures, settings.login_max_failures_per_ip]
-    account, address = ratelimit.peek_many(list(zip(keys, limits, strict=True)), window)
-    for decision, key in ((account, keys[0]), (address, keys[1])):
-        if not decision.allowed:
-            audit("auth.login", "throttled", target=email if key == keys[0] else None)
-            raise RateLimited(decision.reset_seconds, "Too many failed logins; try again later",
-                              headers=decision.headers())
+    attempt = LoginAttempt.of(email, client_ip)
+    attempt.check()
     user = session.scalar(select(User).where(User.email == email))
     if user is None:
         passwords.dummy_verify(password)
@@ -108,14 +97,12 @@ def login(session: Session, *, email: str, password: str, client_ip: str) -> Iss
     else:
         valid, new_hash = passwords.verify_password(password, user.password_hash)
     if not valid or user is None or not user.is_active:
-        for key, limit in zip(keys, limits, strict=True):
-            ratelimit.hit(key, limit, window)
+        attempt.failed()
         audit("auth.login", "failed", target=email, reason="unknown_email" if user is None else "bad_password")
         raise InvalidCredentials("The email or password is incorrect")
     if new_hash:
         user.password_hash = new_hash
-    if account.remaining < account.limit:  # earlier failures of this account: a success clears them
-        ratelimit.reset(keys[0])
+    attempt.succeeded()
     pair = _start_family(session, user)
     audit("auth.login", "ok", actor=user.id, target=user.id)
     return pair
