@@ -1,10 +1,23 @@
-"""chat-session: the caller's own tutoring session (history and learning state); DELETE hides it."""
+"""chat-session: the caller's own tutoring sessions: the list (newest first), one session's history and
+learning state; DELETE hides it."""
 
-from fastapi import Response
+from fastapi import Query, Response
 
 from aiteacher.web import CurrentUser, create_app, lambda_handler
 
-app = create_app("chat-session", "Read or delete a tutoring session")
+app = create_app("chat-session", "List, read or delete your tutoring sessions")
+
+
+@app.get("/", responses={200: {"description": "`{sessions: [{id, course, title, last_message: {role, preview, "
+                                               "created_at}, message_count, hint_level, created_at, updated_at}], "
+                                               "limit, offset, next_offset}`"}})
+def list_sessions(caller: CurrentUser, limit: int = Query(20, ge=1, le=100),
+                  offset: int = Query(0, ge=0, le=100_000)) -> dict:
+    from aiteacher.db import transaction
+    from aiteacher.tutor.service import list_sessions
+
+    with transaction(read_only=True) as session:
+        return list_sessions(session, caller, limit, offset)
 
 
 @app.get("/{session_id}", responses={404: {"description": "Missing, deleted, or another user's"}})

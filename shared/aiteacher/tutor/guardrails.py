@@ -42,3 +42,23 @@ def is_integrity_violation(message: str) -> bool:
 
 def normalize_question(message: str) -> str:
     return re.sub(r"[^\w\s]", "", " ".join(message.lower().split()))
+
+
+_FOLLOW_UP = re.compile(
+    r"^(?:and\s+|but\s+|so\s+|ok(?:ay)?[,.]?\s+|sorry[,.]?\s+|hmm+[,.]?\s+)*(?:"
+    r"why\b|how\s+so\b|how\s+come\b|what\s+do\s+you\s+mean\b|what\s+does\s+that\s+mean\b|really\b|"
+    r"i\s+(?:still\s+)?(?:do\s*n[o']?t|can'?t|cannot)\s+(?:get|understand|follow|see)\b|"
+    r"i'?m\s+(?:still\s+)?(?:confused|lost|not\s+sure)\b|still\s+(?:confused|lost|unclear)\b|"
+    r"(?:can|could|would)\s+you\s+(?:please\s+)?(?:give|show|explain|elaborate|clarify|say|rephrase|simplify|"
+    r"break)\b|(?:give|show)\s+me\s+(?:an?\s+)?(?:example|another)\b|(?:an?\s+)?example\b|"
+    r"explain\s+(?:it\s+|that\s+|this\s+)?(?:again|more|differently|simpler|further)\b|"
+    r"(?:tell\s+me\s+)?more\b|go\s+on\b|elaborate\b|in\s+other\s+words\b|what\s+about\s+(?:it|that|this)\b)",
+    re.IGNORECASE,
+)
+
+
+def is_follow_up(message: str) -> bool:
+    """A turn about the previous answer ("why?", "I still don't get it", "can you give an example") rather
+    than a new question: when it retrieves nothing of its own, the session's focus passages answer it."""
+    text = " ".join(message.split())
+    return len(text) <= 200 and bool(_FOLLOW_UP.match(text))
