@@ -386,12 +386,31 @@ class OpenAIProvider:
         if self._moderation_endpoint_missing:
             return moderate_offline(text)
         try:
-            response: Any = await self._async_client().moderations.create(model=self.moderation_model, input=text)
+            raw = await self._post_async("/moderations", {"model": self.moderation_model, "input": text})
         except self._openai.NotFoundError:
             return self._no_moderation_endpoint(text)
         except self._openai.OpenAIError as exc:
             raise self._error("moderation", exc) from exc
-        return _moderation_verdict(response)
+        results = raw.get("results") or []
+        if not results or not isinstance(results[0], dict):
+            raise LLMError("The moderation service returned no result")
+        names = sorted(name for name, value in (results[0].get("categories") or {}).items() if value is True)
+        return ModerationResult(flagged=bool(results[0].get("flagged")) or bool(names), categories=names)
+
+    async def _post_async(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """A request through the SDK's own retries, timeout and auth, but with the JSON body sent as it is and
+        the reply read as plain JSON (the documented `cast_to=httpx.Response` form): the SDK's request transform
+        and response models cost more CPU than the rest of a tutor turn together (bench_chat_capacity.py)."""
+        import httpx
+
+        response = await self._async_client().post(path, body=body, cast_to=httpx.Response)
+        try:
+            payload = response.json()
+        except ValueError as exc:
+            raise LLMError("The language model server returned invalid JSON") from exc
+        if not isinstance(payload, dict):
+            raise LLMError("The language model server returned an unexpected reply")
+        return payload
 
     def _no_moderation_endpoint(self, text: str) -> ModerationResult:
         with self._lock:
@@ -414,15 +433,18 @@ class OpenAIProvider:
     async def _complete_async(self, messages: list[dict[str, str]], response_format: dict[str, Any],
                               name: str) -> str:
         try:
-            response: Any = await self._async_client().chat.completions.create(
-                model=self.model,
-                messages=messages,  # type: ignore[arg-type]
-                response_format=response_format,  # type: ignore[arg-type]
-                max_completion_tokens=self.max_output_tokens,
-            )
+            raw = await self._post_async("/chat/completions", {
+                "model": self.model, "messages": messages, "response_format": response_format,
+                "max_completion_tokens": self.max_output_tokens})
         except self._openai.OpenAIError as exc:
             raise self._error(name, exc) from exc
-        return _content(response)
+        choices = raw.get("choices") or []
+        message = choices[0].get("message") if choices and isinstance(choices[0], dict) else None
+        if not isinstance(message, dict):
+            raise LLMError("The language model returned no choices")
+        if message.get("refusal"):
+            raise LLMError("The language model refused the request")
+        return str(message.get("content") or "")
 
     def _structured(self, messages: list[dict[str, str]], name: str, schema: dict[str, Any],
                     parse: Callable[[str], T]) -> T:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from aiteacher.llm.text import QUESTION_WORDS, stem, terms
@@ -57,10 +58,16 @@ def signals(question: str, results: list[dict[str, Any]]) -> list[Signals]:
     for index, result in enumerate(results):
         others = scores[:index] + scores[index + 1:]
         margin = scores[index] - statistics.median(others) if others else scores[index]
-        found = wanted & set(terms(f"{result.get('title', '')} {result.get('text', '')}"))
+        found = wanted & _stems(f"{result.get('title', '')} {result.get('text', '')}")
         overlap = len(found) / len(wanted) if wanted else 0.0
         out.append(Signals(scores[index], overlap, margin))
     return out
+
+
+@lru_cache(maxsize=4096)
+def _stems(text: str) -> frozenset[str]:
+    # The same chunks come back turn after turn: stem each one once per process.
+    return frozenset(terms(text))
 
 
 def passes(signal: Signals, gate: GateSettings) -> bool:
