@@ -225,9 +225,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace, fake_url: str) -> int:
     import uvicorn
-    from rag_env import HIGH_LIMITS, RagEnv, text_pdf_builder
-
     from bench_tutor import LECTURE
+    from rag_env import HIGH_LIMITS, RagEnv, text_pdf_builder
 
     limits = {**HIGH_LIMITS, "chat": "1000000/60"}
     env_vars = {"DATABASE_URL": args.database_url, "LLM_PROVIDER": "openai", "OPENAI_BASE_URL": fake_url,
