@@ -2,15 +2,38 @@
 learning state; DELETE hides it."""
 
 from fastapi import Query, Response
+from pydantic import BaseModel, Field
 
 from aiteacher.web import CurrentUser, create_app, lambda_handler
 
 app = create_app("chat-session", "List, read or delete your tutoring sessions")
 
 
-@app.get("/", responses={200: {"description": "`{sessions: [{id, course, title, last_message: {role, preview, "
-                                               "created_at}, message_count, hint_level, created_at, updated_at}], "
-                                               "limit, offset, next_offset}`"}})
+class LastMessage(BaseModel):
+    role: str
+    preview: str
+    created_at: str
+
+
+class SessionSummary(BaseModel):
+    id: str
+    course: str | None
+    title: str = Field(description="The session's first question, shortened")
+    last_message: LastMessage | None
+    message_count: int
+    hint_level: int
+    created_at: str
+    updated_at: str
+
+
+class SessionPage(BaseModel):
+    sessions: list[SessionSummary] = Field(description="The caller's own sessions, newest activity first")
+    limit: int
+    offset: int
+    next_offset: int | None = Field(description="The offset of the next page; null on the last page")
+
+
+@app.get("/", response_model=SessionPage)
 def list_sessions(caller: CurrentUser, limit: int = Query(20, ge=1, le=100),
                   offset: int = Query(0, ge=0, le=100_000)) -> dict:
     from aiteacher.db import transaction
