@@ -32,21 +32,31 @@ _SUBMIT = (r"(?:(?:so|that)\s+i\s+(?:can|could)\s+(?:submit|hand|turn|copy)|(?:i
            r"(?:submit|hand\s+(?:it\s+)?in|turn\s+(?:it\s+)?in)|to\s+(?:submit|hand\s+in|turn\s+in)|under\s+my\s+name|"
            r"copy\s+(?:it|them)|para\s+entregar|pour\s+que\s+je\s+(?:la|le)\s+rende|[àa]\s+rendre|zum\s+abgeben|"
            r"per\s+consegnar)")
-_INTEGRITY_PATTERNS = [
-    # "the answers to tomorrow's exam", "la respuestas del examen", "what to put on the graded quiz" ...
-    rf"\b{_HANDOVER}\b.*\b{_ASSESSED}\b",
-    rf"\b{_ASSESSED}\b.*\b{_HANDOVER}\b",
+# Each rule is one pattern, or a pair "first ... then later second" (searched in two linear passes: a single
+# `first.*second` regex backtracks quadratically on a long message full of matches).
+_INTEGRITY_RULES: list[tuple[str, ...]] = [
+    # "the answers to tomorrow's exam", "las respuestas del examen", "what to put on the graded quiz" ...
+    (rf"\b{_HANDOVER}\b", rf"\b{_ASSESSED}\b"),
+    (rf"\b{_ASSESSED}\b", rf"\b{_HANDOVER}\b"),
     # "write my assignment", "solve question 4 of my take-home exam", "take my online quiz"
-    rf"\b{_DO}\s+(?:(?!i\b|you\b|we\b)[\w'-]+\s+){{0,3}}{_OWNER}\s+(?:[\w'-]+\s+){{0,5}}{_ASSESSED}\b",
-    rf"\b{_ASSESSED}\b.*\b(?:for\s+me|on\s+my\s+behalf|in\s+my\s+place|{_SUBMIT})",
-    rf"\b{_ASSESSED}\b.*\b(?:just|please|quickly)\s+(?:write|do|finish|complete|solve)\s+(?:it|this|them)\b",
+    (rf"\b{_DO}\s+(?:(?!i\b|you\b|we\b)[\w'-]+\s+){{0,3}}{_OWNER}\s+(?:[\w'-]+\s+){{0,5}}{_ASSESSED}\b",),
+    (rf"\b{_ASSESSED}\b", rf"\b(?:for\s+me|on\s+my\s+behalf|in\s+my\s+place|{_SUBMIT})"),
+    (rf"\b{_ASSESSED}\b", r"\b(?:just|please|quickly)\s+(?:write|do|finish|complete|solve)\s+(?:it|this|them)\b"),
     # Another language: "escribe mi ensayo", "fais mon devoir", "mach meine Hausaufgaben"
-    rf"\b{_DO_OTHER}\b\s+(?:[\w'-]+\s+){{0,4}}{_ASSESSED}\b",
-    rf"\b{_ASSESSED}\b.*\b(?:f[üu]r\s+mich|[àa]\s+ma\s+place|por\s+m[íi]|per\s+me|para\s+mim)\b",
+    (rf"\b{_DO_OTHER}\b\s+(?:[\w'-]+\s+){{0,4}}{_ASSESSED}\b",),
+    (rf"\b{_ASSESSED}\b", r"\b(?:f[üu]r\s+mich|[àa]\s+ma\s+place|por\s+m[íi]|per\s+me|para\s+mim)\b"),
     # Sitting an exam right now.
-    rf"\b(?:i'?m|i\s+am)\s+(?:in|taking|sitting|doing)\s+(?:the|an|my)\s+{_ASSESSED}\b.*\b(?:now|quick)",
+    (rf"\b(?:i'?m|i\s+am)\s+(?:in|taking|sitting|doing)\s+(?:the|an|my)\s+{_ASSESSED}\b", r"\b(?:now|quick)"),
 ]
-_INTEGRITY = [re.compile(pattern, re.IGNORECASE) for pattern in _INTEGRITY_PATTERNS]
+_INTEGRITY = [tuple(re.compile(part, re.IGNORECASE) for part in rule) for rule in _INTEGRITY_RULES]
+
+
+def _holds(rule: tuple[re.Pattern[str], ...], text: str) -> bool:
+    first = rule[0].search(text)
+    if first is None or len(rule) == 1:
+        return first is not None
+    return rule[1].search(text, first.end()) is not None
+
 
 INTEGRITY_REPLY = (
     "I can't do assessed work for you or hand out answers to an exam or assignment - that wouldn't help you "
@@ -68,7 +78,7 @@ def is_integrity_violation(message: str) -> bool:
     """Whether the message asks for assessed work or its answers (any language of the lexicon above; role
     play, "hypothetically" and "for a friend" framings change nothing, as the request itself is matched)."""
     text = " ".join(message.replace("’", "'").split())
-    return any(pattern.search(text) for pattern in _INTEGRITY)
+    return any(_holds(rule, text) for rule in _INTEGRITY)
 
 
 def normalize_question(message: str) -> str:
