@@ -338,7 +338,16 @@ def record_turn(ctx: TurnContext, result: TurnResult) -> TurnResult:
             from aiteacher.notifications import notify_flagged_message
 
             faculty_id, chat_id, course, categories = ctx.scope.faculty_id, chat.id, chat.course, result.categories
-            after_commit(session, lambda: notify_flagged_message(faculty_id, chat_id, categories, course=course))
+
+            def notify() -> None:
+                try:
+                    notify_flagged_message(faculty_id, chat_id, categories, course=course)
+                except Exception:  # the turn is stored and audited: a cache or queue outage must not fail it
+                    import logging
+
+                    logging.getLogger(__name__).exception("flag notification for session %s failed", chat_id)
+
+            after_commit(session, notify)
         every = get_settings().summary_every_messages
         if chat.message_count // every > before // every:
             from aiteacher.queue import enqueue
