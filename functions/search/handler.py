@@ -42,7 +42,9 @@ def search(body: SearchIn, caller: CurrentUser, response: Response) -> SearchOut
         scope = curriculum.caller_scope(session, caller, course=body.course, semester_id=body.semester_id,
                                         faculty_id=body.faculty_id)
     results, cached = curriculum.search(scope, body.query, body.top_k)
-    response.headers["X-Cache"] = "hit" if cached else "miss"
+    if caller.role != "student":
+        # Whether a query was cached tells a student what classmates searched: staff only (issue #8.4).
+        response.headers["X-Cache"] = "hit" if cached else "miss"
     audit("ai.search", "ok", actor=caller.sub, results=len(results), cached=cached)
     return SearchOut(results=[SearchResult(**r) for r in results])
 

@@ -178,7 +178,19 @@ class Settings(BaseSettings):
 
     # --- tutor, exams, notifications -----------------------------------------------------------
     tutor_min_score: float = Field(
-        0.3, ge=0.0, le=1.0, description="A retrieved chunk must score at least this (cosine) to ground an answer.")
+        0.2, ge=0.0, le=1.0, description="Grounding gate: the floor a chunk's search score must clear to ground an "
+        "answer (see docs/tutor.md, calibrated with bench/bench_grounding.py).")
+    tutor_confident_score: float = Field(
+        0.6, ge=0.0, le=1.0, description="Grounding gate: a chunk scoring this high grounds an answer even with no "
+        "topic word in common with the question (a paraphrase).")
+    tutor_min_overlap: float = Field(
+        0.5, ge=0.0, le=1.0, description="Grounding gate: share of the question's topic words a chunk must contain.")
+    tutor_min_margin: float = Field(
+        0.0, ge=-1.0, le=1.0, description="Grounding gate: how far the best chunk's score must stand above the "
+        "median of the other results.")
+    tutor_retrieval_workers: int = Field(
+        4, ge=1, le=64, description="Threads of the chat function's bounded executor for retrieval (local "
+        "embedder CPU work, sync vector and cache clients); the event loop never blocks on them.")
     tutor_top_k: int = Field(5, ge=1, le=20, description="Chunks retrieved per tutor question.")
     chat_max_message_chars: int = Field(2000, ge=100, le=20000, description="Longest student message.")
     chat_cache_seconds: int = Field(6 * 3600, ge=0, le=24 * 3600, description="Tutor answer cache TTL (max 24 h).")

@@ -55,6 +55,8 @@ CONCURRENCY_ANNOTATION = "aiteacher.dev/concurrency"
 TARGET_ANNOTATION = "aiteacher.dev/target"
 TIMEOUT_ANNOTATION = "aiteacher.dev/timeout"
 BODY_ANNOTATION = "aiteacher.dev/max-body-size"
+#: "true" for a function that streams (server-sent events): the edge must pass its bytes on unbuffered.
+STREAMING_ANNOTATION = "aiteacher.dev/streaming"
 # The function the bucket webhook calls (docker-compose wires MinIO to it when stack.yml has it).
 OBJECT_CREATED_FUNCTION = "object-created"
 WORKER_EXTRAS = "rag"  # the worker runs ingestion, exams, summaries and notifications
@@ -366,6 +368,8 @@ def nginx_conf(stack: Stack, *, gateway: str | None = GATEWAY_ADDRESS, listen: s
         target = (f"http://aiteacher_gateway/function/{spec.name}/" if gateway
                   else f"http://{_upstream_name(spec.name)}/")
         body = [f"        client_max_body_size {p.max_body};"] if p.max_body != DEFAULT_BODY else []
+        if spec.annotations.get(STREAMING_ANNOTATION) == "true":
+            body += ["        proxy_buffering off;", "        proxy_cache off;"]
         timeouts = [f"        proxy_read_timeout {p.timeout_seconds + 5}s;",
                     f"        proxy_send_timeout {p.timeout_seconds + 5}s;"]
         alias = spec.rest_path.rstrip("/") or "/"

@@ -144,18 +144,64 @@ def notify_exam_ready(exam_id: str) -> None:
         queue_notification([exam.created_by], subject, body, f"exam.{exam.status}", dedupe_key=f"exam-{exam.id}")
 
 
-def notify_flagged_message(faculty_id: int | None, session_id: str, categories: list[str]) -> None:
-    """Tell the faculty's academics that a student message was flagged (no message text in the mail)."""
-    from sqlalchemy import select
+FLAG_DIGEST_SECONDS = 3600
 
-    from aiteacher.db import transaction
-    from aiteacher.db.models import User
+
+def notify_flagged_message(faculty_id: int | None, session_id: str, categories: list[str], *,
+                           course: str | None = None) -> None:
+    """A digest for the course's academics, at most one mail per session per hour (no message text in it).
+
+    Every flag is counted in Redis under the session; the first flag after a quiet hour takes the hour's
+    window (SET NX EX) and mails everything counted so far, so a student flagged 20 times in an hour causes
+    one mail, and the next mail (on a flag after the hour) says how many more came in between. The
+    recipients are the academics who put material into the session's course in that faculty, or every
+    academic of the faculty when there is no course or no such uploader."""
+    from aiteacher.cache import get_redis
 
     if faculty_id is None:
         return
+    redis = get_redis()
+    prefix = f"flag-digest:{session_id}"
+    with redis.pipeline() as pipe:
+        pipe.incr(f"{prefix}:count")
+        pipe.sadd(f"{prefix}:categories", *(categories or ["unspecified"]))
+        pipe.expire(f"{prefix}:count", 7 * 24 * 3600)
+        pipe.expire(f"{prefix}:categories", 7 * 24 * 3600)
+        pipe.execute()
+    window = int(datetime.now(UTC).timestamp()) // FLAG_DIGEST_SECONDS
+    if not redis.set(f"{prefix}:window", window, nx=True, ex=FLAG_DIGEST_SECONDS):
+        return  # this session already mailed within the hour: the count waits for the next digest
+    with redis.pipeline() as pipe:
+        pipe.getset(f"{prefix}:count", 0)
+        pipe.smembers(f"{prefix}:categories")
+        pipe.delete(f"{prefix}:categories")
+        count_raw, members, _ = pipe.execute()
+    count = int(count_raw or 0)
+    if count <= 0:
+        return
+    named = sorted(member.decode() if isinstance(member, bytes) else str(member) for member in members)
+    recipients = course_academics(faculty_id, course)
+    messages = "1 message" if count == 1 else f"{count} messages"
+    queue_notification(recipients, "A tutor conversation needs attention",
+                       f"{messages} in tutoring session {session_id}{f' ({course})' if course else ''} "
+                       f"{'was' if count == 1 else 'were'} flagged since the last notice ({', '.join(named)}). "
+                       "Please review the session according to your faculty's welfare procedure. You get at most "
+                       "one such notice per session per hour.", "chat.flagged",
+                       dedupe_key=f"flag-{session_id}-{window}")
+
+
+def course_academics(faculty_id: int, course: str | None) -> list[str]:
+    from sqlalchemy import select
+
+    from aiteacher.db import transaction
+    from aiteacher.db.models import Document, User
+
     with transaction(read_only=True) as session:
-        academics = list(session.scalars(select(User.id).where(
-            User.faculty_id == faculty_id, User.role == "academic", User.is_active.is_(True))))
-    queue_notification(academics, "A tutor conversation needs attention",
-                       f"A message in tutoring session {session_id} was flagged ({', '.join(categories)}). "
-                       "Please review it according to your faculty's welfare procedure.", "chat.flagged")
+        academics = select(User.id).where(User.faculty_id == faculty_id, User.role == "academic",
+                                          User.is_active.is_(True))
+        if course:
+            owners = list(session.scalars(academics.where(User.id.in_(
+                select(Document.uploaded_by).where(Document.faculty_id == faculty_id, Document.course == course)))))
+            if owners:
+                return owners
+        return list(session.scalars(academics))

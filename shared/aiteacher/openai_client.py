@@ -17,6 +17,14 @@ def build_client(*, api_key: str, base_url: str, timeout: float, max_retries: in
                          max_retries=max_retries)
 
 
+def build_async_client(*, api_key: str, base_url: str, timeout: float, max_retries: int) -> Any:
+    """The asyncio twin of `build_client` (same timeout and retries); one per event loop."""
+    import openai
+
+    return openai.AsyncOpenAI(api_key=api_key or NO_KEY, base_url=base_url or None, timeout=timeout,
+                              max_retries=max_retries)
+
+
 def endpoint_label(base_url: str) -> str:
     """Host of the server, for error messages (never the key or the full URL)."""
     return urlsplit(base_url).netloc if base_url else "api.openai.com"

@@ -54,6 +54,20 @@ def generous_limits() -> Iterator[None]:
     reset_caches()
 
 
+@pytest.fixture(scope="module", autouse=True)
+def faculties_open_again() -> Iterator[None]:
+    """The admin's examples switch real faculties' enrolment policies (small ids exist): every faculty is
+    `open` again afterwards, as the rest of the suite (and the demo) expects."""
+    yield
+    from sqlalchemy import update
+
+    from aiteacher.db import transaction
+    from aiteacher.db.models import Faculty
+
+    with transaction() as session:
+        session.execute(update(Faculty).values(enrolment_policy="open", enrolment_key_hash=None))
+
+
 @pytest.fixture(scope="module")
 def sign_in(gateway, admin_token) -> Iterator[Any]:  # type: ignore[no-untyped-def]
     """Bearer headers for a role, from logins of this module's own (never the session's admin token, which a

@@ -63,6 +63,13 @@ class FakeResponse:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     """Seconds to wait before answering (longer than the client's timeout simulates a hung server)."""
+    stream: list[str] | None = None
+    """Chat deltas of a streamed completion (`stream: true`): one server-sent `chat.completion.chunk` each."""
+    hold_after_first: threading.Event | None = None
+    """A streamed reply waits (at most 30 s) for this event after its first chunk, so a test can read before
+    the model has finished."""
+    finished: threading.Event | None = None
+    """Set once the last chunk of a streamed reply was written."""
 
 
 Handler = Callable[[RecordedRequest], FakeResponse]
@@ -184,6 +191,11 @@ class FakeOpenAIServer:
     def queue_chat(self, content: str | None, *, delay: float = 0.0, **kwargs: Any) -> None:
         self.queue("chat", FakeResponse(200, chat_completion(content, **kwargs), delay=delay))
 
+    def queue_chat_stream(self, pieces: list[str], *, hold_after_first: threading.Event | None = None,
+                          finished: threading.Event | None = None, delay: float = 0.0) -> None:
+        self.queue("chat", FakeResponse(200, None, delay=delay, stream=list(pieces),
+                                        hold_after_first=hold_after_first, finished=finished))
+
     def queue_chat_json(self, payload: Any, *, delay: float = 0.0) -> None:
         self.queue_chat(json.dumps(payload), delay=delay)
 
@@ -242,6 +254,9 @@ class FakeOpenAIServer:
 
     @staticmethod
     def _reply(http: BaseHTTPRequestHandler, response: FakeResponse) -> None:
+        if response.stream is not None:
+            FakeOpenAIServer._stream(http, response)
+            return
         raw = json.dumps(response.body).encode() if response.body is not None else b""
         try:
             http.send_response(response.status)
@@ -254,6 +269,37 @@ class FakeOpenAIServer:
             http.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up waiting (timeout tests): nothing to deliver
+
+
+    @staticmethod
+    def _stream(http: BaseHTTPRequestHandler, response: FakeResponse) -> None:
+        def chunk(delta: dict[str, Any], finish_reason: str | None) -> bytes:
+            body = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": int(time.time()),
+                    "model": "gpt-test", "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}]}
+            return f"data: {json.dumps(body)}\n\n".encode()
+
+        def send(data: bytes) -> None:
+            http.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+            http.wfile.flush()
+
+        try:
+            http.send_response(response.status)
+            http.send_header("Content-Type", "text/event-stream")
+            http.send_header("Transfer-Encoding", "chunked")
+            http.end_headers()
+            for index, piece in enumerate(response.stream or []):
+                send(chunk({"role": "assistant", "content": piece} if index == 0 else {"content": piece}, None))
+                if index == 0 and response.hold_after_first is not None:
+                    response.hold_after_first.wait(30)
+            send(chunk({}, "stop"))
+            send(b"data: [DONE]\n\n")
+            http.wfile.write(b"0\r\n\r\n")
+            http.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        finally:
+            if response.finished is not None:
+                response.finished.set()
 
 
 def running_fake_openai(**kwargs: Any) -> Iterator[FakeOpenAIServer]:

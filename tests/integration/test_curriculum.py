@@ -94,12 +94,13 @@ def test_search_cache_and_immediate_visibility_of_new_documents(client, academic
     student = _student(client, faculties[0], 3)
     query = "what is the amortized cost of a splay tree access"
     first = search(client, student, query, course="data-structures")
-    assert first.headers["x-cache"] == "miss"
-    assert search(client, student, query, course="data-structures").headers["x-cache"] == "hit"
+    assert "x-cache" not in first.headers, "X-Cache would tell a student what classmates searched"
+    assert search(client, academic, query, course="data-structures").headers["x-cache"] == "miss"
+    assert search(client, academic, query, course="data-structures").headers["x-cache"] == "hit"
     _ingested(client, academic, course="data-structures",
               pages=[["A splay tree access has amortized cost O(log n) thanks to the rotations."]])
+    assert search(client, academic, query, course="data-structures").headers["x-cache"] == "miss"
     after = search(client, student, query, course="data-structures")
-    assert after.headers["x-cache"] == "miss"
     assert any("splay" in r["text"] for r in after.json()["results"])
 
 

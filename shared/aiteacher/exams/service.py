@@ -30,6 +30,7 @@ def request_exam(session: Session, caller: Claims, *, num_mcq: int, num_theory: 
     if num_mcq > settings.exam_max_mcq or num_theory > settings.exam_max_theory:
         raise ValidationFailed(f"At most {settings.exam_max_mcq} MCQs and {settings.exam_max_theory} theory items")
     scope = caller_scope(session, caller, course=course, semester_id=semester_id, faculty_id=faculty_id)
+    _check_tenant_exists(session, scope.faculty_id, scope.semester_id)
     if blueprint and blueprint.get("sources"):
         _check_sources(session, scope, blueprint["sources"])
     exam = Exam(id=new_id(), created_by=caller.sub, creator_role=caller.role, faculty_id=scope.faculty_id,
@@ -43,6 +44,18 @@ def request_exam(session: Session, caller: Claims, *, num_mcq: int, num_theory: 
                                           timeout=settings.exam_job_timeout_seconds, on_failure=GENERATE_FAILED))
     audit("exam.request", "queued", actor=caller.sub, target=exam_id, num_mcq=num_mcq, num_theory=num_theory)
     return exam
+
+
+def _check_tenant_exists(session: Session, faculty_id: int | None, semester_id: int | None) -> None:
+    """Admins name the tenant themselves: an unknown faculty, or a semester of another faculty, is a 422."""
+    from aiteacher.db.models import Faculty, Semester
+
+    if faculty_id is not None and session.get(Faculty, faculty_id) is None:
+        raise ValidationFailed(f"No faculty {faculty_id}")
+    if semester_id is not None:
+        semester = session.get(Semester, semester_id)
+        if semester is None or (faculty_id is not None and semester.faculty_id != faculty_id):
+            raise ValidationFailed(f"No semester {semester_id} in faculty {faculty_id}")
 
 
 def _check_sources(session: Session, scope: Any, sources: list[dict[str, Any]]) -> None:

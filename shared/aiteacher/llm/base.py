@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
@@ -95,7 +96,8 @@ class ModerationResult:
 class LLMProvider(Protocol):
     """What the tutor, the exam generator and the chat summariser need from a language model.
 
-    Every method is synchronous and thread-safe. Callers have already checked relevance and
+    The plain methods are synchronous and thread-safe (jobs); the `_async` ones and `stream_tutor_answer`
+    serve the chat function's event loop. Callers have already checked relevance and
     integrity; a provider answers only from the passages it is given.
     """
 
@@ -136,6 +138,36 @@ class LLMProvider(Protocol):
 
     def moderate(self, text: str) -> ModerationResult:
         """Whether the text is harmful (violence, self-harm, harassment, sexual content, ...)."""
+        ...
+
+    # --- asyncio twins for the request path (the chat function waits on the model without a thread) ---
+    async def tutor_answer_async(
+        self,
+        question: str,
+        passages: list[Passage],
+        *,
+        history: list[ChatTurn],
+        learning_state: LearningState | None,
+        hint_level: int,
+    ) -> TutorReply:
+        """`tutor_answer` without blocking the event loop."""
+        ...
+
+    def stream_tutor_answer(
+        self,
+        question: str,
+        passages: list[Passage],
+        *,
+        history: list[ChatTurn],
+        learning_state: LearningState | None,
+        hint_level: int,
+    ) -> AsyncIterator[str | TutorReply]:
+        """The answer as it is written: text deltas (`str`), then one final `TutorReply` (the whole answer
+        and the passages it used)."""
+        ...
+
+    async def moderate_async(self, text: str) -> ModerationResult:
+        """`moderate` without blocking the event loop."""
         ...
 
 

@@ -11,9 +11,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 
 from aiteacher.llm.base import (
@@ -92,17 +93,18 @@ class OfflineProvider:
         hint_level: int = HINT_SOCRATIC,
     ) -> TutorReply:
         """An extractive answer: 0 points at the page and concept, 1 quotes the key sentence, 2 walks
-        through 2-3 cited sentences; then a guiding question. `history` is not needed offline (the
-        caller's hint level already reflects the conversation); a misconception in `learning_state` that
-        the question touches is brought up."""
+        through 2-3 cited sentences; then a guiding question. A follow-up with no topic words of its own
+        ("why?", "I still don't get it") is about the student's previous question in `history`; a
+        misconception in `learning_state` that the question touches is brought up."""
         check_hint_level(hint_level)
         if not passages:
             return TutorReply(answer=NO_SOURCES_ANSWER, used_passages=[])
-        chosen = _answer_sentences(question, passages, hint_level)
+        topic = _topic_question(question, history or [])
+        chosen = _answer_sentences(topic, passages, hint_level)
         lead = chosen[0]
         passage = passages[lead.passage_index]
-        concept = _concept(question, lead.text)
-        focus = _focus(question, lead.text, concept)
+        concept = _concept(topic, lead.text)
+        focus = _focus(topic, lead.text, concept)
         variant = stable_hash(question, str(hint_level))
 
         named = f"“{concept}”" if concept else ""
@@ -145,6 +147,38 @@ class OfflineProvider:
             if source not in used:
                 used.append(source)
         return TutorReply(answer="\n\n".join(parts), used_passages=used)
+
+    async def tutor_answer_async(
+        self,
+        question: str,
+        passages: list[Passage],
+        *,
+        history: list[ChatTurn] | None = None,
+        learning_state: LearningState | None = None,
+        hint_level: int = HINT_SOCRATIC,
+    ) -> TutorReply:
+        return self.tutor_answer(question, passages, history=history, learning_state=learning_state,
+                                 hint_level=hint_level)
+
+    async def stream_tutor_answer(
+        self,
+        question: str,
+        passages: list[Passage],
+        *,
+        history: list[ChatTurn] | None = None,
+        learning_state: LearningState | None = None,
+        hint_level: int = HINT_SOCRATIC,
+    ) -> AsyncIterator[str | TutorReply]:
+        """The extractive answer, one sentence (or list line) per delta, yielding to the loop in between."""
+        reply = self.tutor_answer(question, passages, history=history, learning_state=learning_state,
+                                  hint_level=hint_level)
+        for piece in stream_pieces(reply.answer):
+            yield piece
+            await asyncio.sleep(0)
+        yield reply
+
+    async def moderate_async(self, text: str) -> ModerationResult:
+        return moderate_offline(text)
 
     # --- exams -------------------------------------------------------------------------------------
     def exam_items(
@@ -267,6 +301,24 @@ class OfflineProvider:
 
 # --- tutor helpers ---------------------------------------------------------------------------------
 _QUESTION_STEMS = frozenset(stem(word) for word in QUESTION_WORDS)
+_FOLLOW_UP_STEMS = frozenset(stem(word) for word in (
+    "still", "get", "understand", "example", "give", "explain", "again", "more", "mean", "detail", "elaborate",
+    "confused", "lost", "sure", "please", "another", "simpler", "simple", "way", "differently", "ok", "okay",
+    "thanks", "yes", "no", "really", "so", "then"))
+
+
+_PIECE_END = re.compile(r"(?<=[.!?:”\"])\s+|\n+")
+
+
+def stream_pieces(answer: str) -> list[str]:
+    """`answer` cut after each sentence or line; the pieces, concatenated, are `answer` exactly."""
+    pieces, start = [], 0
+    for match in _PIECE_END.finditer(answer):
+        pieces.append(answer[start:match.end()])
+        start = match.end()
+    if start < len(answer):
+        pieces.append(answer[start:])
+    return [piece for piece in pieces if piece]
 
 
 def _is_prose(sentence: str) -> bool:
@@ -335,6 +387,14 @@ def _focus(question: str, sentence: str, concept: str) -> str:
         if not set(_term_key(term)) & question_stems:
             return term
     return ""
+
+
+def _topic_question(question: str, history: Sequence[ChatTurn]) -> str:
+    """The question, or for a follow-up with fewer than two topic words, the previous question with it."""
+    if len(set(terms(question)) - _QUESTION_STEMS - _FOLLOW_UP_STEMS) >= 2:
+        return question
+    previous = next((turn.content for turn in reversed(history) if turn.role == "user"), "")
+    return f"{previous} {question}".strip()
 
 
 def _misconception_reminder(question: str, state: LearningState | None) -> str:

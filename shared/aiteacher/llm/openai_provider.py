@@ -14,7 +14,8 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Callable, Sequence
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
@@ -37,7 +38,7 @@ from aiteacher.llm.base import (
     check_hint_level,
 )
 from aiteacher.llm.moderation import moderate_offline
-from aiteacher.openai_client import build_client, endpoint_label
+from aiteacher.openai_client import build_async_client, build_client, endpoint_label
 
 if TYPE_CHECKING:
     from aiteacher.config import Settings
@@ -167,6 +168,10 @@ class OpenAIProvider:
         self.max_history_turns = max_history_turns
         self.endpoint = endpoint_label(base_url)
         self._client = build_client(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries)
+        self._client_options = {"api_key": api_key, "base_url": base_url, "timeout": timeout,
+                                "max_retries": max_retries}
+        # asyncio clients hold connections bound to one event loop: one client per loop.
+        self._async_clients: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
         self._moderation_endpoint_missing = False
         self._lock = threading.Lock()
 
@@ -186,6 +191,16 @@ class OpenAIProvider:
 
     def close(self) -> None:
         self._client.close()
+        self._async_clients.clear()
+
+    def _async_client(self) -> Any:
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        client = self._async_clients.get(loop)
+        if client is None:
+            client = self._async_clients[loop] = build_async_client(**self._client_options)
+        return client
 
     # --- tutor -------------------------------------------------------------------------------------
     def tutor_answer(
@@ -218,6 +233,84 @@ class OpenAIProvider:
             if passage is not None and passage not in used:
                 used.append(passage)
         return TutorReply(answer=_readable_citations(reply.answer, by_id), used_passages=used)
+
+    async def tutor_answer_async(
+        self,
+        question: str,
+        passages: list[Passage],
+        *,
+        history: list[ChatTurn] | None = None,
+        learning_state: LearningState | None = None,
+        hint_level: int = HINT_SOCRATIC,
+    ) -> TutorReply:
+        check_hint_level(hint_level)
+        if not passages:
+            return TutorReply(answer=NO_SOURCES_ANSWER, used_passages=[])
+        messages, ids, by_id = self._tutor_request(question, passages, history, learning_state, hint_level, False)
+        reply = await self._structured_async(messages, "tutor_answer", prompts.tutor_schema(ids),
+                                             lambda raw: _TutorOut.model_validate_json(raw, context={"ids": ids}))
+        used = _cited(_MARKER.findall(reply.answer), reply.citations, by_id)
+        return TutorReply(answer=_readable_citations(reply.answer, by_id), used_passages=used)
+
+    async def stream_tutor_answer(
+        self,
+        question: str,
+        passages: list[Passage],
+        *,
+        history: list[ChatTurn] | None = None,
+        learning_state: LearningState | None = None,
+        hint_level: int = HINT_SOCRATIC,
+    ) -> AsyncIterator[str | TutorReply]:
+        """A streamed completion in plain Markdown: `[S2]` markers become `[title, p. N]` as soon as they
+        close (text after an unclosed `[` is held back), the used passages are the markers written."""
+        check_hint_level(hint_level)
+        if not passages:
+            yield NO_SOURCES_ANSWER
+            yield TutorReply(answer=NO_SOURCES_ANSWER, used_passages=[])
+            return
+        messages, _ids, by_id = self._tutor_request(question, passages, history, learning_state, hint_level, True)
+        try:
+            stream: Any = await self._async_client().chat.completions.create(
+                model=self.model, messages=messages, stream=True,  # type: ignore[arg-type]
+                max_completion_tokens=self.max_output_tokens)
+        except self._openai.OpenAIError as exc:
+            raise self._error("tutor_answer", exc) from exc
+        raw, sent = "", 0
+        try:
+            async for chunk in stream:
+                choices = getattr(chunk, "choices", None) or []
+                delta = getattr(choices[0].delta, "content", None) if choices else None
+                if not delta:
+                    continue
+                raw += delta
+                ready = _streamable_prefix(raw)
+                readable = _MARKER.sub(lambda m: _label(m, by_id), raw[:ready])
+                if len(readable) > sent:
+                    yield readable[sent:]
+                    sent = len(readable)
+        except self._openai.OpenAIError as exc:
+            raise self._error("tutor_answer", exc) from exc
+        if not raw.strip():
+            raise LLMError("The language model returned an empty answer")
+        readable = _MARKER.sub(lambda m: _label(m, by_id), raw)
+        if len(readable) > sent:
+            yield readable[sent:]
+        if "?" not in readable[-300:]:
+            tail = f"\n\n{prompts.FALLBACK_GUIDING_QUESTION}"
+            yield tail
+            readable += tail
+        yield TutorReply(answer=readable, used_passages=_cited(_MARKER.findall(raw), [], by_id))
+
+    def _tutor_request(self, question: str, passages: list[Passage], history: list[ChatTurn] | None,
+                       learning_state: LearningState | None, hint_level: int,
+                       streaming: bool) -> tuple[list[dict[str, str]], list[str], dict[str, Passage]]:
+        fitted = prompts.fit_passages(passages, self.max_source_chars)
+        ids = [prompts.source_id(index) for index in range(len(fitted))]
+        turns = [ChatTurn(turn.role, turn.content[:MAX_TURN_CHARS]) for turn in history or []]
+        messages = prompts.tutor_messages(question, fitted, history=turns, learning_state=learning_state,
+                                          hint_level=hint_level, max_history_turns=self.max_history_turns,
+                                          streaming=streaming)
+        return messages, ids, dict(zip(ids, passages, strict=False))
 
     # --- exams -------------------------------------------------------------------------------------
     def exam_items(
@@ -282,23 +375,77 @@ class OpenAIProvider:
         try:
             response: Any = self._client.moderations.create(model=self.moderation_model, input=text)
         except self._openai.NotFoundError:
-            with self._lock:
-                if not self._moderation_endpoint_missing:
-                    log.warning("%s has no moderation endpoint; using the offline word list", self.endpoint)
-                self._moderation_endpoint_missing = True
-            return moderate_offline(text)
+            return self._no_moderation_endpoint(text)
         except self._openai.OpenAIError as exc:
             raise self._error("moderation", exc) from exc
-        results = getattr(response, "results", None) or []
-        if not results:
+        return _moderation_verdict(response)
+
+    async def moderate_async(self, text: str) -> ModerationResult:
+        if not text.strip():
+            return ModerationResult(flagged=False, categories=[])
+        if self._moderation_endpoint_missing:
+            return moderate_offline(text)
+        try:
+            raw = await self._post_async("/moderations", {"model": self.moderation_model, "input": text})
+        except self._openai.NotFoundError:
+            return self._no_moderation_endpoint(text)
+        except self._openai.OpenAIError as exc:
+            raise self._error("moderation", exc) from exc
+        results = raw.get("results") or []
+        if not results or not isinstance(results[0], dict):
             raise LLMError("The moderation service returned no result")
-        result = results[0]
-        categories = getattr(result, "categories", None)
-        flags = categories.to_dict() if categories is not None and hasattr(categories, "to_dict") else {}
-        names = sorted(name for name, value in flags.items() if value is True)
-        return ModerationResult(flagged=bool(getattr(result, "flagged", False)) or bool(names), categories=names)
+        names = sorted(name for name, value in (results[0].get("categories") or {}).items() if value is True)
+        return ModerationResult(flagged=bool(results[0].get("flagged")) or bool(names), categories=names)
+
+    async def _post_async(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """A request through the SDK's own retries, timeout and auth, but with the JSON body sent as it is and
+        the reply read as plain JSON (the documented `cast_to=httpx.Response` form): the SDK's request transform
+        and response models cost more CPU than the rest of a tutor turn together (bench_chat_capacity.py)."""
+        import httpx
+
+        response = await self._async_client().post(path, body=body, cast_to=httpx.Response)
+        try:
+            payload = response.json()
+        except ValueError as exc:
+            raise LLMError("The language model server returned invalid JSON") from exc
+        if not isinstance(payload, dict):
+            raise LLMError("The language model server returned an unexpected reply")
+        return payload
+
+    def _no_moderation_endpoint(self, text: str) -> ModerationResult:
+        with self._lock:
+            if not self._moderation_endpoint_missing:
+                log.warning("%s has no moderation endpoint; using the offline word list", self.endpoint)
+            self._moderation_endpoint_missing = True
+        return moderate_offline(text)
 
     # --- plumbing ----------------------------------------------------------------------------------
+    async def _structured_async(self, messages: list[dict[str, str]], name: str, schema: dict[str, Any],
+                                parse: Callable[[str], T]) -> T:
+        """`_structured` on the asyncio client: one repair round trip, then `LLMError`."""
+        response_format = {"type": "json_schema", "json_schema": {"name": name, "strict": True, "schema": schema}}
+
+        async def complete(request: list[dict[str, str]]) -> str:
+            return await self._complete_async(request, response_format, name)
+
+        return await _parse_with_repair(messages, complete, parse, name, self.endpoint)
+
+    async def _complete_async(self, messages: list[dict[str, str]], response_format: dict[str, Any],
+                              name: str) -> str:
+        try:
+            raw = await self._post_async("/chat/completions", {
+                "model": self.model, "messages": messages, "response_format": response_format,
+                "max_completion_tokens": self.max_output_tokens})
+        except self._openai.OpenAIError as exc:
+            raise self._error(name, exc) from exc
+        choices = raw.get("choices") or []
+        message = choices[0].get("message") if choices and isinstance(choices[0], dict) else None
+        if not isinstance(message, dict):
+            raise LLMError("The language model returned no choices")
+        if message.get("refusal"):
+            raise LLMError("The language model refused the request")
+        return str(message.get("content") or "")
+
     def _structured(self, messages: list[dict[str, str]], name: str, schema: dict[str, Any],
                     parse: Callable[[str], T]) -> T:
         """One structured request; an invalid reply gets one repair round trip, then `LLMError`."""
@@ -328,13 +475,7 @@ class OpenAIProvider:
             )
         except self._openai.OpenAIError as exc:
             raise self._error(name, exc) from exc
-        choices = getattr(response, "choices", None) or []
-        if not choices:
-            raise LLMError("The language model returned no choices")
-        message = choices[0].message
-        if getattr(message, "refusal", None):
-            raise LLMError("The language model refused the request")
-        return message.content or ""
+        return _content(response)
 
     def _error(self, what: str, exc: Exception) -> LLMError:
         openai = self._openai
@@ -350,6 +491,71 @@ class OpenAIProvider:
             detail = "The language model request failed"
         log.warning("%s request to %s failed: %s", what, self.endpoint, exc)
         return LLMError(detail)
+
+
+def _content(response: Any) -> str:
+    choices = getattr(response, "choices", None) or []
+    if not choices:
+        raise LLMError("The language model returned no choices")
+    message = choices[0].message
+    if getattr(message, "refusal", None):
+        raise LLMError("The language model refused the request")
+    return message.content or ""
+
+
+def _moderation_verdict(response: Any) -> ModerationResult:
+    results = getattr(response, "results", None) or []
+    if not results:
+        raise LLMError("The moderation service returned no result")
+    result = results[0]
+    categories = getattr(result, "categories", None)
+    flags = categories.to_dict() if categories is not None and hasattr(categories, "to_dict") else {}
+    names = sorted(name for name, value in flags.items() if value is True)
+    return ModerationResult(flagged=bool(getattr(result, "flagged", False)) or bool(names), categories=names)
+
+
+async def _parse_with_repair(messages: list[dict[str, str]], complete: Callable[[list[dict[str, str]]], Awaitable[str]],
+                             parse: Callable[[str], T], name: str, endpoint: str) -> T:
+    raw = await complete(messages)
+    try:
+        return parse(raw)
+    except (ValidationError, ValueError) as exc:
+        problem = _describe(exc)
+    log.warning("%s returned invalid %s (%s); asking for a repair", endpoint, name, problem)
+    repair = [*messages, {"role": "assistant", "content": raw},
+              {"role": "user", "content": prompts.REPAIR_PROMPT.format(error=problem)}]
+    raw = await complete(repair)
+    try:
+        return parse(raw)
+    except (ValidationError, ValueError) as exc:
+        raise LLMError(f"The language model returned invalid {name.replace('_', ' ')} twice: "
+                       f"{_describe(exc)}") from exc
+
+
+def _cited(markers: list[str], listed: list[str], by_id: dict[str, Passage]) -> list[Passage]:
+    """The passages named by the answer's markers (in order), then by the listed citations."""
+    order: list[str] = []
+    for marker in markers:
+        order.extend(part.strip() for part in marker.split(","))
+    order.extend(listed)
+    used: list[Passage] = []
+    for cited in order:
+        passage = by_id.get(cited)
+        if passage is not None and passage not in used:
+            used.append(passage)
+    return used
+
+
+def _streamable_prefix(raw: str) -> int:
+    """How much of a partial answer can be shown: all of it unless a `[` is still open."""
+    opening = raw.rfind("[")
+    return len(raw) if opening < 0 or "]" in raw[opening:] else opening
+
+
+def _label(match: re.Match[str], by_id: dict[str, Passage]) -> str:
+    labels = [f"{passage.title}, p. {passage.page}" for part in match.group(1).split(",")
+              if (passage := by_id.get(part.strip())) is not None]
+    return f"[{'; '.join(labels)}]" if labels else ""
 
 
 def _well_formed(item: McqItem) -> bool:

@@ -1,29 +1,47 @@
-"""One tutor turn: moderation -> integrity -> retrieval -> relevance -> hint ladder -> answer (cached)
--> stored messages -> periodic learning-state summary. Plain functions over a session."""
+"""One tutor turn in three phases, so no pooled connection is held while the model thinks:
+
+1. `prepare_turn` (sync, one short transaction): the session, its recent history, focus passages and
+   learning state, and the caller's tenant scope;
+2. `answer_turn` / `stream_turn` (async, no connection checked out): moderation in parallel with retrieval
+   (in a bounded executor), integrity, the grounding gate, follow-ups, the hint ladder, the per-session
+   answer cache and the model call;
+3. `record_turn` (sync, one short transaction): the two messages, the session's ladder and focus, and the
+   periodic learning-state summary job.
+
+Plain functions; the chat function runs phases 1 and 3 in a worker thread.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from aiteacher.audit import audit
 from aiteacher.config import get_settings
-from aiteacher.db import after_commit
+from aiteacher.db import after_commit, transaction
 from aiteacher.db.models import ChatMessage, ChatSession, new_id
-from aiteacher.errors import NotFound, ValidationFailed
+from aiteacher.errors import AppError, NotFound, ValidationFailed
 from aiteacher.security.tokens import Claims
 from aiteacher.tutor import guardrails
 
+if TYPE_CHECKING:
+    from aiteacher.curriculum.search import Scope
+    from aiteacher.llm import ChatTurn, LearningState, Passage
+
 HISTORY_TURNS = 6
 SUMMARY_JOB = "aiteacher.tutor.jobs.summarize_session"
+TITLE_CHARS = 80
+PREVIEW_CHARS = 160
 
 
 @dataclass
@@ -35,26 +53,34 @@ class TurnResult:
     hint_level: int | None = None
     reason: str | None = None
     cached: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
+    flagged: bool = False
+    categories: list[str] = field(default_factory=list)
+    focus: list[dict[str, Any]] | None = None
+    """The passages the answer used (None: keep the session's focus)."""
 
 
-def open_session(session: Session, caller: Claims, session_id: str | None, course: str | None) -> ChatSession:
-    if session_id:
-        chat = session.get(ChatSession, session_id)
-        if chat is None or chat.user_id != caller.sub or chat.deleted_at is not None:
-            raise NotFound("No such chat session")
-        return chat
-    chat = ChatSession(id=new_id(), user_id=caller.sub, course=course, hint_level=0, focus_chunks=[],
-                       learning_state={}, learning_state_version=0, message_count=0)
-    session.add(chat)
-    session.flush()
-    return chat
+@dataclass
+class TurnContext:
+    """What phase 1 read: everything the turn needs, detached from any database session."""
+
+    caller_id: str
+    session_id: str
+    is_new: bool
+    course: str | None
+    scope: Scope
+    message: str
+    hint_level: int
+    focus: list[dict[str, Any]]
+    history: list[ChatTurn]
+    learning_state: LearningState | None
+    state_version: int
+    message_count: int
 
 
-def chat_turn(session: Session, caller: Claims, message: str, session_id: str | None,
-              course: str | None) -> TurnResult:
+# --- phase 1: a short read --------------------------------------------------------------------------
+def prepare_turn(caller: Claims, message: str, session_id: str | None, course: str | None) -> TurnContext:
     from aiteacher.curriculum.search import caller_scope
-    from aiteacher.llm import get_llm
+    from aiteacher.llm import ChatTurn, LearningState
 
     settings = get_settings()
     message = message.strip()
@@ -62,77 +88,179 @@ def chat_turn(session: Session, caller: Claims, message: str, session_id: str | 
         raise ValidationFailed("The message is empty")
     if len(message) > settings.chat_max_message_chars:
         raise ValidationFailed(f"The message is longer than {settings.chat_max_message_chars} characters")
-    chat = open_session(session, caller, session_id, course)
-    scope = caller_scope(session, caller, course=course or chat.course)
-    llm = get_llm()
-
-    # Moderation (a remote call with OpenAI) runs while we retrieve; its verdict is still applied first.
-    moderation_call = _background().submit(llm.moderate, message)
-    integrity_violation = guardrails.is_integrity_violation(message)
-    passages = [] if integrity_violation else _retrieve(scope, message, settings.tutor_top_k,
-                                                         settings.tutor_min_score)
-    moderation = moderation_call.result()
-    if moderation.flagged:
-        audit("ai.chat", "flagged", actor=caller.sub, target=chat.id, categories=moderation.categories)
-        from aiteacher.notifications import notify_flagged_message
-
-        faculty_id = scope.faculty_id
-        after_commit(session, lambda: notify_flagged_message(faculty_id, chat.id, moderation.categories))
-        return _record(session, chat, message, TurnResult(chat.id, guardrails.FLAGGED_REPLY, [], True,
-                                                         reason="flagged"), flagged=True)
-    if integrity_violation:
-        audit("ai.chat", "refused", actor=caller.sub, target=chat.id, reason="integrity")
-        return _record(session, chat, message, TurnResult(chat.id, guardrails.INTEGRITY_REPLY, [], True,
-                                                         reason="integrity"))
-    if not passages:
-        audit("ai.chat", "refused", actor=caller.sub, target=chat.id, reason="not_grounded")
-        return _record(session, chat, message, TurnResult(chat.id, guardrails.NOT_IN_MATERIAL_REPLY, [], True,
-                                                         reason="not_in_material"))
-
-    hint_level = _advance_hint_ladder(chat, [passages[0].chunk_id])
-    cache_key = _answer_cache_key(llm.name, scope, message, passages, chat.learning_state_version, hint_level)
-    cached = _cache_get(cache_key) if settings.chat_cache_seconds else None
-    if cached is not None:
-        result = TurnResult(chat.id, cached["answer"], cached["citations"], False, hint_level, cached=True)
-    else:
-        from aiteacher.llm import ChatTurn, LearningState
-
-        history = [ChatTurn(m.role, m.content) for m in _recent_messages(session, chat.id, HISTORY_TURNS)]
+    with transaction() as session:  # the primary: a replica may not have the previous turn yet
+        chat = _owned_session(session, caller, session_id) if session_id else None
+        scope = caller_scope(session, caller, course=course or (chat.course if chat else None))
+        if chat is None:
+            return TurnContext(caller.sub, new_id(), True, course, scope, message, 0, [], [], None, 0, 0)
+        history = [ChatTurn(m.role, m.content) for m in _recent_messages(session, chat.id, HISTORY_TURNS)]  # type: ignore[arg-type]
         state = LearningState(**chat.learning_state) if chat.learning_state else None
-        reply = llm.tutor_answer(message, passages, history=history, learning_state=state, hint_level=hint_level)
-        citations = _citations(reply.used_passages or passages[:1])
-        result = TurnResult(chat.id, reply.answer, citations, False, hint_level)
-        _cache_set(cache_key, {"answer": reply.answer, "citations": citations}, settings.chat_cache_seconds)
-    audit("ai.chat", "answered", actor=caller.sub, target=chat.id, hint_level=hint_level, cached=result.cached,
-          citations=len(result.citations))
-    return _record(session, chat, message, result)
+        return TurnContext(caller.sub, chat.id, False, chat.course, scope, message, chat.hint_level,
+                           _focus_passages(chat.focus_chunks), history, state, chat.learning_state_version,
+                           chat.message_count)
+
+
+def _owned_session(session: Session, caller: Claims, session_id: str) -> ChatSession:
+    chat = session.get(ChatSession, session_id)
+    if chat is None or chat.user_id != caller.sub or chat.deleted_at is not None:
+        raise NotFound("No such chat session")
+    return chat
+
+
+def _focus_passages(stored: list[Any] | None) -> list[dict[str, Any]]:
+    # Older sessions stored bare chunk ids: those carry no text to answer a follow-up from.
+    return [item for item in stored or [] if isinstance(item, dict) and item.get("text")]
+
+
+# --- phase 2: no connection held --------------------------------------------------------------------
+@dataclass
+class _Plan:
+    """What phase 2 decided before the model call: a refusal, a cached answer, or passages to answer from."""
+
+    result: TurnResult | None
+    passages: list[Passage] = field(default_factory=list)
+    hint_level: int = 0
+    cache_key: str | None = None
+
+
+async def _plan(ctx: TurnContext) -> _Plan:
+    from aiteacher.llm import get_llm
+
+    settings = get_settings()
+    llm = get_llm()
+    integrity_violation = guardrails.is_integrity_violation(ctx.message)
+    # Moderation (a remote call with OpenAI) runs while we retrieve; its verdict is still applied first.
+    moderation, results = await asyncio.gather(
+        llm.moderate_async(ctx.message),
+        _no_results() if integrity_violation else _retrieve(ctx.scope, ctx.message, settings.tutor_top_k))
+    if moderation.flagged:
+        audit("ai.chat", "flagged", actor=ctx.caller_id, target=ctx.session_id, categories=moderation.categories)
+        return _Plan(TurnResult(ctx.session_id, guardrails.FLAGGED_REPLY, [], True, reason="flagged", flagged=True,
+                                categories=moderation.categories))
+    if integrity_violation:
+        audit("ai.chat", "refused", actor=ctx.caller_id, target=ctx.session_id, reason="integrity")
+        return _Plan(TurnResult(ctx.session_id, guardrails.INTEGRITY_REPLY, [], True, reason="integrity"))
+
+    from aiteacher.tutor.grounding import GateSettings, grounded
+
+    passages = [_passage(r) for r in grounded(ctx.message, results, GateSettings.from_settings(settings))]
+    follow_up = False
+    if not passages and ctx.focus and guardrails.is_follow_up(ctx.message):
+        passages, follow_up = [_passage(item) for item in ctx.focus], True
+    if not passages:
+        audit("ai.chat", "refused", actor=ctx.caller_id, target=ctx.session_id, reason="not_grounded")
+        return _Plan(TurnResult(ctx.session_id, guardrails.NOT_IN_MATERIAL_REPLY, [], True,
+                                reason="not_in_material"))
+    hint_level = _next_hint_level(ctx, passages[0].chunk_id, follow_up)
+    key = _answer_cache_key(llm.name, ctx, passages, hint_level) if settings.chat_cache_seconds else None
+    cached = await _cache_get(key) if key else None
+    if cached is not None:
+        return _Plan(TurnResult(ctx.session_id, cached["answer"], cached["citations"], False, hint_level,
+                                cached=True, focus=cached["focus"]), passages, hint_level)
+    return _Plan(None, passages, hint_level, key)
+
+
+async def _no_results() -> list[dict[str, Any]]:
+    return []
 
 
 @lru_cache(maxsize=1)
-def _background() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=8, thread_name_prefix="tutor")
+def _retrieval_pool() -> ThreadPoolExecutor:
+    """Bounded: the local embedder is CPU work, and the sync vector/cache clients block a thread each."""
+    return ThreadPoolExecutor(max_workers=get_settings().tutor_retrieval_workers, thread_name_prefix="tutor-rag")
 
 
-def _retrieve(scope: Any, message: str, top_k: int, min_score: float) -> list[Any]:
+async def _retrieve(scope: Scope, message: str, top_k: int) -> list[dict[str, Any]]:
     from aiteacher.curriculum.search import search
+
+    loop = asyncio.get_running_loop()
+    results, _cached = await loop.run_in_executor(_retrieval_pool(), search, scope, message, top_k)
+    return results
+
+
+def _passage(item: dict[str, Any]) -> Passage:
     from aiteacher.llm import Passage
 
-    results, _ = search(scope, message, top_k)
-    return [Passage(chunk_id=r["chunk_id"], document_id=r["document_id"], title=r["title"], page=r["page"],
-                    text=r["text"], score=r["score"], course=r["course"])
-            for r in results if r["score"] >= min_score]
+    return Passage(chunk_id=str(item["chunk_id"]), document_id=str(item["document_id"]), title=item.get("title", ""),
+                   page=int(item.get("page", 0)), text=item.get("text", ""), score=float(item.get("score", 0.0)),
+                   course=item.get("course"))
 
 
-def _advance_hint_ladder(chat: ChatSession, focus: list[str]) -> int:
-    """Another attempt at the same material (the same best-matching passage) climbs one rung (hint ->
+def _next_hint_level(ctx: TurnContext, best_chunk: str, follow_up: bool) -> int:
+    """Another attempt at the same material (a follow-up, or the same best passage) climbs one rung (hint ->
     stronger hint -> worked explanation); a new topic starts again at a hint."""
-    same_topic = bool(set(focus) & set(chat.focus_chunks or []))
-    chat.hint_level = min(chat.hint_level + 1, 2) if same_topic else 0
-    chat.focus_chunks = focus
-    return chat.hint_level
+    same_topic = follow_up or best_chunk in {item.get("chunk_id") for item in ctx.focus}
+    return min(ctx.hint_level + 1, 2) if same_topic and not ctx.is_new else 0
 
 
-def _citations(passages: list[Any]) -> list[dict[str, Any]]:
+def _answered(ctx: TurnContext, reply: Any, passages: list[Passage], hint_level: int) -> TurnResult:
+    used = reply.used_passages or passages[:1]
+    focus = [asdict(passage) for passage in used]
+    return TurnResult(ctx.session_id, reply.answer, _citations(used), False, hint_level, focus=focus)
+
+
+async def answer_turn(ctx: TurnContext) -> TurnResult:
+    """The whole reply at once (the JSON contract)."""
+    from aiteacher.llm import get_llm
+
+    plan = await _plan(ctx)
+    if plan.result is None:
+        reply = await get_llm().tutor_answer_async(ctx.message, plan.passages, history=ctx.history,
+                                                   learning_state=ctx.learning_state, hint_level=plan.hint_level)
+        plan.result = _answered(ctx, reply, plan.passages, plan.hint_level)
+        await _cache_set(plan.cache_key, plan.result)
+    _audit_answer(ctx, plan.result)
+    return plan.result
+
+
+async def stream_turn(ctx: TurnContext) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    """Server-sent events as (event, data): `delta` {text} while the answer is written, then `done` {session_id,
+    citations, refused, reason, hint_level} once it is stored, or `error` {problem} if anything fails."""
+    from aiteacher.llm import TutorReply, get_llm
+
+    try:
+        plan = await _plan(ctx)
+        if plan.result is not None:
+            yield "delta", {"text": plan.result.answer}
+        else:
+            reply: Any = None
+            async for piece in get_llm().stream_tutor_answer(ctx.message, plan.passages, history=ctx.history,
+                                                             learning_state=ctx.learning_state,
+                                                             hint_level=plan.hint_level):
+                if isinstance(piece, TutorReply):
+                    reply = piece
+                else:
+                    yield "delta", {"text": piece}
+            plan.result = _answered(ctx, reply, plan.passages, plan.hint_level)
+            await _cache_set(plan.cache_key, plan.result)
+        _audit_answer(ctx, plan.result)
+        result = await asyncio.to_thread(record_turn, ctx, plan.result)
+    except AppError as error:
+        yield "error", error.problem()
+        return
+    except Exception:  # the stream has started: the failure travels as an event, never as a broken body
+        import logging
+
+        logging.getLogger(__name__).exception("chat stream failed")
+        from aiteacher.errors import InternalError
+
+        yield "error", InternalError().problem()
+        return
+    yield "done", {"session_id": result.session_id, "citations": result.citations, "refused": result.refused,
+                   "reason": result.reason, "hint_level": result.hint_level}
+
+
+def sse(event: str, data: dict[str, Any]) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False, separators=(',', ':'))}\n\n".encode()
+
+
+def _audit_answer(ctx: TurnContext, result: TurnResult) -> None:
+    if not result.refused:
+        audit("ai.chat", "answered", actor=ctx.caller_id, target=ctx.session_id, hint_level=result.hint_level,
+              cached=result.cached, citations=len(result.citations))
+
+
+def _citations(passages: list[Passage]) -> list[dict[str, Any]]:
     seen: set[tuple[str, int]] = set()
     citations = []
     for passage in passages:
@@ -143,66 +271,140 @@ def _citations(passages: list[Any]) -> list[dict[str, Any]]:
     return citations
 
 
-def _answer_cache_key(provider: str, scope: Any, message: str, passages: list[Any], state_version: int,
-                      hint_level: int) -> str:
-    material = {"provider": provider, "scope": scope.filters(), "q": guardrails.normalize_question(message),
-                "chunks": sorted(p.chunk_id for p in passages), "state": state_version, "hint": hint_level}
+def _answer_cache_key(provider: str, ctx: TurnContext, passages: list[Passage], hint_level: int) -> str:
+    """Per user, session and conversation position: an answer that depends on a session's history or learning
+    state can only ever be served back to the same student at the same point of the same conversation (a
+    client retrying a turn), never to anyone else."""
+    material = {"provider": provider, "user": ctx.caller_id, "session": ctx.session_id,
+                "position": ctx.message_count, "state": ctx.state_version, "hint": hint_level,
+                "scope": ctx.scope.filters(), "q": guardrails.normalize_question(ctx.message),
+                "chunks": sorted(p.chunk_id for p in passages)}
     return "tutor:" + hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
 
-def _cache_get(key: str) -> dict[str, Any] | None:
+async def _cache_get(key: str) -> dict[str, Any] | None:
     from redis.exceptions import RedisError
 
-    from aiteacher.cache import get_redis
+    from aiteacher.cache import get_async_redis
 
     try:
-        raw = get_redis().get(key)
-    except RedisError:
+        raw = await get_async_redis().get(key)
+    except (RedisError, OSError):
         return None
     return json.loads(raw) if raw else None
 
 
-def _cache_set(key: str, value: dict[str, Any], ttl: int) -> None:
+async def _cache_set(key: str | None, result: TurnResult) -> None:
     from redis.exceptions import RedisError
 
-    from aiteacher.cache import get_redis
+    from aiteacher.cache import get_async_redis
 
-    if ttl <= 0:
+    ttl = get_settings().chat_cache_seconds
+    if not key or ttl <= 0:
         return
+    value = {"answer": result.answer, "citations": result.citations, "focus": result.focus}
     try:
-        get_redis().set(key, json.dumps(value), ex=ttl)
-    except RedisError:
+        await get_async_redis().set(key, json.dumps(value), ex=ttl)
+    except (RedisError, OSError):
         pass
 
 
+# --- phase 3: a short write -------------------------------------------------------------------------
+def record_turn(ctx: TurnContext, result: TurnResult) -> TurnResult:
+    with transaction() as session:
+        if ctx.is_new:
+            chat = ChatSession(id=ctx.session_id, user_id=ctx.caller_id, course=ctx.course, hint_level=0,
+                               focus_chunks=[], learning_state={}, learning_state_version=0, message_count=0)
+            session.add(chat)
+            session.flush()  # the messages' foreign key needs the row first
+        else:
+            found = session.get(ChatSession, ctx.session_id, with_for_update=True)
+            if found is None or found.deleted_at is not None:
+                raise NotFound("No such chat session")
+            chat = found
+        if not result.refused:
+            chat.hint_level = result.hint_level or 0
+            if result.focus is not None:
+                chat.focus_chunks = result.focus
+        session.add(ChatMessage(session_id=chat.id, role="user", content=ctx.message, citations=[], refused=False,
+                                flagged=result.flagged))
+        session.add(ChatMessage(session_id=chat.id, role="assistant", content=result.answer,
+                                citations=result.citations, refused=result.refused, hint_level=result.hint_level))
+        before = chat.message_count or 0
+        chat.message_count = before + 2
+        chat.updated_at = datetime.now(UTC)
+        session.flush()
+        if result.flagged:
+            from aiteacher.notifications import notify_flagged_message
+
+            faculty_id, chat_id, course, categories = ctx.scope.faculty_id, chat.id, chat.course, result.categories
+
+            def notify() -> None:
+                try:
+                    notify_flagged_message(faculty_id, chat_id, categories, course=course)
+                except Exception:  # the turn is stored and audited: a cache or queue outage must not fail it
+                    import logging
+
+                    logging.getLogger(__name__).exception("flag notification for session %s failed", chat_id)
+
+            after_commit(session, notify)
+        every = get_settings().summary_every_messages
+        if chat.message_count // every > before // every:
+            from aiteacher.queue import enqueue
+
+            chat_id, count = chat.id, chat.message_count
+            after_commit(session, lambda: enqueue("summaries", SUMMARY_JOB, chat_id,
+                                                  job_id=f"summary-{chat_id}-{count}", timeout=120))
+    return result
+
+
 def _recent_messages(session: Session, chat_id: str, limit: int) -> list[ChatMessage]:
-    rows = session.scalars(select(ChatMessage).where(ChatMessage.session_id == chat_id)
+    rows = session.scalars(select(ChatMessage).where(ChatMessage.session_id == chat_id, ChatMessage.flagged.is_(False))
                            .order_by(ChatMessage.id.desc()).limit(limit)).all()
     return list(reversed(rows))
 
 
-def _record(session: Session, chat: ChatSession, message: str, result: TurnResult, *,
-            flagged: bool = False) -> TurnResult:
-    session.add(ChatMessage(session_id=chat.id, role="user", content=message, citations=[], refused=False,
-                            flagged=flagged))
-    session.add(ChatMessage(session_id=chat.id, role="assistant", content=result.answer, citations=result.citations,
-                            refused=result.refused, hint_level=result.hint_level))
-    before = chat.message_count
-    chat.message_count = before + 2
-    chat.updated_at = datetime.now(UTC)
-    session.flush()
-    every = get_settings().summary_every_messages
-    if chat.message_count // every > before // every:
-        from aiteacher.queue import enqueue
+# --- conversations ----------------------------------------------------------------------------------
+def list_sessions(session: Session, caller: Claims, limit: int, offset: int) -> dict[str, Any]:
+    """The caller's own sessions, newest activity first, each with a title (its first question) and a preview
+    of its last message. Three queries whatever the page size."""
+    chats = session.scalars(select(ChatSession).where(ChatSession.user_id == caller.sub,
+                                                      ChatSession.deleted_at.is_(None))
+                            .order_by(ChatSession.updated_at.desc(), ChatSession.id.desc())
+                            .offset(offset).limit(limit + 1)).all()
+    page, more = list(chats[:limit]), len(chats) > limit
+    ids = [chat.id for chat in page]
+    first_ids = select(func.min(ChatMessage.id)).where(ChatMessage.session_id.in_(ids), ChatMessage.role == "user") \
+        .group_by(ChatMessage.session_id)
+    last_ids = select(func.max(ChatMessage.id)).where(ChatMessage.session_id.in_(ids)).group_by(ChatMessage.session_id)
+    messages = session.scalars(select(ChatMessage).where(
+        ChatMessage.id.in_(first_ids.union(last_ids).scalar_subquery()))).all() if ids else []
+    first: dict[str, ChatMessage] = {}
+    last: dict[str, ChatMessage] = {}
+    for message in sorted(messages, key=lambda m: m.id):
+        if message.role == "user":
+            first.setdefault(message.session_id, message)
+        last[message.session_id] = message
+    return {
+        "sessions": [{
+            "id": chat.id, "course": chat.course,
+            "title": _shorten(first[chat.id].content, TITLE_CHARS) if chat.id in first else "New conversation",
+            "last_message": ({"role": last[chat.id].role, "preview": _shorten(last[chat.id].content, PREVIEW_CHARS),
+                              "created_at": last[chat.id].created_at.isoformat()} if chat.id in last else None),
+            "message_count": chat.message_count, "hint_level": chat.hint_level,
+            "created_at": chat.created_at.isoformat(), "updated_at": chat.updated_at.isoformat(),
+        } for chat in page],
+        "limit": limit, "offset": offset, "next_offset": offset + limit if more else None,
+    }
 
-        chat_id, count = chat.id, chat.message_count
-        after_commit(session, lambda: enqueue("summaries", SUMMARY_JOB, chat_id, job_id=f"summary-{chat_id}-{count}",
-                                              timeout=120))
-    return result
+
+def _shorten(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 1].rsplit(" ", 1)[0] + "…"
 
 
 def session_view(session: Session, caller: Claims, session_id: str) -> dict[str, Any]:
-    chat = open_session(session, caller, session_id, None)
+    chat = _owned_session(session, caller, session_id)
     messages = session.scalars(select(ChatMessage).where(ChatMessage.session_id == chat.id)
                                .order_by(ChatMessage.id)).all()
     return {
@@ -215,6 +417,6 @@ def session_view(session: Session, caller: Claims, session_id: str) -> dict[str,
 
 
 def delete_session(session: Session, caller: Claims, session_id: str) -> None:
-    chat = open_session(session, caller, session_id, None)
+    chat = _owned_session(session, caller, session_id)
     chat.deleted_at = datetime.now(UTC)
     audit("ai.chat_session.delete", "ok", actor=caller.sub, target=chat.id)

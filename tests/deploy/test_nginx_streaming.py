@@ -1,0 +1,56 @@
+"""Server-sent events from `chat` through a real nginx running the generated edge: `proxy_buffering off` on
+the chat routes, and the first `delta` reaches the client while the (fake) model still holds the rest."""
+
+from __future__ import annotations
+
+import random
+import threading
+
+import httpx
+
+from aiteacher import manifests
+from aiteacher.stack import functions
+from tests.deploy.test_nginx import conf, edge, local_gateway, needs_nginx  # noqa: F401 - fixtures
+from tests.fakes import fake_openai_fixture  # noqa: F401 - registers the fake_openai fixture
+from tests.helpers import hierarchy, place, signed_in
+from tests.integration.test_tutor import openai_configured  # noqa: F401 - fixture
+from tests.integration.test_tutor_conversations import _until_data, course, sse_events  # noqa: F401 - fixture
+
+
+def test_streaming_routes_are_unbuffered_at_the_edge() -> None:
+    text = conf("aiteacher.conf")
+    for spec in functions():
+        block = text.split(f"location = {spec.rest_path.rstrip('/')} {{", 1)[1].split("}", 1)[0]
+        streams = spec.annotations.get(manifests.STREAMING_ANNOTATION) == "true"
+        assert ("proxy_buffering off;" in block) is streams, spec.name
+    assert any(spec.name == "chat" and spec.annotations.get(manifests.STREAMING_ANNOTATION) == "true"
+               for spec in functions())
+
+
+@needs_nginx
+def test_chat_streams_through_nginx_before_the_model_finishes(edge: str, gateway, course,  # noqa: F811
+                                                              openai_configured) -> None:  # noqa: F811
+    from fastapi.testclient import TestClient
+
+    local = f"127.{random.randint(1, 250)}.{random.randint(1, 250)}.{random.randint(2, 250)}"
+    with TestClient(gateway, headers={"X-Forwarded-For": local}) as setup:
+        user = signed_in(setup)
+        place(setup, user, hierarchy(setup)[1], 2)
+    hold, finished = threading.Event(), threading.Event()
+    openai_configured.queue_chat_stream(["Compare the entries ", "with the buckets [S1]. What ratio is that?"],
+                                        hold_after_first=hold, finished=finished)
+    transport = httpx.HTTPTransport(local_address=local)
+    try:
+        with httpx.Client(base_url=edge, transport=transport, timeout=20) as http, \
+                http.stream("POST", "/chat", json={"message": "What is the load factor of a hash table?"},
+                            headers={**user["headers"], "Accept": "text/event-stream"}) as response:
+            assert response.status_code == 200
+            assert response.headers["content-type"].startswith("text/event-stream")
+            lines = response.iter_lines()
+            assert sse_events(_until_data(lines)) == [("delta", {"text": "Compare the entries "})]
+            assert not finished.is_set(), "nginx delivered the first event before the model finished"
+            hold.set()
+            rest = sse_events(lines)
+    finally:
+        hold.set()
+    assert rest[-1][0] == "done" and rest[-1][1]["refused"] is False
