@@ -49,13 +49,21 @@ class EmbeddedServices:
         self.started.append(f"s3 + sqs (moto)    {os.environ['S3_ENDPOINT_URL']}")
 
     def wire_bucket_events(self) -> str:
-        """Bucket notifications -> SQS queue (returns its URL). Idempotent."""
+        """Bucket notifications -> SQS queue (returns its URL), with a dead-letter queue. Idempotent."""
+        import json
+
         from aiteacher.config import get_settings
         from aiteacher.storage import ensure_bucket, get_s3, get_sqs
 
         settings = get_settings()
         ensure_bucket(settings.s3_bucket)
-        queue_url = get_sqs().create_queue(QueueName=f"{settings.s3_bucket}-events")["QueueUrl"]
+        # A message that keeps failing goes to the dead-letter queue after EVENTS_MAX_RECEIVES deliveries.
+        dlq_url = get_sqs().create_queue(QueueName=f"{settings.s3_bucket}-events-dlq")["QueueUrl"]
+        dlq_arn = get_sqs().get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
+            "Attributes"]["QueueArn"]
+        redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(settings.events_max_receives)})
+        queue_url = get_sqs().create_queue(QueueName=f"{settings.s3_bucket}-events",
+                                           Attributes={"RedrivePolicy": redrive})["QueueUrl"]
         queue_arn = get_sqs().get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
             "Attributes"]["QueueArn"]
         get_s3().put_bucket_notification_configuration(
