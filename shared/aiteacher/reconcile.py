@@ -75,6 +75,9 @@ def reconcile_round(*, force: bool = False) -> Report:
             connection.close()
         _documents(report)
         _exams(report)
+        from aiteacher.security.revocation import purge_expired
+
+        purge_expired()
         if report.requeued or report.failed:
             log.warning("reconciler: re-queued %d, failed %d", len(report.requeued), len(report.failed))
         return report
