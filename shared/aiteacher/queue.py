@@ -20,6 +20,8 @@ from typing import Any
 QUEUES = ("ingest", "exams", "summaries", "notifications", "ingest-bulk")
 log = logging.getLogger("aiteacher.queue")
 HEARTBEAT_PREFIX = "aiteacher:worker:"
+WORKER_PREFIX = "aw."  # names of `aiteacher worker` processes: aw.<host>.<pid>[.<start>]
+HEARTBEAT_SECONDS = 5.0
 
 
 def backoff_intervals(retries: int) -> list[int]:
@@ -95,18 +97,30 @@ def discard_job(job_id: str) -> None:
 
 
 def requeue_abandoned(connection: Any) -> int:
-    """Jobs whose worker died (their started-registry entry expired) go back to their queue, or fail
-    (running their failure callback) when no retry is left: what RQ's maintenance does every
-    WORKER_MAINTENANCE_SECONDS, run now."""
+    """Jobs whose worker died go back to their queue, or fail (running their failure callback) when no
+    retry is left: what RQ's maintenance does for expired started-registry entries, run now, plus the
+    jobs of `aiteacher worker`s whose heartbeat key has expired (seconds after they died, where RQ's own
+    entry would wait for the job's heartbeat TTL). Returns how many jobs were found abandoned."""
     from rq import Queue
+    from rq.utils import current_timestamp
 
-    before = 0
+    abandoned = 0
     for name in QUEUES:
         queue = Queue(name, connection=connection)
         registry = queue.started_job_registry
-        before += registry.count
-        registry.cleanup()
-    return before
+        expired = set(registry.get_expired_job_ids(current_timestamp()))
+        for member in connection.zrange(registry.key, 0, -1):
+            job_id = member.decode().split(":", 1)[0]
+            job = queue.fetch_job(job_id)
+            owner = (job.worker_name or "") if job is not None else ""
+            if owner.startswith(WORKER_PREFIX) and not connection.exists(
+                    HEARTBEAT_PREFIX + owner.rsplit(".", 1)[0]):
+                connection.zadd(registry.key, {member: 1}, xx=True)  # expired: cleanup() takes it
+                expired.add(job_id)
+        abandoned += len(expired)
+        if expired:
+            registry.cleanup()
+    return abandoned
 
 
 def worker_connection() -> Any:
@@ -230,7 +244,19 @@ def worker_name() -> str:
     import os
     import socket
 
-    return f"{socket.gethostname()}.{os.getpid()}"
+    return f"{WORKER_PREFIX}{socket.gethostname()}.{os.getpid()}"
+
+
+def _preload_for_background() -> None:
+    """Import what the background thread uses before it starts: a thread importing a module while RQ
+    forks a work-horse leaves the child holding that module's import lock forever (a job hung at its
+    first import was seen)."""
+    import importlib
+
+    for module in ("aiteacher.reconcile", "aiteacher.curriculum.jobs", "aiteacher.curriculum.service",
+                   "aiteacher.exams.service", "aiteacher.security.revocation", "aiteacher.db.models",
+                   "rq.job", "rq.registry", "rq.utils", "sqlalchemy.dialects.sqlite", "sqlalchemy.dialects.postgresql"):
+        importlib.import_module(module)
 
 
 def _background(stop: threading.Event, name: str) -> None:
@@ -244,13 +270,31 @@ def _background(stop: threading.Event, name: str) -> None:
     next_reconcile = 0.0
     while not stop.is_set():
         try:
-            write_heartbeat(connection, name, "running", ttl=max(10, int(interval * 3)))
-            if time.monotonic() >= next_reconcile:
+            write_heartbeat(connection, name, "running", ttl=int(HEARTBEAT_SECONDS * 3))
+        except Exception as exc:  # noqa: BLE001 - Redis away: the next beat tries again
+            log.warning("worker heartbeat failed: %s", exc)
+        if time.monotonic() >= next_reconcile:
+            next_reconcile = time.monotonic() + interval
+            try:
                 reconcile_round()
-                next_reconcile = time.monotonic() + interval
-        except Exception as exc:  # noqa: BLE001 - Redis or the database away: try again next beat
-            log.warning("worker background round failed: %s", exc)
-        stop.wait(min(5.0, interval))
+            except Exception as exc:  # noqa: BLE001 - Redis or the database away: next round
+                log.warning("reconciler round failed: %s", exc)
+        stop.wait(min(HEARTBEAT_SECONDS, interval))
+
+
+def _stoppable_worker_class() -> type:
+    from rq import Worker
+
+    class StoppableWorker(Worker):
+        """Remembers a SIGTERM/SIGINT, so a stop on request is told apart from RQ quitting on a Redis error."""
+
+        stop_signalled = False
+
+        def request_stop(self, signum: Any, frame: Any) -> None:
+            self.stop_signalled = True
+            super().request_stop(signum, frame)
+
+    return StoppableWorker
 
 
 def run_worker(queues: list[str] | None = None, burst: bool = False) -> None:
@@ -259,12 +303,13 @@ def run_worker(queues: list[str] | None = None, burst: bool = False) -> None:
     It outlives Redis: when the connection drops (RQ's loop then quits), it reconnects with exponential
     backoff and jitter and works on. At every (re)start it first re-queues jobs abandoned by dead workers."""
     from redis.exceptions import RedisError
-    from rq import Worker
 
     from aiteacher.config import get_settings
 
+    stoppable_worker = _stoppable_worker_class()
     settings = get_settings()
     name = worker_name()
+    _preload_for_background()
     stop = threading.Event()
     side = threading.Thread(target=_background, args=(stop, name), name="worker-background", daemon=True)
     side.start()
@@ -275,10 +320,11 @@ def run_worker(queues: list[str] | None = None, burst: bool = False) -> None:
             try:
                 connection.ping()
                 requeue_abandoned(connection)
-                worker = Worker(list(queues or QUEUES), connection=connection, name=f"{name}.{int(time.time())}",
-                                maintenance_interval=settings.worker_maintenance_seconds)
+                worker = stoppable_worker(list(queues or QUEUES), connection=connection,
+                                          name=f"{name}.{int(time.time())}",
+                                          maintenance_interval=settings.worker_maintenance_seconds)
                 worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
-                if burst or worker._stop_requested:
+                if burst or worker.stop_signalled:
                     return
                 connection.ping()  # RQ quit on its own: find out whether Redis is the reason
                 delay = 0.5
@@ -301,13 +347,11 @@ def run_worker(queues: list[str] | None = None, burst: bool = False) -> None:
 
 def worker_health(max_age_seconds: float | None = None) -> tuple[bool, list[dict[str, Any]]]:
     """`aiteacher worker-health`: (healthy?, heartbeats). Healthy when Redis answers and a worker on this
-    host beat within the last MAX_AGE (default: 3 reconcile intervals)."""
+    host beat within the last MAX_AGE (default: three heartbeats)."""
     import json
     import socket
 
-    from aiteacher.config import get_settings
-
-    limit = max_age_seconds or max(10.0, get_settings().reconcile_interval_seconds * 3)
+    limit = max_age_seconds or HEARTBEAT_SECONDS * 3
     connection = worker_connection()
     try:
         beats = []

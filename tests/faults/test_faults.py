@@ -95,3 +95,156 @@ def test_database_stopped_during_ingestion_ends_with_every_document_ready(
         assert [d["status"] for d in docs] == ["ready"] * 3
         assert [d["chunks"] for d in docs] == [clean] * 3
         print(f"\ndatabase outage: recovered in {recovered:.2f} s, lost 0 of {len(queued)} documents")
+
+
+# --- workers ------------------------------------------------------------------------------------------
+
+def _worker_env(redis_url: str, **extra: str) -> dict:
+    import os
+    from pathlib import Path
+
+    env = {**os.environ, "REDIS_URL": redis_url, "RECONCILE_INTERVAL_SECONDS": "1", **FAST, **extra}
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parent / "inject"), env.get("PYTHONPATH", "")])
+    return env
+
+
+def _start_worker(env: dict):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    aiteacher = Path(sys.executable).parent / "aiteacher"
+    log = open(os.environ.get("AITEACHER_FAULT_LOG", os.devnull), "a")  # noqa: SIM115 - lives with the process
+    # Its own process group: the fault tests kill a worker with its work-horse and scheduler at once.
+    return subprocess.Popen([str(aiteacher), "worker"], env=env, stdout=log, stderr=log, start_new_session=True)
+
+
+def _wait(predicate, timeout: float = 60.0, step: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError("the condition was not reached in time")
+
+
+def _children(pid: int) -> list[int]:
+    from pathlib import Path
+
+    try:
+        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except (FileNotFoundError, ValueError):
+        return []
+
+
+def _kill_with_children(process) -> None:
+    """SIGKILL a worker and its work-horse (which RQ moves to its own session) and scheduler at once."""
+    import os
+    import signal
+
+    for pid in [*_children(process.pid), process.pid]:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _stop(process) -> None:
+    import os
+    import signal
+
+    children = _children(process.pid)
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except Exception:
+        process.kill()
+        process.wait(timeout=10)
+    for pid in children:  # a work-horse left behind
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def test_a_worker_killed_on_every_attempt_ends_failed_with_a_reason(client, private_redis: PrivateRedis) -> None:
+    with pointed_at(REDIS_URL=private_redis.url, **FAST):
+        admin = _admin(client)
+        academic = signed_in(client, "academic", admin["Authorization"].split()[1])
+        place(client, academic, hierarchy(client)[0], 3)
+        document_id = upload(client, academic, make_pdf(PAGES), course="faults").json()["document_id"]
+        worker = _start_worker(_worker_env(private_redis.url, AITEACHER_FAULT="kill-ingest"))
+        try:
+            started = time.monotonic()
+            doc = _wait(lambda: (d := client.get(f"/documents/{document_id}", headers=admin).json())["status"]
+                        == "failed" and d)
+            elapsed = time.monotonic() - started
+        finally:
+            _stop(worker)
+        from aiteacher.reconcile import max_attempts
+
+        assert "gave up after" in doc["error"] and doc["chunks"] == 0
+        from aiteacher.db import transaction
+        from aiteacher.db.models import Document
+
+        with transaction() as session:
+            assert session.get(Document, document_id).attempts == max_attempts()
+        print(f"\nkilled work-horse x{max_attempts()}: failed with a reason after {elapsed:.1f} s")
+
+
+def test_the_worker_outlives_a_redis_restart_and_reports_its_health(client, private_redis: PrivateRedis) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = _worker_env(private_redis.url)
+    aiteacher = str(Path(sys.executable).parent / "aiteacher")
+
+    def healthy() -> bool:
+        return subprocess.run([aiteacher, "worker-health"], env=env, capture_output=True).returncode == 0
+
+    assert not healthy()  # no worker yet
+    worker = _start_worker(env)
+    try:
+        _wait(healthy)
+        private_redis.restart_empty()
+        restarted = time.monotonic()
+        assert worker.poll() is None
+        with pointed_at(REDIS_URL=private_redis.url):
+            from aiteacher.queue import get_queue
+
+            job = get_queue("notifications").enqueue_call("os.getpid")
+            finished = _wait(lambda: job.get_status(refresh=True) == "finished", timeout=90)
+            recovered = time.monotonic() - restarted
+        assert finished and worker.poll() is None
+        _wait(healthy)
+        print(f"\nworker after a Redis restart: ran the next job {recovered:.1f} s later")
+    finally:
+        _stop(worker)
+    assert worker.returncode is not None and not healthy()
+
+
+def test_a_job_of_a_killed_worker_goes_back_to_the_queue(client, private_redis: PrivateRedis) -> None:
+    env = _worker_env(private_redis.url)
+    with pointed_at(REDIS_URL=private_redis.url):
+        from rq.job import Job
+
+        from aiteacher.cache import get_redis
+        from aiteacher.queue import enqueue
+
+        job = Job.fetch(enqueue("notifications", "time.sleep", 3, retries=1, retry_intervals=[0]),
+                        connection=get_redis())
+        first = _start_worker(env)
+        _wait(lambda: job.get_status(refresh=True) == "started")
+        _kill_with_children(first)  # the worker, its work-horse and its scheduler die together
+        first.wait(timeout=10)
+        killed = time.monotonic()
+        second = _start_worker(env)
+        try:
+            _wait(lambda: job.get_status(refresh=True) == "finished", timeout=90)
+            recovered = time.monotonic() - killed
+        finally:
+            _stop(second)
+        print(f"\njob of a SIGKILLed worker finished by the next one {recovered:.1f} s later")

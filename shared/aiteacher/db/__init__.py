@@ -7,6 +7,7 @@ with `after_commit()` (jobs are enqueued only once their rows are visible). `rea
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,6 +21,16 @@ if TYPE_CHECKING:
 
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
+
+
+def _forget_pools_in_child() -> None:
+    """A forked process (RQ's work-horse) must not use its parent's pooled connections: a SQLite or
+    PostgreSQL connection shared across fork hangs or corrupts the protocol. The child opens its own."""
+    for engine in _engines.values():
+        engine.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_forget_pools_in_child)
 
 
 def ensure_sqlite_folder(url: str) -> None:
