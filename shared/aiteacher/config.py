@@ -71,6 +71,12 @@ class Settings(BaseSettings):
     # --- database ------------------------------------------------------------------------------
     database_url: str = Field("", description="SQLAlchemy URL; empty means SQLite under data_dir.")
     database_read_url: str = Field("", description="Optional read replica used by GET functions.")
+    read_your_writes_seconds: int = Field(
+        60, ge=1, le=3600,
+        description="After a caller's write, their reads use the replica only once it has replayed that write "
+                    "(WAL position kept this long in Redis); until then, and whenever unsure, the primary.")
+    replica_retry_seconds: float = Field(
+        5.0, ge=0.1, le=600, description="After the replica failed to connect, reads go to the primary this long.")
     db_pool_size: int = 5
     db_max_overflow: int = 5
     db_use_pgbouncer: bool = Field(
@@ -152,6 +158,9 @@ class Settings(BaseSettings):
         60.0, ge=0, le=86400,
         description="A document or exam waits this long in queued/processing with no live job before the "
                     "reconciler re-enqueues it (or fails it once its attempts are spent).")
+    worker_heartbeat_seconds: float = Field(
+        5.0, ge=0.2, le=300,
+        description="`aiteacher worker` heartbeat period; a worker silent for 3 periods is dead and its jobs re-queued.")
     worker_maintenance_seconds: int = Field(
         60, ge=1, le=3600, description="RQ maintenance interval: abandoned jobs of dead workers go back this fast.")
     search_cache_seconds: int = Field(600, ge=0, le=86400, description="Search results cache TTL (0 disables).")

@@ -21,7 +21,6 @@ QUEUES = ("ingest", "exams", "summaries", "notifications", "ingest-bulk")
 log = logging.getLogger("aiteacher.queue")
 HEARTBEAT_PREFIX = "aiteacher:worker:"
 WORKER_PREFIX = "aw."  # names of `aiteacher worker` processes: aw.<host>.<pid>[.<start>]
-HEARTBEAT_SECONDS = 5.0
 
 
 def backoff_intervals(retries: int) -> list[int]:
@@ -265,12 +264,13 @@ def _background(stop: threading.Event, name: str) -> None:
     from aiteacher.config import get_settings
     from aiteacher.reconcile import reconcile_round
 
-    interval = get_settings().reconcile_interval_seconds
+    settings = get_settings()
+    interval, beat = settings.reconcile_interval_seconds, settings.worker_heartbeat_seconds
     connection = worker_connection()
     next_reconcile = 0.0
     while not stop.is_set():
         try:
-            write_heartbeat(connection, name, "running", ttl=int(HEARTBEAT_SECONDS * 3))
+            write_heartbeat(connection, name, "running", ttl=max(1, round(beat * 3)))
         except Exception as exc:  # noqa: BLE001 - Redis away: the next beat tries again
             log.warning("worker heartbeat failed: %s", exc)
         if time.monotonic() >= next_reconcile:
@@ -279,7 +279,7 @@ def _background(stop: threading.Event, name: str) -> None:
                 reconcile_round()
             except Exception as exc:  # noqa: BLE001 - Redis or the database away: next round
                 log.warning("reconciler round failed: %s", exc)
-        stop.wait(min(HEARTBEAT_SECONDS, interval))
+        stop.wait(min(beat, interval))
 
 
 def _stoppable_worker_class() -> type:
@@ -351,7 +351,9 @@ def worker_health(max_age_seconds: float | None = None) -> tuple[bool, list[dict
     import json
     import socket
 
-    limit = max_age_seconds or HEARTBEAT_SECONDS * 3
+    from aiteacher.config import get_settings
+
+    limit = max_age_seconds or get_settings().worker_heartbeat_seconds * 3
     connection = worker_connection()
     try:
         beats = []

@@ -109,6 +109,24 @@ class PrivatePostgres:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
+class PrivateReplica(PrivatePostgres):
+    """A streaming replica of a PrivatePostgres (`pg_basebackup -R`), applying WAL `delay` late so that
+    replica lag is certain, not a race."""
+
+    def __init__(self, primary: PrivatePostgres, delay: str = "1500ms") -> None:
+        super().__init__()
+        self.primary = primary
+        self.delay = delay
+
+    def init(self) -> None:
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres")
+        self._run(str(self.bin / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(self.primary.port), "-U", "postgres",
+                  "-D", str(self.data), "-R", "-X", "stream")
+        with open(self.data / "postgresql.auto.conf", "a") as conf:
+            conf.write(f"recovery_min_apply_delay = '{self.delay}'\nhot_standby = on\n")
+
+
 @pytest.fixture
 def private_redis() -> Iterator[PrivateRedis]:
     if not REDIS_SERVER:
