@@ -160,7 +160,7 @@ class Settings(BaseSettings):
                     "reconciler re-enqueues it (or fails it once its attempts are spent).")
     worker_heartbeat_seconds: float = Field(
         5.0, ge=0.2, le=300,
-        description="`aiteacher worker` heartbeat period; a worker silent for 3 periods is dead and its jobs re-queued.")
+        description="`aiteacher worker` heartbeat period; a worker silent for 3 periods is dead, its jobs re-queued.")
     worker_maintenance_seconds: int = Field(
         60, ge=1, le=3600, description="RQ maintenance interval: abandoned jobs of dead workers go back this fast.")
     search_cache_seconds: int = Field(600, ge=0, le=86400, description="Search results cache TTL (0 disables).")

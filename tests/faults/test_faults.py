@@ -103,7 +103,8 @@ def _worker_env(redis_url: str, **extra: str) -> dict:
     import os
     from pathlib import Path
 
-    env = {**os.environ, "REDIS_URL": redis_url, "RECONCILE_INTERVAL_SECONDS": "1", "WORKER_HEARTBEAT_SECONDS": "1", **FAST, **extra}
+    env = {**os.environ, "REDIS_URL": redis_url, "RECONCILE_INTERVAL_SECONDS": "1", "WORKER_HEARTBEAT_SECONDS": "1",
+           **FAST, **extra}
     env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parent / "inject"), env.get("PYTHONPATH", "")])
     return env
 
