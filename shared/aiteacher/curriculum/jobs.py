@@ -196,6 +196,13 @@ def requeue_document(document_id: str) -> bool:
     return True
 
 
+def requeue_if_stuck(document_id: str) -> bool:
+    """Re-queue the document only if no job is waiting, scheduled or running for it."""
+    from aiteacher.queue import job_is_live
+
+    return not job_is_live(f"ingest-{document_id}") and requeue_document(document_id)
+
+
 def enqueue_job(document_id: str, source: str) -> None:
     """Uploads go to `ingest`; bucket events to `ingest-bulk`, which workers serve after it."""
     from aiteacher.config import get_settings

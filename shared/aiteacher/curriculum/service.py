@@ -176,13 +176,13 @@ def register_object(session: Session, bucket: str, key: str, etag: str, size: in
 
 def _requeue_if_stuck(session: Session, document_id: str) -> None:
     """A redelivered event for a document that is queued or processing with no live job re-queues it
-    (after this transaction), instead of only answering `duplicate`."""
-    from aiteacher.curriculum.jobs import requeue_document
-    from aiteacher.queue import job_is_live
+    (after this transaction, so no database connection waits on Redis), instead of only answering
+    `duplicate`."""
+    from aiteacher.curriculum.jobs import requeue_if_stuck
 
     status = session.scalar(select(Document.status).where(Document.id == document_id))
-    if status in ("queued", "processing") and not job_is_live(f"ingest-{document_id}"):
-        after_commit(session, lambda: requeue_document(document_id))
+    if status in ("queued", "processing"):
+        after_commit(session, lambda: requeue_if_stuck(document_id))
 
 
 # --- reading and deleting -------------------------------------------------------------------------

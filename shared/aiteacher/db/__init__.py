@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
 _replica_down_until = [0.0]
+ALWAYS_PRIMARY = "FFFFFFFF/FFFFFFFF"  # a WAL position no replica has reached
 caller_var: ContextVar[str | None] = ContextVar("db_caller", default=None)
 
 
@@ -176,20 +177,27 @@ def _read_session() -> Session:
     return replica
 
 
-def _remember_write_position(session: Session) -> None:
+def _write_position(session: Session) -> str | None:
+    """The primary's WAL position after this caller's commit (None without a replica or a caller)."""
     from sqlalchemy import text
 
+    if caller_var.get() is None or not _has_replica() or session.get_bind().dialect.name != "postgresql":
+        return None
+    try:
+        return str(session.execute(text("SELECT pg_current_wal_lsn()")).scalar())
+    except Exception:  # noqa: BLE001 - committed anyway; this caller reads from the primary for a while
+        return ALWAYS_PRIMARY
+
+
+def _remember_write_position(position: str) -> None:
     from aiteacher.config import get_settings
 
     caller = caller_var.get()
-    if caller is None or not _has_replica() or session.get_bind().dialect.name != "postgresql":
-        return
     try:
-        position = session.execute(text("SELECT pg_current_wal_lsn()")).scalar()
         from aiteacher.cache import get_redis
 
-        get_redis().set(_marker_key(caller), str(position), ex=get_settings().read_your_writes_seconds)
-    except Exception:  # noqa: BLE001 - a missing marker only costs freshness on a lagging replica
+        get_redis().set(_marker_key(str(caller)), position, ex=get_settings().read_your_writes_seconds)
+    except Exception:  # noqa: BLE001 - without the marker the replica may serve this caller stale reads
         import logging
 
         logging.getLogger("aiteacher.db").warning("could not record the write position of %s", caller)
@@ -201,13 +209,14 @@ def transaction(read_only: bool = False) -> Iterator[Session]:
     from sqlalchemy.orm import Session
 
     session = _read_session() if read_only else Session(get_engine(), expire_on_commit=False)
+    position = None
     try:
         yield session
         if read_only:
             session.rollback()
         else:
             session.commit()
-            _remember_write_position(session)
+            position = _write_position(session)
     except OperationalError as exc:
         session.rollback()
         raise ServiceUnavailable("The database is unreachable; try again shortly") from exc
@@ -218,5 +227,7 @@ def transaction(read_only: bool = False) -> Iterator[Session]:
         callbacks = session.info.pop("after_commit", [])
         session.close()
     # Reached only when the block and the commit succeeded.
+    if position:
+        _remember_write_position(position)
     for callback in callbacks:
         callback()
