@@ -5,12 +5,34 @@ from __future__ import annotations
 import socket
 
 
-def _moto(port: int):
-    from moto.server import ThreadedMotoServer
+class _MotoProcess:
+    """moto's S3 in its own process: in-process moto servers share one backend, so only a new process
+    starts as empty as a restarted `make dev`."""
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    return server
+    def __init__(self, port: int):
+        import subprocess
+        import sys
+        import time
+
+        self.process = subprocess.Popen([sys.executable, "-c", (
+            "import sys, threading; from moto.server import ThreadedMotoServer; "
+            "ThreadedMotoServer(ip_address='127.0.0.1', port=int(sys.argv[1]), verbose=False).start(); "
+            "threading.Event().wait()"), str(port)])
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    return
+            time.sleep(0.05)
+        raise TimeoutError("moto did not start")
+
+    def stop(self) -> None:
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+
+def _moto(port: int) -> _MotoProcess:
+    return _MotoProcess(port)
 
 
 def _client(port: int):
