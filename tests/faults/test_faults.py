@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import time
 
-from tests.faults.conftest import PrivatePostgres, PrivateRedis, pointed_at
+from tests.faults.conftest import ONLY_IN_EMBEDDED_PASS, PrivatePostgres, PrivateRedis, pointed_at
 from tests.helpers import bearer, hierarchy, login, make_pdf, place, run_jobs, signed_in, upload
 
+pytestmark = ONLY_IN_EMBEDDED_PASS
 FAST = {"RECONCILE_GRACE_SECONDS": "0", "JOB_RETRY_BASE_SECONDS": "0"}
 PAGES = [["Fault-tolerant ingestion: a heap keeps its smallest key at the root."],
          ["Second page: sift-down restores the heap order after a removal."]]
