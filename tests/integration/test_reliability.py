@@ -392,3 +392,32 @@ def test_two_hundred_concurrent_requests_on_one_process_get_no_5xx(gateway, clie
     statuses = asyncio.run(burst())
     forget_async_clients()
     assert statuses.count(200) == 200, sorted(set(statuses))
+
+
+def test_reconciler_requeues_an_exam_whose_job_was_lost_and_fails_it_once_attempts_are_spent(
+        client, admin_token, settings_override) -> None:
+    from sqlalchemy import update
+
+    from aiteacher.db import transaction
+    from aiteacher.db.models import Exam
+    from aiteacher.queue import discard_job
+    from aiteacher.reconcile import max_attempts, reconcile_round
+
+    run_jobs()
+    student = signed_in(client)
+    place(client, student, hierarchy(client)[0], 3)
+    exams = [client.post("/generate", headers=student["headers"], json={"num_mcq": 1, "num_theory": 0}).json()
+             ["exam_id"] for _ in range(2)]
+    for exam_id in exams:
+        discard_job(f"exam-{exam_id}")
+    with transaction() as session:  # the second one has been re-queued until its budget is spent
+        session.execute(update(Exam).where(Exam.id == exams[1]).values(status="generating",
+                                                                       attempts=max_attempts()))
+    settings_override(RECONCILE_GRACE_SECONDS="0")
+    report = reconcile_round(force=True)
+    assert exams[0] in report.requeued and exams[1] in report.failed
+    run_jobs()
+    first = client.get(f"/exams/{exams[0]}", headers=student["headers"]).json()
+    second = client.get(f"/exams/{exams[1]}", headers=student["headers"]).json()
+    assert first["status"] in ("ready", "failed") and first["status"] != "queued"
+    assert second["status"] == "failed"
