@@ -421,3 +421,20 @@ def test_reconciler_requeues_an_exam_whose_job_was_lost_and_fails_it_once_attemp
     second = client.get(f"/exams/{exams[1]}", headers=student["headers"]).json()
     assert first["status"] in ("ready", "failed") and first["status"] != "queued"
     assert second["status"] == "failed"
+
+
+def test_with_redis_empty_and_the_database_away_tokens_are_refused_503_not_accepted(client, monkeypatch) -> None:
+    """The deny-list cannot be rebuilt: fail closed (503), never serve a possibly revoked token."""
+    from aiteacher.security import revocation
+
+    user = signed_in(client)
+    _drop_redis_data_and_connections()
+
+    def database_down() -> list:
+        raise RuntimeError("database unreachable")
+
+    monkeypatch.setattr(revocation, "deny_list_entries", database_down)
+    response = client.get("/me", headers=user["headers"])
+    assert response.status_code == 503, response.text
+    monkeypatch.undo()
+    assert client.get("/me", headers=user["headers"]).status_code == 200
