@@ -24,8 +24,8 @@ async def object_created(request: Request) -> dict:
     check_events_token(request.headers.get("authorization", ""))
     try:
         body = json.loads(await request.body() or b"null")
-    except ValueError as exc:
-        raise ValidationFailed("The body is not valid JSON") from exc
+    except (ValueError, RecursionError) as exc:  # RecursionError: JSON nested thousands deep
+        raise ValidationFailed("The body is not valid JSON (or is nested too deeply)") from exc
     headers = {key.lower(): value for key, value in request.headers.items() if key.lower().startswith("ce-")}
     return await run_in_threadpool(handle_events, body, headers)
 

@@ -1,7 +1,10 @@
 """Redis: the clients (sync, and asyncio per event loop) and the token deny-list.
 
 Every Redis failure surfaces as `ServiceUnavailable` (503): authentication and rate limiting fail
-closed, never open.
+closed, never open. Pools are blocking and sized from FUNCTION_CONCURRENCY: past the cap a request waits
+(up to REDIS_TIMEOUT_SECONDS) for a free connection instead of failing. A connection that went stale in a
+Redis restart is retried once on a fresh one (our commands are idempotent reads, SETs and a rate-limit
+script whose member is unique per hit), so a restart costs no request a 503.
 """
 
 from __future__ import annotations
@@ -20,10 +23,26 @@ if TYPE_CHECKING:
 
 @registry.client(close=lambda client: client.close())
 def get_redis() -> Redis:
-    from redis import Redis
+    from redis import BlockingConnectionPool, Redis
 
     url, options = _redis_options()
-    return Redis.from_url(url, **options)
+    # With a pool given, redis-py takes the retry policy from the pool's connection options.
+    from aiteacher.security.revocation import ensure_loaded
+
+    pool = BlockingConnectionPool.from_url(url, **options, **_retry_options(), redis_connect_func=ensure_loaded)
+    return Redis(connection_pool=pool)
+
+
+def _retry_options(asyncio: bool = False) -> dict[str, Any]:
+    from redis.backoff import NoBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    if asyncio:
+        from redis.asyncio.retry import Retry
+    else:
+        from redis.retry import Retry
+    return {"retry": Retry(NoBackoff(), 1), "retry_on_error": [RedisConnectionError, RedisTimeoutError]}
 
 
 def _redis_options() -> tuple[str, dict[str, Any]]:
@@ -34,7 +53,8 @@ def _redis_options() -> tuple[str, dict[str, Any]]:
         raise ServiceUnavailable("REDIS_URL is not configured")
     timeout = settings.redis_timeout_seconds
     return settings.redis_url, {"socket_timeout": timeout, "socket_connect_timeout": timeout,
-                                "health_check_interval": 30, "decode_responses": False}
+                                "health_check_interval": 30, "decode_responses": False,
+                                "max_connections": settings.redis_pool_size, "timeout": timeout}
 
 
 _async_clients: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
@@ -46,13 +66,18 @@ def get_async_redis() -> Any:
     limit and deny-list check costs no thread hop). One per loop: asyncio connections cannot cross loops."""
     import asyncio
 
+    from redis.asyncio import BlockingConnectionPool
     from redis.asyncio import Redis as AsyncRedis
 
     loop = asyncio.get_running_loop()
     entry = _async_clients.get(loop)
     if entry is None or entry[0] != _async_generation[0]:
         url, options = _redis_options()
-        entry = (_async_generation[0], AsyncRedis.from_url(url, **options))
+        from aiteacher.security.revocation import ensure_loaded_async
+
+        pool = BlockingConnectionPool.from_url(url, **options, **_retry_options(asyncio=True),
+                                               redis_connect_func=ensure_loaded_async)
+        entry = (_async_generation[0], AsyncRedis(connection_pool=pool))
         _async_clients[loop] = entry
     return entry[1]
 

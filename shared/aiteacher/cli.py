@@ -71,6 +71,31 @@ def _worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _worker_health(args: argparse.Namespace) -> int:
+    """Probe: exit 0 when Redis answers and a worker on this host has beaten recently."""
+    import json
+
+    from redis.exceptions import RedisError
+
+    from aiteacher.queue import worker_health
+
+    try:
+        healthy, beats = worker_health(args.max_age)
+    except RedisError as exc:
+        print(json.dumps({"healthy": False, "error": f"Redis unreachable: {exc}"}))
+        return 1
+    print(json.dumps({"healthy": healthy, "workers": beats}))
+    return 0 if healthy else 1
+
+
+def _reconcile(_: argparse.Namespace) -> int:
+    from aiteacher.reconcile import reconcile_round
+
+    report = reconcile_round(force=True)
+    print(f"re-queued {len(report.requeued)}, failed {len(report.failed)}")
+    return 0
+
+
 def _sqs_forward(args: argparse.Namespace) -> int:
     from aiteacher import sqs_forward
     from aiteacher.config import get_settings
@@ -133,6 +158,13 @@ def main(argv: list[str] | None = None) -> int:
     worker.add_argument("--queues", help="comma-separated subset of queues")
     worker.add_argument("--burst", action="store_true", help="exit when the queues are empty")
     worker.set_defaults(func=_worker)
+
+    health = sub.add_parser("worker-health", help="exit 0 if a worker on this host is alive (liveness probe)")
+    health.add_argument("--max-age", type=float, default=None, help="seconds a heartbeat stays fresh")
+    health.set_defaults(func=_worker_health)
+
+    sub.add_parser("reconcile", help="re-enqueue stuck documents and exams now (or fail them)").set_defaults(
+        func=_reconcile)
 
     events = sub.add_parser("events", help="bucket event plumbing")
     events_sub = events.add_subparsers(dest="events_command", required=True)

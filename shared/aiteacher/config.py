@@ -72,6 +72,12 @@ class Settings(BaseSettings):
     # --- database ------------------------------------------------------------------------------
     database_url: str = Field("", description="SQLAlchemy URL; empty means SQLite under data_dir.")
     database_read_url: str = Field("", description="Optional read replica used by GET functions.")
+    read_your_writes_seconds: int = Field(
+        60, ge=1, le=3600,
+        description="After a caller's write, their reads use the replica only once it has replayed that write "
+                    "(WAL position kept this long in Redis); until then, and whenever unsure, the primary.")
+    replica_retry_seconds: float = Field(
+        5.0, ge=0.1, le=600, description="After the replica failed to connect, reads go to the primary this long.")
     db_pool_size: int = 5
     db_max_overflow: int = 5
     db_use_pgbouncer: bool = Field(
@@ -82,6 +88,14 @@ class Settings(BaseSettings):
     # --- redis ---------------------------------------------------------------------------------
     redis_url: str = Field("", description="Redis/Valkey URL; `make dev` starts an embedded Valkey when empty.")
     redis_timeout_seconds: float = 1.0
+    function_concurrency: int = Field(
+        256, ge=1, le=100000,
+        description="Requests one function process serves at once (of-watchdog max_inflight / Knative "
+                    "containerConcurrency); Redis pools are sized from it.")
+    redis_max_connections: int = Field(
+        0, ge=0, le=100000,
+        description="Redis connections per pool; 0 sizes it from FUNCTION_CONCURRENCY (+16). A request waits "
+                    "up to REDIS_TIMEOUT_SECONDS for a free connection instead of failing.")
 
     # --- identity ------------------------------------------------------------------------------
     jwt_secret: str = Field("", description="HS256 key, at least 32 bytes outside dev.")
@@ -128,6 +142,13 @@ class Settings(BaseSettings):
     s3_secret_access_key: str = ""
     events_token: str = Field("", description="Bearer token the bucket webhook / event forwarder must present.")
     events_queue_url: str = Field("", description="SQS queue receiving bucket notifications (sqs-forward reads it).")
+    events_buckets: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Buckets whose events are ingested (comma-separated); empty means S3_BUCKET only.")
+    events_max_records: int = Field(100, ge=1, le=10000, description="Records accepted per event (the rest ignored).")
+    events_max_receives: int = Field(
+        5, ge=1, le=1000, description="Deliveries of one SQS message before it goes to the dead-letter queue.")
+    events_dlq_url: str = Field("", description="Dead-letter queue the forwarder moves exhausted messages to.")
     ingest_max_bytes: int = Field(50 * 1024 * 1024, ge=1024, description="Largest accepted PDF (413 beyond).")
     pdf_max_pages: int = Field(500, ge=1, description="PDFs with more pages fail ingestion.")
     pdf_max_decompressed_bytes: int = Field(200 * 1024 * 1024, ge=1024 * 1024,
@@ -137,6 +158,20 @@ class Settings(BaseSettings):
     ingest_job_timeout_seconds: int = Field(600, ge=10, description="An ingestion job running longer is killed.")
     job_max_retries: int = Field(3, ge=0, le=10, description="Retries of a failed job (at-least-once delivery).")
     worker_threads: int = Field(2, ge=1, le=16, description="In-process worker threads in `make dev`.")
+    job_retry_base_seconds: float = Field(
+        5.0, ge=0, le=3600, description="First retry delay of a failed job; doubles per retry, with jitter.")
+    job_retry_max_seconds: float = Field(300.0, ge=0, le=86400, description="Longest delay between job retries.")
+    reconcile_interval_seconds: float = Field(
+        30.0, ge=0.1, le=3600, description="How often a worker checks for queued/processing work with no live job.")
+    reconcile_grace_seconds: float = Field(
+        60.0, ge=0, le=86400,
+        description="A document or exam waits this long in queued/processing with no live job before the "
+                    "reconciler re-enqueues it (or fails it once its attempts are spent).")
+    worker_heartbeat_seconds: float = Field(
+        5.0, ge=0.2, le=300,
+        description="`aiteacher worker` heartbeat period; a worker silent for 3 periods is dead, its jobs re-queued.")
+    worker_maintenance_seconds: int = Field(
+        60, ge=1, le=3600, description="RQ maintenance interval: abandoned jobs of dead workers go back this fast.")
     search_cache_seconds: int = Field(600, ge=0, le=86400, description="Search results cache TTL (0 disables).")
     qdrant_url: str = Field("", description="Qdrant server; empty means Qdrant Edge on disk under data_dir.")
     qdrant_api_key: str = ""
@@ -207,9 +242,9 @@ class Settings(BaseSettings):
     notification_retry_intervals: list[int] = Field(
         default_factory=lambda: [10, 60, 300], description="Seconds between retries of a failed notification.")
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "events_buckets", mode="before")
     @classmethod
-    def _split_origins(cls, value: Any) -> Any:
+    def _split_origins(cls, value: Any) -> Any:  # also EVENTS_BUCKETS
         if isinstance(value, str) and not value.strip().startswith("["):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
@@ -277,6 +312,14 @@ class Settings(BaseSettings):
         from aiteacher.proxies import parse_trusted
 
         return parse_trusted(self.trusted_proxies)
+
+    @property
+    def ingested_buckets(self) -> set[str]:
+        return set(self.events_buckets) or {self.s3_bucket}
+
+    @property
+    def redis_pool_size(self) -> int:
+        return self.redis_max_connections or self.function_concurrency + 16
 
     @property
     def should_seed_demo(self) -> bool:

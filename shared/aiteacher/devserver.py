@@ -49,13 +49,21 @@ class EmbeddedServices:
         self.started.append(f"s3 + sqs (moto)    {os.environ['S3_ENDPOINT_URL']}")
 
     def wire_bucket_events(self) -> str:
-        """Bucket notifications -> SQS queue (returns its URL). Idempotent."""
+        """Bucket notifications -> SQS queue (returns its URL), with a dead-letter queue. Idempotent."""
+        import json
+
         from aiteacher.config import get_settings
         from aiteacher.storage import ensure_bucket, get_s3, get_sqs
 
         settings = get_settings()
         ensure_bucket(settings.s3_bucket)
-        queue_url = get_sqs().create_queue(QueueName=f"{settings.s3_bucket}-events")["QueueUrl"]
+        # A message that keeps failing goes to the dead-letter queue after EVENTS_MAX_RECEIVES deliveries.
+        dlq_url = get_sqs().create_queue(QueueName=f"{settings.s3_bucket}-events-dlq")["QueueUrl"]
+        dlq_arn = get_sqs().get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
+            "Attributes"]["QueueArn"]
+        redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(settings.events_max_receives)})
+        queue_url = get_sqs().create_queue(QueueName=f"{settings.s3_bucket}-events",
+                                           Attributes={"RedrivePolicy": redrive})["QueueUrl"]
         queue_arn = get_sqs().get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
             "Attributes"]["QueueArn"]
         get_s3().put_bucket_notification_configuration(
@@ -66,6 +74,25 @@ class EmbeddedServices:
             }]},
         )
         return str(queue_url)
+
+    def keep_s3_data(self, folder: Any) -> int:
+        """Embedded S3 only: restore the objects mirrored under DATA_DIR/s3, keep mirroring them (every few
+        seconds and at stop). Call before `wire_bucket_events`. Returns how many objects came back."""
+        if not any(line.startswith("s3 + sqs (moto)") for line in self.started):
+            return 0
+        import threading
+
+        from aiteacher.dev_s3 import S3Mirror
+        from aiteacher.storage import get_s3
+
+        mirror = S3Mirror(folder, get_s3())
+        restored = mirror.restore()
+        stop = threading.Event()
+        thread = threading.Thread(target=mirror.run, args=(stop,), name="s3-mirror", daemon=True)
+        thread.start()
+        self._stops.append(lambda: (stop.set(), thread.join(timeout=5), mirror.save()))
+        self.started.append(f"s3 mirror          {folder} ({restored} object(s) restored)")
+        return restored
 
     def start_forwarder(self, queue_url: str, target: str, token: str) -> None:
         import threading
@@ -129,6 +156,7 @@ def run(host: str | None = None, port: int | None = None) -> None:
         from aiteacher.gateway import build_gateway
 
         gateway = build_gateway()
+        services.keep_s3_data(settings.data_dir / "s3")
         queue_url = services.wire_bucket_events()
         services.start_forwarder(queue_url, f"http://127.0.0.1:{port}/function/object-created/",
                                  settings.events_token)

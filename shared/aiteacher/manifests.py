@@ -462,6 +462,8 @@ def worker_manifests(stack: Stack) -> list[dict[str, Any]]:
                         "name": "worker",
                         "image": stack.sibling_image("worker"),
                         "command": ["aiteacher", "worker"],
+                        "livenessProbe": {"exec": {"command": ["aiteacher", "worker-health"]},
+                                          "initialDelaySeconds": 30, "periodSeconds": 30, "failureThreshold": 3},
                         "env": _env_list(_shared_env(stack, "worker")),
                         "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}},
                         "securityContext": _security_context(),
@@ -606,6 +608,9 @@ def compose(stack: Stack) -> str:
         },
         "redis": {
             "image": IMAGES["redis"],
+            # AOF: queued jobs and deny-list keys survive a restart (docs/reliability.md).
+            "command": ["redis-server", "--appendonly", "yes", "--appendfsync", "everysec"],
+            "volumes": ["redis-data:/data"],
             "healthcheck": {"test": ["CMD", "redis-cli", "ping"], "interval": "5s", "timeout": "3s", "retries": 20},
         },
         "qdrant": {"image": IMAGES["qdrant"], "volumes": ["qdrant-data:/qdrant/storage"]},
@@ -665,7 +670,7 @@ def compose(stack: Stack) -> str:
     }
     document = {
         "services": services,
-        "volumes": {"postgres-data": {}, "qdrant-data": {}, "minio-data": {}},
+        "volumes": {"postgres-data": {}, "qdrant-data": {}, "minio-data": {}, "redis-data": {}},
     }
     header = (f"# {HEADER}\n# Local use only: the defaults below are development credentials "
               "(docs/docker-compose.md).\n#   COMPOSE_PROJECT_NAME=aiteacher docker compose up --build   then   curl http://127.0.0.1:8080/faculties\n")

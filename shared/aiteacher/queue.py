@@ -1,18 +1,37 @@
 """RQ jobs: enqueue by dotted path (after commit), and the workers.
 
-Production runs `aiteacher worker` (a forking RQ worker per pod, scaled by KEDA on queue length).
-`make dev` and the tests run `ThreadWorker`s inside the process that owns the embedded stores:
-jobs run in a thread and a timer enforces the job timeout.
+Production runs `aiteacher worker` (a forking RQ worker per pod, scaled by KEDA on queue length), which
+survives Redis restarts (it reconnects with backoff), re-queues abandoned jobs at start and runs the
+reconciler. `make dev` and the tests run `ThreadWorker`s inside the process that owns the embedded
+stores: jobs run in a thread and a timer enforces the job timeout.
+
+Workers take queues in the order of QUEUES: API uploads (`ingest`) never wait behind a burst of bucket
+events (`ingest-bulk`, last).
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import threading
+import time
 from typing import Any
 
-QUEUES = ("ingest", "exams", "summaries", "notifications")
+QUEUES = ("ingest", "exams", "summaries", "notifications", "ingest-bulk")
 log = logging.getLogger("aiteacher.queue")
+HEARTBEAT_PREFIX = "aiteacher:worker:"
+WORKER_PREFIX = "aw."  # names of `aiteacher worker` processes: aw.<host>.<pid>[.<start>]
+
+
+def backoff_intervals(retries: int) -> list[int]:
+    """Exponential backoff with jitter (base, 2x base, 4x base ... capped, each +-25 %): a job failing
+    because the database or Redis is briefly away is retried after the outage, not four times inside it."""
+    from aiteacher.config import get_settings
+
+    settings = get_settings()
+    base, cap = settings.job_retry_base_seconds, settings.job_retry_max_seconds
+    return [max(0, round(min(cap, base * 2 ** attempt) * random.uniform(0.75, 1.25)))
+            for attempt in range(retries)]
 
 
 def get_queue(name: str) -> Any:
@@ -40,21 +59,83 @@ def enqueue(queue: str, function: str, *args: Any, job_id: str | None = None, ti
         job = get_queue(queue).enqueue_call(
             func=function, args=args, kwargs=kwargs, job_id=job_id,
             timeout=timeout or settings.ingest_job_timeout_seconds,
-            retry=Retry(max=retries, interval=retry_intervals or 0) if retries else None,
+            retry=Retry(max=retries, interval=retry_intervals or backoff_intervals(retries))
+            if retries else None,
             result_ttl=3600, failure_ttl=7 * 24 * 3600,
             on_failure=Callback(on_failure) if on_failure else None,
         )
     return str(job.id)
 
 
+def job_is_live(job_id: str) -> bool:
+    """Is an RQ job waiting, scheduled or running for this id? (False when Redis lost it, or it failed.)"""
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job, JobStatus
+
+    from aiteacher.cache import get_redis
+
+    try:
+        job = Job.fetch(job_id, connection=get_redis())
+    except NoSuchJobError:
+        return False
+    return job.get_status(refresh=False) in (JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED,
+                                             JobStatus.DEFERRED)
+
+
+def discard_job(job_id: str) -> None:
+    """Forget a dead job (failed, or lost its worker) so the same id can be enqueued afresh."""
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job
+
+    from aiteacher.cache import get_redis
+
+    try:
+        Job.fetch(job_id, connection=get_redis()).delete(remove_from_queue=True)
+    except NoSuchJobError:
+        pass
+
+
+def requeue_abandoned(connection: Any) -> int:
+    """Jobs whose worker died go back to their queue, or fail (running their failure callback) when no
+    retry is left: what RQ's maintenance does for expired started-registry entries, run now, plus the
+    jobs of `aiteacher worker`s whose heartbeat key has expired (seconds after they died, where RQ's own
+    entry would wait for the job's heartbeat TTL). Returns how many jobs were found abandoned."""
+    from rq import Queue
+    from rq.utils import current_timestamp
+
+    abandoned = 0
+    for name in QUEUES:
+        queue = Queue(name, connection=connection)
+        registry = queue.started_job_registry
+        expired = set(registry.get_expired_job_ids(current_timestamp()))
+        for member in connection.zrange(registry.key, 0, -1):
+            job_id = member.decode().split(":", 1)[0]
+            job = queue.fetch_job(job_id)
+            owner = (job.worker_name or "") if job is not None else ""
+            if owner.startswith(WORKER_PREFIX) and not connection.exists(
+                    HEARTBEAT_PREFIX + owner.rsplit(".", 1)[0]):
+                connection.zadd(registry.key, {member: 1}, xx=True)  # expired: cleanup() takes it
+                expired.add(job_id)
+        abandoned += len(expired)
+        if expired:
+            registry.cleanup()
+    return abandoned
+
+
 def worker_connection() -> Any:
     """Workers get their own Redis connection: RQ raises the socket timeout of the connection it is
     given to cover blocking dequeues, which must not leak into the fail-fast client requests use."""
     from redis import Redis
+    from redis.backoff import ExponentialBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+    from redis.retry import Retry
 
     from aiteacher.config import get_settings
 
-    return Redis.from_url(get_settings().redis_url, health_check_interval=30)
+    return Redis.from_url(get_settings().redis_url, health_check_interval=30,
+                          retry=Retry(ExponentialBackoff(cap=2, base=0.1), 2),
+                          retry_on_error=[RedisConnectionError, RedisTimeoutError])
 
 
 def _thread_worker_class() -> type:
@@ -80,13 +161,31 @@ def _thread_worker_class() -> type:
     return ThreadWorker
 
 
+def _enqueue_scheduled_now(connection: Any, queues: tuple[str, ...]) -> int:
+    """Move every scheduled job (retries waiting out their backoff) to its queue at once."""
+    from rq import Queue
+
+    moved = 0
+    for name in queues:
+        queue = Queue(name, connection=connection)
+        registry = queue.scheduled_job_registry
+        for job_id in registry.get_job_ids():
+            job = queue.fetch_job(job_id)
+            registry.remove(job_id)
+            if job is not None:
+                queue._enqueue_job(job)
+                moved += 1
+    return moved
+
+
 def run_burst(queues: tuple[str, ...] = QUEUES) -> int:
-    """Run every queued job (and retries it schedules at once) to completion in this thread."""
+    """Run every queued job, and the retries it schedules (without waiting out their backoff), to
+    completion in this thread (tests and benchmarks)."""
     connection = worker_connection()
     worker = _thread_worker_class()(list(queues), connection=connection)
     executed = 0
     try:
-        while any(get_queue(name).count for name in queues):
+        while any(get_queue(name).count for name in queues) or _enqueue_scheduled_now(connection, queues):
             worker.work(burst=True, with_scheduler=False, logging_level="WARNING")
             executed += 1
             if executed > 50:
@@ -97,7 +196,7 @@ def run_burst(queues: tuple[str, ...] = QUEUES) -> int:
 
 
 class WorkerThreads:
-    """`make dev`: N worker threads on every queue, stopped with the process."""
+    """`make dev`: N worker threads on every queue, plus the reconciler, stopped with the process."""
 
     def __init__(self, count: int):
         self.count = count
@@ -105,10 +204,15 @@ class WorkerThreads:
         self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
+        from aiteacher.reconcile import reconcile_forever
+
         for index in range(self.count):
             thread = threading.Thread(target=self._loop, name=f"rq-worker-{index}", daemon=True)
             thread.start()
             self._threads.append(thread)
+        thread = threading.Thread(target=reconcile_forever, args=(self._stop,), name="reconciler", daemon=True)
+        thread.start()
+        self._threads.append(thread)
 
     def _loop(self) -> None:
         # Short burst rounds: no blocking dequeue to interrupt on Ctrl-C, and the scheduler's due
@@ -127,10 +231,138 @@ class WorkerThreads:
             thread.join(timeout=10)
 
 
-def run_worker(queues: list[str] | None = None, burst: bool = False) -> None:
-    """`aiteacher worker`: a forking RQ worker (one job per work-horse process) with the scheduler."""
+def write_heartbeat(connection: Any, name: str, state: str, ttl: int) -> None:
+    import json
+    import socket
+
+    connection.set(f"{HEARTBEAT_PREFIX}{name}", json.dumps(
+        {"name": name, "host": socket.gethostname(), "state": state, "at": round(time.time(), 3)}), ex=ttl)
+
+
+def worker_name() -> str:
+    import os
+    import socket
+
+    return f"{WORKER_PREFIX}{socket.gethostname()}.{os.getpid()}"
+
+
+def _preload_for_background() -> None:
+    """Import what the background thread uses before it starts: a thread importing a module while RQ
+    forks a work-horse leaves the child holding that module's import lock forever (a job hung at its
+    first import was seen)."""
+    import importlib
+
+    for module in ("aiteacher.reconcile", "aiteacher.curriculum.jobs", "aiteacher.curriculum.service",
+                   "aiteacher.exams.service", "aiteacher.security.revocation", "aiteacher.db.models",
+                   "rq.job", "rq.registry", "rq.utils", "sqlalchemy.dialects.sqlite", "sqlalchemy.dialects.postgresql"):
+        importlib.import_module(module)
+
+
+def _background(stop: threading.Event, name: str) -> None:
+    """The worker's side duties, in a thread: the heartbeat key (for `aiteacher worker-health`) and the
+    reconciler. Redis being away is logged and retried; it never ends the thread."""
+    from aiteacher.config import get_settings
+    from aiteacher.reconcile import reconcile_round
+
+    settings = get_settings()
+    interval, beat = settings.reconcile_interval_seconds, settings.worker_heartbeat_seconds
+    connection = worker_connection()
+    next_reconcile = 0.0
+    while not stop.is_set():
+        try:
+            write_heartbeat(connection, name, "running", ttl=max(1, round(beat * 3)))
+        except Exception as exc:  # noqa: BLE001 - Redis away: the next beat tries again
+            log.warning("worker heartbeat failed: %s", exc)
+        if time.monotonic() >= next_reconcile:
+            next_reconcile = time.monotonic() + interval
+            try:
+                reconcile_round()
+            except Exception as exc:  # noqa: BLE001 - Redis or the database away: next round
+                log.warning("reconciler round failed: %s", exc)
+        stop.wait(min(beat, interval))
+
+
+def _stoppable_worker_class() -> type:
     from rq import Worker
 
+    class StoppableWorker(Worker):
+        """Remembers a SIGTERM/SIGINT, so a stop on request is told apart from RQ quitting on a Redis error."""
+
+        stop_signalled = False
+
+        def request_stop(self, signum: Any, frame: Any) -> None:
+            self.stop_signalled = True
+            super().request_stop(signum, frame)
+
+    return StoppableWorker
+
+
+def run_worker(queues: list[str] | None = None, burst: bool = False) -> None:
+    """`aiteacher worker`: a forking RQ worker (one job per work-horse process) with the scheduler.
+
+    It outlives Redis: when the connection drops (RQ's loop then quits), it reconnects with exponential
+    backoff and jitter and works on. At every (re)start it first re-queues jobs abandoned by dead workers."""
+    from redis.exceptions import RedisError
+
+    from aiteacher.config import get_settings
+
+    stoppable_worker = _stoppable_worker_class()
+    settings = get_settings()
+    name = worker_name()
+    _preload_for_background()
+    stop = threading.Event()
+    side = threading.Thread(target=_background, args=(stop, name), name="worker-background", daemon=True)
+    side.start()
+    delay = 0.5
+    try:
+        while True:
+            connection = worker_connection()
+            try:
+                connection.ping()
+                requeue_abandoned(connection)
+                worker = stoppable_worker(list(queues or QUEUES), connection=connection,
+                                          name=f"{name}.{int(time.time())}",
+                                          maintenance_interval=settings.worker_maintenance_seconds)
+                worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
+                if burst or worker.stop_signalled:
+                    return
+                connection.ping()  # RQ quit on its own: find out whether Redis is the reason
+                delay = 0.5
+            except RedisError as exc:
+                log.warning("Redis unavailable (%s); reconnecting in %.1f s", exc, delay)
+                time.sleep(delay * random.uniform(0.8, 1.2))
+                delay = min(delay * 2, 30.0)
+            finally:
+                connection.close()
+    finally:
+        stop.set()
+        side.join(timeout=5)
+        try:
+            connection = worker_connection()
+            connection.delete(f"{HEARTBEAT_PREFIX}{name}")
+            connection.close()
+        except RedisError:
+            pass
+
+
+def worker_health(max_age_seconds: float | None = None) -> tuple[bool, list[dict[str, Any]]]:
+    """`aiteacher worker-health`: (healthy?, heartbeats). Healthy when Redis answers and a worker on this
+    host beat within the last MAX_AGE (default: three heartbeats)."""
+    import json
+    import socket
+
+    from aiteacher.config import get_settings
+
+    limit = max_age_seconds or get_settings().worker_heartbeat_seconds * 3
     connection = worker_connection()
-    worker = Worker(list(queues or QUEUES), connection=connection)
-    worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
+    try:
+        beats = []
+        for key in connection.scan_iter(match=f"{HEARTBEAT_PREFIX}*", count=500):
+            raw = connection.get(key)
+            if raw:
+                beats.append(json.loads(raw))
+    finally:
+        connection.close()
+    host = socket.gethostname()
+    fresh = [beat for beat in beats if beat.get("host") == host and time.time() - float(beat["at"]) <= limit]
+    return bool(fresh), beats

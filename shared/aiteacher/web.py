@@ -276,6 +276,10 @@ async def admit(request: Request, response: Response) -> None:
         audit("ratelimit", "rejected", actor=claims.sub if claims else None, target=function)
         raise RateLimited(decision.reset_seconds, headers=decision.headers())
     request.state.claims = claims
+    if claims:
+        from aiteacher.db import reading_as
+
+        reading_as(claims.sub)  # read-your-writes on a replica (aiteacher.db)
     response.headers.update(decision.headers())
 
 

@@ -4,11 +4,15 @@
 - MinIO webhooks (`EventName` with the `s3:` prefix, `Key` = bucket/key, plus S3-style `Records`);
 - CloudEvents 1.0, binary (`ce-*` headers, data in the body) or structured
   (`application/cloudevents+json`), whose data is one of the above or an object with bucket/key.
+
+Parsing is total: a body that is no event at all is a `ValidationFailed` (422); a record that is an event
+but not one we ingest (another bucket, odd types, sizes or keys, beyond EVENTS_MAX_RECORDS) is *ignored*
+with a reason. Nothing in a body can raise anything else.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -28,10 +32,21 @@ class ObjectEvent:
 class ParsedEvents:
     created: list[ObjectEvent]
     ignored: list[dict[str, str]]
+    buckets: set[str] = field(default_factory=set)
+    max_records: int = 100
+    max_size: int = 50 * 1024 * 1024
+
+
+MAX_KEY_CHARS = 1024  # documents.object_key
+MAX_ETAG_CHARS = 128  # documents.etag
 
 
 def parse(body: Any, headers: dict[str, str]) -> ParsedEvents:
-    parsed = ParsedEvents(created=[], ignored=[])
+    from aiteacher.config import get_settings
+
+    settings = get_settings()
+    parsed = ParsedEvents(created=[], ignored=[], buckets=settings.ingested_buckets,
+                          max_records=settings.events_max_records, max_size=settings.ingest_max_bytes)
     if headers.get("ce-specversion"):
         _parse_payload(body, parsed, ce_type=headers.get("ce-type", ""))
     elif isinstance(body, dict) and "specversion" in body:
@@ -51,8 +66,12 @@ def _parse_payload(payload: Any, parsed: ParsedEvents, ce_type: str) -> None:
         parsed.ignored.append({"key": "", "reason": "s3:TestEvent (notification configuration check)"})
         return
     if isinstance(payload.get("Records"), list):
-        for record in payload["Records"]:
+        records = payload["Records"]
+        for record in records[:parsed.max_records]:
             _parse_record(record, parsed)
+        if len(records) > parsed.max_records:
+            parsed.ignored.append({"key": "", "reason": f"{len(records) - parsed.max_records} record(s) beyond the "
+                                                        f"limit of {parsed.max_records} per event"})
         return
     if "s3" in payload and isinstance(payload["s3"], dict):  # a single record
         _parse_record(payload, parsed)
@@ -62,11 +81,11 @@ def _parse_payload(payload: Any, parsed: ParsedEvents, ce_type: str) -> None:
     obj = detail.get("object")
     bucket_name = bucket.get("name") if isinstance(bucket, dict) else bucket
     if isinstance(obj, dict) and bucket_name:
-        _add(parsed, str(bucket_name), str(obj.get("key", "")), obj.get("etag") or obj.get("eTag"),
+        _add(parsed, bucket_name, obj.get("key", ""), obj.get("etag") or obj.get("eTag"),
              obj.get("size"), ce_type or "ObjectCreated", encoded=False)
         return
     if bucket_name and detail.get("key"):
-        _add(parsed, str(bucket_name), str(detail["key"]), detail.get("etag"), detail.get("size"),
+        _add(parsed, bucket_name, detail["key"], detail.get("etag"), detail.get("size"),
              ce_type or "ObjectCreated", encoded=False)
         return
     raise ValidationFailed("Unrecognised event: expected S3/MinIO Records, a CloudEvent or {bucket, key}")
@@ -76,16 +95,31 @@ def _parse_record(record: Any, parsed: ParsedEvents) -> None:
     if not isinstance(record, dict) or not isinstance(record.get("s3"), dict):
         raise ValidationFailed("Each record needs an 's3' object")
     s3 = record["s3"]
-    bucket = (s3.get("bucket") or {}).get("name")
-    obj = s3.get("object") or {}
-    if not bucket or not obj.get("key"):
+    bucket = s3.get("bucket")
+    obj = s3.get("object")
+    if not isinstance(bucket, dict) or not isinstance(obj, dict):
+        parsed.ignored.append({"key": "", "reason": "s3.bucket and s3.object must be objects"})
+        return
+    if not bucket.get("name") or not obj.get("key"):
         raise ValidationFailed("Each record needs s3.bucket.name and s3.object.key")
-    _add(parsed, str(bucket), str(obj["key"]), obj.get("eTag") or obj.get("etag"), obj.get("size"),
-         str(record.get("eventName", "")), encoded=True)
+    _add(parsed, bucket["name"], obj["key"], obj.get("eTag") or obj.get("etag"), obj.get("size"),
+         record.get("eventName", ""), encoded=True)
 
 
-def _add(parsed: ParsedEvents, bucket: str, key: str, etag: Any, size: Any, event_name: str, encoded: bool) -> None:
+def _add(parsed: ParsedEvents, bucket: Any, key: Any, etag: Any, size: Any, event_name: Any, encoded: bool) -> None:
+    if not isinstance(key, str) or not isinstance(bucket, str):
+        parsed.ignored.append({"key": str(key)[:200], "reason": "the bucket name and key must be strings"})
+        return
     key = unquote_plus(key) if encoded else key
+    event_name = event_name if isinstance(event_name, str) else ""
+    if bucket not in parsed.buckets:
+        parsed.ignored.append({"key": key[:MAX_KEY_CHARS], "reason": f"bucket '{bucket[:100]}' is not ingested "
+                                                                     "(EVENTS_BUCKETS)"})
+        return
+    if len(key) > MAX_KEY_CHARS or "\x00" in key:
+        parsed.ignored.append({"key": key[:200], "reason": f"the key is longer than {MAX_KEY_CHARS} characters "
+                                                           "or contains NUL"})
+        return
     name = event_name.removeprefix("s3:")
     lowered = name.lower()
     if "objectcreated" not in lowered.replace(":", "").replace(".", "").replace("_", ""):
@@ -94,11 +128,13 @@ def _add(parsed: ParsedEvents, bucket: str, key: str, etag: Any, size: Any, even
     if not key.lower().endswith(".pdf"):
         parsed.ignored.append({"key": key, "reason": "not a PDF (only .pdf keys are ingested)"})
         return
-    if not etag:
-        parsed.ignored.append({"key": key, "reason": "the event carries no ETag"})
+    if not etag or not isinstance(etag, str | int) or len(str(etag)) > MAX_ETAG_CHARS:
+        parsed.ignored.append({"key": key, "reason": "the event carries no usable ETag"})
         return
-    try:
-        size_value = int(size) if size is not None else None
-    except (TypeError, ValueError):
-        size_value = None
+    if isinstance(size, str) and size.isascii() and size.isdigit() and len(size) <= 15:
+        size = int(size)
+    size_value = size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None
+    if size_value is not None and size_value > parsed.max_size:
+        parsed.ignored.append({"key": key, "reason": f"the object is larger than the limit of {parsed.max_size} bytes"})
+        return
     parsed.created.append(ObjectEvent(bucket, key, str(etag).strip('"'), size_value, name))

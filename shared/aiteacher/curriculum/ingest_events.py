@@ -23,6 +23,8 @@ def check_events_token(authorization: str) -> None:
 
 
 def handle_events(body: Any, ce_headers: dict[str, str]) -> dict[str, Any]:
+    from sqlalchemy.exc import DataError, IntegrityError
+
     from aiteacher.curriculum import events
     from aiteacher.curriculum.service import register_object
     from aiteacher.db import transaction
@@ -31,8 +33,12 @@ def handle_events(body: Any, ce_headers: dict[str, str]) -> dict[str, Any]:
     accepted = []
     for event in parsed.created:
         # One transaction per object: a bad record never takes the others down with it.
-        with transaction() as session:
-            document_id, created = register_object(session, event.bucket, event.key, event.etag, event.size)
+        try:
+            with transaction() as session:
+                document_id, created = register_object(session, event.bucket, event.key, event.etag, event.size)
+        except (DataError, IntegrityError) as exc:  # a value the schema cannot hold: ignored, never a 500
+            parsed.ignored.append({"key": event.key[:200], "reason": f"unstorable record ({type(exc).__name__})"})
+            continue
         accepted.append({"bucket": event.bucket, "key": event.key, "document_id": document_id,
                          "duplicate": not created})
     audit("events.object_created", "accepted", accepted=len(accepted), ignored=len(parsed.ignored))

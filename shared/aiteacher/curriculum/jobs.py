@@ -1,10 +1,14 @@
 """The ingestion job: object -> pages -> chunks -> embeddings -> vectors, `queued -> processing ->
-ready | failed`. Idempotent: point ids are derived from (document, chunk index), so a retried or
-duplicated job overwrites the same points and ends with the same chunk count."""
+ready | failed`. Idempotent: an attempt first deletes whatever an earlier (interrupted) attempt indexed
+for the document, and point ids are derived from (document, chunk index), so a retried, re-queued or
+duplicated job ends with exactly the chunks of one clean run. Attempts are counted on the row and
+capped (the reconciler and the job agree on the budget), so a job that kills its worker every time
+ends `failed` with a reason instead of `processing` forever."""
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from aiteacher.audit import audit
@@ -42,8 +46,17 @@ def ingest_document(document_id: str) -> dict[str, Any]:
             return {"document_id": document_id, "status": "missing"}
         if doc.status in ("ready", "failed"):
             return {"document_id": document_id, "status": doc.status, "skipped": True}
-        doc.status, doc.error, doc.attempts = "processing", None, doc.attempts + 1
+        from aiteacher.reconcile import max_attempts
+
+        if doc.attempts >= max_attempts():
+            spent = doc.attempts
+            exhausted = True
+        else:
+            exhausted = False
+            doc.status, doc.error, doc.attempts = "processing", None, doc.attempts + 1
         bucket, key, faculty_id = doc.bucket, doc.object_key, doc.faculty_id
+    if exhausted:
+        return give_up(document_id, f"Ingestion gave up after {spent} attempts; upload the document again.")
 
     try:
         stored = get_object(bucket, key, settings.ingest_max_bytes)
@@ -97,6 +110,7 @@ def _index(document_id: str, extracted: Any) -> int:
     embedder = get_embedder()
     store = get_vector_store()
     store.ensure_collection(embedder.name, embedder.dimension)
+    store.delete_document(document_id)  # an interrupted earlier attempt's partial vectors go first
     for start in range(0, len(chunks), EMBED_BATCH):
         batch = chunks[start:start + EMBED_BATCH]
         vectors = embedder.embed([chunk.text for chunk in batch])
@@ -125,14 +139,84 @@ def _supersede_older_versions(session: Any, doc: Any) -> None:
 
 
 def _fail(document_id: str, message: str, code: str) -> dict[str, Any]:
+    _drop_vectors(document_id)
     _set_status(document_id, status="failed", error=message[:1000])
     audit("document.ingest", "failed", target=document_id, reason=code)
     _notify_uploader(document_id)
     return {"document_id": document_id, "status": "failed", "error": message}
 
 
+def _drop_vectors(document_id: str) -> None:
+    """A failed document keeps no vectors (search would otherwise find a half-indexed document)."""
+    try:
+        from aiteacher.vectors import get_vector_store
+
+        get_vector_store().delete_document(document_id)
+    except Exception:  # the reconciler and the next attempt delete them too
+        log.exception("could not delete the vectors of %s", document_id)
+
+
+def give_up(document_id: str, message: str) -> dict[str, Any]:
+    """No attempt left: `failed` with the reason (only if still queued/processing)."""
+    from sqlalchemy import update
+
+    from aiteacher.db import transaction
+    from aiteacher.db.models import Document, utcnow
+
+    _drop_vectors(document_id)
+    with transaction() as session:
+        changed = session.execute(update(Document).where(
+            Document.id == document_id, Document.status.in_(("queued", "processing")),
+        ).values(status="failed", error=message[:1000], updated_at=utcnow())).rowcount
+    if changed:
+        audit("document.ingest", "failed", target=document_id, reason="attempts_spent")
+        _notify_uploader(document_id)
+    return {"document_id": document_id, "status": "failed", "error": message}
+
+
+def requeue_document(document_id: str) -> bool:
+    """Enqueue a stuck document's ingestion again (the reconciler, a redelivered bucket event). Its old job,
+    if any, is dead: it is discarded so the job id can be reused. False when it is no longer stuck."""
+    from sqlalchemy import update
+
+    from aiteacher.db import transaction
+    from aiteacher.db.models import Document, utcnow
+    from aiteacher.queue import discard_job
+
+    with transaction() as session:
+        doc = session.get(Document, document_id)
+        if doc is None or doc.status not in ("queued", "processing"):
+            return False
+        session.execute(update(Document).where(Document.id == document_id).values(
+            status="queued", updated_at=utcnow()))
+        source = doc.source
+    discard_job(f"ingest-{document_id}")
+    enqueue_job(document_id, source)
+    audit("document.ingest", "requeued", target=document_id)
+    return True
+
+
+def requeue_if_stuck(document_id: str) -> bool:
+    """Re-queue the document only if no job is waiting, scheduled or running for it."""
+    from aiteacher.queue import job_is_live
+
+    return not job_is_live(f"ingest-{document_id}") and requeue_document(document_id)
+
+
+def enqueue_job(document_id: str, source: str) -> None:
+    """Uploads go to `ingest`; bucket events to `ingest-bulk`, which workers serve after it."""
+    from aiteacher.config import get_settings
+    from aiteacher.queue import enqueue
+
+    enqueue("ingest" if source == "upload" else "ingest-bulk", "aiteacher.curriculum.jobs.ingest_document",
+            document_id, job_id=f"ingest-{document_id}", timeout=get_settings().ingest_job_timeout_seconds,
+            on_failure="aiteacher.curriculum.jobs.ingest_failed")
+
+
 def ingest_failed(job: Any, connection: Any, exc_type: Any, exc_value: Any, traceback: Any) -> None:
-    """RQ failure callback: when no retry is left (timeout, crash), say so on the document."""
+    """RQ failure callback: when no retry is left (timeout, crash), say so on the document. Marking
+    needs the database, which may be the very thing that is down: it is retried briefly, and the
+    reconciler finishes the job if the database stays away longer."""
     retries_left = getattr(job, "retries_left", 0) or 0
     if retries_left > 0:
         return
@@ -141,8 +225,18 @@ def ingest_failed(job: Any, connection: Any, exc_type: Any, exc_value: Any, trac
         return
     reason = "timed out" if exc_type is not None and "Timeout" in exc_type.__name__ else "failed unexpectedly"
     log.error("ingestion of %s %s: %s", document_id, reason, exc_value)
-    _fail(document_id, f"Processing {reason}; the document could not be ingested. Try uploading it again.",
-          code="job_failed")
+    from aiteacher.errors import ServiceUnavailable
+
+    for delay in (0.5, 1.0, 2.0, None):
+        try:
+            _fail(document_id, f"Processing {reason}; the document could not be ingested. Try uploading it "
+                               "again.", code="job_failed")
+            return
+        except ServiceUnavailable:
+            if delay is None:
+                log.error("could not mark %s failed (database away); the reconciler will", document_id)
+                return
+            time.sleep(delay)
 
 
 def _notify_uploader(document_id: str) -> None:

@@ -31,8 +31,11 @@ def parse_key(key: str) -> ObjectPlacement:
         raise KeyLayoutError(
             f"The key '{key}' does not follow <faculty code>/<semester number>/<course>/<name>.pdf")
     faculty, semester, course, name = parts
-    if not semester.isdigit():
-        raise KeyLayoutError(f"The key '{key}' names semester '{semester}', which is not a number")
+    # ASCII digits only ("³".isdigit() is true, int("³") fails) and a bounded number (a database integer).
+    if not (semester.isascii() and semester.isdigit() and len(semester) <= 3):
+        raise KeyLayoutError(f"The key '{key}' names semester '{semester[:20]}', which is not a number")
+    if len(faculty) > 16 or len(course) > 100:
+        raise KeyLayoutError(f"The key '{key[:200]}' has a faculty code or course name that is too long")
     return ObjectPlacement(faculty.lower(), int(semester), course, name)
 
 

@@ -41,10 +41,27 @@ def retrieve(scope: Scope, query: str, top_k: int) -> list[dict[str, Any]]:
     store = get_vector_store()
     store.ensure_collection(embedder.name, embedder.dimension)
     hits = store.search(embedder.embed_query(query), filters=scope.filters(), limit=top_k)
+    ready = _ready_documents({str(hit.payload["document_id"]) for hit in hits})
+    hits = [hit for hit in hits if str(hit.payload["document_id"]) in ready]
     return [{"document_id": str(hit.payload["document_id"]), "title": hit.payload.get("title", ""),
              "course": hit.payload.get("course", ""), "page": int(hit.payload.get("page", 0)),
              "text": hit.payload.get("text", ""), "score": round(float(hit.score), 4),
              "chunk_id": str(hit.id)} for hit in hits]
+
+
+def _ready_documents(document_ids: set[str]) -> set[str]:
+    """Of these documents, the ones that are `ready`: chunks of a document still being (re-)indexed, failed
+    or deleted are never returned, whatever the vector store still holds."""
+    if not document_ids:
+        return set()
+    from sqlalchemy import select
+
+    from aiteacher.db import transaction
+    from aiteacher.db.models import Document
+
+    with transaction(read_only=True) as session:
+        return set(session.scalars(select(Document.id).where(Document.id.in_(document_ids),
+                                                             Document.status == "ready")))
 
 
 def search(scope: Scope, query: str, top_k: int) -> tuple[list[dict[str, Any]], bool]:

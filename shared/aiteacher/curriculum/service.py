@@ -16,9 +16,6 @@ from aiteacher.db.models import Document, Faculty, Semester, new_id
 from aiteacher.errors import Forbidden, NotFound, ValidationFailed
 from aiteacher.security.tokens import Claims
 
-INGEST_JOB = "aiteacher.curriculum.jobs.ingest_document"
-INGEST_FAILED = "aiteacher.curriculum.jobs.ingest_failed"
-
 
 def document_view(doc: Document) -> dict[str, Any]:
     return {"id": doc.id, "title": doc.title, "course": doc.course, "faculty_id": doc.faculty_id,
@@ -27,12 +24,12 @@ def document_view(doc: Document) -> dict[str, Any]:
             "key": doc.object_key, "created_at": doc.created_at.isoformat(), "updated_at": doc.updated_at.isoformat()}
 
 
-def enqueue_ingestion(session: Session, document_id: str) -> None:
-    """Queue the ingestion once the document row is committed (job id = document id: enqueued once)."""
-    from aiteacher.queue import enqueue
+def enqueue_ingestion(session: Session, document_id: str, source: str = "upload") -> None:
+    """Queue the ingestion once the document row is committed (job id = document id: enqueued once).
+    Bucket events go to the `ingest-bulk` queue, so a burst never starves API uploads."""
+    from aiteacher.curriculum.jobs import enqueue_job
 
-    after_commit(session, lambda: enqueue("ingest", INGEST_JOB, document_id, job_id=f"ingest-{document_id}",
-                                          timeout=get_settings().ingest_job_timeout_seconds, on_failure=INGEST_FAILED))
+    after_commit(session, lambda: enqueue_job(document_id, source))
 
 
 # --- tenancy versions (search cache) --------------------------------------------------------------
@@ -135,12 +132,13 @@ def register_object(session: Session, bucket: str, key: str, etag: str, size: in
     existing = session.scalar(select(Document.id).where(
         Document.bucket == bucket, Document.object_key == key, Document.etag == etag))
     if existing:
+        _requeue_if_stuck(session, existing)
         return existing, False
     values: dict[str, Any] = {"id": new_id(), "bucket": bucket, "object_key": key, "etag": etag, "size_bytes": size,
                               "source": "bucket", "status": "queued", "pages": 0, "chunks": 0, "attempts": 0}
     try:
         placement = parse_key(key)
-        values.update(course=placement.course, title=title_from_name(placement.name))
+        values.update(course=placement.course, title=title_from_name(placement.name)[:300])
         faculty = session.scalar(select(Faculty).where(Faculty.code == placement.faculty_code))
         semester = faculty and session.scalar(select(Semester).where(
             Semester.faculty_id == faculty.id, Semester.number == placement.semester_number))
@@ -152,7 +150,7 @@ def register_object(session: Session, bucket: str, key: str, etag: str, size: in
         values.update(faculty_id=faculty.id, semester_id=semester.id)
     except KeyLayoutError as exc:
         values.setdefault("course", "")
-        values.setdefault("title", key.rsplit("/", 1)[-1])
+        values.setdefault("title", key.rsplit("/", 1)[-1][:300] or "Untitled")
         values.update(status="failed", error=str(exc)[:1000])
     from aiteacher.db.models import utcnow
 
@@ -168,8 +166,19 @@ def register_object(session: Session, bucket: str, key: str, etag: str, size: in
         return str(document_id), False
     audit("document.object_created", values["status"], target=values["id"], key=key, error=values.get("error"))
     if values["status"] == "queued":
-        enqueue_ingestion(session, values["id"])
+        enqueue_ingestion(session, values["id"], source="bucket")
     return values["id"], True
+
+
+def _requeue_if_stuck(session: Session, document_id: str) -> None:
+    """A redelivered event for a document that is queued or processing with no live job re-queues it
+    (after this transaction, so no database connection waits on Redis), instead of only answering
+    `duplicate`."""
+    from aiteacher.curriculum.jobs import requeue_if_stuck
+
+    status = session.scalar(select(Document.status).where(Document.id == document_id))
+    if status in ("queued", "processing"):
+        after_commit(session, lambda: requeue_if_stuck(document_id))
 
 
 # --- reading and deleting -------------------------------------------------------------------------

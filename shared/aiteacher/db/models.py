@@ -117,8 +117,18 @@ class RefreshFamily(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
     revoked_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+
+class RevokedToken(Base):
+    """A logged-out access token, kept until it expires: the Redis deny-list is rebuilt from this table (and
+    from revoked refresh families) when Redis comes back empty, so a revocation never silently vanishes."""
+
+    __tablename__ = "revoked_tokens"
+    issuer: Mapped[str] = mapped_column(String(200), primary_key=True)
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
 class Document(Base):
@@ -201,6 +211,7 @@ class Exam(Base):
     num_mcq: Mapped[int] = mapped_column(Integer)
     num_theory: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16), default="queued")
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     questions: Mapped[list] = mapped_column(JSON, default=list)
     keys_revealed: Mapped[bool] = mapped_column(Boolean, default=False)
     blueprint: Mapped[dict | None] = mapped_column(JSON, nullable=True)

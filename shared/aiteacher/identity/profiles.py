@@ -47,8 +47,13 @@ def current(user_id: str, session: Session | None = None) -> dict[str, Any]:
     if session is None:
         from aiteacher.db import transaction
 
-        with transaction(read_only=True) as own_session:
-            profile = _read(own_session, user_id)
+        try:
+            with transaction(read_only=True) as own_session:
+                profile = _read(own_session, user_id)
+        except NotFound:
+            # A read replica may not have replayed a brand-new account yet: the primary has the last word.
+            with transaction() as own_session:
+                profile = _read(own_session, user_id)
     else:
         profile = _read(session, user_id)
     _remember(profile)

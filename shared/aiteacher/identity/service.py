@@ -180,6 +180,9 @@ def _revoke_family(session: Session, family_id: str, reason: str) -> None:
 
 
 def logout(session: Session, caller: Claims, refresh_token: str | None) -> None:
+    from aiteacher.security.revocation import persist_token_revocation
+
+    persist_token_revocation(session, caller.iss, caller.jti, caller.exp)  # survives Redis losing its keys
     deny_token(caller.iss, caller.jti, caller.exp)
     families = {caller.fam} if caller.fam else set()
     if refresh_token:
