@@ -2,6 +2,7 @@
 
 from typing import Literal
 
+from fastapi import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from aiteacher.web import CurrentUser, create_app, lambda_handler
@@ -21,7 +22,7 @@ class ExamRequest(BaseModel):
 
 
 @app.post("/", status_code=202, responses={409: {"description": "The profile has no faculty/semester yet"}})
-def generate(body: ExamRequest, caller: CurrentUser) -> dict:
+def generate(body: ExamRequest, caller: CurrentUser, response: Response) -> dict:
     from aiteacher.db import transaction
     from aiteacher.exams.service import request_exam
 
@@ -29,6 +30,7 @@ def generate(body: ExamRequest, caller: CurrentUser) -> dict:
         exam = request_exam(session, caller, num_mcq=body.num_mcq, num_theory=body.num_theory, course=body.course,
                             topic=body.topic, difficulty=body.difficulty, semester_id=body.semester_id,
                             faculty_id=body.faculty_id)
+    response.headers["Location"] = f"/exams/{exam.id}"
     return {"exam_id": exam.id, "status": exam.status}
 
 

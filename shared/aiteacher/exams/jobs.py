@@ -62,6 +62,10 @@ def generate_exam(exam_id: str) -> dict[str, Any]:
     llm = get_llm()
     kept: list[Any] = []
     dropped = 0
+    from aiteacher.progress import Tracker
+
+    progress = Tracker("exam", exam_id)
+    progress.update("generating", 0, want_mcq + want_theory)
     for round_number in range(ROUNDS):
         missing_mcq = want_mcq - sum(isinstance(i, McqItem) for i in kept)
         missing_theory = want_theory - sum(not isinstance(i, McqItem) for i in kept)
@@ -81,6 +85,7 @@ def generate_exam(exam_id: str) -> dict[str, Any]:
                 dropped += 1
                 continue
             kept.append(item)
+            progress.update("generating", len(kept), want_mcq + want_theory)
             missing_mcq -= is_mcq
             missing_theory -= not is_mcq
     ordered_items = [i for i in kept if isinstance(i, McqItem)] + [i for i in kept if not isinstance(i, McqItem)]

@@ -63,4 +63,15 @@ def exam_view(session: Session, caller: Claims, exam_id: str) -> dict[str, Any]:
     return {"id": exam.id, "status": exam.status, "course": exam.course, "topic": exam.topic,
             "difficulty": exam.difficulty, "num_mcq": exam.num_mcq, "num_theory": exam.num_theory,
             "error": exam.error, "keys_included": with_keys, "questions": questions,
-            "created_at": exam.created_at.isoformat()}
+            "progress": _progress_view(exam), "created_at": exam.created_at.isoformat()}
+
+
+def _progress_view(exam: Exam) -> dict[str, Any]:
+    """`{stage, done, total}`: questions kept so far of those asked for."""
+    asked = exam.num_mcq + exam.num_theory
+    if exam.status == "generating":
+        from aiteacher import progress
+
+        return progress.read("exam", [exam.id]).get(exam.id) or {"stage": "generating", "done": 0, "total": asked}
+    done = len(exam.questions or []) if exam.status == "ready" else 0
+    return {"stage": "done" if exam.status == "ready" else exam.status, "done": done, "total": asked}

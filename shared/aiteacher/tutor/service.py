@@ -119,7 +119,8 @@ def _retrieve(scope: Any, message: str, top_k: int, min_score: float) -> list[An
 
     results, _ = search(scope, message, top_k)
     return [Passage(chunk_id=r["chunk_id"], document_id=r["document_id"], title=r["title"], page=r["page"],
-                    text=r["text"], score=r["score"], course=r["course"])
+                    text=r["text"], score=r["score"], course=r["course"], unit=r.get("unit", "page"),
+                    ocr=bool(r.get("ocr", False)))
             for r in results if r["score"] >= min_score]
 
 
@@ -139,7 +140,8 @@ def _citations(passages: list[Any]) -> list[dict[str, Any]]:
         key = (passage.document_id, passage.page)
         if key not in seen:
             seen.add(key)
-            citations.append({"document_id": passage.document_id, "title": passage.title, "page": passage.page})
+            citations.append({"document_id": passage.document_id, "title": passage.title, "page": passage.page,
+                              "unit": passage.unit, "ocr": passage.ocr})
     return citations
 
 
