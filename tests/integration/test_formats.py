@@ -302,3 +302,17 @@ def test_exam_generate_202_names_a_location_with_progress(client, academic, stud
     exam = client.get(location, headers=student["headers"]).json()
     assert exam["status"] == "ready", exam
     assert exam["progress"] == {"stage": "done", "done": len(exam["questions"]), "total": 2}
+
+
+def test_only_academics_of_the_faculty_upload_slides(client, academic, student, admin_token) -> None:
+    slides = _pptx(_word())
+    assert_problem(upload(client, student, slides, filename="w3.pptx"), 403, "forbidden")
+    other = hierarchy(client)[1]
+    refused = upload(client, academic, slides, filename="w3.pptx", faculty_id=other["id"])
+    assert_problem(refused, 403)
+    assert "location" not in refused.headers
+    anonymous = client.post("/ingest", files={"file": ("w3.pptx", slides, "application/octet-stream")},
+                            data={"course": "x"})
+    assert_problem(anonymous, 401)
+    for document_id in ("no-such-document", "0" * 36):
+        assert_problem(client.get(f"/documents/{document_id}", headers=academic["headers"]), 404)
