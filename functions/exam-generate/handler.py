@@ -21,7 +21,10 @@ class ExamRequest(BaseModel):
     faculty_id: int | None = Field(None, ge=1, description="Admins")
 
 
-@app.post("/", status_code=202, responses={409: {"description": "The profile has no faculty/semester yet"}})
+@app.post("/", status_code=202, responses={
+    202: {"description": "Queued", "headers": {"Location": {
+        "description": "Poll this for status and progress: /exams/{exam_id}", "schema": {"type": "string"}}}},
+    409: {"description": "The profile has no faculty/semester yet"}})
 def generate(body: ExamRequest, caller: CurrentUser, response: Response) -> dict:
     from aiteacher.db import transaction
     from aiteacher.exams.service import request_exam

@@ -13,7 +13,10 @@ Uploader = Annotated[Claims, Depends(require_roles("academic", "admin"))]
 
 
 @app.post("/", status_code=202,
-          responses={403: {"description": "Not an academic/admin, or another faculty"},
+          responses={202: {"description": "Queued", "headers": {"Location": {
+                         "description": "Poll this for status and progress: /documents/{document_id}",
+                         "schema": {"type": "string"}}}},
+                     403: {"description": "Not an academic/admin, or another faculty"},
                      413: {"description": "Larger than INGEST_MAX_BYTES"},
                      415: {"description": "Not PDF, .pptx, .docx, Markdown or HTML"}})
 def ingest(caller: Uploader, response: Response,
