@@ -118,3 +118,16 @@ def test_character_accuracy_counts_edits() -> None:
     assert character_accuracy("abcd", "abcd") == 1.0
     assert character_accuracy("abcd", "abed") == 0.75
     assert character_accuracy("a  b\nc", "a b c") == 1.0
+
+
+def test_a_worker_without_the_ocr_engine_ingests_the_text_pages_and_explains_scans(monkeypatch) -> None:
+    from tests.fixtures.make_documents import scanned_pdf, text_then_scanned_pdf
+
+    mixed_pdf = text_then_scanned_pdf([["Queues are first in, first out."]], [["Scanned."]])
+    scan = scanned_pdf([["Only a scan."]])
+    monkeypatch.setitem(sys.modules, "pypdfium2", None)  # as on a worker built without the `formats` extra
+    mixed = extract_document(mixed_pdf)
+    assert [page.text for page in mixed.pages] == ["Queues are first in, first out.", ""] and mixed.ocr_pages == ()
+    with pytest.raises(DocumentRejected) as refused:
+        extract_document(scan)
+    assert refused.value.code == "no_text" and "no text recognition" in refused.value.message

@@ -40,6 +40,16 @@ def extract(data: bytes, kind: str, limits: ExtractionLimits, progress: Progress
     except OcrDeadline as exc:
         raise DocumentRejected("too_slow", f"Text recognition (OCR) of the {len(scanned):,} scanned pages did not "
                                            f"finish in time ({exc}). Split the PDF into smaller files.") from exc
+    except ImportError as exc:  # a worker built without the `formats` extra: no OCR engine here
+        if any(_letters(page.text) for page in pages):
+            return ExtractedDocument(kind="pdf", pages=pages, page_count=extracted.page_count, title=extracted.title)
+        raise DocumentRejected("no_text", "The PDF has no text layer and this server has no text recognition (OCR) "
+                                          "installed. Upload a PDF with selectable text.") from exc
+    except Exception as exc:
+        if isinstance(exc, TimeoutError) or type(exc).__name__.endswith("TimeoutException"):
+            raise
+        raise DocumentRejected("corrupt", "The PDF's scanned pages could not be rendered for text recognition; "
+                                          "the file may be damaged. Export it again and upload the new file.") from exc
     ocr_pages = []
     merged = []
     for page in pages:
