@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Final
 
 from aiteacher.ingestion.errors import DocumentRejected
 from aiteacher.ingestion.extractors import ExtractedDocument, ExtractionLimits, Progress
@@ -27,8 +27,9 @@ def extract(data: bytes, kind: str, limits: ExtractionLimits, progress: Progress
         if len(slides) > limits.max_units:
             raise too_many_units("pptx", len(slides), limits.max_units)
         texts = []
+        inherited: dict[tuple[str, int, str], tuple[int, int]] = {}
         for index, slide in enumerate(slides, start=1):
-            texts.append(slide_text(slide))
+            texts.append(slide_text(slide, inherited))
             progress("extracting", index, len(slides))
         title = _sensible_title(presentation.core_properties.title)
     except DocumentRejected:
@@ -44,14 +45,17 @@ def extract(data: bytes, kind: str, limits: ExtractionLimits, progress: Progress
     return ExtractedDocument(kind="pptx", pages=pages, page_count=len(pages), title=title)
 
 
-def slide_text(slide: Any) -> str:
+def slide_text(slide: Any, inherited: dict[tuple[str, int, str], tuple[int, int]] | None = None) -> str:
+    """The slide's title, then its other shapes in reading order, then its speaker notes. `inherited`
+    caches layout positions across the slides of one presentation."""
+    inherited = {} if inherited is None else inherited
     title_shape = slide.shapes.title
     parts = []
     if title_shape is not None and title_shape.has_text_frame and title_shape.text_frame.text.strip():
         parts.append(title_shape.text_frame.text.strip())
     title_id = title_shape.shape_id if title_shape is not None else None
     # Reading order: top to bottom, then left to right (the order shapes were added is arbitrary).
-    shapes = sorted(_shapes(slide.shapes), key=lambda shape: ((shape.top or 0), (shape.left or 0)))
+    shapes = sorted(_shapes(slide.shapes), key=lambda shape: _position(shape, slide, inherited))
     for shape in shapes:
         if shape.shape_id == title_id:
             continue
@@ -67,6 +71,21 @@ def slide_text(slide: Any) -> str:
         if notes is not None and notes.text.strip():
             parts.append("Speaker notes: " + notes.text.strip())
     return "\n\n".join(parts)
+
+
+_OFFSET: Final = "{http://schemas.openxmlformats.org/drawingml/2006/main}off"
+def _position(shape: Any, slide: Any, inherited: dict[tuple[str, int, str], tuple[int, int]]) -> tuple[int, int]:
+    """(top, left): the shape's own offset when it has one; a placeholder that inherits its place from the
+    layout is looked up once per (layout, placeholder), since python-pptx resolves the inheritance per call."""
+    offset = shape._element.find(f".//{_OFFSET}")
+    if offset is not None:
+        return int(offset.get("y", 0)), int(offset.get("x", 0))
+    if not getattr(shape, "is_placeholder", False):
+        return (shape.top or 0), (shape.left or 0)
+    key = (str(slide.slide_layout.part.partname), shape._element.ph_idx, str(shape._element.ph_type))
+    if key not in inherited:
+        inherited[key] = (shape.top or 0), (shape.left or 0)
+    return inherited[key]
 
 
 def _shapes(shapes: Any) -> Iterator[Any]:
