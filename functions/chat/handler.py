@@ -23,7 +23,9 @@ class ChatIn(BaseModel):
 class Citation(BaseModel):
     document_id: str
     title: str
-    page: int
+    page: int = Field(description="The unit number: a PDF page, a slide or a section (see `unit`)")
+    unit: str = Field("page", description="page | slide | section")
+    ocr: bool = Field(False, description="The cited text was recognised from a scanned page")
 
 
 class ChatOut(BaseModel):

@@ -26,7 +26,7 @@ def list_documents(caller: Manager, course: Annotated[str | None, Query(max_leng
     with transaction(read_only=True) as session:
         documents = service.list_documents(session, caller, course=course, status=status, faculty_id=faculty_id,
                                            limit=limit, offset=offset)
-        return {"documents": [service.document_view(doc) for doc in documents], "limit": limit, "offset": offset}
+        return {"documents": service.document_views(documents), "limit": limit, "offset": offset}
 
 
 @app.get("/{document_id}", response_model=DocumentOut,
@@ -36,7 +36,7 @@ def read_document(document_id: str, caller: Manager) -> dict:
     from aiteacher.db import transaction
 
     with transaction(read_only=True) as session:
-        return service.document_view(service.get_document(session, caller, document_id))
+        return service.document_views([service.get_document(session, caller, document_id)])[0]
 
 
 @app.delete("/{document_id}", status_code=204, response_class=Response)

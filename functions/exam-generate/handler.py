@@ -2,6 +2,7 @@
 
 from typing import Literal
 
+from fastapi import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from aiteacher.bounds import MAX_ID
@@ -24,9 +25,11 @@ class ExamRequest(BaseModel):
     blueprint: Blueprint | None = Field(None, description="Difficulty mix, Bloom levels, documents or page ranges")
 
 
-@app.post("/", status_code=202, response_model=ExamAccepted,
-          responses={409: {"description": "The profile has no faculty/semester yet"}})
-def generate(body: ExamRequest, caller: CurrentUser) -> dict:
+@app.post("/", status_code=202, response_model=ExamAccepted, responses={
+    202: {"description": "Queued", "headers": {"Location": {
+        "description": "Poll this for status and progress: /exams/{exam_id}", "schema": {"type": "string"}}}},
+    409: {"description": "The profile has no faculty/semester yet"}})
+def generate(body: ExamRequest, caller: CurrentUser, response: Response) -> dict:
     from aiteacher.db import transaction
     from aiteacher.exams.service import request_exam
 
@@ -35,6 +38,7 @@ def generate(body: ExamRequest, caller: CurrentUser) -> dict:
                             topic=body.topic, difficulty=body.difficulty, semester_id=body.semester_id,
                             faculty_id=body.faculty_id,
                             blueprint=body.blueprint.model_dump(exclude_none=True) if body.blueprint else None)
+    response.headers["Location"] = f"/exams/{exam.id}"
     return {"exam_id": exam.id, "status": exam.status}
 
 

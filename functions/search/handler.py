@@ -22,9 +22,11 @@ class SearchResult(BaseModel):
     document_id: str
     title: str
     course: str
-    page: int
+    page: int = Field(description="The unit number: a PDF page, a slide or a section (see `unit`)")
     text: str
     score: float
+    unit: str = Field("page", description="page | slide | section")
+    ocr: bool = Field(False, description="The text was recognised from a scanned page")
 
 
 class SearchOut(BaseModel):

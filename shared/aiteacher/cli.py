@@ -65,7 +65,13 @@ def _env_example(_: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
+    import logging
+
     from aiteacher.queue import run_worker
+
+    # Progress lines of long jobs ("document <id>: ocr 12/40") next to RQ's own log.
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("aiteacher.progress").setLevel(logging.INFO)
 
     run_worker(args.queues.split(",") if args.queues else None, burst=args.burst)
     return 0

@@ -153,6 +153,10 @@ class Settings(BaseSettings):
     pdf_max_pages: int = Field(500, ge=1, description="PDFs with more pages fail ingestion.")
     pdf_max_decompressed_bytes: int = Field(200 * 1024 * 1024, ge=1024 * 1024,
                                             description="Decompressed-content cap per PDF (bomb guard).")
+    ingest_ocr: bool = Field(True, description="Recognise scanned PDF pages (no text layer) with OCR in the worker.")
+    ingest_ocr_max_pages: int = Field(100, ge=1, description="PDFs with more scanned pages than this fail ingestion.")
+    ingest_ocr_dpi: int = Field(300, ge=72, le=600, description="Resolution scanned pages are rendered at for OCR.")
+    ingest_max_zip_entries: int = Field(5000, ge=10, description="Parts an Office (.pptx/.docx) file may hold.")
     chunk_chars: int = Field(1000, ge=200, le=8000, description="Target chunk size in characters.")
     chunk_overlap_chars: int = Field(200, ge=0, le=2000, description="Overlap between chunks of a page.")
     ingest_job_timeout_seconds: int = Field(600, ge=10, description="An ingestion job running longer is killed.")

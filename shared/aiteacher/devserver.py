@@ -172,8 +172,8 @@ def run(host: str | None = None, port: int | None = None) -> None:
         for spec in gateway.specs:
             print(f"  function {spec.name:<15} http://{host}:{port}/function/{spec.name}/   "
                   f"{','.join(spec.methods)} http://{host}:{port}{spec.rest_path}")
-        print(f"  bucket   s3://{settings.s3_bucket} at {settings.s3_endpoint_url}: drop PDFs under "
-              "<faculty code>/<semester>/<course>/<name>.pdf")
+        print(f"  bucket   s3://{settings.s3_bucket} at {settings.s3_endpoint_url}: drop PDFs, .pptx, .docx, "
+              ".md or .html under <faculty code>/<semester>/<course>/<name>")
         print(f"  docs     http://{host}:{port}/docs   (merged OpenAPI: /openapi.json)")
         print("  Ctrl-C stops everything.", flush=True)
         config = uvicorn.Config(gateway, host=host, port=port, log_level="warning", access_log=False,

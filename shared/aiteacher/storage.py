@@ -52,15 +52,16 @@ def _unavailable(exc: Exception) -> ServiceUnavailable:
     return ServiceUnavailable("The object store is unreachable; try again shortly")
 
 
-def put_pdf(key: str, data: bytes, metadata: dict[str, str] | None = None) -> str:
-    """Store a PDF and return its ETag (without quotes)."""
+def put_pdf(key: str, data: bytes, metadata: dict[str, str] | None = None,
+            content_type: str = "application/pdf") -> str:
+    """Store a document (a PDF unless `content_type` says otherwise) and return its ETag (without quotes)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     from aiteacher.config import get_settings
 
     try:
         response = get_s3().put_object(Bucket=get_settings().s3_bucket, Key=key, Body=data,
-                                       ContentType="application/pdf", Metadata=metadata or {})
+                                       ContentType=content_type, Metadata=metadata or {})
     except (BotoCoreError, ClientError) as exc:
         raise _unavailable(exc) from exc
     return str(response.get("ETag", "")).strip('"')

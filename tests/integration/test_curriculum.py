@@ -135,7 +135,7 @@ def test_ingest_rejections(client, academic, faculties, monkeypatch) -> None:
     student = _student(client, faculties[0], 3)
     assert_problem(upload(client, student, make_pdf(SORTING)), 403, "forbidden")
     assert_problem(upload(client, academic, make_pdf(SORTING), faculty_id=faculties[1]["id"]), 403)
-    assert_problem(upload(client, academic, b"just some text, not a pdf"), 415, "not_pdf")
+    assert_problem(upload(client, academic, b"\x89PNG\r\n\x1a\n" + bytes(range(256))), 415, "unsupported_format")
     missing_course = client.post("/ingest", headers=academic["headers"],
                                  files={"file": ("a.pdf", make_pdf(SORTING), "application/pdf")})
     assert_problem(missing_course, 422, "validation_error")

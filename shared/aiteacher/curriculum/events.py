@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from aiteacher.errors import ValidationFailed
+from aiteacher.ingestion.formats import BUCKET_SUFFIXES
 
 
 @dataclass(frozen=True)
@@ -125,8 +126,8 @@ def _add(parsed: ParsedEvents, bucket: Any, key: Any, etag: Any, size: Any, even
     if "objectcreated" not in lowered.replace(":", "").replace(".", "").replace("_", ""):
         parsed.ignored.append({"key": key, "reason": f"not an object-created event ({event_name or 'no name'})"})
         return
-    if not key.lower().endswith(".pdf"):
-        parsed.ignored.append({"key": key, "reason": "not a PDF (only .pdf keys are ingested)"})
+    if not key.lower().endswith(BUCKET_SUFFIXES):  # a pre-filter for junk: the worker decides by content
+        parsed.ignored.append({"key": key, "reason": "not a document (ingested: " + ", ".join(BUCKET_SUFFIXES) + ")"})
         return
     if not etag or not isinstance(etag, str | int) or len(str(etag)) > MAX_ETAG_CHARS:
         parsed.ignored.append({"key": key, "reason": "the event carries no usable ETag"})

@@ -36,10 +36,12 @@ def ingest_document(document_id: str) -> dict[str, Any]:
     from aiteacher.db import transaction
     from aiteacher.db.models import Document
     from aiteacher.errors import PayloadTooLarge
-    from aiteacher.ingestion.pdf import PdfLimits, PdfRejected, extract_pages
+    from aiteacher.ingestion.extractors import DocumentRejected, extract_document
+    from aiteacher.progress import Tracker
     from aiteacher.storage import ObjectMissing, get_object
 
     settings = get_settings()
+    started = time.monotonic()
     with transaction() as session:
         doc = session.get(Document, document_id)
         if doc is None:
@@ -64,14 +66,14 @@ def ingest_document(document_id: str) -> dict[str, Any]:
         return _fail(document_id, f"The object '{key}' is no longer in bucket '{bucket}'", code="missing")
     except PayloadTooLarge as exc:
         return _fail(document_id, exc.detail, code="too_large")
+    progress = Tracker("document", document_id)
     try:
-        limits = PdfLimits(max_bytes=settings.ingest_max_bytes, max_pages=settings.pdf_max_pages,
-                           max_decompressed_bytes=settings.pdf_max_decompressed_bytes)
-        extracted = extract_pages(stored.data, limits)
-    except PdfRejected as exc:
+        extracted = extract_document(stored.data, extraction_limits(settings, started), progress=progress.update)
+    except DocumentRejected as exc:
         return _fail(document_id, exc.message, code=exc.code)
 
-    chunk_count = _index(document_id, extracted)
+    chunk_count = _index(document_id, extracted, progress)
+    progress.update("indexing", chunk_count, chunk_count)
     title = extracted.title
     with transaction() as session:
         doc = session.get(Document, document_id)
@@ -81,16 +83,30 @@ def ingest_document(document_id: str) -> dict[str, Any]:
             get_vector_store().delete_document(document_id)
             return {"document_id": document_id, "status": "deleted"}
         doc.status, doc.pages, doc.chunks, doc.error = "ready", extracted.page_count, chunk_count, None
+        doc.format, doc.ocr_pages = extracted.kind, list(extracted.ocr_pages) or None
         if title and doc.source == "bucket":
             doc.title = title[:300]
         _supersede_older_versions(session, doc)
     bump_tenant_version(faculty_id)
-    audit("document.ingest", "ready", target=document_id, pages=extracted.page_count, chunks=chunk_count)
+    progress.clear()
+    audit("document.ingest", "ready", target=document_id, pages=extracted.page_count, chunks=chunk_count,
+          format=extracted.kind, ocr_pages=len(extracted.ocr_pages))
     _notify_uploader(document_id)
     return {"document_id": document_id, "status": "ready", "pages": extracted.page_count, "chunks": chunk_count}
 
 
-def _index(document_id: str, extracted: Any) -> int:
+def extraction_limits(settings: Any, started: float) -> Any:
+    """The settings' limits for one file; OCR may use 60 % of the job's time, embedding needs the rest."""
+    from aiteacher.ingestion.extractors import ExtractionLimits
+
+    return ExtractionLimits(max_bytes=settings.ingest_max_bytes, max_units=settings.pdf_max_pages,
+                            max_decompressed_bytes=settings.pdf_max_decompressed_bytes,
+                            max_zip_entries=settings.ingest_max_zip_entries, ocr=settings.ingest_ocr,
+                            ocr_max_pages=settings.ingest_ocr_max_pages, ocr_dpi=settings.ingest_ocr_dpi,
+                            deadline=started + 0.6 * settings.ingest_job_timeout_seconds)
+
+
+def _index(document_id: str, extracted: Any, progress: Any = None) -> int:
     from aiteacher.config import get_settings
     from aiteacher.db import transaction
     from aiteacher.db.models import Document
@@ -116,10 +132,18 @@ def _index(document_id: str, extracted: Any) -> int:
         vectors = embedder.embed([chunk.text for chunk in batch])
         store.upsert([
             VectorPoint(id=chunk_point_id(document_id, chunk.index), vector=vector,
-                        payload={**payload_base, "page": chunk.page, "text": chunk.text, "chunk_index": chunk.index})
+                        payload={**payload_base, "page": chunk.page, "text": chunk.text, "chunk_index": chunk.index,
+                                 **unit_payload(extracted, chunk.page)})
             for chunk, vector in zip(batch, vectors, strict=True)
         ])
+        if progress is not None:
+            progress.update("embedding", start + len(batch), len(chunks))
     return len(chunks)
+
+
+def unit_payload(extracted: Any, page: int) -> dict[str, Any]:
+    """What a chunk's `page` counts (page, slide, section) and whether its text came from OCR."""
+    return {"unit": getattr(extracted, "unit", "page"), "ocr": page in getattr(extracted, "ocr_pages", ())}
 
 
 def _supersede_older_versions(session: Any, doc: Any) -> None:
@@ -139,8 +163,11 @@ def _supersede_older_versions(session: Any, doc: Any) -> None:
 
 
 def _fail(document_id: str, message: str, code: str) -> dict[str, Any]:
+    from aiteacher.progress import Tracker
+
     _drop_vectors(document_id)
     _set_status(document_id, status="failed", error=message[:1000])
+    Tracker("document", document_id).clear()
     audit("document.ingest", "failed", target=document_id, reason=code)
     _notify_uploader(document_id)
     return {"document_id": document_id, "status": "failed", "error": message}

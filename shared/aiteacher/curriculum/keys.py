@@ -1,4 +1,5 @@
-"""Bucket layout: `<faculty code>/<semester number>/<course>/<name>.pdf` (e.g. `eng/3/algorithms/lecture-01.pdf`)."""
+"""Bucket layout: `<faculty code>/<semester number>/<course>/<name>` (e.g. `eng/3/algorithms/lecture-01.pdf`;
+.pptx, .docx, .md and .html files too)."""
 
 from __future__ import annotations
 
@@ -44,6 +45,7 @@ def title_from_name(name: str) -> str:
     return re.sub(r"[-_]+", " ", stem).strip().capitalize() or "Untitled"
 
 
-def upload_key(faculty_code: str, semester_number: int, course: str, document_id: str, filename: str) -> str:
+def upload_key(faculty_code: str, semester_number: int, course: str, document_id: str, filename: str,
+               suffix: str = ".pdf") -> str:
     name = slug(filename.rsplit(".", 1)[0])
-    return f"{faculty_code}/{semester_number}/{slug(course, 'course')}/{name}-{document_id[:8]}.pdf"
+    return f"{faculty_code}/{semester_number}/{slug(course, 'course')}/{name}-{document_id[:8]}{suffix}"

@@ -46,7 +46,8 @@ def retrieve(scope: Scope, query: str, top_k: int) -> list[dict[str, Any]]:
     return [{"document_id": str(hit.payload["document_id"]), "title": hit.payload.get("title", ""),
              "course": hit.payload.get("course", ""), "page": int(hit.payload.get("page", 0)),
              "text": hit.payload.get("text", ""), "score": round(float(hit.score), 4),
-             "chunk_id": str(hit.id)} for hit in hits]
+             "chunk_id": str(hit.id), "unit": hit.payload.get("unit", "page"),
+             "ocr": bool(hit.payload.get("ocr", False))} for hit in hits]
 
 
 def _ready_documents(document_ids: set[str]) -> set[str]:

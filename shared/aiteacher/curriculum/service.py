@@ -17,11 +17,32 @@ from aiteacher.errors import Forbidden, NotFound, ValidationFailed
 from aiteacher.security.tokens import Claims
 
 
-def document_view(doc: Document) -> dict[str, Any]:
+def document_view(doc: Document, progress: dict[str, Any] | None = None) -> dict[str, Any]:
+    from aiteacher.ingestion.formats import UNITS
+
     return {"id": doc.id, "title": doc.title, "course": doc.course, "faculty_id": doc.faculty_id,
             "semester_id": doc.semester_id, "department_id": doc.department_id, "status": doc.status,
             "pages": doc.pages, "chunks": doc.chunks, "error": doc.error, "source": doc.source,
-            "key": doc.object_key, "created_at": doc.created_at.isoformat(), "updated_at": doc.updated_at.isoformat()}
+            "key": doc.object_key, "format": doc.format, "unit": UNITS.get(doc.format or "", "page"),
+            "ocr_pages": list(doc.ocr_pages or []), "progress": _progress_view(doc, progress),
+            "created_at": doc.created_at.isoformat(), "updated_at": doc.updated_at.isoformat()}
+
+
+def document_views(documents: list[Document]) -> list[dict[str, Any]]:
+    """Views with the live progress of the documents being processed (one Redis round trip)."""
+    from aiteacher import progress
+
+    recorded = progress.read("document", [doc.id for doc in documents if doc.status == "processing"])
+    return [document_view(doc, recorded.get(doc.id)) for doc in documents]
+
+
+def _progress_view(doc: Document, recorded: dict[str, Any] | None) -> dict[str, Any]:
+    """`{stage, done, total}`: pages for extracting and ocr, chunks for embedding and indexing."""
+    if doc.status == "processing":
+        return recorded or {"stage": "extracting", "done": 0, "total": 0}
+    if doc.status == "ready":
+        return {"stage": "done", "done": doc.pages, "total": doc.pages}
+    return {"stage": doc.status, "done": 0, "total": 0}
 
 
 def enqueue_ingestion(session: Session, document_id: str, source: str = "upload") -> None:
@@ -48,17 +69,20 @@ def bump_tenant_version(faculty_id: int | None) -> None:
 
 # --- uploads --------------------------------------------------------------------------------------
 
-def read_pdf_upload(stream: Any) -> bytes:
-    """Read at most INGEST_MAX_BYTES (413 beyond) and insist on the %PDF- magic (415 otherwise)."""
+def read_upload(stream: Any) -> tuple[bytes, str]:
+    """Read at most INGEST_MAX_BYTES (413 beyond) and sniff the kind from the bytes (415 when it is none
+    we ingest). Returns (data, kind); the name the browser sent plays no part."""
     from aiteacher.errors import PayloadTooLarge, UnsupportedMediaType
+    from aiteacher.ingestion.formats import sniff
 
     limit = get_settings().ingest_max_bytes
     data = stream.read(limit + 1)
     if len(data) > limit:
         raise PayloadTooLarge(f"The file is larger than the limit of {limit // (1024 * 1024)} MB")
-    if b"%PDF-" not in data[:1024]:
-        raise UnsupportedMediaType("The file is not a PDF (it has no %PDF- header)", code="not_pdf")
-    return data
+    sniffed = sniff(data)
+    if sniffed.kind is None:
+        raise UnsupportedMediaType(sniffed.reason, code="unsupported_format")
+    return data, sniffed.kind
 
 
 @dataclass(frozen=True)
@@ -95,15 +119,17 @@ def resolve_upload_target(session: Session, caller: Claims, faculty_id: int | No
 
 
 def create_upload(session: Session, caller: Claims, target: UploadTarget, *, course: str, filename: str,
-                  data: bytes) -> Document:
+                  data: bytes, kind: str = "pdf") -> Document:
     """Record the document (ETag = MD5 of the body, what S3 gives a single-part PUT) before the object
     is written, so the bucket's own event for it is recognised as a duplicate, then store it."""
     from aiteacher.curriculum.keys import title_from_name, upload_key
+    from aiteacher.ingestion.formats import CONTENT_TYPES, FILE_SUFFIXES
     from aiteacher.storage import put_pdf
 
     settings = get_settings()
     document_id = new_id()
-    key = upload_key(target.faculty.code, target.semester.number, course, document_id, filename)
+    key = upload_key(target.faculty.code, target.semester.number, course, document_id, filename,
+                     suffix=FILE_SUFFIXES[kind])
     doc = Document(id=document_id, title=title_from_name(filename), course=course.strip(),
                    faculty_id=target.faculty.id, semester_id=target.semester.id, department_id=target.department_id,
                    status="queued", source="upload", bucket=settings.s3_bucket, object_key=key,
@@ -111,9 +137,10 @@ def create_upload(session: Session, caller: Claims, target: UploadTarget, *, cou
                    uploaded_by=caller.sub)
     session.add(doc)
     session.flush()
-    put_pdf(key, data, {"document-id": document_id})
+    put_pdf(key, data, {"document-id": document_id}, content_type=CONTENT_TYPES[kind])
     enqueue_ingestion(session, document_id)
-    audit("document.upload", "queued", actor=caller.sub, target=document_id, key=key, size=len(data))
+    audit("document.upload", "queued", actor=caller.sub, target=document_id, key=key, size=len(data),
+          format=kind)
     return doc
 
 

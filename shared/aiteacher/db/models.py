@@ -158,6 +158,10 @@ class Document(Base):
     etag: Mapped[str] = mapped_column(String(128))
     size_bytes: Mapped[int | None] = mapped_column(Integer, nullable=True)
     uploaded_by: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    format: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    """What the content turned out to be (pdf, pptx, docx, markdown, html), once the worker has read it."""
+    ocr_pages: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    """Units whose text came from OCR."""
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

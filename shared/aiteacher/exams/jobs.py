@@ -90,6 +90,11 @@ def generate_exam(exam_id: str) -> dict[str, Any]:
     writes_bloom = getattr(llm, "name", "") == "openai"
     kept: list[tuple[Any, Any, str]] = []  # (item, slot, recorded Bloom level)
     dropped = 0
+    from aiteacher.progress import Tracker
+
+    asked = request["num_mcq"] + request["num_theory"]
+    progress = Tracker("exam", exam_id)
+    progress.update("generating", 0, asked)
     rotation = 0
     for group_slots in _requests(slots):
         want_mcq = sum(slot.kind == "mcq" for slot in group_slots)
@@ -120,6 +125,7 @@ def generate_exam(exam_id: str) -> dict[str, Any]:
                     dropped += 1
                     continue
                 mine.append(item)
+                progress.update("generating", len(kept) + len(mine), asked)
                 missing_mcq -= is_mcq
                 missing_theory -= not is_mcq
         free = list(group_slots)

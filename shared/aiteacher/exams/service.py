@@ -141,7 +141,7 @@ def exam_view(session: Session, caller: Claims, exam_id: str) -> dict[str, Any]:
     if not with_keys:
         questions = [strip_keys(q) for q in questions]
     return {**exam_summary(exam), "error": exam.error, "keys_included": with_keys, "questions": questions,
-            "blueprint": exam.blueprint, "mine": caller.sub == exam.created_by}
+            "blueprint": exam.blueprint, "mine": caller.sub == exam.created_by, "progress": _progress_view(exam)}
 
 
 def with_source_link(question: dict[str, Any]) -> dict[str, Any]:
@@ -207,3 +207,14 @@ def list_exams(session: Session, caller: Claims, *, limit: int, offset: int) -> 
                           "id": latest.id, "status": latest.status, "score": latest.score,
                           "max_score": latest.max_score}})
     return {"exams": items, "limit": limit, "offset": offset, "next_offset": offset + limit if more else None}
+
+
+def _progress_view(exam: Exam) -> dict[str, Any]:
+    """`{stage, done, total}`: questions kept so far of those asked for."""
+    asked = exam.num_mcq + exam.num_theory
+    if exam.status == "generating":
+        from aiteacher import progress
+
+        return progress.read("exam", [exam.id]).get(exam.id) or {"stage": "generating", "done": 0, "total": asked}
+    done = len(exam.questions or []) if exam.status == "ready" else 0
+    return {"stage": "done" if exam.status == "ready" else exam.status, "done": done, "total": asked}

@@ -13,7 +13,7 @@ code                meaning
 ``encrypted``       password-protected (even with an empty user password)
 ``too_many_pages``  more pages than `PdfLimits.max_pages`
 ``too_large``       file size, decompressed size, parsing work or amount of text over the limits
-``no_text``         no extractable text at all (e.g. a scan: OCR is not supported)
+``no_text``         no extractable text at all (e.g. a scan; `extractors.pdf` then tries OCR)
 ==================  ==========================================================================
 
 Limits: pypdf's own decompression and parsing limits are set through its `Configuration`, which pypdf 7
@@ -30,10 +30,12 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal
+
+from aiteacher.ingestion.errors import DocumentRejected
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -55,20 +57,12 @@ MAGIC_SEARCH_BYTES: Final = 1024
 RejectionCode = Literal["empty", "not_pdf", "corrupt", "encrypted", "too_many_pages", "too_large", "no_text"]
 
 
-class PdfRejected(Exception):
+class PdfRejected(DocumentRejected):
     """A PDF that cannot be ingested. `code` is stable and machine-readable; `message` is shown to users."""
 
     def __init__(self, code: RejectionCode, message: str) -> None:
-        super().__init__(message)
+        super().__init__(code, message)
         self.code: RejectionCode = code
-        self.message = message
-
-    def __reduce__(self) -> tuple[type[PdfRejected], tuple[RejectionCode, str]]:
-        # Keeps the exception picklable (job queues and process pools pickle exceptions).
-        return (type(self), (self.code, self.message))
-
-    def __repr__(self) -> str:
-        return f"PdfRejected(code={self.code!r}, message={self.message!r})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,10 +111,13 @@ class ExtractedPdf:
 # --------------------------------------------------------------------------------------------------------------
 
 
-def extract_pages(data: bytes | bytearray | memoryview, limits: PdfLimits | None = None) -> ExtractedPdf:
+def extract_pages(data: bytes | bytearray | memoryview, limits: PdfLimits | None = None, *,
+                  require_text: bool = True, progress: Callable[[int, int], None] | None = None) -> ExtractedPdf:
     """Extract normalised text per page from an untrusted PDF.
 
-    Raises `PdfRejected` for every kind of malformed, hostile or unusable input; no other exception escapes
+    `require_text=False` returns the pages even when none has text (the caller recognises them with OCR);
+    `progress(pages done, page count)` is called after each page. Raises `PdfRejected` for every kind of
+    malformed, hostile or unusable input; no other exception escapes
     for bad input. (A timeout raised into this call by the job layer is re-raised unchanged.)
     """
     limits = limits if limits is not None else PdfLimits()
@@ -129,7 +126,7 @@ def extract_pages(data: bytes | bytearray | memoryview, limits: PdfLimits | None
     import pypdf  # lazy: see the module docstring
 
     try:
-        return _extract(pypdf, payload, limits)
+        return _extract(pypdf, payload, limits, require_text, progress)
     except PdfRejected:
         raise
     except Exception as exc:
@@ -358,7 +355,8 @@ def _pypdf_limits(pypdf: ModuleType, limits: PdfLimits, per_stream: int) -> Abst
     return apply_configuration(**{name: value for name, value in wanted.items() if hasattr(configuration, name)})
 
 
-def _extract(pypdf: ModuleType, data: bytes, limits: PdfLimits) -> ExtractedPdf:
+def _extract(pypdf: ModuleType, data: bytes, limits: PdfLimits, require_text: bool = True,
+             progress: Callable[[int, int], None] | None = None) -> ExtractedPdf:
     with _pypdf_limits(pypdf, limits, min(limits.max_stream_bytes, limits.max_decompressed_bytes)):
         reader = pypdf.PdfReader(io.BytesIO(data), strict=False)
         if reader.is_encrypted:
@@ -372,11 +370,15 @@ def _extract(pypdf: ModuleType, data: bytes, limits: PdfLimits) -> ExtractedPdf:
                 f"The PDF has {page_count:,} pages; the limit is {limits.max_pages:,} pages per PDF. "
                 "Split it into smaller files and upload them separately.",
             )
-        raw_pages = list(_raw_page_texts(pypdf, reader, page_count, limits))
+        raw_pages = []
+        for text in _raw_page_texts(pypdf, reader, page_count, limits):
+            raw_pages.append(text)
+            if progress is not None:
+                progress(len(raw_pages), page_count)
         title = _metadata_title(reader)
 
     cleaned = [_clean(text) for text in raw_pages]
-    if not any(_ANY_LETTER.search(text) for text in cleaned):
+    if require_text and not any(_ANY_LETTER.search(text) for text in cleaned):
         raise PdfRejected("no_text", _NO_TEXT_MESSAGE)
     if any(_hyphen_sites(text) for text in cleaned):
         vocabulary = _vocabulary(cleaned)

@@ -37,6 +37,10 @@ class Passage:
     text: str
     score: float = 0.0
     course: str | None = None
+    unit: str = "page"
+    """What `page` counts: a PDF page, a slide or a section."""
+    ocr: bool = False
+    """The text was recognised from a scanned page."""
 
 
 @dataclass(frozen=True, slots=True)

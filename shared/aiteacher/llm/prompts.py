@@ -8,6 +8,7 @@ can close its tag early; the rules live in the system message alone.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -125,8 +126,7 @@ def fit_passages(passages: Sequence[Passage], max_chars: int) -> list[Passage]:
 
 
 def _with_text(passage: Passage, text: str) -> Passage:
-    return Passage(chunk_id=passage.chunk_id, document_id=passage.document_id, title=passage.title,
-                   page=passage.page, text=text, score=passage.score, course=passage.course)
+    return dataclasses.replace(passage, text=text)
 
 
 def sources_block(passages: Sequence[Passage]) -> str:

@@ -183,7 +183,7 @@ def _passage(item: dict[str, Any]) -> Passage:
 
     return Passage(chunk_id=str(item["chunk_id"]), document_id=str(item["document_id"]), title=item.get("title", ""),
                    page=int(item.get("page", 0)), text=item.get("text", ""), score=float(item.get("score", 0.0)),
-                   course=item.get("course"))
+                   course=item.get("course"), unit=item.get("unit", "page"), ocr=bool(item.get("ocr", False)))
 
 
 def _next_hint_level(ctx: TurnContext, best_chunk: str, follow_up: bool) -> int:
@@ -267,7 +267,8 @@ def _citations(passages: list[Passage]) -> list[dict[str, Any]]:
         key = (passage.document_id, passage.page)
         if key not in seen:
             seen.add(key)
-            citations.append({"document_id": passage.document_id, "title": passage.title, "page": passage.page})
+            citations.append({"document_id": passage.document_id, "title": passage.title, "page": passage.page,
+                              "unit": passage.unit, "ocr": passage.ocr})
     return citations
 
 

@@ -1,0 +1,86 @@
+"""Progress of long jobs (document ingestion, exam generation), for pollers and for the log.
+
+A job calls `Tracker.update(stage, done, total)` as it goes; the latest value sits in Redis under
+`progress:<kind>:<id>` (one small string, expiring), and views read it with `read`. Progress is advisory:
+a Redis error never fails the job or the read. Writes are throttled (a stage change, the last unit, or at
+most one every `WRITE_EVERY` seconds), and so are the log lines `make dev` and `aiteacher worker` print.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any, Final
+
+log = logging.getLogger("aiteacher.progress")
+TTL_SECONDS: Final = 24 * 3600
+WRITE_EVERY: Final = 0.5
+LOG_EVERY: Final = 5.0
+
+
+def _key(kind: str, job_id: str) -> str:
+    return f"progress:{kind}:{job_id}"
+
+
+class Tracker:
+    """The progress of one job. Not shared between threads (one job runs in one thread)."""
+
+    def __init__(self, kind: str, job_id: str) -> None:
+        self.kind, self.job_id = kind, job_id
+        self._stage: str | None = None
+        self._written = 0.0
+        self._logged = 0.0
+
+    def update(self, stage: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        changed = stage != self._stage
+        last = done >= total
+        if changed or last or now - self._written >= WRITE_EVERY:
+            self._written = now
+            _write(self.kind, self.job_id, {"stage": stage, "done": done, "total": total})
+        if changed or (last and total > 1) or now - self._logged >= LOG_EVERY:
+            self._logged = now
+            log.info("%s %s: %s %d/%d", self.kind, self.job_id, stage, done, total)
+        self._stage = stage
+
+    def clear(self) -> None:
+        try:
+            from aiteacher.cache import get_redis
+
+            get_redis().delete(_key(self.kind, self.job_id))
+        except Exception:  # noqa: BLE001 - advisory state; Redis may be gone, the job's outcome is what counts
+            log.debug("could not clear progress of %s %s", self.kind, self.job_id)
+
+
+def _write(kind: str, job_id: str, value: dict[str, Any]) -> None:
+    try:
+        from aiteacher.cache import get_redis
+
+        get_redis().set(_key(kind, job_id), json.dumps(value, separators=(",", ":")), ex=TTL_SECONDS)
+    except Exception:  # noqa: BLE001 - see the module docstring
+        log.debug("could not record progress of %s %s", kind, job_id)
+
+
+def read(kind: str, job_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """The recorded progress of the given jobs (one round trip); jobs without a record are absent."""
+    ids = list(job_ids)
+    if not ids:
+        return {}
+    try:
+        from aiteacher.cache import get_redis
+
+        values = get_redis().mget([_key(kind, job_id) for job_id in ids])
+    except Exception:  # noqa: BLE001 - see the module docstring
+        return {}
+    found = {}
+    for job_id, raw in zip(ids, values, strict=True):
+        if raw:
+            try:
+                value = json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(value, dict):
+                found[job_id] = value
+    return found
