@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 QUEUES = ("ingest", "exams", "summaries", "notifications")
@@ -57,6 +58,25 @@ def worker_connection() -> Any:
     return Redis.from_url(get_settings().redis_url, health_check_interval=30)
 
 
+def import_rq_in_this_thread() -> None:
+    """Import every rq module the workers use, once, in the calling (main) thread.
+
+    rq's modules import each other in a cycle (rq.worker -> rq.job -> ... -> rq.worker). Two threads
+    importing them at the same time trip Python's import-deadlock detection, and one of them gets
+    `ImportError: partially initialized module 'rq.worker'` (seen once in five `make dev` starts).
+    Imported before any worker thread starts, they are only looked up from `sys.modules` afterwards.
+    """
+    import importlib
+
+    for name in ("rq", "rq.job", "rq.queue", "rq.registry", "rq.timeouts", "rq.worker", "rq.scheduler",
+                 "rq.command", "rq.results", "rq.executions", "rq.maintenance", "rq.suspension"):
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:  # an optional module of another rq version is fine; a broken import is not
+                raise
+
+
 def _thread_worker_class() -> type:
     from rq.timeouts import TimerDeathPenalty
     from rq.worker import SimpleWorker
@@ -97,29 +117,70 @@ def run_burst(queues: tuple[str, ...] = QUEUES) -> int:
 
 
 class WorkerThreads:
-    """`make dev`: N worker threads on every queue, stopped with the process."""
+    """`make dev`: N worker threads on every queue, stopped with the process.
 
-    def __init__(self, count: int):
+    A worker that fails is rebuilt (new connection, new rq worker) after a pause; one that fails
+    `max_failures` times in a row calls `on_fatal(message)`, so the owner can stop with a clear
+    error instead of serving with nobody running the jobs.
+    """
+
+    def __init__(self, count: int, on_fatal: Callable[[str], None] | None = None, max_failures: int = 5,
+                 pause_seconds: float = 0.5):
         self.count = count
+        self.on_fatal = on_fatal
+        self.max_failures = max_failures
+        self.pause_seconds = pause_seconds
+        self.restarts = 0
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
+        import_rq_in_this_thread()
         for index in range(self.count):
             thread = threading.Thread(target=self._loop, name=f"rq-worker-{index}", daemon=True)
             thread.start()
             self._threads.append(thread)
 
+    def alive(self) -> int:
+        return sum(thread.is_alive() for thread in self._threads)
+
     def _loop(self) -> None:
-        # Short burst rounds: no blocking dequeue to interrupt on Ctrl-C, and the scheduler's due
-        # retries are enqueued inline (no scheduler process forked from a process holding file locks).
-        worker = _thread_worker_class()(list(QUEUES), connection=worker_connection())
+        failures = 0
+
+        def worked() -> None:
+            nonlocal failures
+            failures = 0
+
         while not self._stop.is_set():
             try:
+                self._run_worker(worked)
+                return
+            except Exception as exc:
+                failures += 1
+                self.restarts += 1
+                log.exception("worker %s failed (%d in a row); restarting it",
+                              threading.current_thread().name, failures)
+                if failures >= self.max_failures:
+                    message = (f"rq worker {threading.current_thread().name} failed {failures} times in a row "
+                               f"({type(exc).__name__}: {exc}); queued jobs would never run")
+                    log.critical(message)
+                    if self.on_fatal is not None:
+                        self.on_fatal(message)
+                    return
+                self._stop.wait(self.pause_seconds)
+
+    def _run_worker(self, worked: Callable[[], None]) -> None:
+        # Short burst rounds: no blocking dequeue to interrupt on Ctrl-C, and the scheduler's due
+        # retries are enqueued inline (no scheduler process forked from a process holding file locks).
+        connection = worker_connection()
+        try:
+            worker = _thread_worker_class()(list(QUEUES), connection=connection)
+            while not self._stop.is_set():
                 worker.work(burst=True, with_scheduler=True, max_jobs=1, logging_level="WARNING")
-            except Exception:
-                log.exception("worker loop error")
-            self._stop.wait(0.5)
+                worked()
+                self._stop.wait(0.5)
+        finally:
+            connection.close()
 
     def stop(self) -> None:
         self._stop.set()

@@ -133,3 +133,37 @@ def test_second_process_refuses_the_owned_storage(dev_server) -> None:
     assert result.returncode != 0
     assert "in use by another process" in (result.stdout + result.stderr)
     assert dev_server["process"].poll() is None, "the owner keeps running"
+
+
+def test_worker_threads_are_alive_and_rq_imported_once(dev_server) -> None:
+    text = dev_server["log"].read_text()
+    assert "partially initialized module" not in text
+    assert "worker rq-worker" not in text, text[-3000:]
+
+
+def _dev_with_taken_port(tmp_path: Path, which: str) -> tuple[subprocess.CompletedProcess, int]:
+    gateway_port, s3_port = _free_port(), _free_port()
+    taken = gateway_port if which == "gateway" else s3_port
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", taken))
+        holder.listen(1)
+        result = subprocess.run([sys.executable, "-m", "aiteacher.cli", "dev"], cwd=REPO,
+                                env=_dev_env(tmp_path / "data", gateway_port, s3_port), capture_output=True,
+                                text=True, timeout=120, check=False)
+    return result, taken
+
+
+def test_dev_exits_with_a_clear_error_when_the_s3_port_is_taken(tmp_path: Path) -> None:
+    result, port = _dev_with_taken_port(tmp_path, "s3")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert f"cannot listen on 127.0.0.1:{port}" in output and "S3_PORT" in output
+    assert "AI-Teacher dev gateway" not in output
+
+
+def test_dev_prints_no_banner_when_the_gateway_port_is_taken(tmp_path: Path) -> None:
+    result, port = _dev_with_taken_port(tmp_path, "gateway")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert f"cannot listen on 127.0.0.1:{port}" in output and "GATEWAY_PORT" in output
+    assert "AI-Teacher dev gateway" not in output
