@@ -45,7 +45,11 @@ DEFAULT_TIMEOUT = 60
 DEFAULT_BODY = "1m"
 # of-watchdog / OpenFaaS gateway settings in env/common.yml: they configure the proxy, not the app. On
 # Knative the request timeout is spec.timeoutSeconds and the watchdog's own timeouts are derived from it.
-WATCHDOG_ENV = ("read_timeout", "write_timeout", "exec_timeout", "upstream_timeout", "healthcheck_interval")
+WATCHDOG_ENV = ("read_timeout", "write_timeout", "exec_timeout", "healthcheck_interval")
+# of-watchdog writes its 504 only while write_timeout has not passed: it must exceed exec_timeout.
+WRITE_MARGIN_SECONDS = 5
+# Secrets a function runs without (the OpenAI key: the offline/embedded engines are used instead).
+OPTIONAL_SECRETS = ("openai-api-key",)
 # OpenFaaS Pro autoscaling (rejected by Community Edition, see docs/deploy-openfaas.md).
 PRO_LABELS = ("com.openfaas.scale.zero", "com.openfaas.scale.zero-duration", "com.openfaas.scale.target",
               "com.openfaas.scale.type")
@@ -197,6 +201,7 @@ class Profile:
 
     container_concurrency: int
     target: int
+    min_scale: int
     max_scale: int
     timeout_seconds: int
     cpu_request: str
@@ -215,8 +220,9 @@ def profile(stack: Stack, spec: FunctionSpec) -> Profile:
     return Profile(
         container_concurrency=concurrency,
         target=int(spec.annotations.get(TARGET_ANNOTATION) or max(1, concurrency // 2)),
+        min_scale=int(spec.labels.get("com.openfaas.scale.min", "0")),
         max_scale=int(spec.labels.get("com.openfaas.scale.max", "5")),
-        timeout_seconds=min(timeout, MAX_KNATIVE_TIMEOUT),
+        timeout_seconds=min(timeout, MAX_KNATIVE_TIMEOUT - WRITE_MARGIN_SECONDS),
         cpu_request="500m" if heavy else "100m",
         memory_request="1Gi" if heavy else "128Mi",
         memory_limit="2Gi" if heavy else "512Mi",
@@ -225,13 +231,8 @@ def profile(stack: Stack, spec: FunctionSpec) -> Profile:
 
 
 def max_body_size(spec: FunctionSpec, env: Mapping[str, str]) -> str:
-    """NGINX client_max_body_size: the annotation, else OpenFaaS's `max_request_size` (bytes), else 1m."""
-    if spec.annotations.get(BODY_ANNOTATION):
-        return spec.annotations[BODY_ANNOTATION]
-    size = env.get("max_request_size", "").strip()
-    if size.isdigit():
-        return f"{math.ceil(int(size) / (1024 * 1024))}m"
-    return DEFAULT_BODY
+    """NGINX client_max_body_size: the `aiteacher.dev/max-body-size` annotation, else 1m."""
+    return spec.annotations.get(BODY_ANNOTATION) or DEFAULT_BODY
 
 
 # --- Knative ---------------------------------------------------------------------------------------
@@ -260,8 +261,10 @@ def _security_context() -> dict[str, Any]:
 def knative_service(stack: Stack, spec: FunctionSpec) -> dict[str, Any]:
     p = profile(stack, spec)
     env = _app_env(stack, spec)
-    # The image runs of-watchdog in front of uvicorn: its timeouts follow the revision's timeout.
-    env.update(dict.fromkeys(("read_timeout", "write_timeout", "exec_timeout"), f"{p.timeout_seconds}s"))
+    # The image runs of-watchdog in front of uvicorn: exec (and read) at the function's timeout, write a
+    # little later so the watchdog's 504 is still written, and the revision's timeout after both.
+    env.update(read_timeout=f"{p.timeout_seconds}s", exec_timeout=f"{p.timeout_seconds}s",
+               write_timeout=f"{p.timeout_seconds + WRITE_MARGIN_SECONDS}s")
     labels = {"app.kubernetes.io/name": spec.name, "app.kubernetes.io/part-of": "aiteacher"}
     container: dict[str, Any] = {
         "name": "function",
@@ -278,12 +281,14 @@ def knative_service(stack: Stack, spec: FunctionSpec) -> dict[str, Any]:
     }
     template_spec: dict[str, Any] = {
         "containerConcurrency": p.container_concurrency,
-        "timeoutSeconds": p.timeout_seconds,
+        "timeoutSeconds": p.timeout_seconds + WRITE_MARGIN_SECONDS,
         "containers": [container],
     }
     if spec.secrets:
         container["volumeMounts"] = [{"name": "secrets", "mountPath": SECRETS_MOUNT, "readOnly": True}]
-        template_spec["volumes"] = [_secrets_volume("secrets", spec.secrets)]
+        template_spec["volumes"] = [_secrets_volume(
+            "secrets", [s for s in spec.secrets if s not in OPTIONAL_SECRETS],
+            [s for s in spec.secrets if s in OPTIONAL_SECRETS])]
     return {
         "apiVersion": "serving.knative.dev/v1",
         "kind": "Service",
@@ -300,7 +305,7 @@ def knative_service(stack: Stack, spec: FunctionSpec) -> dict[str, Any]:
                     "autoscaling.knative.dev/class": "kpa.autoscaling.knative.dev",
                     "autoscaling.knative.dev/metric": "concurrency",
                     "autoscaling.knative.dev/target": str(p.target),
-                    "autoscaling.knative.dev/min-scale": "0",
+                    "autoscaling.knative.dev/min-scale": str(p.min_scale),
                     "autoscaling.knative.dev/max-scale": str(p.max_scale),
                     "autoscaling.knative.dev/scale-to-zero-pod-retention-period": "5m",
                 },
@@ -361,8 +366,9 @@ def nginx_conf(stack: Stack, *, gateway: str | None = GATEWAY_ADDRESS, listen: s
         target = (f"http://aiteacher_gateway/function/{spec.name}/" if gateway
                   else f"http://{_upstream_name(spec.name)}/")
         body = [f"        client_max_body_size {p.max_body};"] if p.max_body != DEFAULT_BODY else []
-        timeouts = [f"        proxy_read_timeout {p.timeout_seconds + 5}s;",
-                    f"        proxy_send_timeout {p.timeout_seconds + 5}s;"]
+        # The edge waits longer than the watchdog's write_timeout: the 504 comes from the function.
+        edge_timeout = p.timeout_seconds + 2 * WRITE_MARGIN_SECONDS
+        timeouts = [f"        proxy_read_timeout {edge_timeout}s;", f"        proxy_send_timeout {edge_timeout}s;"]
         alias = spec.rest_path.rstrip("/") or "/"
         lines.append(f"    # {spec.name}: {', '.join(spec.methods)} {alias}")
         prefixes = [alias] if alias == "/" else [f"= {alias}", f"{alias}/"]
@@ -458,7 +464,9 @@ def worker_manifests(stack: Stack) -> list[dict[str, Any]]:
                         "securityContext": _security_context(),
                         "volumeMounts": [{"name": "secrets", "mountPath": SECRETS_MOUNT, "readOnly": True}],
                     }],
-                    "volumes": [_secrets_volume("secrets", _all_secrets(stack))],
+                    "volumes": [_secrets_volume(
+                        "secrets", [s for s in _all_secrets(stack) if s not in OPTIONAL_SECRETS],
+                        [s for s in _all_secrets(stack) if s in OPTIONAL_SECRETS])],
                 },
             },
         },
