@@ -8,7 +8,13 @@ import os
 import sys
 
 
+def _without_tokens() -> None:
+    """Commands that never sign or verify a token run without JWT_SECRET (the migrate Job has none)."""
+    os.environ.setdefault("JWT_REQUIRED", "false")
+
+
 def _migrate(args: argparse.Namespace) -> int:
+    _without_tokens()
     from aiteacher.db.migrate import downgrade, migrate_and_seed
 
     if args.downgrade:
@@ -21,6 +27,7 @@ def _migrate(args: argparse.Namespace) -> int:
 
 
 def _create_admin(args: argparse.Namespace) -> int:
+    _without_tokens()
     from aiteacher.db import transaction
     from aiteacher.identity.service import ensure_admin
 
@@ -71,6 +78,7 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _sqs_forward(args: argparse.Namespace) -> int:
+    _without_tokens()
     from aiteacher import sqs_forward
     from aiteacher.config import get_settings
 

@@ -84,6 +84,9 @@ class Settings(BaseSettings):
 
     # --- identity ------------------------------------------------------------------------------
     jwt_secret: str = Field("", description="HS256 key, at least 32 bytes outside dev.")
+    jwt_required: bool = Field(True, description="Refuse to start without a strong JWT key. The commands that "
+                               "never sign or verify a token (migrate, create-admin, events sqs-forward) set "
+                               "it false for themselves.")
     jwt_algorithm: Literal["HS256", "EdDSA", "RS256"] = "HS256"
     jwt_private_key_file: Path | None = None
     jwt_public_key_file: Path | None = None
@@ -197,7 +200,7 @@ class Settings(BaseSettings):
     def _check_secrets(self) -> Settings:
         if self.jwt_algorithm == "HS256":
             weak = self.jwt_secret in INSECURE_SECRETS or len(self.jwt_secret.encode()) < MIN_SECRET_BYTES
-            if weak and self.env == "production":
+            if weak and self.env == "production" and self.jwt_required:
                 raise ValueError(
                     "JWT_SECRET is missing, a known default or shorter than 32 bytes; "
                     "set a strong secret (or AITEACHER_ENV=dev for local development)"
@@ -243,6 +246,8 @@ class Settings(BaseSettings):
         weak = self.jwt_secret in INSECURE_SECRETS or len(self.jwt_secret.encode()) < MIN_SECRET_BYTES
         if not weak:
             return self.jwt_secret
+        if self.env == "production":  # a process started with JWT_REQUIRED=false never makes up a key
+            raise RuntimeError("JWT_SECRET is missing or weak: this process cannot sign or verify tokens")
         path = self.data_dir / "jwt-secret"
         if path.exists():
             return path.read_text().strip()
