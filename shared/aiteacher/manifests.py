@@ -84,7 +84,10 @@ IMAGES = {
     "postgres": "postgres:16-alpine",
     "redis": "redis:7.4-alpine",
     "qdrant": "qdrant/qdrant:v1.17.1",
-    "minio": "minio/minio:RELEASE.2025-09-07T16-13-09Z",
+    # MinIO publishes its community releases as source only since October 2025: the security release
+    # RELEASE.2025-10-15T17-29-55Z (CVE-2025-62506) has no minio/minio image. alpine/minio rebuilds each
+    # upstream release; MINIO_IMAGE points compose at an image of your own build instead.
+    "minio": "${MINIO_IMAGE:-alpine/minio:RELEASE.2025-10-15T17-29-55Z}",
     "mc": "minio/mc:RELEASE.2025-08-13T08-35-41Z",
     "nginx": "nginx:1.27-alpine",
 }
@@ -612,18 +615,19 @@ def compose(stack: Stack) -> str:
             "image": IMAGES["minio"],
             "command": ["server", "/data", "--console-address", ":9001"],
             "environment": {"MINIO_ROOT_USER": COMPOSE_SECRETS["s3-access-key-id"],
-                            "MINIO_ROOT_PASSWORD": COMPOSE_SECRETS["s3-secret-access-key"]},
+                            "MINIO_ROOT_PASSWORD": COMPOSE_SECRETS["s3-secret-access-key"],
+                            **_minio_webhook_env(stack)},
             "volumes": ["minio-data:/data"],
             "ports": ["127.0.0.1:9000:9000", "127.0.0.1:9001:9001"],
-            "healthcheck": {"test": ["CMD", "mc", "ready", "local"], "interval": "5s", "timeout": "3s",
-                            "retries": 20},
+            "healthcheck": {"test": ["CMD-SHELL", "curl -fsS http://127.0.0.1:9000/minio/health/ready >/dev/null || "
+                                                  "wget -q -O /dev/null http://127.0.0.1:9000/minio/health/ready"],
+                            "interval": "5s", "timeout": "3s", "retries": 20},
         },
         "minio-setup": {
             "image": IMAGES["mc"],
             "depends_on": {"minio": {"condition": "service_healthy"}},
             "environment": {"MINIO_ROOT_USER": COMPOSE_SECRETS["s3-access-key-id"],
                             "MINIO_ROOT_PASSWORD": COMPOSE_SECRETS["s3-secret-access-key"],
-                            "EVENTS_TOKEN": COMPOSE_SECRETS["events-token"],
                             "S3_BUCKET": shared_env.get("S3_BUCKET", "curriculum")},
             "entrypoint": ["/bin/sh", "-ec", _minio_setup_script(stack)],
             "restart": "no",
@@ -671,6 +675,24 @@ def compose(stack: Stack) -> str:
     return header + _dump(document)
 
 
+MINIO_WEBHOOK_ID = "AITEACHER"
+PDF_SUFFIXES = (".pdf", ".PDF")  # MinIO's suffix filter is case-sensitive
+
+
+def _minio_webhook_env(stack: Stack) -> dict[str, str]:
+    """The bucket webhook as MinIO's own environment: MinIO loads webhook targets only when it starts,
+    and with a queue_dir a target that is not up yet (object-created starts after MinIO) is queued for,
+    not dialled and failed at configuration time (`mc admin config set` did that, so minio-setup exited 1)."""
+    if OBJECT_CREATED_FUNCTION not in {spec.name for spec in stack.specs}:
+        return {}
+    key = MINIO_WEBHOOK_ID
+    return {f"MINIO_NOTIFY_WEBHOOK_ENABLE_{key}": "on",
+            f"MINIO_NOTIFY_WEBHOOK_ENDPOINT_{key}": f"http://{OBJECT_CREATED_FUNCTION}:{WATCHDOG_PORT}/",
+            f"MINIO_NOTIFY_WEBHOOK_AUTH_TOKEN_{key}": COMPOSE_SECRETS["events-token"],
+            f"MINIO_NOTIFY_WEBHOOK_QUEUE_DIR_{key}": "/data/.minio-events",
+            f"MINIO_NOTIFY_WEBHOOK_QUEUE_LIMIT_{key}": "10000"}
+
+
 def _minio_setup_script(stack: Stack) -> str:
     names = {spec.name for spec in stack.specs}
     lines = [
@@ -678,12 +700,8 @@ def _minio_setup_script(stack: Stack) -> str:
         'mc mb --ignore-existing "local/$$S3_BUCKET"',
     ]
     if OBJECT_CREATED_FUNCTION in names:
-        lines += [
-            "mc admin config set local notify_webhook:1 "
-            f"endpoint=http://edge:{EDGE_PORT}/function/{OBJECT_CREATED_FUNCTION}/ "
-            'auth_token="$$EVENTS_TOKEN" queue_dir=/tmp/minio-events queue_limit=10000',
-            'mc event add "local/$$S3_BUCKET" arn:minio:sqs::1:webhook --event put --suffix .pdf --ignore-existing',
-        ]
+        lines += [f'mc event add "local/$$S3_BUCKET" arn:minio:sqs::{MINIO_WEBHOOK_ID}:webhook --event put '
+                  f'--suffix {suffix} --ignore-existing' for suffix in PDF_SUFFIXES]
     return "\n".join(lines) + "\n"
 
 

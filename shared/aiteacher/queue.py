@@ -28,23 +28,35 @@ def get_queue(name: str) -> Any:
 
 def enqueue(queue: str, function: str, *args: Any, job_id: str | None = None, timeout: int | None = None,
             retries: int | None = None, retry_intervals: list[int] | None = None, on_failure: str | None = None,
-            **kwargs: Any) -> str:
-    """Enqueue `function` (a dotted path) with IDs only. A job id makes enqueueing idempotent."""
+            unique: bool = False, **kwargs: Any) -> str:
+    """Enqueue `function` (a dotted path) with IDs only.
+
+    A `job_id` alone does not stop a second run: rq overwrites the job and queues it again. With
+    `unique=True` (rq >= 2.5, atomic in Redis) a job id that rq still holds, queued, running, finished
+    (for `result_ttl`) or failed (for `failure_ttl`), is not enqueued again: the call returns that id.
+    """
     from rq import Callback, Retry
+    from rq.exceptions import DuplicateJobError
 
     from aiteacher.cache import redis_errors
     from aiteacher.config import get_settings
 
     settings = get_settings()
     retries = settings.job_max_retries if retries is None else retries
+    if unique and not job_id:
+        raise ValueError("unique=True needs a job_id")
     with redis_errors("The job queue"):
-        job = get_queue(queue).enqueue_call(
-            func=function, args=args, kwargs=kwargs, job_id=job_id,
-            timeout=timeout or settings.ingest_job_timeout_seconds,
-            retry=Retry(max=retries, interval=retry_intervals or 0) if retries else None,
-            result_ttl=3600, failure_ttl=7 * 24 * 3600,
-            on_failure=Callback(on_failure) if on_failure else None,
-        )
+        try:
+            job = get_queue(queue).enqueue_call(
+                func=function, args=args, kwargs=kwargs, job_id=job_id,
+                timeout=timeout or settings.ingest_job_timeout_seconds,
+                retry=Retry(max=retries, interval=retry_intervals or 0) if retries else None,
+                result_ttl=3600, failure_ttl=7 * 24 * 3600,
+                on_failure=Callback(on_failure) if on_failure else None, unique=unique,
+            )
+        except DuplicateJobError:
+            log.info("job %s is already known to rq: not enqueued again", job_id)
+            return str(job_id)
     return str(job.id)
 
 
