@@ -71,7 +71,7 @@ def test_dockerfile_stages_and_pins() -> None:
     assert re.fullmatch(r"python:3\.11-slim(-\w+)?", args["PYTHON_IMAGE"])
     froms = [rest for k, rest in steps if k == "FROM"]
     assert froms[0] == "${WATCHDOG_IMAGE} AS watchdog"
-    assert [f.split(" AS ")[1] for f in froms] == ["watchdog", "context", "build", "ship"]
+    assert [f.split(" AS ")[1] for f in froms] == ["watchdog", "layout", "build", "ship"]  # DL3063
     assert "COPY --from=watchdog /fwatchdog /usr/bin/fwatchdog" in [f"COPY {r}" for k, r in steps if k == "COPY"]
     pip = next(rest for k, rest in steps if k == "RUN" and "pip install" in rest)
     assert '"/build/shared${EXTRAS:+[$EXTRAS]}"' in pip  # only the function's extras
