@@ -62,10 +62,10 @@ class EmbeddedServices:
             "Attributes"]["QueueArn"]
         get_s3().put_bucket_notification_configuration(
             Bucket=settings.s3_bucket,
-            NotificationConfiguration={"QueueConfigurations": [{
+            NotificationConfiguration={"QueueConfigurations": [{  # suffix filters are case-sensitive
                 "QueueArn": queue_arn, "Events": ["s3:ObjectCreated:*"],
-                "Filter": {"Key": {"FilterRules": [{"Name": "suffix", "Value": ".pdf"}]}},
-            }]},
+                "Filter": {"Key": {"FilterRules": [{"Name": "suffix", "Value": suffix}]}},
+            } for suffix in (".pdf", ".PDF")]},
         )
         return str(queue_url)
 
