@@ -1,7 +1,7 @@
 """Functions tested as they ship: one venv per distinct EXTRAS set of stack.yml, production settings.
 
 For every distinct `build_args.EXTRAS` of stack.yml (and the worker image's), a venv gets the shared
-library wheel with exactly those extras (uv, pip cache; constrained by requirements.lock when present),
+library wheel with exactly those extras (uv and its cache; pinned by shared/requirements.lock),
 like the template's Dockerfile. Then, against this machine's PostgreSQL and Redis:
 
 - the migrate Job (`aiteacher migrate`) runs with the Job's environment and secret files;
@@ -87,7 +87,7 @@ def build_venvs(extras_sets: set[str], cache: Path) -> dict[str, Path]:
     subprocess.run([uv, "build", "--wheel", "--quiet", "--out-dir", str(wheel_dir), str(ROOT / "shared")],
                    check=True)
     wheel = next(wheel_dir.glob("aiteacher-*.whl"))
-    lock = ROOT / "requirements.lock"
+    lock = ROOT / "shared" / "requirements.lock"
     venvs: dict[str, Path] = {}
     for extras in sorted(extras_sets):
         digest = hashlib.sha256((extras + wheel.name).encode()).hexdigest()[:12]

@@ -73,7 +73,8 @@ def test_dockerfile_stages_and_pins() -> None:
     assert froms[0] == "${WATCHDOG_IMAGE} AS watchdog"
     assert [f.split(" AS ")[1] for f in froms] == ["watchdog", "layout", "build", "ship"]  # DL3063
     assert "COPY --from=watchdog /fwatchdog /usr/bin/fwatchdog" in [f"COPY {r}" for k, r in steps if k == "COPY"]
-    pip = next(rest for k, rest in steps if k == "RUN" and "pip install" in rest)
+    pip = next(rest for k, rest in steps if k == "RUN" and "uv pip install" in rest)
+    assert "--constraints /build/shared/requirements.lock" in pip  # pinned, with hashes
     assert '"/build/shared${EXTRAS:+[$EXTRAS]}"' in pip  # only the function's extras
     assert any(k == "RUN" and "compileall" in rest and "unchecked-hash" in rest for k, rest in steps)
     user = [rest for k, rest in steps if k == "USER"][-1]
