@@ -259,6 +259,8 @@ def run_worker(stack: manifests.Stack, venv: Path, backing: Backing, work: Path)
     pod = deployment["spec"]["template"]["spec"]
     container = pod["containers"][0]
     env = backing.rewrite({item["name"]: item["value"] for item in container["env"]})
+    metrics_port = free_port()
+    env["WORKER_METRICS_PORT"] = str(metrics_port)  # the pod's 9100, moved off whatever uses it here
     names = [s["secret"]["name"] for s in pod["volumes"][0]["projected"]["sources"]]
     secrets_dir = backing.secrets(names, work / "worker" / "secrets")
     data_dir = work / "worker" / "data"
@@ -275,6 +277,9 @@ def run_worker(stack: manifests.Stack, venv: Path, backing: Backing, work: Path)
             time.sleep(0.2)
         if not redis.scard("rq:workers"):
             return [f"worker never registered (exit {process.poll()}): {log_path.read_text()[-2000:]}"]
+        status = wait_http(f"http://127.0.0.1:{metrics_port}/metrics", 10)
+        if status != 200:
+            return [f"worker: no metrics on WORKER_METRICS_PORT (status {status})"]
         process.send_signal(signal.SIGTERM)
         code = process.wait(timeout=60)
         if code != 0:

@@ -56,7 +56,11 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path(".data"), description="Embedded stores (SQLite, Qdrant Edge, outbox) live here.")
     secrets_dir: Path = Field(Path("/var/openfaas/secrets"), description="Where OpenFaaS mounts secret files.")
     function_name: str = Field("", description="Set per function by stack.yml; used in logs and rate-limit keys.")
-    log_level: str = "INFO"
+    log_level: str = Field("INFO", description="Level of every logger (one JSON line per record on stderr).")
+    worker_metrics_port: int = Field(9100, ge=0, le=65535, description="`aiteacher worker` serves Prometheus "
+                                     "metrics (job duration, failures, queue depth) here; 0 turns it off.")
+    app_timeout: str = Field("", description="A function answers 504 after this long (Go duration, e.g. 55s); "
+                             "empty: 2 s before of-watchdog's exec_timeout.")
     audit_log_file: Path | None = Field(None, description="Append audit JSON lines here as well as to stdout.")
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Origins allowed to call the API from a browser (comma-separated).")

@@ -106,7 +106,9 @@ def run(host: str | None = None, port: int | None = None) -> None:
     from aiteacher.config import get_settings, reset_caches
 
     os.environ.setdefault("AITEACHER_ENV", "dev")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from aiteacher.observability import configure_logging
+
+    configure_logging()  # one JSON line per record, LOG_LEVEL (default INFO)
     for noisy in ("werkzeug", "botocore", "urllib3", "rq.worker", "rq.scheduler", "pypdf"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     _own_data_dir()

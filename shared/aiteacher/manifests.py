@@ -64,6 +64,8 @@ OBJECT_CREATED_FUNCTION = "object-created"
 WORKER_EXTRAS = "rag"  # the worker runs ingestion, exams, summaries and notifications
 GATEWAY_ADDRESS = "gateway.openfaas.svc.cluster.local:8080"  # the OpenFaaS gateway Service (helm chart)
 EDGE_PORT = 8080
+WORKER_METRICS_PORT = 9100  # aiteacher worker's Prometheus endpoint (settings.worker_metrics_port)
+METRICS_PATH = "/_/metrics"  # each function's Prometheus endpoint (aiteacher.serve), on the watchdog's port
 PGBOUNCER_PORT = 6432
 
 # docker-compose: the backing services by their compose names, and local-only secrets.
@@ -256,6 +258,12 @@ def _app_env(stack: Stack, spec: FunctionSpec) -> dict[str, str]:
     return {k: v for k, v in stack.environment(spec).items() if k not in WATCHDOG_ENV}
 
 
+def _scrape_annotations(port: int, path: str) -> dict[str, str]:
+    """The prometheus.io/* pod annotations Prometheus' kubernetes-pods scrape job (and OpenFaaS' and
+    Knative's docs) use to find a pod's metrics."""
+    return {"prometheus.io/scrape": "true", "prometheus.io/port": str(port), "prometheus.io/path": path}
+
+
 def _security_context() -> dict[str, Any]:
     return {"runAsNonRoot": True, "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
             "seccompProfile": {"type": "RuntimeDefault"}}
@@ -311,6 +319,7 @@ def knative_service(stack: Stack, spec: FunctionSpec) -> dict[str, Any]:
                     "autoscaling.knative.dev/min-scale": str(p.min_scale),
                     "autoscaling.knative.dev/max-scale": str(p.max_scale),
                     "autoscaling.knative.dev/scale-to-zero-pod-retention-period": "5m",
+                    **_scrape_annotations(WATCHDOG_PORT, METRICS_PATH),
                 },
             },
             "spec": template_spec,
@@ -454,7 +463,7 @@ def worker_manifests(stack: Stack) -> list[dict[str, Any]]:
             "replicas": 0,  # KEDA owns the replica count
             "selector": {"matchLabels": {"app.kubernetes.io/name": name}},
             "template": {
-                "metadata": {"labels": labels},
+                "metadata": {"labels": labels, "annotations": _scrape_annotations(WORKER_METRICS_PORT, "/metrics")},
                 "spec": {
                     "terminationGracePeriodSeconds": grace,
                     "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001},
@@ -462,6 +471,7 @@ def worker_manifests(stack: Stack) -> list[dict[str, Any]]:
                         "name": "worker",
                         "image": stack.sibling_image("worker"),
                         "command": ["aiteacher", "worker"],
+                        "ports": [{"name": "metrics", "containerPort": WORKER_METRICS_PORT}],
                         "env": _env_list(_shared_env(stack, "worker")),
                         "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}},
                         "securityContext": _security_context(),

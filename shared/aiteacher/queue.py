@@ -200,10 +200,47 @@ class WorkerThreads:
             thread.join(timeout=10)
 
 
-def run_worker(queues: list[str] | None = None, burst: bool = False) -> None:
-    """`aiteacher worker`: a forking RQ worker (one job per work-horse process) with the scheduler."""
+def _measured_worker_class() -> type:
+    """A forking Worker that times each job in the parent (the work horse's own metrics die with it)."""
+    import time
+
     from rq import Worker
 
+    from aiteacher import observability as obs
+
+    class MeasuredWorker(Worker):
+        def execute_job(self, job: Any, queue: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return super().execute_job(job, queue)
+            finally:
+                name = str(job.func_name).rsplit(".", 1)[-1]
+                obs.JOB_DURATION.labels(queue.name, name).observe(time.perf_counter() - started)
+                try:
+                    failed = job.get_status(refresh=True) == "failed"
+                except Exception:  # noqa: BLE001 - the job hash may be gone already (ttl 0)
+                    failed = False
+                if failed:
+                    obs.JOB_FAILURES.labels(queue.name, name).inc()
+
+    return MeasuredWorker
+
+
+def run_worker(queues: list[str] | None = None, burst: bool = False) -> None:
+    """`aiteacher worker`: a forking RQ worker (one job per work-horse process) with the scheduler, and
+    Prometheus metrics (job duration, failures, queue depth) on WORKER_METRICS_PORT (0: none)."""
+    import os
+
+    from aiteacher import observability as obs
+    from aiteacher.config import get_settings
+
+    obs.configure_logging()
+    port = get_settings().worker_metrics_port
+    if port:
+        from prometheus_client import start_http_server
+
+        obs.register_queue_depth(QUEUES)
+        start_http_server(port, registry=obs.REGISTRY)
     connection = worker_connection()
-    worker = Worker(list(queues or QUEUES), connection=connection)
-    worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
+    worker = _measured_worker_class()(list(queues or QUEUES), connection=connection)
+    worker.work(burst=burst, with_scheduler=True, logging_level=os.environ.get("LOG_LEVEL", "INFO").upper())

@@ -29,6 +29,7 @@ from typing import Any
 
 log = logging.getLogger("aiteacher.serve")
 HEALTH_PATHS = ("/_/health", "/_/ready")
+METRICS_PATH = "/_/metrics"
 RETRY_AFTER_SECONDS = 5
 DEADLINE_MARGIN_SECONDS = 2.0
 
@@ -82,28 +83,69 @@ async def _send_problem(send: Send, status: int, title: str, detail: str, code: 
 class ShippedApp:
     """ASGI wrapper: counts requests in flight, refuses new ones while draining, answers 504 at the deadline."""
 
-    def __init__(self, app: Any, deadline_seconds: float | None):
+    def __init__(self, app: Any, deadline_seconds: float | None, function_name: str = ""):
         self.app = app
         self.deadline_seconds = deadline_seconds
         self.draining = False
         self.in_flight = 0
+        self.function_name = function_name or os.environ.get("FUNCTION_NAME", "")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        path = scope.get("path", "")
+        if path == METRICS_PATH:
+            await self._metrics(scope, send)
             return
         if self.draining:
             await _send_problem(send, 503, "Shutting down", "This replica is shutting down; retry shortly",
                                 "shutting_down", {"retry-after": str(RETRY_AFTER_SECONDS), "connection": "close"})
             return
         self.in_flight += 1
+        status = {"code": 500}
+        started = time.perf_counter()
+
+        async def counted_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = int(message["status"])
+            await send(message)
+
         try:
-            if self.deadline_seconds is None or scope.get("path") in HEALTH_PATHS:
-                await self.app(scope, receive, send)
+            if self.deadline_seconds is None or path in HEALTH_PATHS:
+                await self.app(scope, receive, counted_send)
             else:
-                await self._with_deadline(scope, receive, send)
+                await self._with_deadline(scope, receive, counted_send)
         finally:
             self.in_flight -= 1
+            if path not in HEALTH_PATHS:
+                self._observe(scope, status["code"], time.perf_counter() - started)
+
+    def _observe(self, scope: Scope, status: int, seconds: float) -> None:
+        from aiteacher import observability as obs
+
+        route = getattr(scope.get("route"), "path", None) or "unmatched"  # templates only: bounded labels
+        method = scope.get("method", "")
+        obs.HTTP_REQUESTS.labels(self.function_name, method, route, str(status)).inc()
+        obs.HTTP_LATENCY.labels(self.function_name, method, route).observe(seconds)
+        if status == 429:
+            obs.RATE_LIMITED.labels(self.function_name).inc()
+        elif status == 401:
+            obs.AUTH_FAILED.labels(self.function_name).inc()
+
+    async def _metrics(self, scope: Scope, send: Send) -> None:
+        """Prometheus text for a scraper on the pod network; 404 through a proxy (the gateway adds XFF)."""
+        from aiteacher import observability as obs
+
+        headers = dict(scope.get("headers") or [])
+        if b"x-forwarded-for" in headers or scope.get("method") != "GET":
+            await _send_problem(send, 404, "Not found", "No route here", "not_found")
+            return
+        body = obs.metrics_text()
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", obs.METRICS_CONTENT_TYPE.encode()),
+                                (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
 
     async def _with_deadline(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = asyncio.Event()
@@ -161,8 +203,12 @@ def _uvicorn_server(shipped: ShippedApp, host: str, port: int, drain_seconds: fl
                 time.sleep(0.05)
             self.should_exit = True
 
-    config = uvicorn.Config(shipped, host=host, port=port, workers=1, proxy_headers=False, server_header=False,
-                            access_log=False, log_level=log_level, timeout_graceful_shutdown=30, lifespan="auto")
+    from aiteacher.observability import uvicorn_log_config, with_tracing
+
+    config = uvicorn.Config(with_tracing(shipped, shipped.function_name or "aiteacher"), host=host, port=port,
+                            workers=1, proxy_headers=False, server_header=False, access_log=False,
+                            log_level=log_level, log_config=uvicorn_log_config(), timeout_graceful_shutdown=30,
+                            lifespan="auto")
     return DrainingServer(config)
 
 
@@ -181,11 +227,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("app", nargs="?", default="handler:app")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "warning").lower())
+    parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "info").lower())
     parser.add_argument("--drain-seconds", type=float, default=None,
                         help="how long to keep answering 503 after SIGTERM (default: the watchdog's "
                              "healthcheck_interval, else 5s)")
     args = parser.parse_args(argv)
+    from aiteacher.observability import BUILD_INFO, configure_logging
+
+    configure_logging(args.log_level)
+    BUILD_INFO.labels(os.environ.get("FUNCTION_NAME", "")).set(1)
     drain = args.drain_seconds if args.drain_seconds is not None else (
         go_duration(os.environ.get("healthcheck_interval")) or 5.0)  # noqa: SIM112 - of-watchdog's name
     shipped = ShippedApp(load_app(args.app), app_deadline())
