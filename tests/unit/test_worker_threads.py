@@ -110,3 +110,37 @@ def test_a_worker_thread_that_keeps_failing_calls_on_fatal_with_the_cause(monkey
         assert "failed 3 times in a row" in fatal[0]
     finally:
         workers.stop()
+
+
+RACE = '''
+import threading
+{prepare}
+errors = []
+barrier = threading.Barrier(3)
+
+def run(statement):
+    barrier.wait()
+    try:
+        exec(statement, {{}})
+    except Exception as exc:
+        errors.append(repr(exc))
+
+# What make dev's threads do at once: a request enqueues (`from rq import ...`), a worker builds its
+# class (rq.timeouts, rq.worker), a scheduler round starts (rq.scheduler).
+statements = ["from rq import Callback, Retry",
+              "from rq.timeouts import TimerDeathPenalty; from rq.worker import SimpleWorker",
+              "import rq.scheduler"]
+threads = [threading.Thread(target=run, args=(s,)) for s in statements]
+[t.start() for t in threads]
+[t.join() for t in threads]
+print(errors[0] if errors else "ok")
+'''
+
+
+def test_threads_importing_rq_at_once_succeed_once_rq_is_imported_first() -> None:
+    """Without the pre-import this script fails nearly every time here (20 of 20 runs):
+    `ImportError: cannot import name 'SimpleWorker' from partially initialized module 'rq.worker'`."""
+    script = RACE.format(prepare="from aiteacher.queue import import_rq_in_this_thread; import_rq_in_this_thread()")
+    for _ in range(3):
+        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0 and result.stdout.strip() == "ok", result.stdout + result.stderr[-1500:]
