@@ -3,13 +3,13 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install dev test test-fast lint format bench manifests env-example clean
+.PHONY: install dev test test-fast lint format bench manifests env-example lock clean
 
-$(BIN)/aiteacher: shared/pyproject.toml
+$(BIN)/aiteacher: shared/pyproject.toml shared/requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/pip install --quiet --disable-pip-version-check -e 'shared[test]'
+	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip 'uv>=0.9,<1'
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --constraints shared/requirements.lock -e 'shared[test]'
 	@touch $@
 
 install: $(BIN)/aiteacher
@@ -37,6 +37,10 @@ env-example: install  ## regenerate .env.example from the settings model
 
 bench: install  ## every benchmark; results go to docs/benchmarks.md by hand
 	for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+lock: install  ## re-pin every dependency (all extras, every platform) with hashes: shared/requirements.lock
+	$(BIN)/uv pip compile shared/pyproject.toml --all-extras --universal --python-version 3.11 \
+	    --generate-hashes --no-header --quiet -o shared/requirements.lock
 
 clean:
 	rm -rf .data .pytest_cache .ruff_cache

@@ -8,10 +8,12 @@
 # the root, so the handler is `handler.handler`. The function list, extras, timeouts and environment come
 # from `aiteacher manifests --lambda-plan` (stack.yml + env/common.yml), never from this script.
 #
-# Needs: LocalStack running (localstack/compose.yml), awslocal (pip install awscli-local) or AWS="aws
-# --endpoint-url http://127.0.0.1:4566", and servers the Lambdas can reach from their containers:
-#   DATABASE_URL   e.g. postgresql://postgres@host.docker.internal:5432/aiteacher   (required)
-#   REDIS_URL      e.g. redis://host.docker.internal:6379/0                           (required)
+# Needs: LocalStack running (localstack/compose.yml), the AWS CLI and awslocal (`pip install awscli
+# awscli-local`: awscli-local alone is only the wrapper) or AWS="aws --endpoint-url http://127.0.0.1:4566",
+# and servers the Lambdas can reach from their containers (LocalStack starts them on the compose network
+# aiteacher-localstack, where localstack/compose.yml runs PostgreSQL and Redis):
+#   DATABASE_URL   e.g. postgresql://postgres@postgres:5432/aiteacher                 (required)
+#   REDIS_URL      e.g. redis://redis:6379/0                                         (required)
 #   JWT_SECRET     shared by every function (default: generated once into build/lambda/jwt-secret)
 #   S3_TO_LAMBDA=1 also send ObjectCreated(*.pdf) straight to the object-created Lambda (S3 event)
 set -euo pipefail
@@ -91,12 +93,11 @@ while read -r NAME HANDLER_DIR EXTRAS TIMEOUT MEMORY; do
     rm -rf "$DIR/package" "$DIR/function.zip"
     "$PYTHON" -m pip install --quiet --disable-pip-version-check --target "$DIR/package" \
         --platform "manylinux2014_$ARCH" --platform "manylinux_2_28_$ARCH" --implementation cp \
-        --python-version "$PY_VERSION" --only-binary=:all: "$WHEEL[$EXTRAS]"
+        --python-version "$PY_VERSION" --only-binary=:all: --no-compile "$WHEEL[$EXTRAS]"
     cp "$HANDLER_DIR"/*.py "$DIR/package/"
-    # Bytecode now (when this Python matches the runtime): the Lambda file system is read-only.
-    if [ "$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')" = "$PY_VERSION" ]; then
-        "$PYTHON" -m compileall -q --invalidation-mode unchecked-hash "$DIR/package" || true
-    fi
+    # No bytecode in the zip: pip's (--no-compile) would be for this Python, not the runtime's, and
+    # byte-compiling every dependency more than doubles the zip for modules a function never imports.
+    find "$DIR/package" -name __pycache__ -type d -prune -exec rm -rf {} +
     "$PYTHON" -m zipfile -c "$DIR/function.zip" "$DIR/package/."  # "dir/." puts its files at the zip root
     "${AWS[@]}" s3 cp --quiet "$DIR/function.zip" "s3://$ARTIFACTS/$NAME.zip"
 
@@ -133,8 +134,10 @@ import json, sys
 arn, current = sys.argv[1], json.loads(sys.argv[2] or "{}")
 current.pop("ResponseMetadata", None)
 lambdas = [c for c in current.get("LambdaFunctionConfigurations", []) if c.get("Id") != "pdf-to-lambda"]
-lambdas.append({"Id": "pdf-to-lambda", "LambdaFunctionArn": arn, "Events": ["s3:ObjectCreated:*"],
-                "Filter": {"Key": {"FilterRules": [{"Name": "suffix", "Value": ".pdf"}]}}})
+lambdas = [c for c in lambdas if c.get("Id") != "upper-pdf-to-lambda"]
+for rule_id, suffix in (("pdf-to-lambda", ".pdf"), ("upper-pdf-to-lambda", ".PDF")):  # suffixes are case-sensitive
+    lambdas.append({"Id": rule_id, "LambdaFunctionArn": arn, "Events": ["s3:ObjectCreated:*"],
+                    "Filter": {"Key": {"FilterRules": [{"Name": "suffix", "Value": suffix}]}}})
 current["LambdaFunctionConfigurations"] = lambdas
 print(json.dumps(current))
 PY

@@ -9,7 +9,13 @@ import sys
 from pathlib import Path
 
 
+def _without_tokens() -> None:
+    """Commands that never sign or verify a token run without JWT_SECRET (the migrate Job has none)."""
+    os.environ.setdefault("JWT_REQUIRED", "false")
+
+
 def _migrate(args: argparse.Namespace) -> int:
+    _without_tokens()
     from aiteacher.db.migrate import downgrade, migrate_and_seed
 
     if args.downgrade:
@@ -22,10 +28,13 @@ def _migrate(args: argparse.Namespace) -> int:
 
 
 def _create_admin(args: argparse.Namespace) -> int:
+    _without_tokens()
     from aiteacher.db import transaction
+    from aiteacher.db.migrate import upgrade
     from aiteacher.identity.service import ensure_admin
 
     password = os.environ.get("ADMIN_PASSWORD") or getpass.getpass("Admin password (8-128 characters): ")
+    upgrade()  # a fresh database gets the schema first (idempotent at head); no demo data
     try:
         with transaction() as session:
             user_id = ensure_admin(session, args.email, password)
@@ -103,6 +112,7 @@ def _reconcile(_: argparse.Namespace) -> int:
 
 
 def _sqs_forward(args: argparse.Namespace) -> int:
+    _without_tokens()
     from aiteacher import sqs_forward
     from aiteacher.config import get_settings
 
@@ -195,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
         func=_env_example)
 
     args = parser.parse_args(argv)
+    from pydantic import ValidationError
+
     from aiteacher.vectors.base import VectorStoreError
 
     try:
@@ -204,6 +216,13 @@ def main(argv: list[str] | None = None) -> int:
     except VectorStoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except ValidationError as exc:
+        # Settings errors name the setting and the problem, never the values: pydantic's own text
+        # repeats every input (ADMIN_PASSWORD, DATABASE_URL with its password, ...).
+        for error in exc.errors(include_input=False, include_url=False):
+            where = ".".join(str(part) for part in error.get("loc", ())) or "settings"
+            print(f"error: {where}: {error['msg']}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -56,7 +56,11 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path(".data"), description="Embedded stores (SQLite, Qdrant Edge, outbox) live here.")
     secrets_dir: Path = Field(Path("/var/openfaas/secrets"), description="Where OpenFaaS mounts secret files.")
     function_name: str = Field("", description="Set per function by stack.yml; used in logs and rate-limit keys.")
-    log_level: str = "INFO"
+    log_level: str = Field("INFO", description="Level of every logger (one JSON line per record on stderr).")
+    worker_metrics_port: int = Field(9100, ge=0, le=65535, description="`aiteacher worker` serves Prometheus "
+                                     "metrics (job duration, failures, queue depth) here; 0 turns it off.")
+    app_timeout: str = Field("", description="A function answers 504 after this long (Go duration, e.g. 55s); "
+                             "empty: 2 s before of-watchdog's exec_timeout.")
     audit_log_file: Path | None = Field(None, description="Append audit JSON lines here as well as to stdout.")
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Origins allowed to call the API from a browser (comma-separated).")
@@ -99,6 +103,9 @@ class Settings(BaseSettings):
 
     # --- identity ------------------------------------------------------------------------------
     jwt_secret: str = Field("", description="HS256 key, at least 32 bytes outside dev.")
+    jwt_required: bool = Field(True, description="Refuse to start without a strong JWT key. The commands that "
+                               "never sign or verify a token (migrate, create-admin, events sqs-forward) set "
+                               "it false for themselves.")
     jwt_algorithm: Literal["HS256", "EdDSA", "RS256"] = "HS256"
     jwt_private_key_file: Path | None = None
     jwt_public_key_file: Path | None = None
@@ -272,7 +279,7 @@ class Settings(BaseSettings):
     def _check_secrets(self) -> Settings:
         if self.jwt_algorithm == "HS256":
             weak = self.jwt_secret in INSECURE_SECRETS or len(self.jwt_secret.encode()) < MIN_SECRET_BYTES
-            if weak and self.env == "production":
+            if weak and self.env == "production" and self.jwt_required:
                 raise ValueError(
                     "JWT_SECRET is missing, a known default or shorter than 32 bytes; "
                     "set a strong secret (or AITEACHER_ENV=dev for local development)"
@@ -342,6 +349,8 @@ class Settings(BaseSettings):
         weak = self.jwt_secret in INSECURE_SECRETS or len(self.jwt_secret.encode()) < MIN_SECRET_BYTES
         if not weak:
             return self.jwt_secret
+        if self.env == "production":  # a process started with JWT_REQUIRED=false never makes up a key
+            raise RuntimeError("JWT_SECRET is missing or weak: this process cannot sign or verify tokens")
         path = self.data_dir / "jwt-secret"
         if path.exists():
             return path.read_text().strip()

@@ -38,6 +38,8 @@ class EmbeddedServices:
             return
         from moto.server import ThreadedMotoServer
 
+        _bind("127.0.0.1", port, "S3_PORT").close()  # a taken port is a clear error, not a hang
+
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         server.start()
         os.environ["S3_ENDPOINT_URL"] = f"http://127.0.0.1:{port}"
@@ -68,10 +70,10 @@ class EmbeddedServices:
             "Attributes"]["QueueArn"]
         get_s3().put_bucket_notification_configuration(
             Bucket=settings.s3_bucket,
-            NotificationConfiguration={"QueueConfigurations": [{
+            NotificationConfiguration={"QueueConfigurations": [{  # suffix filters are case-sensitive
                 "QueueArn": queue_arn, "Events": ["s3:ObjectCreated:*"],
-                "Filter": {"Key": {"FilterRules": [{"Name": "suffix", "Value": ".pdf"}]}},
-            }]},
+                "Filter": {"Key": {"FilterRules": [{"Name": "suffix", "Value": suffix}]}},
+            } for suffix in (".pdf", ".PDF")]},
         )
         return str(queue_url)
 
@@ -106,10 +108,10 @@ class EmbeddedServices:
         self._stops.append(lambda: (stop.set(), thread.join(timeout=5)))
         self.started.append(f"bucket events      {queue_url} -> {target}")
 
-    def start_workers(self, count: int) -> None:
+    def start_workers(self, count: int, on_fatal: Callable[[str], None] | None = None) -> None:
         from aiteacher.queue import WorkerThreads
 
-        workers = WorkerThreads(count)
+        workers = WorkerThreads(count, on_fatal=on_fatal)
         workers.start()
         self._stops.append(workers.stop)
         self.started.append(f"rq workers         {count} threads on ingest, exams, summaries, notifications")
@@ -131,7 +133,9 @@ def run(host: str | None = None, port: int | None = None) -> None:
     from aiteacher.config import get_settings, reset_caches
 
     os.environ.setdefault("AITEACHER_ENV", "dev")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from aiteacher.observability import configure_logging
+
+    configure_logging()  # one JSON line per record, LOG_LEVEL (default INFO)
     for noisy in ("werkzeug", "botocore", "urllib3", "rq.worker", "rq.scheduler", "pypdf"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     _own_data_dir()
@@ -156,11 +160,24 @@ def run(host: str | None = None, port: int | None = None) -> None:
         from aiteacher.gateway import build_gateway
 
         gateway = build_gateway()
+        from aiteacher.queue import import_rq_in_this_thread
+
+        import_rq_in_this_thread()  # before any thread (forwarder, workers, requests) can import rq
         services.keep_s3_data(settings.data_dir / "s3")
         queue_url = services.wire_bucket_events()
         services.start_forwarder(queue_url, f"http://127.0.0.1:{port}/function/object-created/",
                                  settings.events_token)
-        services.start_workers(settings.worker_threads)
+        fatal: list[str] = []
+        server_box: list[Any] = []
+
+        def workers_failed(message: str) -> None:
+            fatal.append(message)
+            print(f"error: {message}: stopping the dev server", file=sys.stderr, flush=True)
+            if server_box:
+                server_box[0].should_exit = True
+
+        services.start_workers(settings.worker_threads, on_fatal=workers_failed)
+        listener = _bind(host, port, "GATEWAY_PORT")  # the banner below is true only once the port is ours
         db = settings.primary_database_url
         print("AI-Teacher dev gateway", flush=True)
         for line in services.started:
@@ -180,8 +197,13 @@ def run(host: str | None = None, port: int | None = None) -> None:
                                 # uvicorn would believe X-Forwarded-For from loopback; TRUSTED_PROXIES decides.
                                 proxy_headers=False)
         server = uvicorn.Server(config)
+        server_box.append(server)
+        if fatal:
+            server.should_exit = True
         _install_signal_handlers(server)
-        server.run()
+        server.run(sockets=[listener])
+        if fatal:
+            raise SystemExit(f"error: {fatal[0]}")
     finally:
         services.stop()
 
@@ -209,6 +231,23 @@ def _own_data_dir() -> None:
 
 
 _LOCKS: list = []
+
+
+def _bind(host: str, port: int, setting: str) -> Any:
+    """A listening socket on host:port, or SystemExit naming the setting that moves it."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+        listener.listen(2048)
+    except OSError as exc:
+        listener.close()
+        raise SystemExit(f"error: cannot listen on {host}:{port} ({exc.strerror}): another process uses it; "
+                         f"stop it or set {setting} to a free port") from None
+    return listener
 
 
 def _install_signal_handlers(server: Any) -> None:

@@ -45,7 +45,11 @@ DEFAULT_TIMEOUT = 60
 DEFAULT_BODY = "1m"
 # of-watchdog / OpenFaaS gateway settings in env/common.yml: they configure the proxy, not the app. On
 # Knative the request timeout is spec.timeoutSeconds and the watchdog's own timeouts are derived from it.
-WATCHDOG_ENV = ("read_timeout", "write_timeout", "exec_timeout", "upstream_timeout", "healthcheck_interval")
+WATCHDOG_ENV = ("read_timeout", "write_timeout", "exec_timeout", "healthcheck_interval")
+# of-watchdog writes its 504 only while write_timeout has not passed: it must exceed exec_timeout.
+WRITE_MARGIN_SECONDS = 5
+# Secrets a function runs without (the OpenAI key: the offline/embedded engines are used instead).
+OPTIONAL_SECRETS = ("openai-api-key",)
 # OpenFaaS Pro autoscaling (rejected by Community Edition, see docs/deploy-openfaas.md).
 PRO_LABELS = ("com.openfaas.scale.zero", "com.openfaas.scale.zero-duration", "com.openfaas.scale.target",
               "com.openfaas.scale.type")
@@ -62,6 +66,8 @@ OBJECT_CREATED_FUNCTION = "object-created"
 WORKER_EXTRAS = "rag"  # the worker runs ingestion, exams, summaries and notifications
 GATEWAY_ADDRESS = "gateway.openfaas.svc.cluster.local:8080"  # the OpenFaaS gateway Service (helm chart)
 EDGE_PORT = 8080
+WORKER_METRICS_PORT = 9100  # aiteacher worker's Prometheus endpoint (settings.worker_metrics_port)
+METRICS_PATH = "/_/metrics"  # each function's Prometheus endpoint (aiteacher.serve), on the watchdog's port
 PGBOUNCER_PORT = 6432
 
 # docker-compose: the backing services by their compose names, and local-only secrets.
@@ -85,7 +91,10 @@ IMAGES = {
     "postgres": "postgres:16-alpine",
     "redis": "redis:7.4-alpine",
     "qdrant": "qdrant/qdrant:v1.17.1",
-    "minio": "minio/minio:RELEASE.2025-09-07T16-13-09Z",
+    # MinIO publishes its community releases as source only since October 2025: the security release
+    # RELEASE.2025-10-15T17-29-55Z (CVE-2025-62506) has no minio/minio image. alpine/minio rebuilds each
+    # upstream release; MINIO_IMAGE points compose at an image of your own build instead.
+    "minio": "${MINIO_IMAGE:-alpine/minio:RELEASE.2025-10-15T17-29-55Z}",
     "mc": "minio/mc:RELEASE.2025-08-13T08-35-41Z",
     "nginx": "nginx:1.27-alpine",
 }
@@ -202,6 +211,7 @@ class Profile:
 
     container_concurrency: int
     target: int
+    min_scale: int
     max_scale: int
     timeout_seconds: int
     cpu_request: str
@@ -220,8 +230,9 @@ def profile(stack: Stack, spec: FunctionSpec) -> Profile:
     return Profile(
         container_concurrency=concurrency,
         target=int(spec.annotations.get(TARGET_ANNOTATION) or max(1, concurrency // 2)),
+        min_scale=int(spec.labels.get("com.openfaas.scale.min", "0")),
         max_scale=int(spec.labels.get("com.openfaas.scale.max", "5")),
-        timeout_seconds=min(timeout, MAX_KNATIVE_TIMEOUT),
+        timeout_seconds=min(timeout, MAX_KNATIVE_TIMEOUT - WRITE_MARGIN_SECONDS),
         cpu_request="500m" if heavy else "100m",
         memory_request="1Gi" if heavy else "128Mi",
         memory_limit="2Gi" if heavy else "512Mi",
@@ -230,13 +241,8 @@ def profile(stack: Stack, spec: FunctionSpec) -> Profile:
 
 
 def max_body_size(spec: FunctionSpec, env: Mapping[str, str]) -> str:
-    """NGINX client_max_body_size: the annotation, else OpenFaaS's `max_request_size` (bytes), else 1m."""
-    if spec.annotations.get(BODY_ANNOTATION):
-        return spec.annotations[BODY_ANNOTATION]
-    size = env.get("max_request_size", "").strip()
-    if size.isdigit():
-        return f"{math.ceil(int(size) / (1024 * 1024))}m"
-    return DEFAULT_BODY
+    """NGINX client_max_body_size: the `aiteacher.dev/max-body-size` annotation, else 1m."""
+    return spec.annotations.get(BODY_ANNOTATION) or DEFAULT_BODY
 
 
 # --- Knative ---------------------------------------------------------------------------------------
@@ -257,6 +263,12 @@ def _app_env(stack: Stack, spec: FunctionSpec) -> dict[str, str]:
     return {k: v for k, v in stack.environment(spec).items() if k not in WATCHDOG_ENV}
 
 
+def _scrape_annotations(port: int, path: str) -> dict[str, str]:
+    """The prometheus.io/* pod annotations Prometheus' kubernetes-pods scrape job (and OpenFaaS' and
+    Knative's docs) use to find a pod's metrics."""
+    return {"prometheus.io/scrape": "true", "prometheus.io/port": str(port), "prometheus.io/path": path}
+
+
 def _security_context() -> dict[str, Any]:
     return {"runAsNonRoot": True, "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
             "seccompProfile": {"type": "RuntimeDefault"}}
@@ -265,8 +277,10 @@ def _security_context() -> dict[str, Any]:
 def knative_service(stack: Stack, spec: FunctionSpec) -> dict[str, Any]:
     p = profile(stack, spec)
     env = _app_env(stack, spec)
-    # The image runs of-watchdog in front of uvicorn: its timeouts follow the revision's timeout.
-    env.update(dict.fromkeys(("read_timeout", "write_timeout", "exec_timeout"), f"{p.timeout_seconds}s"))
+    # The image runs of-watchdog in front of uvicorn: exec (and read) at the function's timeout, write a
+    # little later so the watchdog's 504 is still written, and the revision's timeout after both.
+    env.update(read_timeout=f"{p.timeout_seconds}s", exec_timeout=f"{p.timeout_seconds}s",
+               write_timeout=f"{p.timeout_seconds + WRITE_MARGIN_SECONDS}s")
     labels = {"app.kubernetes.io/name": spec.name, "app.kubernetes.io/part-of": "aiteacher"}
     container: dict[str, Any] = {
         "name": "function",
@@ -283,12 +297,14 @@ def knative_service(stack: Stack, spec: FunctionSpec) -> dict[str, Any]:
     }
     template_spec: dict[str, Any] = {
         "containerConcurrency": p.container_concurrency,
-        "timeoutSeconds": p.timeout_seconds,
+        "timeoutSeconds": p.timeout_seconds + WRITE_MARGIN_SECONDS,
         "containers": [container],
     }
     if spec.secrets:
         container["volumeMounts"] = [{"name": "secrets", "mountPath": SECRETS_MOUNT, "readOnly": True}]
-        template_spec["volumes"] = [_secrets_volume("secrets", spec.secrets)]
+        template_spec["volumes"] = [_secrets_volume(
+            "secrets", [s for s in spec.secrets if s not in OPTIONAL_SECRETS],
+            [s for s in spec.secrets if s in OPTIONAL_SECRETS])]
     return {
         "apiVersion": "serving.knative.dev/v1",
         "kind": "Service",
@@ -305,9 +321,10 @@ def knative_service(stack: Stack, spec: FunctionSpec) -> dict[str, Any]:
                     "autoscaling.knative.dev/class": "kpa.autoscaling.knative.dev",
                     "autoscaling.knative.dev/metric": "concurrency",
                     "autoscaling.knative.dev/target": str(p.target),
-                    "autoscaling.knative.dev/min-scale": "0",
+                    "autoscaling.knative.dev/min-scale": str(p.min_scale),
                     "autoscaling.knative.dev/max-scale": str(p.max_scale),
                     "autoscaling.knative.dev/scale-to-zero-pod-retention-period": "5m",
+                    **_scrape_annotations(WATCHDOG_PORT, METRICS_PATH),
                 },
             },
             "spec": template_spec,
@@ -370,8 +387,9 @@ def nginx_conf(stack: Stack, *, gateway: str | None = GATEWAY_ADDRESS, listen: s
         body = [f"        client_max_body_size {p.max_body};"] if p.max_body != DEFAULT_BODY else []
         if spec.annotations.get(STREAMING_ANNOTATION) == "true":
             body += ["        proxy_buffering off;", "        proxy_cache off;"]
-        timeouts = [f"        proxy_read_timeout {p.timeout_seconds + 5}s;",
-                    f"        proxy_send_timeout {p.timeout_seconds + 5}s;"]
+        # The edge waits longer than the watchdog's write_timeout: the 504 comes from the function.
+        edge_timeout = p.timeout_seconds + 2 * WRITE_MARGIN_SECONDS
+        timeouts = [f"        proxy_read_timeout {edge_timeout}s;", f"        proxy_send_timeout {edge_timeout}s;"]
         alias = spec.rest_path.rstrip("/") or "/"
         lines.append(f"    # {spec.name}: {', '.join(spec.methods)} {alias}")
         prefixes = [alias] if alias == "/" else [f"= {alias}", f"{alias}/"]
@@ -454,7 +472,7 @@ def worker_manifests(stack: Stack) -> list[dict[str, Any]]:
             "replicas": 0,  # KEDA owns the replica count
             "selector": {"matchLabels": {"app.kubernetes.io/name": name}},
             "template": {
-                "metadata": {"labels": labels},
+                "metadata": {"labels": labels, "annotations": _scrape_annotations(WORKER_METRICS_PORT, "/metrics")},
                 "spec": {
                     "terminationGracePeriodSeconds": grace,
                     "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001},
@@ -464,12 +482,15 @@ def worker_manifests(stack: Stack) -> list[dict[str, Any]]:
                         "command": ["aiteacher", "worker"],
                         "livenessProbe": {"exec": {"command": ["aiteacher", "worker-health"]},
                                           "initialDelaySeconds": 30, "periodSeconds": 30, "failureThreshold": 3},
+                        "ports": [{"name": "metrics", "containerPort": WORKER_METRICS_PORT}],
                         "env": _env_list(_shared_env(stack, "worker")),
                         "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}},
                         "securityContext": _security_context(),
                         "volumeMounts": [{"name": "secrets", "mountPath": SECRETS_MOUNT, "readOnly": True}],
                     }],
-                    "volumes": [_secrets_volume("secrets", _all_secrets(stack))],
+                    "volumes": [_secrets_volume(
+                        "secrets", [s for s in _all_secrets(stack) if s not in OPTIONAL_SECRETS],
+                        [s for s in _all_secrets(stack) if s in OPTIONAL_SECRETS])],
                 },
             },
         },
@@ -618,18 +639,19 @@ def compose(stack: Stack) -> str:
             "image": IMAGES["minio"],
             "command": ["server", "/data", "--console-address", ":9001"],
             "environment": {"MINIO_ROOT_USER": COMPOSE_SECRETS["s3-access-key-id"],
-                            "MINIO_ROOT_PASSWORD": COMPOSE_SECRETS["s3-secret-access-key"]},
+                            "MINIO_ROOT_PASSWORD": COMPOSE_SECRETS["s3-secret-access-key"],
+                            **_minio_webhook_env(stack)},
             "volumes": ["minio-data:/data"],
             "ports": ["127.0.0.1:9000:9000", "127.0.0.1:9001:9001"],
-            "healthcheck": {"test": ["CMD", "mc", "ready", "local"], "interval": "5s", "timeout": "3s",
-                            "retries": 20},
+            "healthcheck": {"test": ["CMD-SHELL", "curl -fsS http://127.0.0.1:9000/minio/health/ready >/dev/null || "
+                                                  "wget -q -O /dev/null http://127.0.0.1:9000/minio/health/ready"],
+                            "interval": "5s", "timeout": "3s", "retries": 20},
         },
         "minio-setup": {
             "image": IMAGES["mc"],
             "depends_on": {"minio": {"condition": "service_healthy"}},
             "environment": {"MINIO_ROOT_USER": COMPOSE_SECRETS["s3-access-key-id"],
                             "MINIO_ROOT_PASSWORD": COMPOSE_SECRETS["s3-secret-access-key"],
-                            "EVENTS_TOKEN": COMPOSE_SECRETS["events-token"],
                             "S3_BUCKET": shared_env.get("S3_BUCKET", "curriculum")},
             "entrypoint": ["/bin/sh", "-ec", _minio_setup_script(stack)],
             "restart": "no",
@@ -677,6 +699,24 @@ def compose(stack: Stack) -> str:
     return header + _dump(document)
 
 
+MINIO_WEBHOOK_ID = "AITEACHER"
+PDF_SUFFIXES = (".pdf", ".PDF")  # MinIO's suffix filter is case-sensitive
+
+
+def _minio_webhook_env(stack: Stack) -> dict[str, str]:
+    """The bucket webhook as MinIO's own environment: MinIO loads webhook targets only when it starts,
+    and with a queue_dir a target that is not up yet (object-created starts after MinIO) is queued for,
+    not dialled and failed at configuration time (`mc admin config set` did that, so minio-setup exited 1)."""
+    if OBJECT_CREATED_FUNCTION not in {spec.name for spec in stack.specs}:
+        return {}
+    key = MINIO_WEBHOOK_ID
+    return {f"MINIO_NOTIFY_WEBHOOK_ENABLE_{key}": "on",
+            f"MINIO_NOTIFY_WEBHOOK_ENDPOINT_{key}": f"http://{OBJECT_CREATED_FUNCTION}:{WATCHDOG_PORT}/",
+            f"MINIO_NOTIFY_WEBHOOK_AUTH_TOKEN_{key}": COMPOSE_SECRETS["events-token"],
+            f"MINIO_NOTIFY_WEBHOOK_QUEUE_DIR_{key}": "/data/.minio-events",
+            f"MINIO_NOTIFY_WEBHOOK_QUEUE_LIMIT_{key}": "10000"}
+
+
 def _minio_setup_script(stack: Stack) -> str:
     names = {spec.name for spec in stack.specs}
     lines = [
@@ -684,12 +724,8 @@ def _minio_setup_script(stack: Stack) -> str:
         'mc mb --ignore-existing "local/$$S3_BUCKET"',
     ]
     if OBJECT_CREATED_FUNCTION in names:
-        lines += [
-            "mc admin config set local notify_webhook:1 "
-            f"endpoint=http://edge:{EDGE_PORT}/function/{OBJECT_CREATED_FUNCTION}/ "
-            'auth_token="$$EVENTS_TOKEN" queue_dir=/tmp/minio-events queue_limit=10000',
-            'mc event add "local/$$S3_BUCKET" arn:minio:sqs::1:webhook --event put --suffix .pdf --ignore-existing',
-        ]
+        lines += [f'mc event add "local/$$S3_BUCKET" arn:minio:sqs::{MINIO_WEBHOOK_ID}:webhook --event put '
+                  f'--suffix {suffix} --ignore-existing' for suffix in PDF_SUFFIXES]
     return "\n".join(lines) + "\n"
 
 

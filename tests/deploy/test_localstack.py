@@ -80,3 +80,68 @@ def test_localstack_pin_runs_without_a_token() -> None:
     volumes = compose["services"]["localstack"]["volumes"]
     assert "./init/ready.d:/etc/localstack/init/ready.d:ro" in volumes
     assert all(port.startswith("127.0.0.1:") for port in compose["services"]["localstack"]["ports"])
+
+
+DOCS = REPO / "docs" / "localstack.md"
+COMPOSE_FILE = REPO / "localstack" / "compose.yml"
+
+
+def test_capitalised_pdf_keys_are_notified_too() -> None:
+    # S3 suffix filters are case-sensitive: lecture.PDF matched no rule before.
+    assert '\\"Name\\":\\"suffix\\",\\"Value\\":\\".PDF\\"' in HOOK.read_text()
+    assert '("upper-pdf-to-lambda", ".PDF")' in DEPLOY.read_text()
+
+
+def test_moto_bucket_notifies_capitalised_pdf_keys(tmp_path: Path) -> None:
+    import boto3
+
+    from aiteacher.storage import get_sqs
+
+    queue_url = os.environ["EVENTS_QUEUE_URL"]
+    s3 = boto3.client("s3", endpoint_url=os.environ["S3_ENDPOINT_URL"], region_name="us-east-1",
+                      aws_access_key_id="testing", aws_secret_access_key="testing")
+    key = f"eng/3/algorithms/capitals-{os.getpid()}.PDF"
+    s3.put_object(Bucket="curriculum", Key=key, Body=b"%PDF-1.4\n")
+    seen = []
+    for _ in range(5):
+        for message in get_sqs().receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10,
+                                                 WaitTimeSeconds=1).get("Messages", []):
+            seen.append(message["Body"])
+            get_sqs().delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+        if any("capitals-" in body for body in seen):
+            break
+    assert any(f"capitals-{os.getpid()}.PDF" in body for body in seen)
+
+
+def test_queue_url_needs_no_public_dns() -> None:
+    text = DOCS.read_text()
+    urls = re.findall(r"EVENTS_QUEUE_URL=(\S+)", text)
+    assert urls and all(url.startswith("http://127.0.0.1:4566/") for url in urls)
+    assert "localhost.localstack.cloud" not in text.split("## Developer flow 1")[1].split("## Developer flow 2")[0]
+    assert yaml.safe_load(COMPOSE_FILE.read_text())["services"]["localstack"]["environment"][
+        "SQS_ENDPOINT_STRATEGY"] == "path"
+
+
+def test_lambda_zip_carries_no_bytecode() -> None:
+    text = DEPLOY.read_text()
+    assert "--no-compile" in text and "compileall" not in text
+    assert "-name __pycache__" in text
+
+
+def test_aws_cli_install_installs_the_aws_cli() -> None:
+    installs = [line for line in DOCS.read_text().splitlines() if "pip install" in line]
+    assert installs and all(re.search(r"pip install .*\bawscli\b", line) for line in installs)
+
+
+def test_no_host_docker_internal_without_host_gateway() -> None:
+    """host.docker.internal does not resolve on Linux: the Lambdas reach postgres/redis on the compose network."""
+    services = yaml.safe_load(COMPOSE_FILE.read_text())["services"]
+    localstack = services["localstack"]
+    assert localstack["environment"]["LAMBDA_DOCKER_NETWORK"] == "aiteacher-localstack"
+    assert "host-gateway" in localstack["environment"]["LAMBDA_DOCKER_FLAGS"]
+    assert "host.docker.internal:host-gateway" in localstack["extra_hosts"]
+    assert {"postgres", "redis"} <= set(services)
+    for path in (DOCS, DEPLOY):
+        for line in path.read_text().splitlines():
+            if "host.docker.internal" in line and not line.lstrip().startswith("#"):
+                assert "host-gateway" in line or "does not resolve" in line, (path.name, line)

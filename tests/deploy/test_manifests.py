@@ -140,7 +140,8 @@ def test_knative_scaling_and_probes(spec, stack: manifests.Stack) -> None:  # ty
     assert document["metadata"]["name"] == spec.name and DNS_LABEL.match(spec.name)
     template = document["spec"]["template"]
     annotations = template["metadata"]["annotations"]
-    assert annotations["autoscaling.knative.dev/min-scale"] == "0"
+    # min-scale follows stack.yml's com.openfaas.scale.min (it was hard-coded to 0 while stack.yml said 1).
+    assert annotations["autoscaling.knative.dev/min-scale"] == spec.labels.get("com.openfaas.scale.min", "0")
     assert annotations["autoscaling.knative.dev/max-scale"] == spec.labels.get("com.openfaas.scale.max", "5")
     assert annotations["autoscaling.knative.dev/class"] == "kpa.autoscaling.knative.dev"
     assert annotations["autoscaling.knative.dev/metric"] in ("concurrency", "rps")
@@ -165,9 +166,49 @@ def test_knative_environment(spec, stack: manifests.Stack) -> None:  # type: ign
     assert {k: v for k, v in env.items() if k not in manifests.WATCHDOG_ENV} == expected
     assert env["FUNCTION_NAME"] == spec.name
     timeout = knative(spec.name)["spec"]["template"]["spec"]["timeoutSeconds"]
-    # The watchdog's own timeouts follow the revision timeout (not env/common.yml's OpenFaaS values).
-    assert {env[k] for k in ("read_timeout", "write_timeout", "exec_timeout")} == {f"{timeout}s"}
-    assert "upstream_timeout" not in env
+    # The watchdog writes its 504 only before write_timeout: write > exec, and the revision's timeout
+    # (Knative's own deadline) comes after the watchdog's write deadline.
+    exec_s, write_s = (manifests.duration_seconds(env[k]) for k in ("exec_timeout", "write_timeout"))
+    assert manifests.duration_seconds(env["read_timeout"]) == exec_s
+    assert exec_s < write_s <= timeout <= 600
+    assert "upstream_timeout" not in env and "max_request_size" not in env
+
+
+def test_every_generated_watchdog_config_writes_after_it_executes() -> None:
+    """env/*.yml, the template's Dockerfile defaults, compose and Knative: write_timeout > exec_timeout,
+    and only settings of-watchdog reads (no upstream_timeout / max_request_size, which it ignores)."""
+    import re
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[2]
+    configs: dict[str, dict[str, str]] = {}
+    for path in sorted((root / "env").glob("*.yml")):
+        configs[path.name] = {k: str(v) for k, v in (yaml.safe_load(path.read_text())["environment"]).items()}
+    dockerfile = (root / "template/aiteacher-fastapi/Dockerfile").read_text()
+    configs["Dockerfile"] = dict(re.findall(r"\b(\w+_timeout)=(\S+)", dockerfile))
+    compose = yaml.safe_load((root / "docker-compose.yml").read_text())
+    for name, service in compose["services"].items():
+        env = service.get("environment") or {}
+        if "exec_timeout" in env:
+            configs[f"compose:{name}"] = {k: str(v) for k, v in env.items()}
+    for path in sorted((root / "infra/knative").glob("*.yaml")):
+        container = yaml.safe_load(path.read_text())["spec"]["template"]["spec"]["containers"][0]
+        configs[path.name] = {item["name"]: item["value"] for item in container["env"]}
+    assert len(configs) > 4
+    for name, env in configs.items():
+        assert "upstream_timeout" not in env and "max_request_size" not in env, name
+        if "exec_timeout" in env or "write_timeout" in env:
+            assert (manifests.duration_seconds(env["write_timeout"]) > manifests.duration_seconds(env["exec_timeout"])
+                    ), name
+
+
+def test_optional_openai_key_does_not_block_a_knative_pod() -> None:
+    for name in ("chat", "search"):
+        sources = knative(name)["spec"]["template"]["spec"]["volumes"][0]["projected"]["sources"]
+        by_name = {source["secret"]["name"]: source["secret"] for source in sources}
+        assert by_name["openai-api-key"].get("optional") is True
+        assert "optional" not in by_name["jwt-secret"] and "optional" not in by_name["database-url"]
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=by_name)

@@ -71,9 +71,10 @@ def test_dockerfile_stages_and_pins() -> None:
     assert re.fullmatch(r"python:3\.11-slim(-\w+)?", args["PYTHON_IMAGE"])
     froms = [rest for k, rest in steps if k == "FROM"]
     assert froms[0] == "${WATCHDOG_IMAGE} AS watchdog"
-    assert [f.split(" AS ")[1] for f in froms] == ["watchdog", "context", "build", "ship"]
+    assert [f.split(" AS ")[1] for f in froms] == ["watchdog", "layout", "build", "ship"]  # DL3063
     assert "COPY --from=watchdog /fwatchdog /usr/bin/fwatchdog" in [f"COPY {r}" for k, r in steps if k == "COPY"]
-    pip = next(rest for k, rest in steps if k == "RUN" and "pip install" in rest)
+    pip = next(rest for k, rest in steps if k == "RUN" and "uv pip install" in rest)
+    assert "--constraints /build/shared/requirements.lock" in pip  # pinned, with hashes
     assert '"/build/shared${EXTRAS:+[$EXTRAS]}"' in pip  # only the function's extras
     assert any(k == "RUN" and "compileall" in rest and "unchecked-hash" in rest for k, rest in steps)
     user = [rest for k, rest in steps if k == "USER"][-1]
@@ -89,9 +90,10 @@ def test_watchdog_runs_uvicorn_behind_it() -> None:
     assert env["upstream_url"] == "http://127.0.0.1:8000"
     assert env["ready_path"] == HEALTH_PATH
     argv = env["fprocess"].split(" ")  # of-watchdog splits on spaces, no shell
-    assert argv[:2] == ["uvicorn", "handler:app"]
+    # aiteacher.serve: uvicorn with one worker that drains on SIGTERM and answers 504 before exec_timeout.
+    assert argv[:4] == ["python", "-m", "aiteacher.serve", "handler:app"]
     assert argv[argv.index("--host") + 1] == "127.0.0.1" and argv[argv.index("--port") + 1] == "8000"
-    assert argv[argv.index("--workers") + 1] == "1"
+    assert manifests.duration_seconds(env["write_timeout"]) > manifests.duration_seconds(env["exec_timeout"])
     assert env["PYTHONDONTWRITEBYTECODE"] == "1"
     for timeout in ("read_timeout", "write_timeout", "exec_timeout"):
         assert manifests.duration_seconds(env[timeout]) > 0
@@ -195,7 +197,7 @@ def test_fprocess_serves_the_function(spec, staged_root: Path) -> None:  # type:
     port = free_port()
     argv = env_values()["fprocess"].split(" ")
     argv[argv.index("--port") + 1] = str(port)
-    argv[0:1] = [sys.executable, "-m", "uvicorn"]
+    argv[0:1] = [sys.executable]
     env = {**os.environ, "AITEACHER_ENV": "production", "FUNCTION_NAME": spec.name,
            "JWT_SECRET": "a-production-strength-secret-for-this-test-0123456789",
            "DATA_DIR": str(stage / "data"), "PYTHONDONTWRITEBYTECODE": "1",

@@ -5,6 +5,7 @@ the right students only, and a second process refuses the embedded stores it doe
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -19,7 +20,7 @@ import pytest
 from tests.helpers import PASSWORD, make_pdf
 
 REPO = Path(__file__).resolve().parents[2]
-ADMIN = ("root@example.edu", "admin password for e2e")
+ADMIN = ("admin@example.edu", "admin password")  # the README's first admin
 
 
 def _free_port() -> int:
@@ -133,3 +134,64 @@ def test_second_process_refuses_the_owned_storage(dev_server) -> None:
     assert result.returncode != 0
     assert "in use by another process" in (result.stdout + result.stderr)
     assert dev_server["process"].poll() is None, "the owner keeps running"
+
+
+def test_worker_threads_are_alive_and_rq_imported_once(dev_server) -> None:
+    text = dev_server["log"].read_text()
+    assert "partially initialized module" not in text
+    assert "worker rq-worker" not in text, text[-3000:]
+
+
+def _dev_with_taken_port(tmp_path: Path, which: str) -> tuple[subprocess.CompletedProcess, int]:
+    gateway_port, s3_port = _free_port(), _free_port()
+    taken = gateway_port if which == "gateway" else s3_port
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", taken))
+        holder.listen(1)
+        result = subprocess.run([sys.executable, "-m", "aiteacher.cli", "dev"], cwd=REPO,
+                                env=_dev_env(tmp_path / "data", gateway_port, s3_port), capture_output=True,
+                                text=True, timeout=120, check=False)
+    return result, taken
+
+
+def test_dev_exits_with_a_clear_error_when_the_s3_port_is_taken(tmp_path: Path) -> None:
+    result, port = _dev_with_taken_port(tmp_path, "s3")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert f"cannot listen on 127.0.0.1:{port}" in output and "S3_PORT" in output
+    assert "AI-Teacher dev gateway" not in output
+
+
+def test_dev_prints_no_banner_when_the_gateway_port_is_taken(tmp_path: Path) -> None:
+    result, port = _dev_with_taken_port(tmp_path, "gateway")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert f"cannot listen on 127.0.0.1:{port}" in output and "GATEWAY_PORT" in output
+    assert "AI-Teacher dev gateway" not in output
+
+
+def _readme_shell_blocks() -> str:
+    text = (REPO / "README.md").read_text()
+    walkthrough = text[text.index("## Try it"):text.index("Without an API key the tutor")]
+    return "\n".join(re.findall(r"```sh\n(.*?)```", walkthrough, re.S))
+
+
+def test_readme_shell_blocks_run_as_pasted(dev_server, tmp_path: Path) -> None:
+    """The README's curl walk-through, pasted into bash at the repository root: it used to log out the
+    token the next block uses, and `<exam_id>` was a shell error."""
+    script = _readme_shell_blocks()
+    code = [line.split("  #")[0] for line in script.splitlines() if not line.lstrip().startswith("#")]
+    assert not [line for line in code if re.search(r"<[a-z_ ]+>", line)], "a <placeholder> is a shell error"
+    script = script.replace("http://127.0.0.1:8080", dev_server["base"]).replace(
+        "http://127.0.0.1:9000", dev_server["s3"])
+    for name in (".venv", "tests"):  # the repository root as the reader's shell sees it, lecture.pdf kept out
+        (tmp_path / name).symlink_to(REPO / name)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    result = subprocess.run(["bash", "-e", "-u", "-c", script], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=300)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    assert "curl:" not in output and "Traceback" not in output and "syntax error" not in output
+    assert "204\n401\n" in result.stdout  # the second session is logged out ...
+    assert '"results"' in result.stdout and '"answer"' in result.stdout  # ... $ACCESS still works after it
+    assert '"questions"' in result.stdout or '"status"' in result.stdout.rsplit("\n", 2)[-2]

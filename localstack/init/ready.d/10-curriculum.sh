@@ -1,6 +1,8 @@
 #!/bin/bash
 # LocalStack ready hook (/etc/localstack/init/ready.d): the curriculum bucket, the events queue (with a
-# dead-letter queue) and the bucket notification ObjectCreated(*.pdf) -> SQS. Safe to run again.
+# dead-letter queue) and the bucket notification ObjectCreated(*.pdf, *.PDF: S3 suffix filters are
+# case-sensitive) -> SQS. Safe to run again. Queue URLs are path style (SQS_ENDPOINT_STRATEGY=path in
+# localstack/compose.yml): http://127.0.0.1:4566/000000000000/<queue>, no public DNS needed.
 #   S3_BUCKET          bucket academics drop PDFs into          (default: curriculum, as the settings)
 #   EVENTS_QUEUE_NAME  queue the notifications land in          (default: curriculum-events)
 set -euo pipefail
@@ -27,6 +29,6 @@ awslocal sqs set-queue-attributes --queue-url "$QUEUE_URL" \
     --attributes "{\"Policy\":$(printf '%s' "$POLICY" | python3 -c 'import json,sys; print(json.dumps(sys.stdin.read()))')}"
 
 awslocal s3api put-bucket-notification-configuration --bucket "$BUCKET" --notification-configuration \
-    "{\"QueueConfigurations\":[{\"Id\":\"pdf-to-queue\",\"QueueArn\":\"$QUEUE_ARN\",\"Events\":[\"s3:ObjectCreated:*\"],\"Filter\":{\"Key\":{\"FilterRules\":[{\"Name\":\"suffix\",\"Value\":\".pdf\"}]}}}]}"
+    "{\"QueueConfigurations\":[{\"Id\":\"pdf-to-queue\",\"QueueArn\":\"$QUEUE_ARN\",\"Events\":[\"s3:ObjectCreated:*\"],\"Filter\":{\"Key\":{\"FilterRules\":[{\"Name\":\"suffix\",\"Value\":\".pdf\"}]}}},{\"Id\":\"upper-pdf-to-queue\",\"QueueArn\":\"$QUEUE_ARN\",\"Events\":[\"s3:ObjectCreated:*\"],\"Filter\":{\"Key\":{\"FilterRules\":[{\"Name\":\"suffix\",\"Value\":\".PDF\"}]}}}]}"
 
 echo "aiteacher: s3://$BUCKET ObjectCreated(*.pdf) -> $QUEUE_URL (dead letters: $DLQ_URL)"

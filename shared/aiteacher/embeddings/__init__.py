@@ -36,5 +36,21 @@ def get_embedder() -> Embedder:
 
     settings = get_settings()
     if settings.embedding_provider == "openai":
-        return OpenAIEmbedder.from_settings(settings)
-    return LocalMiniLMEmbedder(threads=settings.embedding_threads or None)
+        return _measured(OpenAIEmbedder.from_settings(settings), "openai")
+    return _measured(LocalMiniLMEmbedder(threads=settings.embedding_threads or None), "local")
+
+
+def _measured(embedder: Embedder, provider: str) -> Embedder:
+    """Every `embed` call (embed_query goes through it) timed into aiteacher_embedding_duration_seconds."""
+    from aiteacher import observability as obs
+
+    embed = embedder.embed
+
+    def timed_embed(texts: list[str]) -> list[list[float]]:
+        with obs.timed(obs.EMBEDDING_SECONDS, provider):
+            vectors = embed(texts)
+        obs.EMBEDDED_TEXTS.labels(provider).inc(len(texts))
+        return vectors
+
+    embedder.embed = timed_embed  # type: ignore[method-assign]
+    return embedder

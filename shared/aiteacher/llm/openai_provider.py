@@ -466,15 +466,19 @@ class OpenAIProvider:
                            f"{_describe(exc)}") from exc
 
     def _complete(self, messages: list[dict[str, str]], response_format: dict[str, Any], name: str) -> str:
+        from aiteacher import observability as obs
+
         try:
-            response: Any = self._client.chat.completions.create(
-                model=self.model,
-                messages=messages,  # type: ignore[arg-type]
-                response_format=response_format,  # type: ignore[arg-type]
-                max_completion_tokens=self.max_output_tokens,
-            )
+            with obs.timed(obs.LLM_LATENCY, "openai", name):
+                response: Any = self._client.chat.completions.create(
+                    model=self.model,
+                    messages=messages,  # type: ignore[arg-type]
+                    response_format=response_format,  # type: ignore[arg-type]
+                    max_completion_tokens=self.max_output_tokens,
+                )
         except self._openai.OpenAIError as exc:
             raise self._error(name, exc) from exc
+        obs.llm_usage("openai", getattr(response, "usage", None))
         return _content(response)
 
     def _error(self, what: str, exc: Exception) -> LLMError:

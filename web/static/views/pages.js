@@ -8,7 +8,8 @@ export function pagePath(documentId, page) {
 }
 
 export function citationLink(app, citation) {
-  const label = `${citation.title || "Document"}, p. ${citation.page}${citation.ocr ? " (OCR)" : ""}`;
+  const unit = { slide: "slide", section: "section" }[citation.unit] || "p.";
+  const label = `${citation.title || "Document"}, ${unit} ${citation.page}${citation.ocr ? " (OCR)" : ""}`;
   return h("a", {
     href: `#${pagePath(citation.document_id, citation.page)}`, class: "citation",
     onclick: (event) => {
@@ -30,9 +31,9 @@ export async function openPage(app, citation) {
     const path = pagePath(citation.document_id, citation.page);
     const page = await api.get(path);
     clear(body);
-    if (page.image_url || page.has_image !== false) {
+    if (page.image_url) {
       try {
-        const src = await api.blobUrl(page.image_url ? page.image_url.replace(api.base, "") : `${path}.png`);
+        const src = await api.blobUrl(page.image_url.replace(api.base, ""));
         body.append(h("img", { src, alt: `Page ${citation.page} of ${citation.title || "the document"}` }));
       } catch {
         /* the text below is the page too */

@@ -50,7 +50,7 @@ export async function tutorView(app, sessionId) {
         const current = s.id === currentSession ? "page" : null;
         sessionsList.append(h("li", {},
           h("a", { href: `#/tutor/${s.id}`, "aria-current": current }, s.title || "Conversation"),
-          h("small", { class: "hint" }, s.preview || ""),
+          h("small", { class: "hint" }, s.last_message?.preview || ""),
           h("button", {
             type: "button", class: "link danger", "aria-label": `Delete conversation ${s.title || ""}`,
             onclick: async () => {
@@ -75,7 +75,9 @@ export async function tutorView(app, sessionId) {
       const session = await api.get(`/session/${currentSession}`);
       for (const m of session.messages || []) {
         const isUser = m.role === "user";
-        log.append(message(isUser ? "user" : "tutor", isUser ? h("p", {}, m.content) : renderMarkdown(m.content)));
+        const item = message(isUser ? "user" : "tutor", isUser ? h("p", {}, m.content) : renderMarkdown(m.content));
+        if (!isUser && m.citations?.length) item.append(answerFooter(app, { citations: m.citations }));
+        log.append(item);
       }
     } catch (error) {
       app.fail(error);

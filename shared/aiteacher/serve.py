@@ -1,0 +1,248 @@
+"""The function image's server (`python -m aiteacher.serve handler:app`): uvicorn behind of-watchdog.
+
+What plain uvicorn gets wrong under of-watchdog:
+
+- **SIGTERM.** The watchdog forwards SIGTERM to its child at once, keeps routing new requests to it for
+  `healthcheck_interval`, then drains in-flight requests for up to `write_timeout`. Plain uvicorn closes its
+  socket at once (new requests: the watchdog answers 500), then re-raises SIGTERM on itself, so the watchdog
+  sees its child killed and exits 1. Here SIGTERM starts a drain: readiness fails, new requests get
+  503 + Retry-After, in-flight requests finish, and the process exits 0 once nothing is in flight and
+  the watchdog has stopped routing to it.
+- **Timeouts.** At `exec_timeout` the watchdog cuts the request. The app answers first, a problem+json
+  504 a moment before that deadline, so the client learns what happened. The deadline covers the time to
+  the first byte only: a streamed reply (Server-Sent Events) keeps streaming.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+log = logging.getLogger("aiteacher.serve")
+HEALTH_PATHS = ("/_/health", "/_/ready")
+METRICS_PATH = "/_/metrics"
+RETRY_AFTER_SECONDS = 5
+DEADLINE_MARGIN_SECONDS = 2.0
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+def go_duration(value: str | None) -> float | None:
+    """A Go duration as of-watchdog reads it ("60s", "1m30s", "500ms", bare seconds); None when unset/0."""
+    import re
+
+    if not value or not value.strip():
+        return None
+    value = value.strip()
+    if re.fullmatch(r"\d+(\.\d+)?", value):
+        seconds = float(value)
+    else:
+        units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+        seconds = sum(float(n) * units[u] for n, u in re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", value))
+    return seconds or None
+
+
+def app_deadline(environ: MutableMapping[str, str] | None = None) -> float | None:
+    """Seconds the app gives a request before it answers 504: a little under the watchdog's exec_timeout."""
+    env = os.environ if environ is None else environ
+    explicit = go_duration(env.get("APP_TIMEOUT"))
+    if explicit:
+        return explicit
+    exec_timeout = go_duration(env.get("exec_timeout"))
+    if not exec_timeout:
+        return None
+    return max(exec_timeout - DEADLINE_MARGIN_SECONDS, exec_timeout * 0.5)
+
+
+def _problem(status: int, title: str, detail: str, code: str, headers: dict[str, str]) -> tuple[dict, bytes]:
+    body = json.dumps({"type": f"https://aiteacher.dev/problems/{code.replace('_', '-')}", "title": title,
+                       "status": status, "detail": detail, "code": code}).encode()
+    return {"content-type": "application/problem+json", "content-length": str(len(body)), **headers}, body
+
+
+async def _send_problem(send: Send, status: int, title: str, detail: str, code: str,
+                        headers: dict[str, str] | None = None) -> None:
+    head, body = _problem(status, title, detail, code, headers or {})
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(k.encode(), v.encode()) for k, v in head.items()]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class ShippedApp:
+    """ASGI wrapper: counts requests in flight, refuses new ones while draining, answers 504 at the deadline."""
+
+    def __init__(self, app: Any, deadline_seconds: float | None, function_name: str = ""):
+        self.app = app
+        self.deadline_seconds = deadline_seconds
+        self.draining = False
+        self.in_flight = 0
+        self.function_name = function_name or os.environ.get("FUNCTION_NAME", "")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path", "")
+        if path == METRICS_PATH:
+            await self._metrics(scope, send)
+            return
+        if self.draining:
+            await _send_problem(send, 503, "Shutting down", "This replica is shutting down; retry shortly",
+                                "shutting_down", {"retry-after": str(RETRY_AFTER_SECONDS), "connection": "close"})
+            return
+        self.in_flight += 1
+        status = {"code": 500}
+        started = time.perf_counter()
+
+        async def counted_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = int(message["status"])
+            await send(message)
+
+        try:
+            if self.deadline_seconds is None or path in HEALTH_PATHS:
+                await self.app(scope, receive, counted_send)
+            else:
+                await self._with_deadline(scope, receive, counted_send)
+        finally:
+            self.in_flight -= 1
+            if path not in HEALTH_PATHS:
+                self._observe(scope, status["code"], time.perf_counter() - started)
+
+    def _observe(self, scope: Scope, status: int, seconds: float) -> None:
+        from aiteacher import observability as obs
+
+        route = getattr(scope.get("route"), "path", None) or "unmatched"  # templates only: bounded labels
+        method = scope.get("method", "")
+        obs.HTTP_REQUESTS.labels(self.function_name, method, route, str(status)).inc()
+        obs.HTTP_LATENCY.labels(self.function_name, method, route).observe(seconds)
+        if status == 429:
+            obs.RATE_LIMITED.labels(self.function_name).inc()
+        elif status == 401:
+            obs.AUTH_FAILED.labels(self.function_name).inc()
+
+    async def _metrics(self, scope: Scope, send: Send) -> None:
+        """Prometheus text for a scraper on the pod network; 404 through a proxy (the gateway adds XFF)."""
+        from aiteacher import observability as obs
+
+        headers = dict(scope.get("headers") or [])
+        if b"x-forwarded-for" in headers or scope.get("method") != "GET":
+            await _send_problem(send, 404, "Not found", "No route here", "not_found")
+            return
+        body = obs.metrics_text()
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", obs.METRICS_CONTENT_TYPE.encode()),
+                                (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _with_deadline(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = asyncio.Event()
+
+        async def watched_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                started.set()
+            await send(message)
+
+        task = asyncio.ensure_future(self.app(scope, receive, watched_send))
+        first_byte = asyncio.ensure_future(started.wait())
+        done, _ = await asyncio.wait({task, first_byte}, timeout=self.deadline_seconds,
+                                     return_when=asyncio.FIRST_COMPLETED)
+        if task in done or first_byte in done:
+            first_byte.cancel()
+            await task  # a started reply (a stream, too) runs to its end
+            return
+        first_byte.cancel()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        if not started.is_set():
+            log.warning("request %s %s passed the %gs deadline", scope.get("method"), scope.get("path"),
+                        self.deadline_seconds)
+            await _send_problem(send, 504, "Timed out", f"The request took longer than {self.deadline_seconds:g}s",
+                                "timeout")
+
+
+def _uvicorn_server(shipped: ShippedApp, host: str, port: int, drain_seconds: float, log_level: str) -> Any:
+    import uvicorn
+
+    class DrainingServer(uvicorn.Server):
+        """SIGTERM/SIGINT start a drain; exit (0) once idle and the watchdog no longer routes here."""
+
+        _drain_started = False
+
+        def handle_exit(self, sig: int, frame: Any) -> None:  # never re-raised: a drained exit is a clean exit
+            if self._drain_started:
+                if sig == signal.SIGINT:
+                    self.should_exit = True
+                return
+            self._drain_started = True
+            shipped.draining = True
+            log.info("signal %s: draining (%d in flight)", signal.Signals(sig).name, shipped.in_flight)
+            threading.Thread(target=self._drain, name="drain", daemon=True).start()
+
+        def _drain(self) -> None:
+            quiet_since = time.monotonic()
+            begun = quiet_since
+            while True:
+                if shipped.in_flight:
+                    quiet_since = time.monotonic()
+                elif time.monotonic() - begun >= drain_seconds and time.monotonic() - quiet_since >= 0.2:
+                    break
+                time.sleep(0.05)
+            self.should_exit = True
+
+    from aiteacher.observability import uvicorn_log_config, with_tracing
+
+    config = uvicorn.Config(with_tracing(shipped, shipped.function_name or "aiteacher"), host=host, port=port,
+                            workers=1, proxy_headers=False, server_header=False, access_log=False,
+                            log_level=log_level, log_config=uvicorn_log_config(), timeout_graceful_shutdown=30,
+                            lifespan="auto")
+    return DrainingServer(config)
+
+
+def load_app(target: str) -> Any:
+    import importlib
+    import sys
+
+    module_name, _, attribute = target.partition(":")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    return getattr(importlib.import_module(module_name), attribute or "app")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m aiteacher.serve", description=__doc__.splitlines()[0])
+    parser.add_argument("app", nargs="?", default="handler:app")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "info").lower())
+    parser.add_argument("--drain-seconds", type=float, default=None,
+                        help="how long to keep answering 503 after SIGTERM (default: the watchdog's "
+                             "healthcheck_interval, else 5s)")
+    args = parser.parse_args(argv)
+    from aiteacher.observability import BUILD_INFO, configure_logging
+
+    configure_logging(args.log_level)
+    BUILD_INFO.labels(os.environ.get("FUNCTION_NAME", "")).set(1)
+    drain = args.drain_seconds if args.drain_seconds is not None else (
+        go_duration(os.environ.get("healthcheck_interval")) or 5.0)  # noqa: SIM112 - of-watchdog's name
+    shipped = ShippedApp(load_app(args.app), app_deadline())
+    server = _uvicorn_server(shipped, args.host, args.port, drain, args.log_level)
+    server.run()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

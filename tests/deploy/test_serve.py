@@ -1,0 +1,120 @@
+"""The image's server (`python -m aiteacher.serve`) as of-watchdog drives it, over real HTTP: a slow request
+gets a problem+json 504 before the watchdog's exec_timeout, SIGTERM drains (in-flight requests finish, new
+ones get 503 + Retry-After, exit 0 — plain uvicorn closes its socket and re-raises SIGTERM, so the watchdog
+exited 1), and Server-Sent Events stream past the deadline."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+APP = textwrap.dedent('''
+    import asyncio
+    from fastapi import FastAPI
+    from fastapi.responses import StreamingResponse
+
+    app = FastAPI()
+
+    @app.get("/_/health")
+    def health():
+        return {"status": "ok"}
+
+    @app.get("/sleep/{seconds}")
+    async def sleep(seconds: float):
+        await asyncio.sleep(seconds)
+        return {"slept": seconds}
+
+    @app.get("/events")
+    async def events():
+        async def stream():
+            for n in range(4):
+                yield f"data: {n}\\n\\n"
+                await asyncio.sleep(0.6)
+        return StreamingResponse(stream(), media_type="text/event-stream")
+''')
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator:  # type: ignore[type-arg]
+    (tmp_path / "handler.py").write_text(APP)
+    started: list[subprocess.Popen] = []
+
+    def start(exec_timeout: str = "", drain: float = 1.0) -> tuple[subprocess.Popen, str]:
+        port = _free_port()
+        env = {**os.environ, "exec_timeout": exec_timeout}
+        process = subprocess.Popen([sys.executable, "-m", "aiteacher.serve", "handler:app", "--port", str(port),
+                                    "--drain-seconds", str(drain)], cwd=tmp_path, env=env,
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        started.append(process)
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/_/health", timeout=1).status_code == 200:
+                    return process, base
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        raise AssertionError(process.stdout.read() if process.poll() is not None else "not up")
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_a_slow_request_gets_a_problem_504_before_the_watchdogs_exec_timeout(serve) -> None:  # type: ignore[no-untyped-def]
+    _, base = serve(exec_timeout="3s")  # app deadline: 1.5 s, under the watchdog's 3 s
+    reply = httpx.get(f"{base}/sleep/2.5", timeout=10)
+    assert reply.status_code == 504
+    assert reply.headers["content-type"] == "application/problem+json"
+    assert reply.json()["code"] == "timeout"
+    assert httpx.get(f"{base}/sleep/0.1", timeout=10).json() == {"slept": 0.1}
+
+
+def test_server_sent_events_stream_past_the_deadline(serve) -> None:  # type: ignore[no-untyped-def]
+    _, base = serve(exec_timeout="3s")
+    arrivals = []
+    with httpx.stream("GET", f"{base}/events", headers={"Accept": "text/event-stream"}, timeout=10) as reply:
+        assert reply.status_code == 200 and reply.headers["content-type"].startswith("text/event-stream")
+        start = time.monotonic()
+        for line in reply.iter_lines():
+            if line.startswith("data:"):
+                arrivals.append((line, time.monotonic() - start))
+    assert [line for line, _ in arrivals] == [f"data: {n}" for n in range(4)]
+    assert arrivals[0][1] < arrivals[-1][1]  # streamed, not buffered to the end
+
+
+def test_sigterm_finishes_in_flight_refuses_new_with_503_and_exits_0(serve) -> None:  # type: ignore[no-untyped-def]
+    process, base = serve(drain=1.5)
+    results: dict[str, httpx.Response] = {}
+    slow = threading.Thread(target=lambda: results.setdefault("slow", httpx.get(f"{base}/sleep/1.0", timeout=10)))
+    slow.start()
+    time.sleep(0.3)
+    process.send_signal(signal.SIGTERM)
+    time.sleep(0.2)
+    refused = httpx.get(f"{base}/sleep/0", timeout=5)
+    assert refused.status_code == 503
+    assert refused.headers["retry-after"] == "5"
+    assert refused.json()["code"] == "shutting_down"
+    assert httpx.get(f"{base}/_/health", timeout=5).status_code == 503  # readiness fails while draining
+    slow.join(10)
+    assert results["slow"].status_code == 200 and results["slow"].json() == {"slept": 1.0}
+    assert process.wait(timeout=30) == 0
