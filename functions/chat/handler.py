@@ -19,6 +19,7 @@ class Citation(BaseModel):
     document_id: str
     title: str
     page: int
+    page_url: str | None = None
 
 
 class ChatOut(BaseModel):

@@ -25,9 +25,10 @@ def ingest(caller: Uploader, file: Annotated[UploadFile, File(description="The l
     data = service.read_pdf_upload(file.file)
     with transaction() as session:
         target = service.resolve_upload_target(session, caller, faculty_id, semester_id)
-        doc = service.create_upload(session, caller, target, course=course, filename=file.filename or "upload.pdf",
-                                    data=data)
-    return {"document_id": doc.id, "status": doc.status, "key": doc.object_key}
+        doc, created = service.create_upload(session, caller, target, course=course,
+                                             filename=file.filename or "upload.pdf", data=data)
+    # The same file already in this course: its document, not a second copy.
+    return {"document_id": doc.id, "status": doc.status, "key": doc.object_key, "duplicate": not created}
 
 
 handler = lambda_handler(app)

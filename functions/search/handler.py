@@ -24,6 +24,7 @@ class SearchResult(BaseModel):
     page: int
     text: str
     score: float
+    page_url: str = Field(description="GET it (same token) for the page's text; add /image for a PNG")
 
 
 class SearchOut(BaseModel):

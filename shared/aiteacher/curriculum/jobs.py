@@ -58,8 +58,12 @@ def ingest_document(document_id: str) -> dict[str, Any]:
     except PdfRejected as exc:
         return _fail(document_id, exc.message, code=exc.code)
 
+    from aiteacher.curriculum.service import claim_content
+
+    duplicate_of = claim_content(document_id, stored.data, title=extracted.title)
+    if duplicate_of is not None:
+        return {"document_id": document_id, "status": "duplicate", "duplicate_of": duplicate_of}
     chunk_count = _index(document_id, extracted)
-    title = extracted.title
     with transaction() as session:
         doc = session.get(Document, document_id)
         if doc is None:  # deleted while we worked: leave no vectors behind
@@ -68,8 +72,6 @@ def ingest_document(document_id: str) -> dict[str, Any]:
             get_vector_store().delete_document(document_id)
             return {"document_id": document_id, "status": "deleted"}
         doc.status, doc.pages, doc.chunks, doc.error = "ready", extracted.page_count, chunk_count, None
-        if title and doc.source == "bucket":
-            doc.title = title[:300]
         _supersede_older_versions(session, doc)
     bump_tenant_version(faculty_id)
     audit("document.ingest", "ready", target=document_id, pages=extracted.page_count, chunks=chunk_count)

@@ -49,6 +49,62 @@ def bump_tenant_version(faculty_id: int | None) -> None:
         pipe.execute()
 
 
+# --- one document per content, one title rule ---------------------------------------------------
+
+def content_hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def document_title(pdf_title: str | None, name_title: str) -> str:
+    """The one title rule, for uploads and bucket drops alike: the PDF's own title when it has a real one,
+    else the title made from the file name when the document was created (`keys.title_from_name`)."""
+    return (pdf_title or name_title)[:300]
+
+
+def find_same_content(session: Session, *, faculty_id: int | None, semester_id: int | None, course: str,
+                      digest: str) -> Document | None:
+    return session.scalar(select(Document).where(
+        Document.faculty_id == faculty_id, Document.semester_id == semester_id, Document.course == course,
+        Document.content_hash == digest))
+
+
+def claim_content(document_id: str, data: bytes, *, title: str | None) -> str | None:
+    """Record the file's hash on its document (and the title rule's title). If another document of the same
+    tenant and course holds the same bytes, this one is folded into it: its row goes (vectors were never
+    written) and the other's id is returned. The unique constraint decides races between two ingestions."""
+    from sqlalchemy.exc import IntegrityError
+
+    from aiteacher.db import transaction
+
+    digest = content_hash(data)
+    try:
+        with transaction() as session:
+            doc = session.get(Document, document_id)
+            if doc is None:
+                return None
+            doc.title = document_title(title, doc.title)
+            if doc.content_hash == digest:
+                return None
+            doc.content_hash = digest
+            session.flush()
+    except IntegrityError:
+        pass
+    else:
+        return None
+    with transaction() as session:
+        doc = session.get(Document, document_id)
+        if doc is None:
+            return None
+        original = find_same_content(session, faculty_id=doc.faculty_id, semester_id=doc.semester_id,
+                                     course=doc.course, digest=digest)
+        if original is None or original.id == doc.id:
+            return None
+        original_id = original.id
+        session.delete(doc)
+    audit("document.duplicate", "merged", target=document_id, duplicate_of=original_id)
+    return original_id
+
+
 # --- uploads --------------------------------------------------------------------------------------
 
 def read_pdf_upload(stream: Any) -> bytes:
@@ -102,16 +158,26 @@ def resolve_upload_target(session: Session, caller: Claims, faculty_id: int | No
 
 
 def create_upload(session: Session, caller: Claims, target: UploadTarget, *, course: str, filename: str,
-                  data: bytes) -> Document:
-    """Record the document (ETag = MD5 of the body, what S3 gives a single-part PUT) before the object
+                  data: bytes) -> tuple[Document, bool]:
+    """(document, created now?). The same file already in this tenant's course is that document, not a new
+    one. Record the document (ETag = MD5 of the body, what S3 gives a single-part PUT) before the object
     is written, so the bucket's own event for it is recognised as a duplicate, then store it."""
     from aiteacher.curriculum.keys import title_from_name, upload_key
     from aiteacher.storage import put_pdf
 
     settings = get_settings()
+    digest = content_hash(data)
+    same = find_same_content(session, faculty_id=target.faculty.id, semester_id=target.semester.id,
+                             course=course.strip(), digest=digest)
+    if same is not None and same.status == "failed":
+        same.content_hash = None  # a failed copy does not hold the content: this upload is a fresh try
+        session.flush()
+    elif same is not None:
+        audit("document.upload", "duplicate", actor=caller.sub, target=same.id)
+        return same, False
     document_id = new_id()
     key = upload_key(target.faculty.code, target.semester.number, course, document_id, filename)
-    doc = Document(id=document_id, title=title_from_name(filename), course=course.strip(),
+    doc = Document(id=document_id, title=title_from_name(filename), course=course.strip(), content_hash=digest,
                    faculty_id=target.faculty.id, semester_id=target.semester.id, department_id=target.department_id,
                    status="queued", source="upload", bucket=settings.s3_bucket, object_key=key,
                    etag=hashlib.md5(data, usedforsecurity=False).hexdigest(), size_bytes=len(data),
@@ -121,7 +187,7 @@ def create_upload(session: Session, caller: Claims, target: UploadTarget, *, cou
     put_pdf(key, data, {"document-id": document_id})
     enqueue_ingestion(session, document_id)
     audit("document.upload", "queued", actor=caller.sub, target=document_id, key=key, size=len(data))
-    return doc
+    return doc, True
 
 
 # --- bucket events --------------------------------------------------------------------------------

@@ -139,7 +139,10 @@ def _citations(passages: list[Any]) -> list[dict[str, Any]]:
         key = (passage.document_id, passage.page)
         if key not in seen:
             seen.add(key)
-            citations.append({"document_id": passage.document_id, "title": passage.title, "page": passage.page})
+            from aiteacher.curriculum.search import page_url
+
+            citations.append({"document_id": passage.document_id, "title": passage.title, "page": passage.page,
+                              "page_url": page_url(passage.document_id, passage.page)})
     return citations
 
 

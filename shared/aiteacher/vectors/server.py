@@ -1,8 +1,9 @@
 """Qdrant server (or qdrant-client's in-process `:memory:` mode for tests) through `qdrant-client`.
 
-One collection, cosine distance, a keyword index on `faculty_id` with `is_tenant=True` and keyword
-indexes on the other filter fields. The embedder that built the collection is recorded in the
-collection's own metadata (Qdrant server 1.16 or later). qdrant_client is imported by the
+One collection with two named vectors per point: `dense` (cosine) and `lexical` (sparse BM25 weights, IDF
+modifier); hybrid queries prefetch both and fuse them server-side. A keyword index on `faculty_id` with
+`is_tenant=True` and keyword indexes on the other filter fields. The embedder that built the collection is
+recorded in the collection's own metadata (Qdrant server 1.16 or later). qdrant_client is imported by the
 constructor, never at module import.
 """
 
@@ -15,19 +16,24 @@ from collections.abc import Sequence
 from typing import Any
 
 from aiteacher.vectors.base import (
+    DENSE_VECTOR,
     FILTER_KEYS,
+    LEXICAL_VECTOR,
     TENANT_KEY,
     CollectionRecord,
     Filters,
+    Fusion,
     SearchHit,
     VectorPoint,
     VectorStoreError,
     check_limit,
+    check_query,
     check_record,
     check_vector,
     filter_conditions,
     stored_payload,
 )
+from aiteacher.vectors.lexical import SparseVector
 
 _UPSERT_BATCH = 256
 
@@ -86,7 +92,10 @@ class QdrantServerStore:
                 try:
                     created = self._client.create_collection(
                         self.collection,
-                        vectors_config=models.VectorParams(size=wanted.dimension, distance=models.Distance.COSINE),
+                        vectors_config={DENSE_VECTOR: models.VectorParams(size=wanted.dimension,
+                                                                          distance=models.Distance.COSINE)},
+                        sparse_vectors_config={LEXICAL_VECTOR: models.SparseVectorParams(
+                            modifier=models.Modifier.IDF)},
                         metadata=wanted.as_dict(),
                     )
                 except Exception:
@@ -102,7 +111,8 @@ class QdrantServerStore:
                 )
             check_record(self._where, recorded, wanted)
             vectors = info.config.params.vectors
-            size = getattr(vectors, "size", None)
+            dense = vectors.get(DENSE_VECTOR) if isinstance(vectors, dict) else None
+            size = getattr(dense, "size", None)
             if size != wanted.dimension:
                 raise VectorStoreError(
                     f"vector collection {self._where} holds {size}-d vectors but records {wanted.dimension}-d"
@@ -116,7 +126,7 @@ class QdrantServerStore:
             return
         dimension = self._record.dimension if self._record else None
         structs = [
-            self._models.PointStruct(id=point.id, vector=check_vector(point.vector, dimension),
+            self._models.PointStruct(id=point.id, vector=self._vectors(point, dimension),
                                      payload=stored_payload(point.payload))
             for point in points
         ]
@@ -128,15 +138,33 @@ class QdrantServerStore:
             for start in range(0, len(structs), _UPSERT_BATCH):
                 self._client.upsert(self.collection, points=structs[start:start + _UPSERT_BATCH], wait=True)
 
-    def search(self, vector: Sequence[float], *, filters: Filters | None = None, limit: int = 10) -> list[SearchHit]:
+    def search(self, vector: Sequence[float] | None, *, lexical: SparseVector | None = None,
+               filters: Filters | None = None, limit: int = 10, fusion: Fusion | None = None) -> list[SearchHit]:
+        check_query(vector, lexical)
         query_filter = self._filter(filters)
         check_limit(limit)
-        query = check_vector(vector, self._record.dimension if self._record else None)
+        dense = None if vector is None else check_vector(vector, self._record.dimension if self._record else None)
+        models = self._models
+        sparse = models.SparseVector(indices=lexical.indices, values=lexical.values) if lexical else None
+        if dense is None and sparse is None:
+            return []  # a lexical-only query without a single term matches nothing
+        arguments: dict[str, Any]
+        if dense is not None and sparse is not None:
+            fusion = fusion or Fusion()
+            candidates = fusion.candidates(limit)
+            arguments = {"prefetch": [
+                models.Prefetch(query=dense, using=DENSE_VECTOR, filter=query_filter, limit=candidates),
+                models.Prefetch(query=sparse, using=LEXICAL_VECTOR, filter=query_filter, limit=candidates),
+            ], "query": self._fusion_query(fusion)}
+        elif dense is not None:
+            arguments = {"query": dense, "using": DENSE_VECTOR}
+        else:
+            arguments = {"query": sparse, "using": LEXICAL_VECTOR}
         with self._calls:
             if not self._collection_exists():
                 return []
             response = self._client.query_points(
-                self.collection, query=query, query_filter=query_filter, limit=limit, with_payload=True,
+                self.collection, query_filter=query_filter, limit=limit, with_payload=True, **arguments,
             )
         return [SearchHit(id=str(point.id), score=float(point.score), payload=dict(point.payload or {}))
                 for point in response.points]
@@ -159,6 +187,29 @@ class QdrantServerStore:
             self._client.close()
 
     # --- internals -----------------------------------------------------------------------------
+    def _vectors(self, point: VectorPoint, dimension: int | None) -> dict[str, Any]:
+        vectors: dict[str, Any] = {DENSE_VECTOR: check_vector(point.vector, dimension)}
+        lexical = point.lexical_vector()
+        if lexical:
+            vectors[LEXICAL_VECTOR] = self._models.SparseVector(indices=lexical.indices, values=lexical.values)
+        return vectors
+
+    def _fusion_query(self, fusion: Fusion) -> Any:
+        models = self._models
+        if fusion.method == "rrf":
+            return models.RrfQuery(rrf=models.Rrf(k=fusion.rrf_k, weights=[fusion.dense_weight,
+                                                                            1 - fusion.dense_weight]))
+        lexical = "$score[1]"
+        saturated = models.DivExpression(div=models.DivParams(
+            left=lexical, right=models.SumExpression(sum=[lexical, fusion.saturation]), by_zero_default=0.0))
+        return models.FormulaQuery(
+            formula=models.SumExpression(sum=[
+                models.MultExpression(mult=[fusion.dense_weight, "$score[0]"]),
+                models.MultExpression(mult=[1 - fusion.dense_weight, saturated]),
+            ]),
+            defaults={"$score[0]": 0.0, lexical: 0.0},
+        )
+
     def _collection_exists(self) -> bool:
         if not self._exists:
             self._exists = bool(self._client.collection_exists(self.collection))
