@@ -92,7 +92,8 @@ def test_search_returns_one_result_per_page_with_its_best_chunk(client, academic
                  for i in range(12)]
     doc = _ready(client, academic, [long_page, NOISE], course)
     assert doc["chunks"] >= 4
-    results = search(client, student, "how do red-black trees recolour nodes", top_k=10, course=course).json()["results"]
+    query = "how do red-black trees recolour nodes"
+    results = search(client, student, query, top_k=10, course=course).json()["results"]
     pages = [(r["document_id"], r["page"]) for r in results]
     assert len(pages) == len(set(pages)) == 2
     assert pages[0] == (doc["id"], 1)
