@@ -106,8 +106,10 @@ class Fusion:
     """How a hybrid search combines its dense and lexical candidates (inside the engine).
 
     `formula` (the default): `dense_weight * cosine + (1 - dense_weight) * s / (s + saturation)` where `s` is
-    the BM25 score, a candidate missing from one side scoring 0 there. `rrf`: weighted reciprocal rank fusion
-    with `rrf_k`. Each side prefetches `max(prefetch, 4 * limit)` candidates under the same filter.
+    the BM25 score. `rrf`: weighted reciprocal rank fusion with `rrf_k`. Each side prefetches
+    `max(prefetch, 4 * limit)` candidates under the same filter; then each side rescores the union of both
+    candidate lists, so every candidate is fused with its exact cosine and BM25 score (a point without any
+    query term scores 0 on the lexical side, which is its exact BM25 score).
     The defaults were chosen on bench/bench_hybrid.py (see docs/retrieval.md).
     """
 

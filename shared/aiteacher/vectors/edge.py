@@ -139,12 +139,7 @@ class EdgeStore:
             candidates = fusion.candidates(limit)
             request = edge.QueryRequest(
                 limit=limit,
-                prefetches=[
-                    edge.Prefetch(limit=candidates, query=edge.Query.Nearest(dense, using=DENSE_VECTOR),
-                                  filter=edge_filter),
-                    edge.Prefetch(limit=candidates, query=edge.Query.Nearest(sparse, using=LEXICAL_VECTOR),
-                                  filter=edge_filter),
-                ],
+                prefetches=self._rescored_candidates(dense, sparse, edge_filter, candidates),
                 query=self._fusion_query(fusion),
                 filter=edge_filter,
                 with_payload=True,
@@ -235,6 +230,19 @@ class EdgeStore:
         if lexical:
             vectors[LEXICAL_VECTOR] = self._edge.SparseVector(lexical.indices, lexical.values)
         return vectors
+
+    def _rescored_candidates(self, dense: list[float], sparse: Any, edge_filter: Any, candidates: int) -> list[Any]:
+        """The union of both sides' candidates, scored exactly by each side (see `Fusion`)."""
+        edge = self._edge
+        dense_query = edge.Query.Nearest(dense, using=DENSE_VECTOR)
+        lexical_query = edge.Query.Nearest(sparse, using=LEXICAL_VECTOR)
+
+        def union() -> list[Any]:
+            return [edge.Prefetch(limit=candidates, query=dense_query, filter=edge_filter),
+                    edge.Prefetch(limit=candidates, query=lexical_query, filter=edge_filter)]
+
+        return [edge.Prefetch(limit=2 * candidates, query=dense_query, prefetches=union(), filter=edge_filter),
+                edge.Prefetch(limit=2 * candidates, query=lexical_query, prefetches=union(), filter=edge_filter)]
 
     def _fusion_query(self, fusion: Fusion) -> Any:
         edge = self._edge

@@ -152,9 +152,15 @@ class QdrantServerStore:
         if dense is not None and sparse is not None:
             fusion = fusion or Fusion()
             candidates = fusion.candidates(limit)
+            union = [models.Prefetch(query=dense, using=DENSE_VECTOR, filter=query_filter, limit=candidates),
+                     models.Prefetch(query=sparse, using=LEXICAL_VECTOR, filter=query_filter, limit=candidates)]
+            # Each side rescores the union of both sides' candidates, so the fusion sees a candidate's real
+            # cosine and BM25 score, not 0 for the side that did not fetch it.
             arguments = {"prefetch": [
-                models.Prefetch(query=dense, using=DENSE_VECTOR, filter=query_filter, limit=candidates),
-                models.Prefetch(query=sparse, using=LEXICAL_VECTOR, filter=query_filter, limit=candidates),
+                models.Prefetch(prefetch=union, query=dense, using=DENSE_VECTOR, filter=query_filter,
+                                limit=2 * candidates),
+                models.Prefetch(prefetch=union, query=sparse, using=LEXICAL_VECTOR, filter=query_filter,
+                                limit=2 * candidates),
             ], "query": self._fusion_query(fusion)}
         elif dense is not None:
             arguments = {"query": dense, "using": DENSE_VECTOR}
