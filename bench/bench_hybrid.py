@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, load_module, print_table  # noqa: E402
+from common import REPO, load_module, print_table
 
 os.environ.setdefault("AITEACHER_ENV", "dev")
 INFO_DIR = Path("/usr/share/info")
@@ -124,8 +124,8 @@ def run_set(label: str, pdfs: dict[str, bytes], questions: list[dict[str, Any]],
     from aiteacher.vectors.lexical import query_vector
 
     embedder = get_embedder()
-    extracted = {name: extract_pages(data, PdfLimits(max_bytes=len(data) + 1, max_pages=2000,
-                                                     max_decompressed_bytes=500_000_000)) for name, data in pdfs.items()}
+    limits = PdfLimits(max_bytes=100_000_000, max_pages=2000, max_decompressed_bytes=500_000_000)
+    extracted = {name: extract_pages(data, limits) for name, data in pdfs.items()}
     page_texts = {name: [p.text for p in ex.pages] for name, ex in extracted.items()}
     gold_pages(page_texts, questions)
     answerable = [q for q in questions if q.get("doc")]
@@ -143,7 +143,8 @@ def run_set(label: str, pdfs: dict[str, bytes], questions: list[dict[str, Any]],
                           for c, v in zip(chunks, vectors, strict=True)])
         # The anchor: plain 1,000/200 windows over raw page text, exact cosine.
         windows = [(name, i + 1, text[s:s + 1000]) for name, texts in page_texts.items()
-                   for i, text in enumerate(texts) for s in range(0, max(len(text) - 200, 1), 800) if text[s:s + 1000].strip()]
+                   for i, text in enumerate(texts) for s in range(0, max(len(text) - 200, 1), 800)
+                   if text[s:s + 1000].strip()]
         window_matrix = np.asarray(embedder.embed([w[2] for w in windows]), dtype=np.float32)
 
         modes: dict[str, Any] = {"dense": ("dense", None), "lexical": ("lexical", None)}

@@ -30,8 +30,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from aiteacher.vectors import EdgeStore, Fusion, VectorPoint  # noqa: E402
-from aiteacher.vectors.lexical import SparseVector  # noqa: E402
+from aiteacher.vectors import EdgeStore, Fusion, VectorPoint
+from aiteacher.vectors.lexical import SparseVector
 
 VOCABULARY = 20_000
 TERMS_PER_CHUNK = 60

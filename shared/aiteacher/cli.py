@@ -92,6 +92,14 @@ def _manifests(args: argparse.Namespace) -> int:
                namespace=args.namespace)
 
 
+def _reindex(_: argparse.Namespace) -> int:
+    from aiteacher.curriculum.service import reindex_all
+
+    ids = reindex_all()
+    print(f"vector collection recreated; {len(ids)} documents queued for ingestion")
+    return 0
+
+
 def _dev(args: argparse.Namespace) -> int:
     from aiteacher.devserver import run
 
@@ -135,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     add_arguments(manifests)
     manifests.set_defaults(func=_manifests)
 
+    sub.add_parser("reindex", help="recreate the vector collection and re-ingest every ready document").set_defaults(
+        func=_reindex)
     sub.add_parser("env-example", help="print .env.example (every setting with its default)").set_defaults(
         func=_env_example)
 

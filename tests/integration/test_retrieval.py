@@ -184,3 +184,19 @@ def test_chunks_of_documents_that_are_not_ready_are_never_returned(client, acade
         results = search(client, student, f"skip lists random promotion {status}", course=course).json()["results"]
         assert results == []
         assert_problem(client.get(f"/documents/{doc['id']}/pages/1", headers=student["headers"]), 404)
+
+
+def test_reindex_recreates_the_collection_and_documents_come_back(client, academic, student) -> None:
+    """Collections from before hybrid search have no lexical vectors: `aiteacher reindex` rebuilds them."""
+    from aiteacher.curriculum.service import reindex_all
+    from aiteacher.vectors import get_vector_store
+
+    course = _course()
+    doc = _ready(client, academic, [["Fenwick trees answer prefix sums with one array and low-bit steps."]], course)
+    assert doc["id"] in reindex_all()
+    assert get_vector_store().count({"document_id": doc["id"]}) == 0
+    assert search(client, student, "fenwick prefix sums", course=course).json()["results"] == []
+    run_jobs()
+    assert client.get(f"/documents/{doc['id']}", headers=academic["headers"]).json()["status"] == "ready"
+    results = search(client, student, "fenwick prefix sums low-bit", course=course).json()["results"]
+    assert [r["document_id"] for r in results] == [doc["id"]]

@@ -293,3 +293,31 @@ def delete_document(session: Session, caller: Claims, document_id: str) -> None:
     session.flush()
     after_commit(session, lambda: bump_tenant_version(faculty_id))
     audit("document.delete", "ok", actor=caller.sub, target=document_id)
+
+
+# --- re-indexing ----------------------------------------------------------------------------------
+
+def reindex_all() -> list[str]:
+    """Recreate the vector collection with the current layout (dense + lexical vectors) and queue every ready
+    document for ingestion again; returns their ids. Search shows a document again once its job is done."""
+    import time
+
+    from aiteacher.db import transaction
+    from aiteacher.queue import enqueue
+    from aiteacher.vectors import get_vector_store
+
+    get_vector_store().drop_collection()
+    with transaction() as session:
+        documents = list(session.scalars(select(Document).where(Document.status == "ready")))
+        for doc in documents:
+            doc.status = "queued"
+        ids = [doc.id for doc in documents]
+        faculties = {doc.faculty_id for doc in documents}
+    stamp = int(time.time())
+    for document_id in ids:
+        enqueue("ingest", INGEST_JOB, document_id, job_id=f"reindex-{document_id}-{stamp}",
+                timeout=get_settings().ingest_job_timeout_seconds, on_failure=INGEST_FAILED)
+    for faculty_id in faculties:
+        bump_tenant_version(faculty_id)
+    audit("document.reindex", "queued", documents=len(ids))
+    return ids

@@ -172,6 +172,10 @@ class VectorStore(Protocol):
         """Exact number of points matching every non-None filter."""
         ...
 
+    def drop_collection(self) -> None:
+        """Delete the collection and its record (re-indexing recreates it with the current layout)."""
+        ...
+
     def close(self) -> None:
         """Release the client or the embedded shard (and its folder lock)."""
         ...

@@ -175,6 +175,21 @@ class EdgeStore:
                 return 0
             return int(shard.count(self._edge.CountRequest(exact=True, filter=edge_filter)))
 
+    def drop_collection(self) -> None:
+        import shutil
+
+        with self._write_lock:
+            with self._state:
+                self._check_open()
+                while self._readers:
+                    self._state.wait()
+                shard, self._shard = self._shard, None
+            if shard is not None:
+                shard.close()
+            shutil.rmtree(self.shard_path, ignore_errors=True)
+            self.record_path.unlink(missing_ok=True)
+            self._record = None
+
     def close(self) -> None:
         with self._write_lock:
             with self._state:

@@ -188,6 +188,12 @@ class QdrantServerStore:
                 return 0
             return int(self._client.count(self.collection, count_filter=count_filter, exact=True).count)
 
+    def drop_collection(self) -> None:
+        with self._lock, self._calls:
+            if self._client.collection_exists(self.collection):
+                self._client.delete_collection(self.collection)
+            self._record, self._exists = None, False
+
     def close(self) -> None:
         with self._calls:
             self._client.close()
