@@ -1,6 +1,6 @@
 """Benchmark: hybrid retrieval quality on a harder set (16 GNU manuals, one tenant) and on ../shared/eval.
 
-    python bench/bench_hybrid.py [--set gnu|eval|both] [--weights 0.4,0.5,0.6,0.7] [--json]
+    python bench/bench_hybrid.py [--set gnu|eval|both] [--weights 0.3,0.5,0.7 --saturations 2,6] [--cache F]
 
 The GNU set: 30,000 characters of each of 16 GNU manuals installed on this machine (/usr/share/info, GFDL;
 see bench/hybrid/SOURCES.md), rendered to PDFs at bench time with the repository's small PDF writer, then
@@ -114,7 +114,40 @@ def collapse(keys: list[tuple[str, int]], k: int) -> list[tuple[str, int]]:
     return seen
 
 
-def run_set(label: str, pdfs: dict[str, bytes], questions: list[dict[str, Any]], weights: list[float]) -> dict:
+class CachedEmbedder:
+    """The configured embedder with a disk cache (--cache), so that sweeping fusion settings re-embeds nothing."""
+
+    def __init__(self, inner: Any, path: Path | None) -> None:
+        import pickle
+
+        self.inner, self.path = inner, path
+        self.name, self.dimension = inner.name, inner.dimension
+        # A cache file this bench wrote itself on this machine.
+        self.known: dict[str, list[float]] = (
+            pickle.loads(path.read_bytes()) if path and path.exists() else {})  # noqa: S301
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        missing = [t for t in dict.fromkeys(texts) if "d:" + t not in self.known]
+        for start in range(0, len(missing), 32):
+            batch = missing[start:start + 32]
+            for text, vector in zip(batch, self.inner.embed(batch), strict=True):
+                self.known["d:" + text] = list(vector)
+        return [self.known["d:" + t] for t in texts]
+
+    def embed_query(self, text: str) -> list[float]:
+        if "q:" + text not in self.known:
+            self.known["q:" + text] = list(self.inner.embed_query(text))
+        return self.known["q:" + text]
+
+    def save(self) -> None:
+        import pickle
+
+        if self.path:
+            self.path.write_bytes(pickle.dumps(self.known))
+
+
+def run_set(label: str, pdfs: dict[str, bytes], questions: list[dict[str, Any]], weights: list[float],
+            saturations: list[float], cache: Path | None) -> dict:
     import numpy as np
 
     from aiteacher.embeddings import get_embedder
@@ -123,7 +156,7 @@ def run_set(label: str, pdfs: dict[str, bytes], questions: list[dict[str, Any]],
     from aiteacher.vectors import EdgeStore, Fusion, VectorPoint, chunk_point_id
     from aiteacher.vectors.lexical import query_vector
 
-    embedder = get_embedder()
+    embedder = CachedEmbedder(get_embedder(), cache)
     limits = PdfLimits(max_bytes=100_000_000, max_pages=2000, max_decompressed_bytes=500_000_000)
     extracted = {name: extract_pages(data, limits) for name, data in pdfs.items()}
     page_texts = {name: [p.text for p in ex.pages] for name, ex in extracted.items()}
@@ -148,9 +181,14 @@ def run_set(label: str, pdfs: dict[str, bytes], questions: list[dict[str, Any]],
         window_matrix = np.asarray(embedder.embed([w[2] for w in windows]), dtype=np.float32)
 
         modes: dict[str, Any] = {"dense": ("dense", None), "lexical": ("lexical", None)}
+        default = Fusion()
+        modes[f"hybrid (default w={default.dense_weight} s={default.saturation})"] = ("hybrid", default)
         for weight in weights:
-            modes[f"hybrid w={weight}"] = ("hybrid", Fusion(dense_weight=weight))
-        modes["hybrid rrf"] = ("hybrid", Fusion(method="rrf", dense_weight=0.5))
+            for saturation in saturations:
+                modes[f"hybrid w={weight} s={saturation}"] = ("hybrid", Fusion(dense_weight=weight,
+                                                                               saturation=saturation))
+        for weight in (0.3, 0.5):
+            modes[f"hybrid rrf w={weight}"] = ("hybrid", Fusion(method="rrf", dense_weight=weight))
         ranks: dict[str, list[int | None]] = {"baseline (window, dense)": []}
         ranks.update({m: [] for m in modes})
         none_scores: dict[str, list[float]] = {m: [] for m in ranks}
@@ -171,6 +209,7 @@ def run_set(label: str, pdfs: dict[str, bytes], questions: list[dict[str, Any]],
                 else:
                     none_scores[mode].append(top)
         store.close()
+    embedder.save()
 
     table = {mode: metrics(r) for mode, r in ranks.items()}
     base = table["baseline (window, dense)"]
@@ -191,16 +230,21 @@ def run_set(label: str, pdfs: dict[str, bytes], questions: list[dict[str, Any]],
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--set", choices=("gnu", "eval", "both"), default="both")
-    parser.add_argument("--weights", default="0.4,0.5,0.6,0.7")
+    parser.add_argument("--weights", default="", help="extra dense weights to sweep, e.g. 0.3,0.5,0.7")
+    parser.add_argument("--saturations", default="6", help="BM25 saturation constants to sweep with --weights")
+    parser.add_argument("--cache", type=Path, default=None, help="embedding cache file (for sweeps)")
     parser.add_argument("--eval-dir", type=Path, default=REPO.parent / "shared" / "eval")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    weights = [float(w) for w in args.weights.split(",")]
+    weights = [float(w) for w in args.weights.split(",") if w]
+    saturations = [float(s) for s in args.saturations.split(",") if s]
     out = []
     if args.set in ("gnu", "both"):
-        out.append(run_set("GNU manuals", *gnu_corpus(), weights))
+        out.append(run_set("GNU manuals", *gnu_corpus(), weights, saturations,
+                           args.cache and args.cache.with_suffix(".gnu.pkl")))
     if args.set in ("eval", "both"):
-        out.append(run_set("../shared/eval", *eval_corpus(args.eval_dir), weights))
+        out.append(run_set("../shared/eval", *eval_corpus(args.eval_dir), weights, saturations,
+                           args.cache and args.cache.with_suffix(".eval.pkl")))
     if args.json:
         print(json.dumps(out))
     return 0

@@ -106,10 +106,10 @@ class Fusion:
     """How a hybrid search combines its dense and lexical candidates (inside the engine).
 
     `formula` (the default): `dense_weight * cosine + (1 - dense_weight) * s / (s + saturation)` where `s` is
-    the BM25 score. `rrf`: weighted reciprocal rank fusion with `rrf_k`. Each side prefetches
-    `max(prefetch, 4 * limit)` candidates under the same filter; then each side rescores the union of both
-    candidate lists, so every candidate is fused with its exact cosine and BM25 score (a point without any
-    query term scores 0 on the lexical side, which is its exact BM25 score).
+    the BM25 score. Each side fetches `max(prefetch, 4 * limit)` candidates under the same filter, then
+    scores the other side's candidates exactly (a filter on their ids), so every candidate of the union is
+    fused with its real cosine and BM25 score (0 for a point without any query term, which is exact).
+    `rrf`: Qdrant's weighted reciprocal rank fusion of the two candidate lists (prefetch + `Fusion.Rrf`).
     The defaults were chosen on bench/bench_hybrid.py (see docs/retrieval.md).
     """
 
@@ -210,6 +210,19 @@ def check_vector(vector: Sequence[float], dimension: int | None) -> list[float]:
     if dimension is not None and len(values) != dimension:
         raise ValueError(f"vector has {len(values)} dimensions, the collection holds {dimension}")
     return values
+
+
+def fuse_formula(cosine: Mapping[Any, float], bm25: Mapping[Any, float], fusion: Fusion,
+                 limit: int) -> list[tuple[Any, float]]:
+    """`Fusion`'s formula over the union of candidates, best first (ties by id, for a stable order)."""
+    weight, saturation = fusion.dense_weight, fusion.saturation
+    fused = {}
+    for point_id in cosine.keys() | bm25.keys():
+        lexical = bm25.get(point_id, 0.0)
+        fused[point_id] = weight * cosine.get(point_id, 0.0) + (1 - weight) * (
+            lexical / (lexical + saturation) if lexical > 0 else 0.0)
+    best = sorted(fused, key=lambda point_id: (-fused[point_id], str(point_id)))[:limit]
+    return [(point_id, fused[point_id]) for point_id in best]
 
 
 def check_query(vector: Sequence[float] | None, lexical: SparseVector | None) -> None:

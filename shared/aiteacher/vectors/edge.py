@@ -44,6 +44,7 @@ from aiteacher.vectors.base import (
     check_record,
     check_vector,
     filter_conditions,
+    fuse_formula,
     stored_payload,
 )
 from aiteacher.vectors.lexical import SparseVector
@@ -134,12 +135,19 @@ class EdgeStore:
         sparse = edge.SparseVector(lexical.indices, lexical.values) if lexical else None
         if dense is None and sparse is None:
             return []
+        if dense is not None and sparse is not None and (fusion or Fusion()).method == "formula":
+            with self._reading() as shard:
+                return [] if shard is None else self._formula_hybrid(shard, dense, sparse, edge_filter, limit,
+                                                                     fusion or Fusion())
         if dense is not None and sparse is not None:
             fusion = fusion or Fusion()
             candidates = fusion.candidates(limit)
             request = edge.QueryRequest(
                 limit=limit,
-                prefetches=self._rescored_candidates(dense, sparse, edge_filter, candidates),
+                prefetches=[edge.Prefetch(limit=candidates, query=edge.Query.Nearest(dense, using=DENSE_VECTOR),
+                                          filter=edge_filter),
+                            edge.Prefetch(limit=candidates, query=edge.Query.Nearest(sparse, using=LEXICAL_VECTOR),
+                                          filter=edge_filter)],
                 query=self._fusion_query(fusion),
                 filter=edge_filter,
                 with_payload=True,
@@ -246,31 +254,39 @@ class EdgeStore:
             vectors[LEXICAL_VECTOR] = self._edge.SparseVector(lexical.indices, lexical.values)
         return vectors
 
-    def _rescored_candidates(self, dense: list[float], sparse: Any, edge_filter: Any, candidates: int) -> list[Any]:
-        """The union of both sides' candidates, scored exactly by each side (see `Fusion`)."""
+    def _formula_hybrid(self, shard: Any, dense: list[float], sparse: Any, edge_filter: Any, limit: int,
+                        fusion: Fusion) -> list[SearchHit]:
+        """One batch of the two candidate searches, one batch scoring each side's missing candidates exactly
+        (a filter on their ids), `fuse_formula`, payloads for the winners only (the server engine does the
+        same). Edge's nested prefetch would give the same ranking but runs each branch again (9x slower).
+        """
         edge = self._edge
+        candidates = fusion.candidates(limit)
         dense_query = edge.Query.Nearest(dense, using=DENSE_VECTOR)
         lexical_query = edge.Query.Nearest(sparse, using=LEXICAL_VECTOR)
-
-        def union() -> list[Any]:
-            return [edge.Prefetch(limit=candidates, query=dense_query, filter=edge_filter),
-                    edge.Prefetch(limit=candidates, query=lexical_query, filter=edge_filter)]
-
-        return [edge.Prefetch(limit=2 * candidates, query=dense_query, prefetches=union(), filter=edge_filter),
-                edge.Prefetch(limit=2 * candidates, query=lexical_query, prefetches=union(), filter=edge_filter)]
+        dense_hits, lexical_hits = shard.query_batch(edge.QueryBatchRequest([
+            edge.QueryRequest(limit=candidates, query=dense_query, filter=edge_filter, with_payload=False),
+            edge.QueryRequest(limit=candidates, query=lexical_query, filter=edge_filter, with_payload=False),
+        ]))
+        cosine = {point.id: float(point.score) for point in dense_hits}
+        bm25 = {point.id: float(point.score) for point in lexical_hits}
+        missing_cosine, missing_bm25 = set(bm25) - set(cosine), set(cosine) - set(bm25)
+        requests, targets = [], []
+        for missing, query, target in ((missing_cosine, dense_query, cosine), (missing_bm25, lexical_query, bm25)):
+            if missing:
+                requests.append(edge.QueryRequest(limit=len(missing), query=query, with_payload=False,
+                                                  filter=edge.Filter(must=[edge.HasIdCondition(missing)])))
+                targets.append(target)
+        if requests:
+            for target, hits in zip(targets, shard.query_batch(edge.QueryBatchRequest(requests)), strict=True):
+                target.update((point.id, float(point.score)) for point in hits)
+        best = fuse_formula(cosine, bm25, fusion, limit)
+        payloads = {record.id: record.payload for record in shard.retrieve([pid for pid, _ in best], True, False)}
+        return [SearchHit(id=str(point_id), score=score, payload=dict(payloads.get(point_id) or {}))
+                for point_id, score in best]
 
     def _fusion_query(self, fusion: Fusion) -> Any:
-        edge = self._edge
-        if fusion.method == "rrf":
-            return edge.Fusion.Rrf(k=fusion.rrf_k, weights=[fusion.dense_weight, 1 - fusion.dense_weight])
-        x = edge.Expression
-        lexical = x.Variable("$score[1]")
-        saturated = x.Div(lexical, x.Sum([lexical, x.Constant(fusion.saturation)]), 0.0)
-        return edge.Formula(
-            x.Sum([x.Mult([x.Constant(fusion.dense_weight), x.Variable("$score[0]")]),
-                   x.Mult([x.Constant(1 - fusion.dense_weight), saturated])]),
-            defaults={"$score[0]": 0.0, "$score[1]": 0.0},
-        )
+        return self._edge.Fusion.Rrf(k=fusion.rrf_k, weights=[fusion.dense_weight, 1 - fusion.dense_weight])
 
     def _create_shard(self, record: CollectionRecord) -> Any:
         shard = self._edge.EdgeShard.create(str(self.shard_path), self._config(record))

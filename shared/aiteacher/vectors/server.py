@@ -31,6 +31,7 @@ from aiteacher.vectors.base import (
     check_record,
     check_vector,
     filter_conditions,
+    fuse_formula,
     stored_payload,
 )
 from aiteacher.vectors.lexical import SparseVector
@@ -148,20 +149,20 @@ class QdrantServerStore:
         sparse = models.SparseVector(indices=lexical.indices, values=lexical.values) if lexical else None
         if dense is None and sparse is None:
             return []  # a lexical-only query without a single term matches nothing
+        if dense is not None and sparse is not None and (fusion or Fusion()).method == "formula":
+            with self._calls:
+                if not self._collection_exists():
+                    return []
+                return self._formula_hybrid(dense, sparse, query_filter, limit, fusion or Fusion())
         arguments: dict[str, Any]
         if dense is not None and sparse is not None:
             fusion = fusion or Fusion()
             candidates = fusion.candidates(limit)
-            union = [models.Prefetch(query=dense, using=DENSE_VECTOR, filter=query_filter, limit=candidates),
-                     models.Prefetch(query=sparse, using=LEXICAL_VECTOR, filter=query_filter, limit=candidates)]
-            # Each side rescores the union of both sides' candidates, so the fusion sees a candidate's real
-            # cosine and BM25 score, not 0 for the side that did not fetch it.
             arguments = {"prefetch": [
-                models.Prefetch(prefetch=union, query=dense, using=DENSE_VECTOR, filter=query_filter,
-                                limit=2 * candidates),
-                models.Prefetch(prefetch=union, query=sparse, using=LEXICAL_VECTOR, filter=query_filter,
-                                limit=2 * candidates),
-            ], "query": self._fusion_query(fusion)}
+                models.Prefetch(query=dense, using=DENSE_VECTOR, filter=query_filter, limit=candidates),
+                models.Prefetch(query=sparse, using=LEXICAL_VECTOR, filter=query_filter, limit=candidates),
+            ], "query": models.RrfQuery(rrf=models.Rrf(k=fusion.rrf_k, weights=[fusion.dense_weight,
+                                                                                 1 - fusion.dense_weight]))}
         elif dense is not None:
             arguments = {"query": dense, "using": DENSE_VECTOR}
         else:
@@ -206,21 +207,36 @@ class QdrantServerStore:
             vectors[LEXICAL_VECTOR] = self._models.SparseVector(indices=lexical.indices, values=lexical.values)
         return vectors
 
-    def _fusion_query(self, fusion: Fusion) -> Any:
+    def _formula_hybrid(self, dense: list[float], sparse: Any, query_filter: Any, limit: int,
+                        fusion: Fusion) -> list[SearchHit]:
+        """Two candidate searches in one batch, a second batch scoring each side's missing candidates exactly
+        (a `has_id` filter), `fuse_formula`, then the winners' payloads: the same ranking as a nested
+        prefetch with a formula query, without running every nested branch twice."""
         models = self._models
-        if fusion.method == "rrf":
-            return models.RrfQuery(rrf=models.Rrf(k=fusion.rrf_k, weights=[fusion.dense_weight,
-                                                                            1 - fusion.dense_weight]))
-        lexical = "$score[1]"
-        saturated = models.DivExpression(div=models.DivParams(
-            left=lexical, right=models.SumExpression(sum=[lexical, fusion.saturation]), by_zero_default=0.0))
-        return models.FormulaQuery(
-            formula=models.SumExpression(sum=[
-                models.MultExpression(mult=[fusion.dense_weight, "$score[0]"]),
-                models.MultExpression(mult=[1 - fusion.dense_weight, saturated]),
-            ]),
-            defaults={"$score[0]": 0.0, lexical: 0.0},
-        )
+        candidates = fusion.candidates(limit)
+        sides = ((dense, DENSE_VECTOR), (sparse, LEXICAL_VECTOR))
+        first = self._client.query_batch_points(self.collection, requests=[
+            models.QueryRequest(query=query, using=using, filter=query_filter, limit=candidates, with_payload=False)
+            for query, using in sides])
+        cosine = {point.id: float(point.score) for point in first[0].points}
+        bm25 = {point.id: float(point.score) for point in first[1].points}
+        requests, targets = [], []
+        for (query, using), target, missing in ((sides[0], cosine, set(bm25) - set(cosine)),
+                                                (sides[1], bm25, set(cosine) - set(bm25))):
+            if missing:
+                requests.append(models.QueryRequest(query=query, using=using, limit=len(missing), with_payload=False,
+                                                    filter=models.Filter(must=[models.HasIdCondition(
+                                                        has_id=sorted(missing, key=str))])))
+                targets.append(target)
+        if requests:
+            for target, response in zip(targets, self._client.query_batch_points(self.collection,
+                                                                                 requests=requests), strict=True):
+                target.update((point.id, float(point.score)) for point in response.points)
+        best = fuse_formula(cosine, bm25, fusion, limit)
+        records = self._client.retrieve(self.collection, ids=[point_id for point_id, _ in best], with_payload=True)
+        payloads = {record.id: record.payload for record in records}
+        return [SearchHit(id=str(point_id), score=score, payload=dict(payloads.get(point_id) or {}))
+                for point_id, score in best]
 
     def _collection_exists(self) -> bool:
         if not self._exists:
