@@ -6,9 +6,9 @@ The GNU set: 30,000 characters of each of 16 GNU manuals installed on this machi
 see bench/hybrid/SOURCES.md), rendered to PDFs at bench time with the repository's small PDF writer, then
 extracted, chunked (ingestion.chunking), embedded (the configured embedder: local MiniLM by default) and
 indexed into one Qdrant Edge shard with dense + BM25 vectors, exactly as the ingestion job does.
-bench/hybrid/questions.json holds paraphrased questions; a question's gold page is the first page of its
-document whose text holds its anchor phrase. 14 have competitors (the same option in another manual), 7 have
-no answer (reported as the mean top score, for information).
+bench/hybrid/questions.json holds paraphrased questions; a question's gold page is the page of its document
+that defines its anchor (a line starting with it), else the first page that mentions it. 14 have
+competitors (the same option in another manual), 7 have no answer (reported as the mean top score).
 
 Modes, all collapsed to one result per (document, page) before the cut: dense only, lexical only, hybrid by
 formula at each weight, hybrid by weighted RRF. Anchor in the same run: a plain sliding-window dense baseline
@@ -78,15 +78,20 @@ def eval_corpus(eval_dir: Path) -> tuple[dict[str, bytes], list[dict[str, Any]]]
 
 
 def gold_pages(pages: dict[str, list[str]], questions: list[dict[str, Any]]) -> None:
+    """A question's gold page: the page that *defines* its anchor (a line that starts with it, as Info
+    manuals start an option's or a node's entry), else the first page that mentions it."""
     def norm(text: str) -> str:
         return " ".join(text.split())
 
     for question in questions:
         if question.get("doc") and "page" not in question:
-            anchor = norm(question["anchor"])
-            found = [i + 1 for i, text in enumerate(pages[question["doc"]]) if anchor in norm(text)]
+            anchor = question["anchor"]
+            texts = pages[question["doc"]]
+            starts = re.compile(r"^[\s'\u2018\u2019\"*-]*" + re.escape(anchor), re.M)
+            defining = [i + 1 for i, text in enumerate(texts) if starts.search(text)]
+            found = defining or [i + 1 for i, text in enumerate(texts) if norm(anchor) in norm(text)]
             if not found:
-                raise SystemExit(f"anchor {question['anchor']!r} not found in {question['doc']}")
+                raise SystemExit(f"anchor {anchor!r} not found in {question['doc']}")
             question["page"] = found[0]
 
 
