@@ -110,11 +110,11 @@ class Fusion:
     scores the other side's candidates exactly (a filter on their ids), so every candidate of the union is
     fused with its real cosine and BM25 score (0 for a point without any query term, which is exact).
     `rrf`: Qdrant's weighted reciprocal rank fusion of the two candidate lists (prefetch + `Fusion.Rrf`).
-    The defaults were chosen on bench/bench_hybrid.py (see docs/retrieval.md).
+    The defaults (w 0.4, s 6) were chosen on bench/bench_hybrid.py's GNU-manuals set (docs/benchmarks.md).
     """
 
     method: Literal["formula", "rrf"] = "formula"
-    dense_weight: float = 0.6
+    dense_weight: float = 0.4
     saturation: float = 6.0
     rrf_k: int = 60
     prefetch: int = 50
