@@ -117,7 +117,7 @@ class Fusion:
     dense_weight: float = 0.4
     saturation: float = 6.0
     rrf_k: int = 60
-    prefetch: int = 50
+    prefetch: int = 30
 
     def candidates(self, limit: int) -> int:
         return min(1000, max(self.prefetch, 4 * limit))
