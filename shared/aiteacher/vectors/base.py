@@ -106,7 +106,8 @@ class Fusion:
     """How a hybrid search combines its dense and lexical candidates (inside the engine).
 
     `formula` (the default): `dense_weight * cosine + (1 - dense_weight) * s / (s + saturation)` where `s` is
-    the BM25 score. Each side fetches `max(prefetch, 4 * limit)` candidates under the same filter, then
+    the BM25 score. The lexical side fetches `max(prefetch, 4 * limit)` candidates under the same filter, the
+    dense side half as many (at least `limit`), then
     scores the other side's candidates exactly (a filter on their ids), so every candidate of the union is
     fused with its real cosine and BM25 score (0 for a point without any query term, which is exact).
     `rrf`: Qdrant's weighted reciprocal rank fusion of the two candidate lists (prefetch + `Fusion.Rrf`).
@@ -121,6 +122,11 @@ class Fusion:
 
     def candidates(self, limit: int) -> int:
         return min(1000, max(self.prefetch, 4 * limit))
+
+    def dense_candidates(self, limit: int) -> int:
+        """Fewer dense than lexical candidates: the dense search's cost grows with its limit, BM25's hardly,
+        and every lexical candidate is scored by cosine anyway (see bench/bench_hybrid_speed.py)."""
+        return min(1000, max(limit, self.candidates(limit) // 2))
 
 
 SearchMode = Literal["hybrid", "dense", "lexical"]

@@ -265,7 +265,8 @@ class EdgeStore:
         dense_query = edge.Query.Nearest(dense, using=DENSE_VECTOR)
         lexical_query = edge.Query.Nearest(sparse, using=LEXICAL_VECTOR)
         dense_hits, lexical_hits = shard.query_batch(edge.QueryBatchRequest([
-            edge.QueryRequest(limit=candidates, query=dense_query, filter=edge_filter, with_payload=False),
+            edge.QueryRequest(limit=fusion.dense_candidates(limit), query=dense_query, filter=edge_filter,
+                              with_payload=False),
             edge.QueryRequest(limit=candidates, query=lexical_query, filter=edge_filter, with_payload=False),
         ]))
         cosine = {point.id: float(point.score) for point in dense_hits}

@@ -216,8 +216,8 @@ class QdrantServerStore:
         candidates = fusion.candidates(limit)
         sides = ((dense, DENSE_VECTOR), (sparse, LEXICAL_VECTOR))
         first = self._client.query_batch_points(self.collection, requests=[
-            models.QueryRequest(query=query, using=using, filter=query_filter, limit=candidates, with_payload=False)
-            for query, using in sides])
+            models.QueryRequest(query=query, using=using, filter=query_filter, limit=side_limit, with_payload=False)
+            for (query, using), side_limit in zip(sides, (fusion.dense_candidates(limit), candidates), strict=True)])
         cosine = {point.id: float(point.score) for point in first[0].points}
         bm25 = {point.id: float(point.score) for point in first[1].points}
         requests, targets = [], []
