@@ -118,6 +118,29 @@ def test_same_file_by_upload_and_by_bucket_is_one_document(client, academic, stu
     assert other["document_id"] != first["document_id"] and other["duplicate"] is False
 
 
+def test_an_upload_racing_another_of_the_same_file_gets_that_document(client, academic, monkeypatch) -> None:
+    """Two uploads of one file at once: the one whose check ran before the other's row existed still ends as
+    the same document (the unique constraint decides), not as a 500 or a second copy."""
+    from aiteacher.curriculum import service
+
+    course = _course()
+    data = make_pdf([["Treaps give each key a random priority and keep heap order on it."]])
+    first = upload(client, academic, data, course=course).json()
+    real = service.find_same_content
+    calls = []
+
+    def misses_once(*args, **kwargs):  # the racing upload's check, before the first row was visible
+        calls.append(1)
+        return None if len(calls) == 1 else real(*args, **kwargs)
+
+    monkeypatch.setattr(service, "find_same_content", misses_once)
+    racing = upload(client, academic, data, course=course)
+    assert racing.status_code == 202, racing.text
+    assert racing.json()["document_id"] == first["document_id"] and racing.json()["duplicate"] is True
+    listed = client.get("/documents", params={"course": course}, headers=academic["headers"]).json()["documents"]
+    assert len(listed) == 1
+
+
 def test_a_bucket_dropped_pdf_has_one_title_everywhere(client, academic, student, faculties) -> None:
     course = _course()
     data = make_pdf([["Tries store strings by their prefixes, one edge per character."]], title="Prefix Trees")

@@ -182,8 +182,18 @@ def create_upload(session: Session, caller: Claims, target: UploadTarget, *, cou
                    status="queued", source="upload", bucket=settings.s3_bucket, object_key=key,
                    etag=hashlib.md5(data, usedforsecurity=False).hexdigest(), size_bytes=len(data),
                    uploaded_by=caller.sub)
-    session.add(doc)
-    session.flush()
+    from sqlalchemy.exc import IntegrityError
+
+    try:
+        with session.begin_nested():  # a concurrent upload of the same file may have won since the check
+            session.add(doc)
+    except IntegrityError:
+        same = find_same_content(session, faculty_id=target.faculty.id, semester_id=target.semester.id,
+                                 course=course.strip(), digest=digest)
+        if same is None:
+            raise
+        audit("document.upload", "duplicate", actor=caller.sub, target=same.id)
+        return same, False
     put_pdf(key, data, {"document-id": document_id})
     enqueue_ingestion(session, document_id)
     audit("document.upload", "queued", actor=caller.sub, target=document_id, key=key, size=len(data))
