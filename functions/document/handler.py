@@ -1,13 +1,14 @@
-"""document: list, read and delete curriculum documents (academics of the document's faculty, admins)."""
+"""document: list, read and delete curriculum documents (academics of the document's faculty, admins);
+open one page of a ready document (also students of its faculty and semester: citations link here)."""
 
 from typing import Annotated, Literal
 
-from fastapi import Depends, Query, Response
+from fastapi import Depends, Path, Query, Response
 
 from aiteacher.bounds import MAX_ID, MAX_OFFSET
 from aiteacher.replies import DocumentList, DocumentOut
 from aiteacher.security.tokens import Claims
-from aiteacher.web import create_app, lambda_handler, require_roles
+from aiteacher.web import CurrentUser, create_app, lambda_handler, require_roles
 
 app = create_app("document", "Curriculum documents and their ingestion status")
 Manager = Annotated[Claims, Depends(require_roles("academic", "admin"))]
@@ -37,6 +38,32 @@ def read_document(document_id: str, caller: Manager) -> dict:
 
     with transaction(read_only=True) as session:
         return service.document_views([service.get_document(session, caller, document_id)])[0]
+
+
+PageNumber = Annotated[int, Path(ge=1, le=100_000, description="1-based page number")]
+_PAGE_RESPONSES = {404: {"description": "Missing, not ready, another tenant's, or no such page"}}
+
+
+@app.get("/{document_id}/pages/{page}", responses=_PAGE_RESPONSES)
+def read_page(document_id: str, page: PageNumber, caller: CurrentUser) -> dict:
+    from aiteacher.curriculum import pages
+    from aiteacher.db import transaction
+
+    with transaction(read_only=True) as session:
+        ref = pages.page_ref(session, caller, document_id, page)
+    return {"document_id": ref.document_id, "title": ref.title, "page": ref.page, "pages": ref.pages,
+            "text": pages.page_text(ref), "image_url": f"/documents/{ref.document_id}/pages/{ref.page}/image"}
+
+
+@app.get("/{document_id}/pages/{page}/image", response_class=Response,
+         responses={**_PAGE_RESPONSES, 200: {"content": {"image/png": {}}}})
+def read_page_image(document_id: str, page: PageNumber, caller: CurrentUser) -> Response:
+    from aiteacher.curriculum import pages
+    from aiteacher.db import transaction
+
+    with transaction(read_only=True) as session:
+        ref = pages.page_ref(session, caller, document_id, page)
+    return Response(pages.page_png(ref), media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
 
 
 @app.delete("/{document_id}", status_code=204, response_class=Response)

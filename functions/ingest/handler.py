@@ -33,10 +33,12 @@ def ingest(caller: Uploader, response: Response,
     data, kind = service.read_upload(file.file)
     with transaction() as session:
         target = service.resolve_upload_target(session, caller, faculty_id, semester_id)
-        doc = service.create_upload(session, caller, target, course=course, filename=file.filename or "upload",
-                                    data=data, kind=kind)
+        doc, created = service.create_upload(session, caller, target, course=course,
+                                             filename=file.filename or "upload", data=data, kind=kind)
     response.headers["Location"] = f"/documents/{doc.id}"
-    return {"document_id": doc.id, "status": doc.status, "key": doc.object_key, "format": kind}
+    # The same file already in this course: its document, not a second copy.
+    return {"document_id": doc.id, "status": doc.status, "key": doc.object_key, "format": kind,
+            "duplicate": not created}
 
 
 handler = lambda_handler(app)

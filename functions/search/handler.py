@@ -27,6 +27,7 @@ class SearchResult(BaseModel):
     score: float
     unit: str = Field("page", description="page | slide | section")
     ocr: bool = Field(False, description="The text was recognised from a scanned page")
+    page_url: str = Field(description="GET it (same token) for the page's text; add /image for a PNG")
 
 
 class SearchOut(BaseModel):

@@ -147,6 +147,15 @@ def may_read_document(scope: CallerScope, document_faculty_id: int | None) -> bo
     return may_manage_faculty(scope, document_faculty_id)
 
 
+def may_open_pages(scope: CallerScope, *, faculty_id: int | None, semester_id: int | None) -> bool:
+    """A document's pages (text and image, what citations link to): the faculty's academics and admins,
+    and the students of its faculty and semester (the tenant whose search shows it)."""
+    if may_manage_faculty(scope, faculty_id):
+        return True
+    return (scope.is_student and faculty_id is not None and scope.semester_id is not None
+            and (scope.faculty_id, scope.semester_id) == (faculty_id, semester_id))
+
+
 def upload_placement(scope: CallerScope, faculty_id: int | None, semester_id: int | None
                      ) -> tuple[int | None, int | None]:
     """Where an upload goes: academics into their own faculty (default: their semester), admins anywhere."""

@@ -134,6 +134,14 @@ def _manifests(args: argparse.Namespace) -> int:
                namespace=args.namespace)
 
 
+def _reindex(_: argparse.Namespace) -> int:
+    from aiteacher.curriculum.service import reindex_all
+
+    ids = reindex_all()
+    print(f"vector collection recreated; {len(ids)} documents queued for ingestion")
+    return 0
+
+
 def _dev(args: argparse.Namespace) -> int:
     from aiteacher.devserver import run
 
@@ -201,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     web.add_argument("--api-base", default="", help="the API's public base URL when it is another origin")
     web.set_defaults(func=_web_build)
 
+    sub.add_parser("reindex", help="recreate the vector collection and re-ingest every ready document").set_defaults(
+        func=_reindex)
     sub.add_parser("env-example", help="print .env.example (every setting with its default)").set_defaults(
         func=_env_example)
 

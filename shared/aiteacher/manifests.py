@@ -338,6 +338,35 @@ def _upstream_name(name: str) -> str:
     return "fn_" + name.replace("-", "_")
 
 
+WEB_ROOT = "/srv/aiteacher-web"
+HSTS = 'add_header Strict-Transport-Security "max-age=31536000; includeSubDomains" always;'
+
+
+def _web_app_locations() -> list[str]:
+    """The web app as `aiteacher web-build WEB_ROOT` writes it: index.html never cached and sent with the
+    page's CSP (which names the import map's hash, so this file is regenerated when web/ changes), the
+    content-hashed modules cached for a year. A location's add_header replaces the server's: HSTS again."""
+    from aiteacher.webapp import load_web_app
+
+    web = load_web_app()
+    if web is None:
+        return []
+    common = [f"        root {WEB_ROOT};", "        add_header X-Content-Type-Options nosniff always;",
+              "        add_header Referrer-Policy no-referrer always;", f"        {HSTS}"]
+    return [
+        f"    # The web app: `aiteacher web-build {WEB_ROOT}` (docs/operator-guide.md).",
+        "    location = / {", *common, "        try_files /index.html =404;",
+        '        add_header Cache-Control "no-cache" always;',
+        f'        add_header Content-Security-Policy "{web.csp}" always;', "    }",
+        "    location /static/ {", *common,
+        # Module scripts need a JavaScript type: set here, whatever mime.types the main config includes.
+        "        types { text/javascript js mjs; text/css css; image/png png; image/svg+xml svg; }",
+        "        default_type application/octet-stream;",
+        '        add_header Cache-Control "public, max-age=31536000, immutable" always;',
+        "        add_header Content-Security-Policy \"frame-ancestors 'none'\" always;", "    }", "",
+    ]
+
+
 def nginx_conf(stack: Stack, *, gateway: str | None = GATEWAY_ADDRESS, listen: str = str(EDGE_PORT),
                direct_port: int = WATCHDOG_PORT) -> str:
     """The edge as an `http {}`-level include (conf.d). With `gateway`, every route goes to the OpenFaaS
@@ -396,6 +425,7 @@ def nginx_conf(stack: Stack, *, gateway: str | None = GATEWAY_ADDRESS, listen: s
         for prefix in [*prefixes, f"= /function/{spec.name}", f"/function/{spec.name}/"]:
             lines += [f"    location {prefix} {{", *body, *timeouts, f"        proxy_pass {target};", "    }"]
         lines.append("")
+    lines += _web_app_locations()
     lines += [
         "    location / {",
         "        default_type application/problem+json;",
@@ -686,7 +716,9 @@ def compose(stack: Stack) -> str:
         }
     services["edge"] = {
         "image": IMAGES["nginx"],
-        "volumes": ["./infra/nginx/compose.conf:/etc/nginx/conf.d/default.conf:ro"],
+        # The web app: `.venv/bin/aiteacher web-build build/web` before `docker compose up`.
+        "volumes": ["./infra/nginx/compose.conf:/etc/nginx/conf.d/default.conf:ro",
+                    f"./build/web:{WEB_ROOT}:ro"],
         "ports": [f"127.0.0.1:{EDGE_PORT}:{EDGE_PORT}"],
         "depends_on": {spec.name: {"condition": "service_healthy"} for spec in specs},
     }

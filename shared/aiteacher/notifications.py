@@ -175,7 +175,9 @@ def notify_flagged_message(faculty_id: int | None, session_id: str, categories: 
         pipe.getset(f"{prefix}:count", 0)
         pipe.smembers(f"{prefix}:categories")
         pipe.delete(f"{prefix}:categories")
-        count_raw, members, _ = pipe.execute()
+        pipe.incr(f"{prefix}:digests")  # this digest's number: its job id, so a new digest is never deduped away
+        pipe.expire(f"{prefix}:digests", 7 * 24 * 3600)
+        count_raw, members, _, digest_number, _ = pipe.execute()
     count = int(count_raw or 0)
     if count <= 0:
         return
@@ -187,7 +189,7 @@ def notify_flagged_message(faculty_id: int | None, session_id: str, categories: 
                        f"{'was' if count == 1 else 'were'} flagged since the last notice ({', '.join(named)}). "
                        "Please review the session according to your faculty's welfare procedure. You get at most "
                        "one such notice per session per hour.", "chat.flagged",
-                       dedupe_key=f"flag-{session_id}-{window}")
+                       dedupe_key=f"flag-{session_id}-{digest_number}")
 
 
 def course_academics(faculty_id: int, course: str | None) -> list[str]:

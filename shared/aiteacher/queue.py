@@ -243,6 +243,7 @@ class WorkerThreads:
         self.restarts = 0
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._reconciler: threading.Thread | None = None
 
     def start(self) -> None:
         import_rq_in_this_thread()
@@ -252,11 +253,12 @@ class WorkerThreads:
             thread = threading.Thread(target=self._loop, name=f"rq-worker-{index}", daemon=True)
             thread.start()
             self._threads.append(thread)
-        thread = threading.Thread(target=reconcile_forever, args=(self._stop,), name="reconciler", daemon=True)
-        thread.start()
-        self._threads.append(thread)
+        self._reconciler = threading.Thread(target=reconcile_forever, args=(self._stop,), name="reconciler",
+                                            daemon=True)
+        self._reconciler.start()
 
     def alive(self) -> int:
+        """Worker threads still running (the reconciler is not counted: it runs no jobs)."""
         return sum(thread.is_alive() for thread in self._threads)
 
     def _loop(self) -> None:
@@ -299,7 +301,7 @@ class WorkerThreads:
 
     def stop(self) -> None:
         self._stop.set()
-        for thread in self._threads:
+        for thread in [*self._threads, *([self._reconciler] if self._reconciler else [])]:
             thread.join(timeout=10)
 
 

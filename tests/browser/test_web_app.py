@@ -174,6 +174,13 @@ def test_a_student_registers_places_searches_and_asks_the_tutor(browser, dev_ser
     page.locator(".answer-meta").first.wait_for()
     assert "Quicksort week 3, p. 2" in page.locator(".answer-meta .sources").inner_text()
     check_screen(page, "tutor")
+    page.locator(".answer-meta a.citation").first.click()  # open the cited page: its picture and its text
+    dialog = page.get_by_role("dialog")
+    dialog.locator("img").wait_for()
+    assert PHRASE.split()[1] in dialog.locator(".page-text").inner_text()
+    assert dialog.locator("img").evaluate("img => img.naturalWidth") > 100
+    check_screen(page, "cited-page")
+    dialog.get_by_role("button", name="Close").click()
 
     page.get_by_role("link", name="Exams").click()
     page.get_by_label("Multiple-choice questions").fill("2")

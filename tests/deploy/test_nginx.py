@@ -160,7 +160,19 @@ def edge(tmp_path: Path, local_gateway: int) -> Iterator[str]:
     stack = manifests.load(REPO)
     port = free_port()
     include = tmp_path / "edge.conf"
-    include.write_text(manifests.nginx_conf(stack, gateway=f"127.0.0.1:{local_gateway}", listen=f"127.0.0.1:{port}"))
+    from aiteacher.webapp import load_web_app
+
+    import shutil
+    import tempfile
+
+    web = load_web_app()
+    assert web is not None
+    # nginx's workers run as nobody: the files go where nobody can read them (pytest's tmp_path is 0700).
+    web_root = Path(tempfile.mkdtemp(prefix="aiteacher-web-"))
+    web_root.chmod(0o755)
+    web.build(web_root / "web")  # what `aiteacher web-build /srv/aiteacher-web` writes
+    text = manifests.nginx_conf(stack, gateway=f"127.0.0.1:{local_gateway}", listen=f"127.0.0.1:{port}")
+    include.write_text(text.replace(manifests.WEB_ROOT, str(web_root / "web")))
     path = main_conf(tmp_path, include, daemon=False)
     process = subprocess.Popen([NGINX, "-p", str(tmp_path), "-e", str(tmp_path / "error.log"), "-c", str(path)],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -178,6 +190,7 @@ def edge(tmp_path: Path, local_gateway: int) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=20)
+        shutil.rmtree(web_root, ignore_errors=True)
 
 
 @needs_nginx
@@ -209,3 +222,28 @@ def test_register_and_login_through_the_edge(edge: str) -> None:
         assert missing.status_code == 404
         assert missing.headers["content-type"].startswith("application/problem+json")
         assert client.get("/healthz").text == "ok\n"
+
+
+@needs_nginx
+def test_the_edge_serves_the_web_app_with_its_csp_and_cached_hashed_modules(edge: str) -> None:
+    import re
+
+    index = httpx.get(edge + "/")
+    assert index.status_code == 200 and "<main" in index.text
+    assert index.headers["cache-control"] == "no-cache"
+    csp = index.headers["content-security-policy"]
+    assert "script-src 'self' 'sha256-" in csp and "frame-ancestors 'none'" in csp
+    assert index.headers["strict-transport-security"].startswith("max-age=")
+    module = re.search(r'src="(/static/app\.js\?v=[0-9a-f]+)"', index.text)
+    assert module is not None
+    asset = httpx.get(edge + module.group(1))
+    assert asset.status_code == 200 and "immutable" in asset.headers["cache-control"]
+    assert asset.headers["content-type"].split(";")[0] in ("application/javascript", "text/javascript")
+    # The page's CSP names exactly the import map the page carries (the generator and web-build agree).
+    import_map = re.search(r'<script type="importmap">(.*?)</script>', index.text, re.S).group(1)
+    import base64
+    import hashlib
+
+    digest = base64.b64encode(hashlib.sha256(import_map.encode()).digest()).decode()
+    assert f"'sha256-{digest}'" in csp
+    assert httpx.get(edge + "/faculties").status_code == 200  # the API still answers beside it

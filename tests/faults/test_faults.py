@@ -16,6 +16,14 @@ PAGES = [["Fault-tolerant ingestion: a heap keeps its smallest key at the root."
          ["Second page: sift-down restores the heap order after a removal."]]
 
 
+def _lecture() -> bytes:
+    """The same pages in a file of its own (another PDF title): one course keeps one document per file
+    content, and these tests need several documents of the same shape."""
+    import uuid
+
+    return make_pdf(PAGES, title=f"Fault lecture {uuid.uuid4().hex[:8]}")
+
+
 def _admin(client) -> dict:
     from aiteacher.db import transaction
     from aiteacher.identity.service import ensure_admin
@@ -30,7 +38,7 @@ def _documents(client, admin: dict, ids: list[str]) -> list[dict]:
 
 
 def _clean_chunk_count(client, academic: dict, admin: dict) -> int:
-    response = upload(client, academic, make_pdf(PAGES), course="faults")
+    response = upload(client, academic, _lecture(), course="faults")
     run_jobs()
     doc = client.get(f"/documents/{response.json()['document_id']}", headers=admin).json()
     assert doc["status"] == "ready"
@@ -45,7 +53,7 @@ def test_redis_restarted_empty_loses_no_queued_work_and_no_revocation(client, pr
         academic = signed_in(client, "academic", admin["Authorization"].split()[1])
         place(client, academic, hierarchy(client)[0], 3)
         clean = _clean_chunk_count(client, academic, admin)
-        queued = [upload(client, academic, make_pdf(PAGES), course="faults").json()["document_id"]
+        queued = [upload(client, academic, _lecture(), course="faults").json()["document_id"]
                   for _ in range(4)]
         revoked = signed_in(client)
         assert client.post("/auth/logout", headers=revoked["headers"], json={}).status_code == 204
@@ -75,7 +83,7 @@ def test_database_stopped_during_ingestion_ends_with_every_document_ready(
         academic = signed_in(client, "academic", admin["Authorization"].split()[1])
         place(client, academic, hierarchy(client)[0], 3)
         clean = _clean_chunk_count(client, academic, admin)
-        queued = [upload(client, academic, make_pdf(PAGES), course="faults").json()["document_id"]
+        queued = [upload(client, academic, _lecture(), course="faults").json()["document_id"]
                   for _ in range(2)]
 
         private_postgres.stop()
@@ -176,7 +184,7 @@ def test_a_worker_killed_on_every_attempt_ends_failed_with_a_reason(client, priv
         admin = _admin(client)
         academic = signed_in(client, "academic", admin["Authorization"].split()[1])
         place(client, academic, hierarchy(client)[0], 3)
-        document_id = upload(client, academic, make_pdf(PAGES), course="faults").json()["document_id"]
+        document_id = upload(client, academic, _lecture(), course="faults").json()["document_id"]
         worker = _start_worker(_worker_env(private_redis.url, AITEACHER_FAULT="kill-ingest"))
         try:
             started = time.monotonic()
@@ -294,7 +302,7 @@ def test_reads_go_to_a_lagging_replica_without_ever_missing_the_callers_own_writ
             # An upload, then its document at once; an exam request, then the exam at once.
             academic = signed_in(client, "academic", admin["Authorization"].split()[1])
             place(client, academic, faculties[0], 3)
-            document_id = upload(client, academic, make_pdf(PAGES), course="faults").json()["document_id"]
+            document_id = upload(client, academic, _lecture(), course="faults").json()["document_id"]
             assert client.get(f"/documents/{document_id}", headers=academic["headers"]).status_code == 200
             exam = client.post("/generate", headers=student["headers"], json={"num_mcq": 1, "num_theory": 0})
             assert exam.status_code == 202, exam.text

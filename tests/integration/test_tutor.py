@@ -58,8 +58,9 @@ def ask(client, user: dict, message: str, **extra) -> dict:  # type: ignore[no-u
 def test_grounded_answer_cites_the_right_page_and_guides(client, student, course) -> None:
     reply = ask(client, student, "What happens in open addressing when a bucket is taken?")
     assert reply["refused"] is False and reply["session_id"]
+    page_url = f"/documents/{course['document_id']}/pages/2"
     assert {"document_id": course["document_id"], "title": "Hash tables", "page": 2, "unit": "page",
-            "ocr": False} in reply["citations"]
+            "ocr": False, "page_url": page_url} in reply["citations"]
     assert reply["answer"].rstrip().endswith("?"), "the tutor ends with a guiding question"
     assert reply["hint_level"] == 0
 

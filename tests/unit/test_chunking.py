@@ -80,13 +80,31 @@ def check_invariants(
             gap = text[previous.end : following.start]
             assert following.start <= previous.end or gap.isspace(), "no text is skipped"
             assert previous.end - following.start <= overlap, "overlap stays within overlap_chars"
-            if overlap > max_word + 1:
+            tail_after_sentence = (following is own[-1] and re.match(r"[.!?\u2026]", text[previous.end - 1])
+                                   and len(text.rstrip()) - previous.end > min_chars)
+            if overlap > max_word + 1 and not tail_after_sentence:
                 assert following.start < previous.end, "consecutive chunks of a page overlap"
+            if tail_after_sentence:
+                assert following.start >= previous.end, "a page's last chunk repeats no whole earlier sentence"
 
 
 # --------------------------------------------------------------------------------------------------------------
 # Examples
 # --------------------------------------------------------------------------------------------------------------
+
+
+def test_a_pages_last_chunk_does_not_drag_in_an_earlier_unrelated_sentence() -> None:
+    """The weakness: the last chunk started at the sentence before it (here a licence line), so the page's
+    last topic was embedded together with it and ranked below the title page."""
+    licence = "This manual is licensed under the GNU Free Documentation License, version 1.3 or later."
+    body = " ".join(f"Sentence {i} explains how the kernel schedules threads on each core." for i in range(11))
+    tail = ("Interrupt handlers run with preemption disabled and must finish quickly. "
+            "Deferred work goes to softirqs and workqueues, which run later in process context. "
+            "Threaded interrupts move most of a handler into a kernel thread that can sleep.")
+    text = f"{body} {licence} {tail}"
+    chunks = chunk_pages([PageText(1, text)], target_chars=1000, overlap_chars=200)
+    assert len(chunks) == 2 and licence in chunks[0].text
+    assert chunks[-1].text.startswith("Interrupt handlers") and licence not in chunks[-1].text
 
 
 def test_pages_without_real_text_give_no_chunks_and_tiny_pages_give_one() -> None:
@@ -112,10 +130,11 @@ def test_chunks_end_at_sentence_ends_and_overlap_starts_a_sentence() -> None:
     for chunk in chunks:
         assert chunk.text[0].isupper(), "chunks start at a sentence start"
         assert chunk.text.endswith("."), "chunks end at a sentence end"
-    for previous, following in pairwise(chunks):
+    for previous, following in pairwise(chunks[:-1]):
         overlap = page.text[following.start : previous.end]
         assert 0 < len(overlap) <= 200
         assert previous.text.endswith(overlap) and following.text.startswith(overlap)
+    assert chunks[-1].start > chunks[-2].end, "the page's last chunk repeats no earlier sentence"
 
 
 def test_paragraph_breaks_are_preferred() -> None:

@@ -72,9 +72,14 @@ def ingest_document(document_id: str) -> dict[str, Any]:
     except DocumentRejected as exc:
         return _fail(document_id, exc.message, code=exc.code)
 
+    from aiteacher.curriculum.service import claim_content
+
+    duplicate_of = claim_content(document_id, stored.data, title=extracted.title)
+    if duplicate_of is not None:
+        progress.clear()
+        return {"document_id": document_id, "status": "duplicate", "duplicate_of": duplicate_of}
     chunk_count = _index(document_id, extracted, progress)
     progress.update("indexing", chunk_count, chunk_count)
-    title = extracted.title
     with transaction() as session:
         doc = session.get(Document, document_id)
         if doc is None:  # deleted while we worked: leave no vectors behind
@@ -84,8 +89,6 @@ def ingest_document(document_id: str) -> dict[str, Any]:
             return {"document_id": document_id, "status": "deleted"}
         doc.status, doc.pages, doc.chunks, doc.error = "ready", extracted.page_count, chunk_count, None
         doc.format, doc.ocr_pages = extracted.kind, list(extracted.ocr_pages) or None
-        if title and doc.source == "bucket":
-            doc.title = title[:300]
         _supersede_older_versions(session, doc)
     bump_tenant_version(faculty_id)
     progress.clear()

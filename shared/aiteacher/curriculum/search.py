@@ -1,5 +1,6 @@
-"""Tenant-scoped semantic search. The tenant filter comes from the caller's stored profile, never
-from the request: students see their faculty and semester, academics their faculty, admins anything."""
+"""Tenant-scoped hybrid search (dense + lexical) of course material. The tenant filter comes from the
+caller's stored profile, never from the request: students see their faculty and semester, academics their
+faculty, admins anything."""
 
 from __future__ import annotations
 
@@ -32,37 +33,71 @@ def _cache_key(scope: Scope, query: str, top_k: int) -> str | None:
     return f"search:{scope.faculty_id}:{version.decode()}:{digest}"
 
 
-def retrieve(scope: Scope, query: str, top_k: int) -> list[dict[str, Any]]:
-    """Embed the query and search within the scope (no cache)."""
-    from aiteacher.embeddings import get_embedder
-    from aiteacher.vectors import get_vector_store
-
-    embedder = get_embedder()
-    store = get_vector_store()
-    store.ensure_collection(embedder.name, embedder.dimension)
-    hits = store.search(embedder.embed_query(query), filters=scope.filters(), limit=top_k)
-    ready = _ready_documents({str(hit.payload["document_id"]) for hit in hits})
-    hits = [hit for hit in hits if str(hit.payload["document_id"]) in ready]
-    return [{"document_id": str(hit.payload["document_id"]), "title": hit.payload.get("title", ""),
-             "course": hit.payload.get("course", ""), "page": int(hit.payload.get("page", 0)),
-             "text": hit.payload.get("text", ""), "score": round(float(hit.score), 4),
-             "chunk_id": str(hit.id), "unit": hit.payload.get("unit", "page"),
-             "ocr": bool(hit.payload.get("ocr", False))} for hit in hits]
+#: Candidates fetched per requested result, so that collapsing to one result per page still fills top_k.
+CANDIDATES_PER_RESULT = 4
 
 
-def _ready_documents(document_ids: set[str]) -> set[str]:
-    """Of these documents, the ones that are `ready`: chunks of a document still being (re-)indexed, failed
-    or deleted are never returned, whatever the vector store still holds."""
+def page_url(document_id: str, page: int) -> str:
+    """Where a student opens the cited page (the `document` function's page route, REST path)."""
+    return f"/documents/{document_id}/pages/{page}"
+
+
+def collapse_pages(hits: list[Any], top_k: int) -> list[Any]:
+    """One hit per (document, page), the best-scoring chunk of each, best first; at most top_k."""
+    seen: set[tuple[str, int]] = set()
+    kept = []
+    for hit in hits:
+        key = (str(hit.payload.get("document_id")), int(hit.payload.get("page") or 0))
+        if key in seen:
+            continue
+        seen.add(key)
+        kept.append(hit)
+        if len(kept) == top_k:
+            break
+    return kept
+
+
+def ready_titles(document_ids: set[str]) -> dict[str, str]:
+    """The current title of each of these documents that is `ready` (ingesting, failed, deleted ones: absent)."""
     if not document_ids:
-        return set()
+        return {}
     from sqlalchemy import select
 
     from aiteacher.db import transaction
     from aiteacher.db.models import Document
 
     with transaction(read_only=True) as session:
-        return set(session.scalars(select(Document.id).where(Document.id.in_(document_ids),
-                                                             Document.status == "ready")))
+        rows = session.execute(select(Document.id, Document.title).where(
+            Document.id.in_(sorted(document_ids)), Document.status == "ready"))
+        return {str(row.id): row.title for row in rows}
+
+
+def retrieve(scope: Scope, query: str, top_k: int, *, mode: str = "hybrid") -> list[dict[str, Any]]:
+    """Hybrid (dense + BM25, fused in the vector engine) search within the scope, one result per page, only
+    chunks of ready documents, titles as `/documents` shows them (no cache)."""
+    from aiteacher.embeddings import get_embedder
+    from aiteacher.vectors import get_vector_store
+    from aiteacher.vectors.lexical import query_vector
+
+    embedder = get_embedder()
+    store = get_vector_store()
+    store.ensure_collection(embedder.name, embedder.dimension)
+    dense = embedder.embed_query(query) if mode in ("hybrid", "dense") else None
+    lexical = query_vector(query) if mode in ("hybrid", "lexical") else None
+    hits = store.search(dense, lexical=lexical, filters=scope.filters(), limit=min(1000, top_k * CANDIDATES_PER_RESULT))
+    # The database, not the vector payload, says which documents are searchable: a document being
+    # (re-)ingested, failed, deleted or folded into a duplicate never shows.
+    titles = ready_titles({str(hit.payload.get("document_id")) for hit in hits})
+    hits = collapse_pages([hit for hit in hits if str(hit.payload.get("document_id")) in titles], top_k)
+    results = []
+    for hit in hits:
+        document_id, page = str(hit.payload["document_id"]), int(hit.payload.get("page") or 0)
+        results.append({"document_id": document_id, "title": titles[document_id],
+                        "course": hit.payload.get("course", ""), "page": page, "text": hit.payload.get("text", ""),
+                        "score": round(float(hit.score), 4), "chunk_id": str(hit.id),
+                        "page_url": page_url(document_id, page), "unit": hit.payload.get("unit", "page"),
+                        "ocr": bool(hit.payload.get("ocr", False))})
+    return results
 
 
 def search(scope: Scope, query: str, top_k: int) -> tuple[list[dict[str, Any]], bool]:

@@ -67,6 +67,62 @@ def bump_tenant_version(faculty_id: int | None) -> None:
         pipe.execute()
 
 
+# --- one document per content, one title rule ---------------------------------------------------
+
+def content_hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def document_title(pdf_title: str | None, name_title: str) -> str:
+    """The one title rule, for uploads and bucket drops alike: the PDF's own title when it has a real one,
+    else the title made from the file name when the document was created (`keys.title_from_name`)."""
+    return (pdf_title or name_title)[:300]
+
+
+def find_same_content(session: Session, *, faculty_id: int | None, semester_id: int | None, course: str,
+                      digest: str) -> Document | None:
+    return session.scalar(select(Document).where(
+        Document.faculty_id == faculty_id, Document.semester_id == semester_id, Document.course == course,
+        Document.content_hash == digest))
+
+
+def claim_content(document_id: str, data: bytes, *, title: str | None) -> str | None:
+    """Record the file's hash on its document (and the title rule's title). If another document of the same
+    tenant and course holds the same bytes, this one is folded into it: its row goes (vectors were never
+    written) and the other's id is returned. The unique constraint decides races between two ingestions."""
+    from sqlalchemy.exc import IntegrityError
+
+    from aiteacher.db import transaction
+
+    digest = content_hash(data)
+    try:
+        with transaction() as session:
+            doc = session.get(Document, document_id)
+            if doc is None:
+                return None
+            doc.title = document_title(title, doc.title)
+            if doc.content_hash == digest:
+                return None
+            doc.content_hash = digest
+            session.flush()
+    except IntegrityError:
+        pass
+    else:
+        return None
+    with transaction() as session:
+        doc = session.get(Document, document_id)
+        if doc is None:
+            return None
+        original = find_same_content(session, faculty_id=doc.faculty_id, semester_id=doc.semester_id,
+                                     course=doc.course, digest=digest)
+        if original is None or original.id == doc.id:
+            return None
+        original_id = original.id
+        session.delete(doc)
+    audit("document.duplicate", "merged", target=document_id, duplicate_of=original_id)
+    return original_id
+
+
 # --- uploads --------------------------------------------------------------------------------------
 
 def read_upload(stream: Any) -> tuple[bytes, str]:
@@ -119,29 +175,49 @@ def resolve_upload_target(session: Session, caller: Claims, faculty_id: int | No
 
 
 def create_upload(session: Session, caller: Claims, target: UploadTarget, *, course: str, filename: str,
-                  data: bytes, kind: str = "pdf") -> Document:
-    """Record the document (ETag = MD5 of the body, what S3 gives a single-part PUT) before the object
+                  data: bytes, kind: str = "pdf") -> tuple[Document, bool]:
+    """(document, created now?). The same file already in this tenant's course is that document, not a new
+    one. Record the document (ETag = MD5 of the body, what S3 gives a single-part PUT) before the object
     is written, so the bucket's own event for it is recognised as a duplicate, then store it."""
     from aiteacher.curriculum.keys import title_from_name, upload_key
     from aiteacher.ingestion.formats import CONTENT_TYPES, FILE_SUFFIXES
     from aiteacher.storage import put_pdf
 
     settings = get_settings()
+    digest = content_hash(data)
+    same = find_same_content(session, faculty_id=target.faculty.id, semester_id=target.semester.id,
+                             course=course.strip(), digest=digest)
+    if same is not None and same.status == "failed":
+        same.content_hash = None  # a failed copy does not hold the content: this upload is a fresh try
+        session.flush()
+    elif same is not None:
+        audit("document.upload", "duplicate", actor=caller.sub, target=same.id)
+        return same, False
     document_id = new_id()
     key = upload_key(target.faculty.code, target.semester.number, course, document_id, filename,
                      suffix=FILE_SUFFIXES[kind])
-    doc = Document(id=document_id, title=title_from_name(filename), course=course.strip(),
+    doc = Document(id=document_id, title=title_from_name(filename), course=course.strip(), content_hash=digest,
                    faculty_id=target.faculty.id, semester_id=target.semester.id, department_id=target.department_id,
                    status="queued", source="upload", bucket=settings.s3_bucket, object_key=key,
                    etag=hashlib.md5(data, usedforsecurity=False).hexdigest(), size_bytes=len(data),
                    uploaded_by=caller.sub)
-    session.add(doc)
-    session.flush()
+    from sqlalchemy.exc import IntegrityError
+
+    try:
+        with session.begin_nested():  # a concurrent upload of the same file may have won since the check
+            session.add(doc)
+    except IntegrityError:
+        same = find_same_content(session, faculty_id=target.faculty.id, semester_id=target.semester.id,
+                                 course=course.strip(), digest=digest)
+        if same is None:
+            raise
+        audit("document.upload", "duplicate", actor=caller.sub, target=same.id)
+        return same, False
     put_pdf(key, data, {"document-id": document_id}, content_type=CONTENT_TYPES[kind])
     enqueue_ingestion(session, document_id)
     audit("document.upload", "queued", actor=caller.sub, target=document_id, key=key, size=len(data),
           format=kind)
-    return doc
+    return doc, True
 
 
 # --- bucket events --------------------------------------------------------------------------------
@@ -257,3 +333,33 @@ def delete_document(session: Session, caller: Claims, document_id: str) -> None:
     session.flush()
     after_commit(session, lambda: bump_tenant_version(faculty_id))
     audit("document.delete", "ok", actor=caller.sub, target=document_id)
+
+
+# --- re-indexing ----------------------------------------------------------------------------------
+
+def reindex_all() -> list[str]:
+    """Recreate the vector collection with the current layout (dense + lexical vectors) and queue every ready
+    document for ingestion again; returns their ids. Search shows a document again once its job is done."""
+    import time
+
+    from aiteacher.db import transaction
+    from aiteacher.queue import enqueue
+    from aiteacher.vectors import get_vector_store
+
+    get_vector_store().drop_collection()
+    with transaction() as session:
+        documents = list(session.scalars(select(Document).where(Document.status == "ready")))
+        for doc in documents:
+            doc.status = "queued"
+            doc.attempts = 0  # a re-index is a fresh start, not a retry of a failing job
+        ids = [doc.id for doc in documents]
+        faculties = {doc.faculty_id for doc in documents}
+    stamp = int(time.time())
+    for document_id in ids:
+        enqueue("ingest-bulk", "aiteacher.curriculum.jobs.ingest_document", document_id,
+                job_id=f"reindex-{document_id}-{stamp}", timeout=get_settings().ingest_job_timeout_seconds,
+                on_failure="aiteacher.curriculum.jobs.ingest_failed")
+    for faculty_id in faculties:
+        bump_tenant_version(faculty_id)
+    audit("document.reindex", "queued", documents=len(ids))
+    return ids

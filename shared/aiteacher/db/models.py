@@ -140,6 +140,8 @@ class Document(Base):
         UniqueConstraint("bucket", "object_key", "etag", name="uq_documents_object_version"),
         CheckConstraint("status IN ('queued', 'processing', 'ready', 'failed')", name="ck_documents_status"),
         Index("ix_documents_tenant", "faculty_id", "semester_id", "course"),
+        # The same bytes in one tenant's course are one document, whether uploaded or dropped in the bucket.
+        UniqueConstraint("faculty_id", "semester_id", "course", "content_hash", name="uq_documents_content"),
     )
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     title: Mapped[str] = mapped_column(String(300))
@@ -157,6 +159,8 @@ class Document(Base):
     object_key: Mapped[str] = mapped_column(String(1024))
     etag: Mapped[str] = mapped_column(String(128))
     size_bytes: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    content_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    """SHA-256 of the file, claimed by the first document of its tenant and course (NULL until known)."""
     uploaded_by: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
     format: Mapped[str | None] = mapped_column(String(16), nullable=True)
     """What the content turned out to be (pdf, pptx, docx, markdown, html), once the worker has read it."""

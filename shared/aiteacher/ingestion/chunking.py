@@ -4,7 +4,10 @@
 chunks of at most `target_chars` characters that end at the strongest nearby boundary: a blank line, then the
 end of a sentence that ends a line, then any sentence end, then a line break or clause punctuation, then any
 space; never inside a word. Consecutive chunks of a page overlap by up to `overlap_chars` characters, starting
-at a sentence start when there is one inside the overlap, else at a word start. A chunk's text is an exact
+at a sentence start when there is one inside the overlap, else at a word start. A page's last chunk carries no
+whole earlier sentence: after a chunk that ends at a sentence end it starts right there (its overlap would be a
+sentence of whatever came before, e.g. a licence line above a new heading, and would drag its score towards
+that), else at the start of the sentence the previous chunk cut. A chunk's text is an exact
 slice of its page's text (`page.text[chunk.start:chunk.end]`). The output is a pure function of the input.
 """
 
@@ -103,7 +106,10 @@ def _page_spans(text: str, target: int, overlap: int, min_chars: int) -> list[tu
     while last - start > target:
         end, next_word = _choose_end(text, start, last, target, min_length, min_chars)
         spans.append((start, end))
-        start = _next_start(text, start, end, next_word, overlap)
+        following = _next_start(text, start, end, next_word, overlap)
+        if last - following <= target and last - next_word >= max(min_chars, 1):  # the page's last chunk
+            following = _tail_start(text, start, end, next_word, overlap, last, following)
+        start = following
     spans.append((start, last))
     return spans
 
@@ -179,6 +185,22 @@ def _choose_end(text: str, start: int, last: int, target: int, min_length: int, 
     found = found or _last_space_run(text, start + min_length, limit, last, last)
     found = found or _last_space_run(text, start + 1, limit, last, last)
     return found or (limit, limit)  # one word longer than target: the only place a word is ever cut
+
+
+def _tail_start(text: str, start: int, end: int, next_word: int, overlap: int, last: int, default: int) -> int:
+    """Where a page's last chunk starts: at `next_word` after a sentence end, else at the latest sentence start
+    inside the overlap (the start of the sentence that was cut), else where `_next_start` put it."""
+    for run_start, _, strength in _boundaries(text, end, end, last):
+        if run_start == end and strength >= SENTENCE:
+            return next_word
+    if overlap == 0:
+        return default
+    window = max(end - overlap, start + 1)
+    latest = None
+    for _, run_end, strength in _boundaries(text, max(window - _LOOKAHEAD, start + 1), end - 1, end):
+        if strength >= SENTENCE and window <= run_end < end:
+            latest = run_end
+    return latest if latest is not None else default
 
 
 def _next_start(text: str, start: int, end: int, next_word: int, overlap: int) -> int:

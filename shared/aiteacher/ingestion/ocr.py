@@ -5,7 +5,8 @@ RapidOCR (`rapidocr`, Apache-2.0) ships its PP-OCRv6 detection and recognition O
 is downloaded at run time. The angle classifier is off: it turned upright lines upside down in our tests, and
 scans arrive upright.
 
-PDFium is not thread-safe, and `make dev` runs workers as threads: every PDFium call holds `_PDFIUM_LOCK`.
+PDFium is not thread-safe, and `make dev` runs workers as threads (and serves page images in the same
+process): every PDFium call holds `PDFIUM_LOCK`, this module's and the page viewer's alike.
 The engine is built once per process (about 1 s) and shared under `_OCR_LOCK`.
 """
 
@@ -18,9 +19,10 @@ from collections.abc import Callable, Iterable
 from functools import lru_cache
 from typing import Any, Final
 
-__all__ = ["recognise_image", "recognise_pdf_pages", "render_pdf_page"]
+__all__ = ["PDFIUM_LOCK", "recognise_image", "recognise_pdf_pages", "render_pdf_page"]
 
-_PDFIUM_LOCK: Final = threading.Lock()
+PDFIUM_LOCK: Final = threading.Lock()
+_PDFIUM_LOCK: Final = PDFIUM_LOCK
 _OCR_LOCK: Final = threading.Lock()
 MAX_PIXELS: Final = 40_000_000
 """A page rendered larger than this (a poster, a hostile page size) is rendered at a lower resolution."""

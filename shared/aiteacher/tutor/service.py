@@ -267,8 +267,11 @@ def _citations(passages: list[Passage]) -> list[dict[str, Any]]:
         key = (passage.document_id, passage.page)
         if key not in seen:
             seen.add(key)
+            from aiteacher.curriculum.search import page_url
+
             citations.append({"document_id": passage.document_id, "title": passage.title, "page": passage.page,
-                              "unit": passage.unit, "ocr": passage.ocr})
+                              "unit": passage.unit, "ocr": passage.ocr,
+                              "page_url": page_url(passage.document_id, passage.page)})
     return citations
 
 

@@ -1,5 +1,9 @@
 """The vector store interface, its data types and errors, and the payload rules both engines share.
 
+A chunk point holds two vectors: the embedder's dense vector (`DENSE_VECTOR`, cosine) and a sparse
+lexical one (`LEXICAL_VECTOR`, BM25 term weights from `aiteacher.vectors.lexical`, with Qdrant's IDF
+modifier). A search with both fuses them inside the engine (prefetch of each side, then `Fusion`).
+
 Payload of a chunk point: `{faculty_id, semester_id, department_id, course, document_id, title,
 page, text, chunk_index}`. The five filterable fields are stored as strings: Qdrant's tenant index
 (`is_tenant`) exists only for keyword fields, and one type for all of them means `3` and `"3"` name
@@ -11,7 +15,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from aiteacher.vectors.lexical import LEXICAL_MODEL, SparseVector, document_vector
 
 #: Payload fields a search, count or delete may filter on (exact match, all `must`).
 FILTER_KEYS: tuple[str, ...] = ("faculty_id", "semester_id", "department_id", "course", "document_id")
@@ -21,6 +27,10 @@ TENANT_KEY = "faculty_id"
 REQUIRED_KEYS: tuple[str, ...] = ("faculty_id", "document_id")
 #: uuid5 namespace of chunk point ids (fixed forever: changing it orphans every stored point).
 CHUNK_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://aiteacher.dev/vectors/chunk")
+
+#: Names of the two vectors of a point.
+DENSE_VECTOR = "dense"
+LEXICAL_VECTOR = "lexical"
 
 FilterValue = int | str | None
 Filters = Mapping[str, FilterValue]
@@ -45,9 +55,17 @@ def chunk_point_id(document_id: int | str, chunk_index: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class VectorPoint:
+    """A chunk point. `lexical` defaults to the BM25 vector of `payload["text"]`."""
+
     id: str
     vector: Sequence[float]
     payload: Mapping[str, Any]
+    lexical: SparseVector | None = None
+
+    def lexical_vector(self) -> SparseVector:
+        if self.lexical is not None:
+            return self.lexical
+        return document_vector(str(self.payload.get("text") or ""))
 
     @classmethod
     def for_chunk(
@@ -84,20 +102,54 @@ class SearchHit:
 
 
 @dataclass(frozen=True, slots=True)
+class Fusion:
+    """How a hybrid search combines its dense and lexical candidates (inside the engine).
+
+    `formula` (the default): `dense_weight * cosine + (1 - dense_weight) * s / (s + saturation)` where `s` is
+    the BM25 score. The lexical side fetches `max(prefetch, 4 * limit)` candidates under the same filter, the
+    dense side half as many (at least `limit`), then
+    scores the other side's candidates exactly (a filter on their ids), so every candidate of the union is
+    fused with its real cosine and BM25 score (0 for a point without any query term, which is exact).
+    `rrf`: Qdrant's weighted reciprocal rank fusion of the two candidate lists (prefetch + `Fusion.Rrf`).
+    The defaults (w 0.4, s 6) were chosen on bench/bench_hybrid.py's GNU-manuals set (docs/benchmarks.md).
+    """
+
+    method: Literal["formula", "rrf"] = "formula"
+    dense_weight: float = 0.4
+    saturation: float = 6.0
+    rrf_k: int = 60
+    prefetch: int = 30
+
+    def candidates(self, limit: int) -> int:
+        return min(1000, max(self.prefetch, 4 * limit))
+
+    def dense_candidates(self, limit: int) -> int:
+        """Fewer dense than lexical candidates: the dense search's cost grows with its limit, BM25's hardly,
+        and every lexical candidate is scored by cosine anyway (see bench/bench_hybrid_speed.py)."""
+        return min(1000, max(limit, self.candidates(limit) // 2))
+
+
+SearchMode = Literal["hybrid", "dense", "lexical"]
+
+
+@dataclass(frozen=True, slots=True)
 class CollectionRecord:
     """What built a collection: stored with it and checked by `ensure_collection`."""
 
     embedder: str
     dimension: int
+    lexical: str | None = LEXICAL_MODEL
 
     def as_dict(self) -> dict[str, Any]:
-        return {"embedder": self.embedder, "dimension": self.dimension}
+        return {"embedder": self.embedder, "dimension": self.dimension, "lexical": self.lexical}
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None) -> CollectionRecord | None:
         if not data or "embedder" not in data or "dimension" not in data:
             return None
-        return cls(embedder=str(data["embedder"]), dimension=int(data["dimension"]))
+        lexical = data.get("lexical")
+        return cls(embedder=str(data["embedder"]), dimension=int(data["dimension"]),
+                   lexical=str(lexical) if lexical else None)
 
 
 @runtime_checkable
@@ -112,8 +164,10 @@ class VectorStore(Protocol):
         """Insert or replace points by id (durable when it returns)."""
         ...
 
-    def search(self, vector: Sequence[float], *, filters: Filters | None = None, limit: int = 10) -> list[SearchHit]:
-        """Nearest points by cosine similarity, best first, among those matching every non-None filter."""
+    def search(self, vector: Sequence[float] | None, *, lexical: SparseVector | None = None,
+               filters: Filters | None = None, limit: int = 10, fusion: Fusion | None = None) -> list[SearchHit]:
+        """Best points first among those matching every non-None filter: by cosine with only `vector`, by BM25
+        with only `lexical`, and by `fusion` of both when both are given."""
         ...
 
     def delete_document(self, document_id: int | str) -> None:
@@ -122,6 +176,10 @@ class VectorStore(Protocol):
 
     def count(self, filters: Filters | None = None) -> int:
         """Exact number of points matching every non-None filter."""
+        ...
+
+    def drop_collection(self) -> None:
+        """Delete the collection and its record (re-indexing recreates it with the current layout)."""
         ...
 
     def close(self) -> None:
@@ -160,6 +218,24 @@ def check_vector(vector: Sequence[float], dimension: int | None) -> list[float]:
     return values
 
 
+def fuse_formula(cosine: Mapping[Any, float], bm25: Mapping[Any, float], fusion: Fusion,
+                 limit: int) -> list[tuple[Any, float]]:
+    """`Fusion`'s formula over the union of candidates, best first (ties by id, for a stable order)."""
+    weight, saturation = fusion.dense_weight, fusion.saturation
+    fused = {}
+    for point_id in cosine.keys() | bm25.keys():
+        lexical = bm25.get(point_id, 0.0)
+        fused[point_id] = weight * cosine.get(point_id, 0.0) + (1 - weight) * (
+            lexical / (lexical + saturation) if lexical > 0 else 0.0)
+    best = sorted(fused, key=lambda point_id: (-fused[point_id], str(point_id)))[:limit]
+    return [(point_id, fused[point_id]) for point_id in best]
+
+
+def check_query(vector: Sequence[float] | None, lexical: SparseVector | None) -> None:
+    if vector is None and lexical is None:
+        raise ValueError("a search needs a dense vector, a lexical vector or both")
+
+
 def check_limit(limit: int) -> int:
     if not 1 <= limit <= 1000:
         raise ValueError("limit must be between 1 and 1000")
@@ -171,6 +247,13 @@ def check_record(location: str, recorded: CollectionRecord | None, wanted: Colle
         raise VectorStoreMismatch(
             f"vector collection {location} exists but records no embedder; it was not built by AI-Teacher. "
             f"Delete it or configure another collection for embedder {wanted.embedder} ({wanted.dimension}-d)"
+        )
+    if recorded.embedder == wanted.embedder and recorded.dimension == wanted.dimension \
+            and recorded.lexical != wanted.lexical:
+        raise VectorStoreMismatch(
+            f"vector collection {location} was built without the lexical vectors of {wanted.lexical} "
+            f"(it records {recorded.lexical or 'none: built before hybrid search'}); re-index: run "
+            "`aiteacher reindex` (it recreates the collection and re-ingests every document)"
         )
     if recorded != wanted:
         raise VectorStoreMismatch(

@@ -10,6 +10,9 @@ A second process that opened the shard while it is in use was seen to break the 
 so the lock is taken *before* the shard is touched and a loser fails with `VectorStoreLocked`.
 `optimize()` is never called (it took 19 minutes at 100k points); the shard stays in its appendable
 segments, where filtered search uses the payload indexes. qdrant_edge is imported on construction.
+
+Points hold a named dense vector and a sparse lexical one (IDF modifier); a hybrid query runs Edge's own
+prefetch and the same `Formula` (or weighted RRF) as the server engine, so both engines rank alike.
 """
 
 from __future__ import annotations
@@ -25,20 +28,26 @@ from pathlib import Path
 from typing import Any
 
 from aiteacher.vectors.base import (
+    DENSE_VECTOR,
     FILTER_KEYS,
+    LEXICAL_VECTOR,
     TENANT_KEY,
     CollectionRecord,
     Filters,
+    Fusion,
     SearchHit,
     VectorPoint,
     VectorStoreError,
     VectorStoreLocked,
     check_limit,
+    check_query,
     check_record,
     check_vector,
     filter_conditions,
+    fuse_formula,
     stored_payload,
 )
+from aiteacher.vectors.lexical import SparseVector
 
 LOCK_FILE = "lock"
 _UPSERT_BATCH = 512
@@ -109,25 +118,51 @@ class EdgeStore:
             shard = self._writable_shard()
             dimension = self._record.dimension if self._record else None
             edge_points = [
-                self._edge.Point(point.id, check_vector(point.vector, dimension), stored_payload(point.payload))
+                self._edge.Point(point.id, self._vectors(point, dimension), stored_payload(point.payload))
                 for point in points
             ]
             for start in range(0, len(edge_points), _UPSERT_BATCH):
                 shard.update(self._edge.UpdateOperation.upsert_points(edge_points[start:start + _UPSERT_BATCH]))
             shard.flush()
 
-    def search(self, vector: Sequence[float], *, filters: Filters | None = None, limit: int = 10) -> list[SearchHit]:
+    def search(self, vector: Sequence[float] | None, *, lexical: SparseVector | None = None,
+               filters: Filters | None = None, limit: int = 10, fusion: Fusion | None = None) -> list[SearchHit]:
+        check_query(vector, lexical)
         edge_filter = self._filter(filters)
         check_limit(limit)
-        with self._reading() as shard:
-            if shard is None:
-                return []
-            request = self._edge.QueryRequest(
+        edge = self._edge
+        dense = None if vector is None else check_vector(vector, self._record.dimension if self._record else None)
+        sparse = edge.SparseVector(lexical.indices, lexical.values) if lexical else None
+        if dense is None and sparse is None:
+            return []
+        if dense is not None and sparse is not None and (fusion or Fusion()).method == "formula":
+            with self._reading() as shard:
+                return [] if shard is None else self._formula_hybrid(shard, dense, sparse, edge_filter, limit,
+                                                                     fusion or Fusion())
+        if dense is not None and sparse is not None:
+            fusion = fusion or Fusion()
+            candidates = fusion.candidates(limit)
+            request = edge.QueryRequest(
                 limit=limit,
-                query=self._edge.Query.Nearest(check_vector(vector, self._record.dimension if self._record else None)),
+                prefetches=[edge.Prefetch(limit=candidates, query=edge.Query.Nearest(dense, using=DENSE_VECTOR),
+                                          filter=edge_filter),
+                            edge.Prefetch(limit=candidates, query=edge.Query.Nearest(sparse, using=LEXICAL_VECTOR),
+                                          filter=edge_filter)],
+                query=self._fusion_query(fusion),
                 filter=edge_filter,
                 with_payload=True,
             )
+        else:
+            request = edge.QueryRequest(
+                limit=limit,
+                query=edge.Query.Nearest(dense if dense is not None else sparse,
+                                         using=DENSE_VECTOR if dense is not None else LEXICAL_VECTOR),
+                filter=edge_filter,
+                with_payload=True,
+            )
+        with self._reading() as shard:
+            if shard is None:
+                return []
             points = shard.query(request)
         return [SearchHit(id=str(point.id), score=float(point.score), payload=dict(point.payload or {}))
                 for point in points]
@@ -147,6 +182,21 @@ class EdgeStore:
             if shard is None:
                 return 0
             return int(shard.count(self._edge.CountRequest(exact=True, filter=edge_filter)))
+
+    def drop_collection(self) -> None:
+        import shutil
+
+        with self._write_lock:
+            with self._state:
+                self._check_open()
+                while self._readers:
+                    self._state.wait()
+                shard, self._shard = self._shard, None
+            if shard is not None:
+                shard.close()
+            shutil.rmtree(self.shard_path, ignore_errors=True)
+            self.record_path.unlink(missing_ok=True)
+            self._record = None
 
     def close(self) -> None:
         with self._write_lock:
@@ -192,7 +242,52 @@ class EdgeStore:
 
     def _config(self, record: CollectionRecord) -> Any:
         edge = self._edge
-        return edge.EdgeConfig(vectors=edge.EdgeVectorParams(size=record.dimension, distance=edge.Distance.Cosine))
+        return edge.EdgeConfig(
+            vectors={DENSE_VECTOR: edge.EdgeVectorParams(size=record.dimension, distance=edge.Distance.Cosine)},
+            sparse_vectors={LEXICAL_VECTOR: edge.EdgeSparseVectorParams(modifier=edge.Modifier.Idf)},
+        )
+
+    def _vectors(self, point: VectorPoint, dimension: int | None) -> dict[str, Any]:
+        vectors: dict[str, Any] = {DENSE_VECTOR: check_vector(point.vector, dimension)}
+        lexical = point.lexical_vector()
+        if lexical:
+            vectors[LEXICAL_VECTOR] = self._edge.SparseVector(lexical.indices, lexical.values)
+        return vectors
+
+    def _formula_hybrid(self, shard: Any, dense: list[float], sparse: Any, edge_filter: Any, limit: int,
+                        fusion: Fusion) -> list[SearchHit]:
+        """One batch of the two candidate searches, one batch scoring each side's missing candidates exactly
+        (a filter on their ids), `fuse_formula`, payloads for the winners only (the server engine does the
+        same). Edge's nested prefetch would give the same ranking but runs each branch again (9x slower).
+        """
+        edge = self._edge
+        candidates = fusion.candidates(limit)
+        dense_query = edge.Query.Nearest(dense, using=DENSE_VECTOR)
+        lexical_query = edge.Query.Nearest(sparse, using=LEXICAL_VECTOR)
+        dense_hits, lexical_hits = shard.query_batch(edge.QueryBatchRequest([
+            edge.QueryRequest(limit=fusion.dense_candidates(limit), query=dense_query, filter=edge_filter,
+                              with_payload=False),
+            edge.QueryRequest(limit=candidates, query=lexical_query, filter=edge_filter, with_payload=False),
+        ]))
+        cosine = {point.id: float(point.score) for point in dense_hits}
+        bm25 = {point.id: float(point.score) for point in lexical_hits}
+        missing_cosine, missing_bm25 = set(bm25) - set(cosine), set(cosine) - set(bm25)
+        requests, targets = [], []
+        for missing, query, target in ((missing_cosine, dense_query, cosine), (missing_bm25, lexical_query, bm25)):
+            if missing:
+                requests.append(edge.QueryRequest(limit=len(missing), query=query, with_payload=False,
+                                                  filter=edge.Filter(must=[edge.HasIdCondition(missing)])))
+                targets.append(target)
+        if requests:
+            for target, hits in zip(targets, shard.query_batch(edge.QueryBatchRequest(requests)), strict=True):
+                target.update((point.id, float(point.score)) for point in hits)
+        best = fuse_formula(cosine, bm25, fusion, limit)
+        payloads = {record.id: record.payload for record in shard.retrieve([pid for pid, _ in best], True, False)}
+        return [SearchHit(id=str(point_id), score=score, payload=dict(payloads.get(point_id) or {}))
+                for point_id, score in best]
+
+    def _fusion_query(self, fusion: Fusion) -> Any:
+        return self._edge.Fusion.Rrf(k=fusion.rrf_k, weights=[fusion.dense_weight, 1 - fusion.dense_weight])
 
     def _create_shard(self, record: CollectionRecord) -> Any:
         shard = self._edge.EdgeShard.create(str(self.shard_path), self._config(record))

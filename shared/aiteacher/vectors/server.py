@@ -1,8 +1,9 @@
 """Qdrant server (or qdrant-client's in-process `:memory:` mode for tests) through `qdrant-client`.
 
-One collection, cosine distance, a keyword index on `faculty_id` with `is_tenant=True` and keyword
-indexes on the other filter fields. The embedder that built the collection is recorded in the
-collection's own metadata (Qdrant server 1.16 or later). qdrant_client is imported by the
+One collection with two named vectors per point: `dense` (cosine) and `lexical` (sparse BM25 weights, IDF
+modifier); hybrid queries prefetch both and fuse them server-side. A keyword index on `faculty_id` with
+`is_tenant=True` and keyword indexes on the other filter fields. The embedder that built the collection is
+recorded in the collection's own metadata (Qdrant server 1.16 or later). qdrant_client is imported by the
 constructor, never at module import.
 """
 
@@ -15,19 +16,25 @@ from collections.abc import Sequence
 from typing import Any
 
 from aiteacher.vectors.base import (
+    DENSE_VECTOR,
     FILTER_KEYS,
+    LEXICAL_VECTOR,
     TENANT_KEY,
     CollectionRecord,
     Filters,
+    Fusion,
     SearchHit,
     VectorPoint,
     VectorStoreError,
     check_limit,
+    check_query,
     check_record,
     check_vector,
     filter_conditions,
+    fuse_formula,
     stored_payload,
 )
+from aiteacher.vectors.lexical import SparseVector
 
 _UPSERT_BATCH = 256
 
@@ -86,7 +93,10 @@ class QdrantServerStore:
                 try:
                     created = self._client.create_collection(
                         self.collection,
-                        vectors_config=models.VectorParams(size=wanted.dimension, distance=models.Distance.COSINE),
+                        vectors_config={DENSE_VECTOR: models.VectorParams(size=wanted.dimension,
+                                                                          distance=models.Distance.COSINE)},
+                        sparse_vectors_config={LEXICAL_VECTOR: models.SparseVectorParams(
+                            modifier=models.Modifier.IDF)},
                         metadata=wanted.as_dict(),
                     )
                 except Exception:
@@ -102,7 +112,8 @@ class QdrantServerStore:
                 )
             check_record(self._where, recorded, wanted)
             vectors = info.config.params.vectors
-            size = getattr(vectors, "size", None)
+            dense = vectors.get(DENSE_VECTOR) if isinstance(vectors, dict) else None
+            size = getattr(dense, "size", None)
             if size != wanted.dimension:
                 raise VectorStoreError(
                     f"vector collection {self._where} holds {size}-d vectors but records {wanted.dimension}-d"
@@ -116,7 +127,7 @@ class QdrantServerStore:
             return
         dimension = self._record.dimension if self._record else None
         structs = [
-            self._models.PointStruct(id=point.id, vector=check_vector(point.vector, dimension),
+            self._models.PointStruct(id=point.id, vector=self._vectors(point, dimension),
                                      payload=stored_payload(point.payload))
             for point in points
         ]
@@ -128,15 +139,39 @@ class QdrantServerStore:
             for start in range(0, len(structs), _UPSERT_BATCH):
                 self._client.upsert(self.collection, points=structs[start:start + _UPSERT_BATCH], wait=True)
 
-    def search(self, vector: Sequence[float], *, filters: Filters | None = None, limit: int = 10) -> list[SearchHit]:
+    def search(self, vector: Sequence[float] | None, *, lexical: SparseVector | None = None,
+               filters: Filters | None = None, limit: int = 10, fusion: Fusion | None = None) -> list[SearchHit]:
+        check_query(vector, lexical)
         query_filter = self._filter(filters)
         check_limit(limit)
-        query = check_vector(vector, self._record.dimension if self._record else None)
+        dense = None if vector is None else check_vector(vector, self._record.dimension if self._record else None)
+        models = self._models
+        sparse = models.SparseVector(indices=lexical.indices, values=lexical.values) if lexical else None
+        if dense is None and sparse is None:
+            return []  # a lexical-only query without a single term matches nothing
+        if dense is not None and sparse is not None and (fusion or Fusion()).method == "formula":
+            with self._calls:
+                if not self._collection_exists():
+                    return []
+                return self._formula_hybrid(dense, sparse, query_filter, limit, fusion or Fusion())
+        arguments: dict[str, Any]
+        if dense is not None and sparse is not None:
+            fusion = fusion or Fusion()
+            candidates = fusion.candidates(limit)
+            arguments = {"prefetch": [
+                models.Prefetch(query=dense, using=DENSE_VECTOR, filter=query_filter, limit=candidates),
+                models.Prefetch(query=sparse, using=LEXICAL_VECTOR, filter=query_filter, limit=candidates),
+            ], "query": models.RrfQuery(rrf=models.Rrf(k=fusion.rrf_k, weights=[fusion.dense_weight,
+                                                                                 1 - fusion.dense_weight]))}
+        elif dense is not None:
+            arguments = {"query": dense, "using": DENSE_VECTOR}
+        else:
+            arguments = {"query": sparse, "using": LEXICAL_VECTOR}
         with self._calls:
             if not self._collection_exists():
                 return []
             response = self._client.query_points(
-                self.collection, query=query, query_filter=query_filter, limit=limit, with_payload=True,
+                self.collection, query_filter=query_filter, limit=limit, with_payload=True, **arguments,
             )
         return [SearchHit(id=str(point.id), score=float(point.score), payload=dict(point.payload or {}))
                 for point in response.points]
@@ -154,11 +189,55 @@ class QdrantServerStore:
                 return 0
             return int(self._client.count(self.collection, count_filter=count_filter, exact=True).count)
 
+    def drop_collection(self) -> None:
+        with self._lock, self._calls:
+            if self._client.collection_exists(self.collection):
+                self._client.delete_collection(self.collection)
+            self._record, self._exists = None, False
+
     def close(self) -> None:
         with self._calls:
             self._client.close()
 
     # --- internals -----------------------------------------------------------------------------
+    def _vectors(self, point: VectorPoint, dimension: int | None) -> dict[str, Any]:
+        vectors: dict[str, Any] = {DENSE_VECTOR: check_vector(point.vector, dimension)}
+        lexical = point.lexical_vector()
+        if lexical:
+            vectors[LEXICAL_VECTOR] = self._models.SparseVector(indices=lexical.indices, values=lexical.values)
+        return vectors
+
+    def _formula_hybrid(self, dense: list[float], sparse: Any, query_filter: Any, limit: int,
+                        fusion: Fusion) -> list[SearchHit]:
+        """Two candidate searches in one batch, a second batch scoring each side's missing candidates exactly
+        (a `has_id` filter), `fuse_formula`, then the winners' payloads: the same ranking as a nested
+        prefetch with a formula query, without running every nested branch twice."""
+        models = self._models
+        candidates = fusion.candidates(limit)
+        sides = ((dense, DENSE_VECTOR), (sparse, LEXICAL_VECTOR))
+        first = self._client.query_batch_points(self.collection, requests=[
+            models.QueryRequest(query=query, using=using, filter=query_filter, limit=side_limit, with_payload=False)
+            for (query, using), side_limit in zip(sides, (fusion.dense_candidates(limit), candidates), strict=True)])
+        cosine = {point.id: float(point.score) for point in first[0].points}
+        bm25 = {point.id: float(point.score) for point in first[1].points}
+        requests, targets = [], []
+        for (query, using), target, missing in ((sides[0], cosine, set(bm25) - set(cosine)),
+                                                (sides[1], bm25, set(cosine) - set(bm25))):
+            if missing:
+                requests.append(models.QueryRequest(query=query, using=using, limit=len(missing), with_payload=False,
+                                                    filter=models.Filter(must=[models.HasIdCondition(
+                                                        has_id=sorted(missing, key=str))])))
+                targets.append(target)
+        if requests:
+            for target, response in zip(targets, self._client.query_batch_points(self.collection,
+                                                                                 requests=requests), strict=True):
+                target.update((point.id, float(point.score)) for point in response.points)
+        best = fuse_formula(cosine, bm25, fusion, limit)
+        records = self._client.retrieve(self.collection, ids=[point_id for point_id, _ in best], with_payload=True)
+        payloads = {record.id: record.payload for record in records}
+        return [SearchHit(id=str(point_id), score=score, payload=dict(payloads.get(point_id) or {}))
+                for point_id, score in best]
+
     def _collection_exists(self) -> bool:
         if not self._exists:
             self._exists = bool(self._client.collection_exists(self.collection))
