@@ -160,10 +160,10 @@ def edge(tmp_path: Path, local_gateway: int) -> Iterator[str]:
     stack = manifests.load(REPO)
     port = free_port()
     include = tmp_path / "edge.conf"
-    from aiteacher.webapp import load_web_app
-
     import shutil
     import tempfile
+
+    from aiteacher.webapp import load_web_app
 
     web = load_web_app()
     assert web is not None
