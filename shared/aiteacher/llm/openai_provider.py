@@ -215,23 +215,10 @@ class OpenAIProvider:
         check_hint_level(hint_level)
         if not passages:
             return TutorReply(answer=NO_SOURCES_ANSWER, used_passages=[])
-        fitted = prompts.fit_passages(passages, self.max_source_chars)
-        ids = [prompts.source_id(index) for index in range(len(fitted))]
-        turns = [ChatTurn(turn.role, turn.content[:MAX_TURN_CHARS]) for turn in history or []]
-        messages = prompts.tutor_messages(question, fitted, history=turns, learning_state=learning_state,
-                                          hint_level=hint_level, max_history_turns=self.max_history_turns)
+        messages, ids, by_id = self._tutor_request(question, passages, history, learning_state, hint_level, False)
         reply = self._structured(messages, "tutor_answer", prompts.tutor_schema(ids),
                                  lambda raw: _TutorOut.model_validate_json(raw, context={"ids": ids}))
-        by_id = dict(zip(ids, passages, strict=False))  # cite the caller's passages, not the cut copies
-        order: list[str] = []
-        for marker in _MARKER.findall(reply.answer):
-            order.extend(part.strip() for part in marker.split(","))
-        order.extend(reply.citations)
-        used: list[Passage] = []
-        for cited in order:
-            passage = by_id.get(cited)
-            if passage is not None and passage not in used:
-                used.append(passage)
+        used = _cited(_MARKER.findall(reply.answer), reply.citations, by_id)
         return TutorReply(answer=_readable_citations(reply.answer, by_id), used_passages=used)
 
     async def tutor_answer_async(
