@@ -49,7 +49,9 @@ def _page(browser, dev_server, *, width: int = 1280, height: int = 900):  # type
     page.set_default_timeout(20_000)
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" and "40" not in msg.text else None)
+    # The browser logs every non-2xx reply as a console error: those are the API's answers, not the app's faults.
+    page.on("console", lambda msg: errors.append(msg.text)
+            if msg.type == "error" and not msg.text.startswith("Failed to load resource") else None)
     page.errors = errors  # type: ignore[attr-defined]
     return page
 
@@ -282,3 +284,40 @@ def test_an_academic_sets_the_enrolment_policy_and_rotates_the_key(browser, dev_
     page.get_by_label("Policy").select_option("open")
     page.get_by_role("button", name="Save policy").click()
     page.get_by_text("No key is set.").or_(page.get_by_text("A key is set")).first.wait_for()
+
+
+def test_problem_replies_are_shown_as_messages_and_a_dead_session_returns_to_sign_in(browser, dev_server) -> None:
+    import json
+
+    import httpx
+
+    email = f"errors-{time.time_ns()}@example.edu"
+    assert httpx.post(dev_server["base"] + "/auth/register", json={
+        "email": email, "password": ACADEMIC_PASSWORD, "full_name": "Err Student"}).status_code == 201
+    page = _page(browser, dev_server)
+    page.errors.clear()  # type: ignore[attr-defined]
+    sign_in(page, email, ACADEMIC_PASSWORD)
+
+    def problem(status: int, code: str, detail: str, **headers: str):  # type: ignore[no-untyped-def]
+        body = json.dumps({"type": "about:blank", "title": code, "status": status, "detail": detail, "code": code})
+        return lambda route: route.fulfill(status=status, body=body, headers={
+            "Content-Type": "application/problem+json", **headers})
+
+    page.goto("/#/search")
+    for status, code, detail, headers, shown in (
+            (429, "rate_limited", "Too many requests.", {"Retry-After": "7"}, "Try again in 7 s."),
+            (503, "unavailable", "The database is unreachable.", {}, "temporarily unavailable"),
+            (409, "profile_incomplete", "Choose your faculty and semester first.", {}, "faculty and semester"),
+            (403, "forbidden", "Not allowed.", {}, "Not allowed.")):
+        page.route("**/search", problem(status, code, detail, **headers))
+        page.get_by_label("Search your material").fill("anything")
+        page.get_by_role("button", name="Search").click()
+        page.locator(".results .error", has_text=shown).wait_for()
+        page.unroute("**/search")
+    check_screen(page, "search-error")
+    # Every token refused and the refresh token too: back to the sign-in screen, with a message.
+    page.route("**/me", problem(401, "invalid_token", "Sign in again."))
+    page.route("**/auth/refresh", problem(401, "invalid_token", "Sign in again."))
+    page.goto("/#/profile")
+    page.get_by_role("button", name="Sign in").wait_for()
+    assert "session has ended" in page.locator("#status").inner_text()
