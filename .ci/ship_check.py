@@ -139,7 +139,7 @@ class Backing:
 
     def secrets(self, names: list[str], folder: Path) -> Path:
         values = {"jwt-secret": JWT_SECRET, "database-url": self.database_url, "events-token": EVENTS_TOKEN,
-                  "s3-access-key-id": "testing", "s3-secret-access-key": "testing",
+                  "s3-access-key-id": "ship-check", "s3-secret-access-key": "ship-check-s3-secret-not-committed",
                   "admin-email": "ship-admin@example.edu", "admin-password": "ship check admin password"}
         folder.mkdir(parents=True, exist_ok=True)
         for name in names:
