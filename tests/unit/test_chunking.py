@@ -80,7 +80,9 @@ def check_invariants(
             gap = text[previous.end : following.start]
             assert following.start <= previous.end or gap.isspace(), "no text is skipped"
             assert previous.end - following.start <= overlap, "overlap stays within overlap_chars"
-            tail_after_sentence = (following is own[-1] and re.match(r"[.!?\u2026]", text[previous.end - 1])
+            # A sentence end or a blank line (a paragraph ends there too) before the page's last chunk.
+            ends_sentence = re.match(r"[.!?\u2026]", text[previous.end - 1]) or re.match(r"[^\S\n]*\n\s*\n", gap)
+            tail_after_sentence = (following is own[-1] and ends_sentence
                                    and len(text.rstrip()) - previous.end > min_chars)
             if overlap > max_word + 1 and not tail_after_sentence:
                 assert following.start < previous.end, "consecutive chunks of a page overlap"
