@@ -10,7 +10,6 @@ Markdown or HTML document.
 from __future__ import annotations
 
 import importlib
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
@@ -88,7 +87,3 @@ def extract_document(data: bytes | bytearray | memoryview, limits: ExtractionLim
 
 def _no_progress(stage: str, done: int, total: int) -> None:
     return None
-
-
-def past_deadline(limits: ExtractionLimits) -> bool:
-    return limits.deadline is not None and time.monotonic() > limits.deadline
