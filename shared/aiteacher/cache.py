@@ -82,8 +82,9 @@ def get_async_redis() -> Any:
     return entry[1]
 
 
+@registry.on_reset
 def forget_async_clients() -> None:
-    """Settings changed (tests): build new asyncio clients on next use."""
+    """Settings changed (tests, `registry.reset()`): build new asyncio clients on next use."""
     _async_generation[0] += 1
 
 

@@ -15,7 +15,12 @@ def test_key_terms_keep_accented_letters() -> None:
 def test_tokens_of_greek_and_cyrillic_words_stay_whole() -> None:
     assert tokens("Η εξίσωση Σρέντινγκερ") == ["η", "εξίσωση", "σρέντινγκερ"]
     assert tokens("Уравнение Шрёдингера — основа квантовой механики") == [
-        "уравнение", "шрёдингера", "основа", "квантовой", "механики"]
+        "уравнение",
+        "шрёдингера",
+        "основа",
+        "квантовой",
+        "механики",
+    ]
     assert "μιτοχόνδριο" in terms("Το μιτοχόνδριο παράγει ενέργεια.")
 
 
@@ -31,12 +36,18 @@ def test_key_terms_of_a_cyrillic_text_are_whole_words() -> None:
 def test_sentences_split_before_an_accented_capital() -> None:
     text = "The first law holds here. Érdős proved the second one. Это третье предложение. Ещё одно."
     assert split_sentences(text) == [
-        "The first law holds here.", "Érdős proved the second one.", "Это третье предложение.", "Ещё одно."]
+        "The first law holds here.",
+        "Érdős proved the second one.",
+        "Это третье предложение.",
+        "Ещё одно.",
+    ]
 
 
 def test_sentences_do_not_split_before_a_lower_case_word() -> None:
     assert split_sentences("It ran at 3 p.m. and stopped. Then ёлка fell.") == [
-        "It ran at 3 p.m. and stopped.", "Then ёлка fell."]
+        "It ran at 3 p.m. and stopped.",
+        "Then ёлка fell.",
+    ]
 
 
 def test_a_lone_non_ascii_sentence_is_kept() -> None:
