@@ -154,7 +154,7 @@ def run(host: str | None = None, port: int | None = None) -> None:
         from aiteacher.vectors import get_vector_store
 
         get_vector_store()  # take the embedded store's lock now: this process owns .data/
-        from aiteacher.db.migrate import migrate_and_seed
+        from aiteacher.seed import migrate_and_seed
 
         report = migrate_and_seed()
         from aiteacher.gateway import build_gateway

@@ -60,3 +60,22 @@ def test_registry_reset_runs_the_cache_hook_without_importing_cache() -> None:
         assert calls == ["reset"]
     finally:
         registry._reset_hooks.remove(hook)
+
+
+def test_db_never_imports_a_domain() -> None:
+    modules = [
+        "aiteacher.db",
+        *(f"aiteacher.db.{path.stem}" for path in (PACKAGE / "db").glob("*.py") if path.stem != "__init__"),
+    ]
+    for module in modules:
+        domains = {name for name in imported_modules(module) if name.split(".")[1] in DOMAINS}
+        assert domains == set(), f"{module} imports {sorted(domains)}"
+
+
+def test_migrate_and_seed_lives_outside_db() -> None:
+    from aiteacher.db import migrate
+    from aiteacher.seed import migrate_and_seed
+
+    assert not hasattr(migrate, "migrate_and_seed")
+    assert {"aiteacher.academics.service", "aiteacher.identity.service"} <= imported_modules("aiteacher.seed")
+    assert callable(migrate_and_seed)
