@@ -82,7 +82,7 @@ def extract_document(data: bytes | bytearray | memoryview, limits: ExtractionLim
         raise DocumentRejected("unsupported_format", sniffed.reason)
     module = importlib.import_module(_EXTRACTORS[sniffed.kind])
     report = progress or _no_progress
-    return module.extract(bytes(data), sniffed.kind, limits, report)  # type: ignore[no-any-return]
+    return module.extract(bytes(data), sniffed.kind, limits, report)
 
 
 def _no_progress(stage: str, done: int, total: int) -> None:
