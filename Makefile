@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install dev test test-fast lint format bench manifests env-example lock clean
+.PHONY: install dev test test-fast lint typecheck format bench manifests env-example lock clean
 
 $(BIN)/aiteacher: shared/pyproject.toml shared/requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
@@ -26,6 +26,10 @@ test-fast: install
 lint: install
 	$(BIN)/ruff check .
 
+typecheck: install  ## mypy over shared/aiteacher, then each function handler (config: pyproject.toml)
+	$(BIN)/mypy
+	for handler in functions/*/handler.py; do $(BIN)/mypy "$$handler" || exit 1; done
+
 format: install
 	$(BIN)/ruff check --fix .
 
@@ -43,4 +47,4 @@ lock: install  ## re-pin every dependency (all extras, every platform) with hash
 	    --generate-hashes --no-header --quiet -o shared/requirements.lock
 
 clean:
-	rm -rf .data .pytest_cache .ruff_cache
+	rm -rf .data .pytest_cache .ruff_cache .mypy_cache

@@ -88,8 +88,8 @@ def create_user() -> str:
     if not audit_logger.handlers:
         audit_logger.addHandler(logging.NullHandler())
     from aiteacher.db import dispose_engines, transaction
-    from aiteacher.db.migrate import migrate_and_seed
     from aiteacher.identity.service import register
+    from aiteacher.seed import migrate_and_seed
 
     migrate_and_seed()
     with transaction() as session:

@@ -152,7 +152,7 @@ class RagEnv:
         self._services.start_s3(free_port())  # sets S3_ENDPOINT_URL and the dummy credentials
 
         from aiteacher.config import reset_caches
-        from aiteacher.db.migrate import migrate_and_seed
+        from aiteacher.seed import migrate_and_seed
 
         reset_caches()
         migrate_and_seed()  # schema, demo faculties, the bootstrap admin (ADMIN_EMAIL/ADMIN_PASSWORD)

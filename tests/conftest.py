@@ -93,7 +93,8 @@ def database() -> Iterator[None]:
     from aiteacher.cache import get_redis
     from aiteacher.config import reset_caches
     from aiteacher.db import dispose_engines
-    from aiteacher.db.migrate import downgrade, migrate_and_seed
+    from aiteacher.db.migrate import downgrade
+    from aiteacher.seed import migrate_and_seed
 
     reset_caches()
     get_redis().flushdb()

@@ -1,7 +1,7 @@
 """document: list, read and delete curriculum documents (academics of the document's faculty, admins);
 open one page of a ready document (also students of its faculty and semester: citations link here)."""
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Path, Query, Response
 
@@ -41,7 +41,8 @@ def read_document(document_id: str, caller: Manager) -> dict:
 
 
 PageNumber = Annotated[int, Path(ge=1, le=100_000, description="1-based page number")]
-_PAGE_RESPONSES = {404: {"description": "Missing, not ready, another tenant's, or no such page"}}
+_PAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    404: {"description": "Missing, not ready, another tenant's, or no such page"}}
 
 
 @app.get("/{document_id}/pages/{page}", responses=_PAGE_RESPONSES)

@@ -1,7 +1,7 @@
 """exam: read and list exams, take attempts (answers, submit, graded result), reveal practice keys,
 the academic view (aggregates) and LMS export (Moodle XML, GIFT, QTI 2.1, Aiken)."""
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import Query, Response
 
@@ -10,7 +10,7 @@ from aiteacher.replies import ExamOut
 from aiteacher.web import CurrentUser, create_app, lambda_handler
 
 app = create_app("exam", "Exams: read, attempts, grading, statistics, export")
-NOT_VISIBLE = {404: {"description": "Missing, or not visible to the caller"}}
+NOT_VISIBLE: dict[int | str, dict[str, Any]] = {404: {"description": "Missing, or not visible to the caller"}}
 
 
 def _answers(body: Answers | None) -> list[dict]:

@@ -1,12 +1,14 @@
 """me: read and update the caller's profile (name, push token; students: faculty, department, semester)."""
 
+from typing import Any
+
 from aiteacher.identity.schemas import Profile, ProfileUpdate
 from aiteacher.web import CurrentUser, create_app, lambda_handler
 
 app = create_app("me", "The signed-in user's profile")
 
 
-def _profile(user) -> Profile:  # type: ignore[no-untyped-def]
+def _profile(user: Any) -> Profile:
     return Profile(id=user.id, email=user.email, full_name=user.full_name, role=user.role,
                    faculty_id=user.faculty_id, department_id=user.department_id, semester_id=user.semester_id,
                    push_enabled=bool(user.push_token))

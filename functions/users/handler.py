@@ -1,6 +1,6 @@
 """users: user administration (admins) and student placement and enrolment (a faculty's academics)."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Path, Query
 
@@ -18,8 +18,9 @@ from aiteacher.web import CurrentUser, create_app, lambda_handler
 app = create_app("users", "User administration, placement and faculty enrolment")
 UserId = Annotated[str, Path(min_length=1, max_length=36)]
 FacultyId = Annotated[int, Path(ge=1, le=2**31 - 1)]
-DENIED = {403: {"description": "Not allowed by the access policy (`forbidden`)"},
-          404: {"description": "No such user or faculty (or not one the caller may see)"}}
+DENIED: dict[int | str, dict[str, Any]] = {
+    403: {"description": "Not allowed by the access policy (`forbidden`)"},
+    404: {"description": "No such user or faculty (or not one the caller may see)"}}
 
 
 @app.get("/", response_model=UserPage, responses=DENIED)

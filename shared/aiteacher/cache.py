@@ -38,11 +38,16 @@ def _retry_options(asyncio: bool = False) -> dict[str, Any]:
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import TimeoutError as RedisTimeoutError
 
+    retry: Any
     if asyncio:
-        from redis.asyncio.retry import Retry
+        from redis.asyncio.retry import Retry as AsyncRetry
+
+        retry = AsyncRetry(NoBackoff(), 1)
     else:
         from redis.retry import Retry
-    return {"retry": Retry(NoBackoff(), 1), "retry_on_error": [RedisConnectionError, RedisTimeoutError]}
+
+        retry = Retry(NoBackoff(), 1)
+    return {"retry": retry, "retry_on_error": [RedisConnectionError, RedisTimeoutError]}
 
 
 def _redis_options() -> tuple[str, dict[str, Any]]:
@@ -82,8 +87,9 @@ def get_async_redis() -> Any:
     return entry[1]
 
 
+@registry.on_reset
 def forget_async_clients() -> None:
-    """Settings changed (tests): build new asyncio clients on next use."""
+    """Settings changed (tests, `registry.reset()`): build new asyncio clients on next use."""
     _async_generation[0] += 1
 
 

@@ -16,7 +16,8 @@ def _without_tokens() -> None:
 
 def _migrate(args: argparse.Namespace) -> int:
     _without_tokens()
-    from aiteacher.db.migrate import downgrade, migrate_and_seed
+    from aiteacher.db.migrate import downgrade
+    from aiteacher.seed import migrate_and_seed
 
     if args.downgrade:
         downgrade(revision=args.downgrade)

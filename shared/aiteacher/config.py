@@ -243,7 +243,12 @@ class Settings(BaseSettings):
     summary_every_messages: int = Field(6, ge=2, le=100, description="Learning-state summary every N messages.")
     exam_max_mcq: int = Field(20, ge=1, le=100)
     exam_max_theory: int = Field(10, ge=0, le=50)
-    exam_job_timeout_seconds: int = Field(900, ge=30)
+    exam_job_timeout_seconds: int = Field(
+        900, ge=30, description="An exam generation or grading job running longer is killed.")
+    summary_job_timeout_seconds: int = Field(
+        120, ge=10, description="A learning-state summary job running longer is killed.")
+    notification_job_timeout_seconds: int = Field(
+        120, ge=10, description="A notification (mail, push) job running longer is killed.")
     smtp_url: str = Field("", description="smtp://user:pass@host:port (smtps:// for TLS); empty writes an outbox.")
     smtp_starttls: bool = Field(False, description="Upgrade the SMTP connection with STARTTLS.")
     smtp_from: str = Field("AI-Teacher <no-reply@aiteacher.local>", description="Sender of notification mail.")

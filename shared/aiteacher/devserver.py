@@ -92,7 +92,13 @@ class EmbeddedServices:
         stop = threading.Event()
         thread = threading.Thread(target=mirror.run, args=(stop,), name="s3-mirror", daemon=True)
         thread.start()
-        self._stops.append(lambda: (stop.set(), thread.join(timeout=5), mirror.save()))
+
+        def stop_mirror() -> None:
+            stop.set()
+            thread.join(timeout=5)
+            mirror.save()
+
+        self._stops.append(stop_mirror)
         self.started.append(f"s3 mirror          {folder} ({restored} object(s) restored)")
         return restored
 
@@ -105,7 +111,12 @@ class EmbeddedServices:
         thread = threading.Thread(target=sqs_forward.run, args=(queue_url, target, token),
                                   kwargs={"stop": stop, "wait_seconds": 1}, name="sqs-forward", daemon=True)
         thread.start()
-        self._stops.append(lambda: (stop.set(), thread.join(timeout=5)))
+
+        def stop_forwarder() -> None:
+            stop.set()
+            thread.join(timeout=5)
+
+        self._stops.append(stop_forwarder)
         self.started.append(f"bucket events      {queue_url} -> {target}")
 
     def start_workers(self, count: int, on_fatal: Callable[[str], None] | None = None) -> None:
@@ -154,7 +165,7 @@ def run(host: str | None = None, port: int | None = None) -> None:
         from aiteacher.vectors import get_vector_store
 
         get_vector_store()  # take the embedded store's lock now: this process owns .data/
-        from aiteacher.db.migrate import migrate_and_seed
+        from aiteacher.seed import migrate_and_seed
 
         report = migrate_and_seed()
         from aiteacher.gateway import build_gateway

@@ -250,7 +250,7 @@ def max_body_size(spec: FunctionSpec, env: Mapping[str, str]) -> str:
 def _secrets_volume(name: str, secrets: Iterable[str], optional: Iterable[str] = ()) -> dict[str, Any]:
     """One projected volume of per-name Secrets (`faas-cli secret create` makes exactly these: Secret
     `jwt-secret` with key `jwt-secret`), so the files appear as on OpenFaaS: /var/openfaas/secrets/<name>."""
-    sources = [{"secret": {"name": s, "items": [{"key": s, "path": s}]}} for s in secrets]
+    sources: list[dict[str, Any]] = [{"secret": {"name": s, "items": [{"key": s, "path": s}]}} for s in secrets]
     sources += [{"secret": {"name": s, "items": [{"key": s, "path": s}], "optional": True}} for s in optional]
     return {"name": name, "projected": {"defaultMode": 0o444, "sources": sources}}
 

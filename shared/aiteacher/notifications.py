@@ -35,7 +35,7 @@ def queue_notification(user_ids: list[str], subject: str, body: str, kind: str, 
     channels = [("mail", DELIVER)] + ([("push", DELIVER_PUSH)] if push.configured() else [])
     for channel, job in channels:
         enqueue("notifications", job, sorted(set(user_ids)), subject, body, kind,
-                job_id=f"notify-{channel}-{dedupe_key}" if dedupe_key else None, unique=bool(dedupe_key), timeout=120,
+                job_id=f"notify-{channel}-{dedupe_key}" if dedupe_key else None, unique=bool(dedupe_key),
                 retries=len(intervals), retry_intervals=intervals)
 
 

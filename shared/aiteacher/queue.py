@@ -35,6 +35,23 @@ def backoff_intervals(retries: int) -> list[int]:
             for attempt in range(retries)]
 
 
+def default_timeout(queue: str) -> int:
+    """The job timeout (seconds) of a job enqueued on `queue` without one: each queue has its own setting."""
+    from aiteacher.config import get_settings
+
+    settings = get_settings()
+    timeouts = {
+        "ingest": settings.ingest_job_timeout_seconds,
+        "ingest-bulk": settings.ingest_job_timeout_seconds,
+        "exams": settings.exam_job_timeout_seconds,
+        "summaries": settings.summary_job_timeout_seconds,
+        "notifications": settings.notification_job_timeout_seconds,
+    }
+    if queue not in timeouts:
+        raise ValueError(f"unknown queue {queue!r}")
+    return timeouts[queue]
+
+
 def get_queue(name: str) -> Any:
     from rq import Queue
 
@@ -68,7 +85,7 @@ def enqueue(queue: str, function: str, *args: Any, job_id: str | None = None, ti
         try:
             job = get_queue(queue).enqueue_call(
                 func=function, args=args, kwargs=kwargs, job_id=job_id,
-                timeout=timeout or settings.ingest_job_timeout_seconds,
+                timeout=timeout or default_timeout(queue),
                 retry=Retry(max=retries, interval=retry_intervals or backoff_intervals(retries)) if retries else None,
                 result_ttl=3600, failure_ttl=7 * 24 * 3600,
                 on_failure=Callback(on_failure) if on_failure else None, unique=unique,

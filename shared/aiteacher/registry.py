@@ -1,5 +1,6 @@
 """Process-wide cached clients: each heavy client is built once per process by a getter decorated
-with `@client`, and `reset()` (tests, the dev server) closes and forgets all of them."""
+with `@client`, and `reset()` (tests, the dev server) closes and forgets all of them. Modules that keep other
+per-process state register an `on_reset` hook instead of being imported here."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ T = TypeVar("T")
 _lock = threading.RLock()  # a builder may call another getter
 _instances: dict[str, Any] = {}
 _closers: dict[str, Callable[[Any], None]] = {}
+_reset_hooks: list[Callable[[], None]] = []
 
 
 def client(close: Callable[[Any], None] | None = None) -> Callable[[Callable[[], T]], Callable[[], T]]:
@@ -38,10 +40,18 @@ def client(close: Callable[[Any], None] | None = None) -> Callable[[Callable[[],
     return decorate
 
 
-def reset() -> None:
-    from aiteacher.cache import forget_async_clients
+def on_reset(hook: Callable[[], None]) -> Callable[[], None]:
+    """Run `hook` at every `reset()`, before the clients close (e.g. `cache` forgets its asyncio clients).
+    The registry imports no module that registers here, so platform modules can depend on it freely."""
+    with _lock:
+        if hook not in _reset_hooks:
+            _reset_hooks.append(hook)
+    return hook
 
-    forget_async_clients()
+
+def reset() -> None:
+    for hook in list(_reset_hooks):
+        hook()
     with _lock:
         instances = dict(_instances)
         _instances.clear()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, FastAPI, Request, Response
@@ -77,7 +77,7 @@ class RequestContextMiddleware:
         own = {b"x-request-id", *(name for name, _ in SECURITY_HEADERS)}
         started = False
 
-        async def send_with_id(message: dict[str, Any]) -> None:
+        async def send_with_id(message: MutableMapping[str, Any]) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
@@ -142,7 +142,7 @@ class BodyLimitMiddleware:
         refused = False
         response_started = False
 
-        async def guarded_send(message: dict[str, Any]) -> None:
+        async def guarded_send(message: MutableMapping[str, Any]) -> None:
             nonlocal response_started
             if refused:
                 return
@@ -150,7 +150,7 @@ class BodyLimitMiddleware:
                 response_started = True
             await send(message)
 
-        async def bounded_receive() -> dict[str, Any]:
+        async def bounded_receive() -> MutableMapping[str, Any]:
             nonlocal received, refused
             if refused:
                 return {"type": "http.disconnect"}
@@ -400,7 +400,7 @@ def _openapi_with_security_and_problems(app: FastAPI) -> dict[str, Any]:
             continue
         auth = _auth_kind(route.dependant)
         path = route.path_format
-        for method in route.methods:
+        for method in route.methods or ():
             operation = document.get("paths", {}).get(path, {}).get(method.lower())
             if operation is None:
                 continue

@@ -155,7 +155,7 @@ def pointed_at(**env: str) -> Iterator[None]:
     from aiteacher.cache import forget_async_clients
     from aiteacher.config import reset_caches
     from aiteacher.db import dispose_engines
-    from aiteacher.db.migrate import migrate_and_seed
+    from aiteacher.seed import migrate_and_seed
 
     saved = {name: os.environ.get(name) for name in env}
     os.environ.update(env)

@@ -12,6 +12,8 @@ from aiteacher.db.models import Department, Faculty, Semester
 from aiteacher.errors import NotFound, ValidationFailed
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from aiteacher.access import CallerScope
 
 DEMO_HIERARCHY: list[tuple[str, str, list[str]]] = [
@@ -58,10 +60,13 @@ def check_placement(session: Session, faculty_id: int | None, department_id: int
     """A department or semester must exist and belong to the given faculty (422 otherwise)."""
     if faculty_id is not None and session.get(Faculty, faculty_id) is None:
         raise ValidationFailed(f"Faculty {faculty_id} does not exist", code="unknown_faculty")
-    for model, value, label in ((Department, department_id, "department"), (Semester, semester_id, "semester")):
+    loaders: tuple[tuple[Callable[[int], Department | Semester | None], int | None, str], ...] = (
+        (lambda key: session.get(Department, key), department_id, "department"),
+        (lambda key: session.get(Semester, key), semester_id, "semester"))
+    for load, value, label in loaders:
         if value is None:
             continue
-        row = session.get(model, value)
+        row = load(value)
         if row is None:
             raise ValidationFailed(f"The {label} {value} does not exist", code=f"unknown_{label}")
         if faculty_id is None or row.faculty_id != faculty_id:

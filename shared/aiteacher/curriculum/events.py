@@ -77,7 +77,8 @@ def _parse_payload(payload: Any, parsed: ParsedEvents, ce_type: str) -> None:
     if "s3" in payload and isinstance(payload["s3"], dict):  # a single record
         _parse_record(payload, parsed)
         return
-    detail = payload.get("detail") if isinstance(payload.get("detail"), dict) else payload  # EventBridge style
+    nested = payload.get("detail")
+    detail = nested if isinstance(nested, dict) else payload  # EventBridge style
     bucket = detail.get("bucket")
     obj = detail.get("object")
     bucket_name = bucket.get("name") if isinstance(bucket, dict) else bucket

@@ -190,14 +190,14 @@ def give_up(document_id: str, message: str) -> dict[str, Any]:
     """No attempt left: `failed` with the reason (only if still queued/processing)."""
     from sqlalchemy import update
 
-    from aiteacher.db import transaction
+    from aiteacher.db import rows_affected, transaction
     from aiteacher.db.models import Document, utcnow
 
     _drop_vectors(document_id)
     with transaction() as session:
-        changed = session.execute(update(Document).where(
+        changed = rows_affected(session, update(Document).where(
             Document.id == document_id, Document.status.in_(("queued", "processing")),
-        ).values(status="failed", error=message[:1000], updated_at=utcnow())).rowcount
+        ).values(status="failed", error=message[:1000], updated_at=utcnow()))
     if changed:
         audit("document.ingest", "failed", target=document_id, reason="attempts_spent")
         _notify_uploader(document_id)

@@ -21,7 +21,6 @@ from aiteacher.security.tokens import Claims
 CACHE_PREFIX = "_pages"
 #: Rendering scale: 1.5 x 72 dpi = 108 dpi, legible on a phone and about 100 KB per page.
 RENDER_SCALE = 1.5
-MAX_PAGE_NUMBER = 100_000
 
 
 @dataclass(frozen=True)

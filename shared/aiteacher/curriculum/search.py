@@ -23,14 +23,15 @@ def caller_scope(session: Session, caller: Claims, *, course: str | None = None,
                         faculty_id=faculty_id)
 
 
-def _cache_key(scope: Scope, query: str, top_k: int) -> str | None:
+def _cache_key(scope: Scope, query: str, top_k: int) -> str:
     from aiteacher.cache import get_redis
 
     version_key = f"search-ver:f:{scope.faculty_id}" if scope.faculty_id is not None else "search-ver:all"
     version = get_redis().get(version_key) or b"0"
     normalized = " ".join(query.lower().split())
     digest = hashlib.sha256(json.dumps([normalized, top_k, scope.filters()], sort_keys=True).encode()).hexdigest()
-    return f"search:{scope.faculty_id}:{version.decode()}:{digest}"
+    version_text = version.decode() if isinstance(version, bytes) else str(version)
+    return f"search:{scope.faculty_id}:{version_text}:{digest}"
 
 
 #: Candidates fetched per requested result, so that collapsing to one result per page still fills top_k.
@@ -108,7 +109,7 @@ def search(scope: Scope, query: str, top_k: int) -> tuple[list[dict[str, Any]], 
     from aiteacher.config import get_settings
 
     ttl = get_settings().search_cache_seconds
-    key = None
+    key: str | None = None
     if ttl:
         try:
             key = _cache_key(scope, query, top_k)

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from aiteacher.audit import audit
 from aiteacher.config import get_settings
-from aiteacher.db import after_commit
+from aiteacher.db import after_commit, rows_affected
 from aiteacher.db.models import Document, Faculty, Semester, new_id
 from aiteacher.errors import Forbidden, NotFound, ValidationFailed
 from aiteacher.security.tokens import Claims
@@ -262,7 +262,7 @@ def register_object(session: Session, bucket: str, key: str, etag: str, size: in
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     statement = insert(Document).values(**values).on_conflict_do_nothing(
         index_elements=["bucket", "object_key", "etag"])
-    inserted = session.execute(statement).rowcount == 1
+    inserted = rows_affected(session, statement) == 1
     if not inserted:
         document_id = session.scalar(select(Document.id).where(
             Document.bucket == bucket, Document.object_key == key, Document.etag == etag))

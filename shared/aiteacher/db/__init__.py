@@ -19,13 +19,14 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from aiteacher.errors import ServiceUnavailable
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
+    from sqlalchemy.engine import CursorResult, Engine
     from sqlalchemy.orm import Session
+    from sqlalchemy.sql import Executable
 
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
@@ -68,7 +69,7 @@ def _build_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")  # safe with WAL: no corruption, fewer fsyncs
@@ -112,7 +113,12 @@ def dispose_engines() -> None:
         _engines.clear()
 
 
-def after_commit(session: Session, callback: Callable[[], None]) -> None:
+def rows_affected(session: Session, statement: Executable) -> int:
+    """Execute an INSERT, UPDATE or DELETE and return how many rows it touched (its cursor's rowcount)."""
+    return int(cast("CursorResult[Any]", session.execute(statement)).rowcount)
+
+
+def after_commit(session: Session, callback: Callable[[], object]) -> None:
     """Run `callback` once the surrounding transaction has committed (never if it rolls back)."""
     session.info.setdefault("after_commit", []).append(callback)
 
@@ -139,7 +145,9 @@ def _written_position() -> str | None:
         raw = get_redis().get(_marker_key(caller))
     except Exception:  # noqa: BLE001 - unsure whether the replica has the caller's writes
         return ""
-    return raw.decode() if raw else None
+    if not raw:
+        return None
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
 def _read_session() -> Session:

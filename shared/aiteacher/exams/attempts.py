@@ -147,7 +147,7 @@ def list_attempts(session: Session, caller: Claims, exam_id: str) -> dict[str, A
 
 def _attempt_summary(attempt: ExamAttempt) -> dict[str, Any]:
     percent = (round(100 * attempt.score / attempt.max_score, 1)
-               if attempt.status == "graded" and attempt.max_score else None)
+               if attempt.status == "graded" and attempt.score is not None and attempt.max_score else None)
     return {"id": attempt.id, "exam_id": attempt.exam_id, "status": attempt.status,
             "score": attempt.score if attempt.status == "graded" else None,
             "max_score": attempt.max_score, "percent": percent, "grader": attempt.grader,

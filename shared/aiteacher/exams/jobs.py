@@ -159,13 +159,14 @@ def _requests(slots: list[Any]) -> list[list[Any]]:
     the i-th Bloom level of the theory items, so an exam without a blueprint is one request."""
     from itertools import zip_longest
 
-    requests = []
+    requests: list[list[Any]] = []
+    nothing: list[Any] = []
     for difficulty in dict.fromkeys(slot.difficulty for slot in slots):
         by_kind = {kind: [[s for s in slots if (s.kind, s.difficulty, s.bloom) == (kind, difficulty, bloom)]
                           for bloom in dict.fromkeys(s.bloom for s in slots
                                                      if (s.kind, s.difficulty) == (kind, difficulty))]
                    for kind in ("mcq", "theory")}
-        for mcq, theory in zip_longest(by_kind["mcq"], by_kind["theory"], fillvalue=[]):
+        for mcq, theory in zip_longest(by_kind["mcq"], by_kind["theory"], fillvalue=nothing):
             requests.append([*mcq, *theory])
     return requests
 

@@ -69,7 +69,7 @@ def _check_sources(session: Session, scope: Any, sources: list[dict[str, Any]]) 
                    and (scope.faculty_id is None or document.faculty_id == scope.faculty_id)
                    and (scope.semester_id is None or document.semester_id == scope.semester_id)
                    and (scope.course is None or document.course == scope.course))
-        if not covered:
+        if document is None or not covered:
             raise ValidationFailed(f"Blueprint document {entry['document_id']} is not a ready document of your "
                                    "course material")
         for key in ("first_page", "last_page"):

@@ -19,8 +19,6 @@ if TYPE_CHECKING:
 
     from aiteacher.security.tokens import Claims
 
-FIELDS = ("id", "email", "full_name", "role", "faculty_id", "department_id", "semester_id", "push_enabled",
-          "token_version")
 prefetched: ContextVar[dict[str, Any] | None] = ContextVar("prefetched_profile", default=None)
 
 

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from aiteacher.audit import audit
 from aiteacher.cache import deny_family, deny_token
 from aiteacher.config import get_settings
+from aiteacher.db import rows_affected
 from aiteacher.db.models import RefreshFamily, User, new_id
 from aiteacher.errors import Conflict, Forbidden, InvalidCredentials, InvalidToken, NotFound
 from aiteacher.identity import profiles
@@ -152,13 +153,14 @@ def refresh(session: Session, refresh_token: str) -> IssuedPair | None:
     new_jti = tokens.new_jti()
     now = datetime.now(UTC)
     # Compare-and-swap on the current jti: of two concurrent uses of one token, exactly one wins.
-    rotated = session.execute(
+    rotated = rows_affected(
+        session,
         update(RefreshFamily)
         .where(RefreshFamily.id == family.id, RefreshFamily.current_jti == claims.jti,
                RefreshFamily.revoked_at.is_(None))
         .values(current_jti=new_jti, last_used_at=now)
-        .execution_options(synchronize_session=False)
-    ).rowcount
+        .execution_options(synchronize_session=False),
+    )
     if rotated != 1:
         _revoke_family(session, family.id, "reuse")
         audit("auth.refresh_reuse", "revoked", actor=claims.sub, target=family.id)
@@ -251,7 +253,7 @@ def new_placement(user: User, changes: dict[str, object]) -> dict[str, int | Non
     placement = {key: getattr(user, key) for key in PLACEMENT_FIELDS}
     if "faculty_id" in changes and changes["faculty_id"] != user.faculty_id:
         placement.update(department_id=None, semester_id=None)
-    placement.update({key: value for key, value in changes.items() if key in placement})  # type: ignore[misc]
+    placement.update({key: value for key, value in changes.items() if key in placement})
     return placement
 
 

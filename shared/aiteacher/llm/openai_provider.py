@@ -168,7 +168,7 @@ class OpenAIProvider:
         self.max_history_turns = max_history_turns
         self.endpoint = endpoint_label(base_url)
         self._client = build_client(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries)
-        self._client_options = {"api_key": api_key, "base_url": base_url, "timeout": timeout,
+        self._client_options: dict[str, Any] = {"api_key": api_key, "base_url": base_url, "timeout": timeout,
                                 "max_retries": max_retries}
         # asyncio clients hold connections bound to one event loop: one client per loop.
         self._async_clients: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
@@ -258,7 +258,7 @@ class OpenAIProvider:
         messages, _ids, by_id = self._tutor_request(question, passages, history, learning_state, hint_level, True)
         try:
             stream: Any = await self._async_client().chat.completions.create(
-                model=self.model, messages=messages, stream=True,  # type: ignore[arg-type]
+                model=self.model, messages=messages, stream=True,
                 max_completion_tokens=self.max_output_tokens)
         except self._openai.OpenAIError as exc:
             raise self._error("tutor_answer", exc) from exc
@@ -459,8 +459,8 @@ class OpenAIProvider:
             with obs.timed(obs.LLM_LATENCY, "openai", name):
                 response: Any = self._client.chat.completions.create(
                     model=self.model,
-                    messages=messages,  # type: ignore[arg-type]
-                    response_format=response_format,  # type: ignore[arg-type]
+                    messages=messages,
+                    response_format=response_format,
                     max_completion_tokens=self.max_output_tokens,
                 )
         except self._openai.OpenAIError as exc:

@@ -72,8 +72,10 @@ receives remain remains send sends travel travels vary varies identify identifie
 come comes came work works worked
 """)
 
-_TOKEN = re.compile(r"[A-Za-z0-9]+(?:['’-][A-Za-z0-9]+)*")
-_WORD = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-'’][A-Za-z0-9]+)*")
+# Letters and digits of any script ("Schrödinger", "ψ", "энергия"), joined by inner apostrophes or hyphens:
+# the same word shape as `aiteacher.vectors.lexical`. `_WORD` starts with a letter.
+_TOKEN = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*")
+_WORD = re.compile(r"[^\W\d_][^\W_]*(?:[-'’][^\W_]+)*")
 _SPACE = re.compile(r"\s+")
 _BULLET_LINE = re.compile(r"\n[ \t]*(?:[•▪◦‣●○■□*]|[-–—]\s|\d{1,2}[.)]\s)")
 _PARAGRAPH = re.compile(r"\n[ \t]*\n")
@@ -82,7 +84,8 @@ _HYPHENATED_BREAK = re.compile(r"(\w)-\n(\w)")
 _ABBREVIATIONS: Final[frozenset[str]] = _wordset(
     "e.g i.e etc vs cf al fig figs eq eqs no dr mr mrs ms prof st approx ca resp sec ch vol pp p"
 )
-_SENTENCE_END = re.compile(r"""[.!?]+["'”’)\]]*\s+(?=["'“‘(\[]?[A-Z0-9])""")
+#: A candidate sentence end; it ends one only when `next` (the following letter or digit) is upper case or a digit.
+_SENTENCE_END = re.compile(r"""[.!?]+["'”’)\]]*\s+(?=["'“‘(\[]?(?P<next>[^\W_]))""")
 
 
 def normalize_space(text: str) -> str:
@@ -210,9 +213,12 @@ def _split_prose(text: str) -> list[str]:
     out: list[str] = []
     start = 0
     for match in _SENTENCE_END.finditer(text):
+        following = match.group("next")
+        if not (following.isupper() or following.isdigit()):
+            continue  # "… 3 p.m. and so on": a lower-case word goes on the sentence
         before = text[start:match.start()]
         last_word = before.rsplit(" ", 1)[-1].lower().lstrip("(\"'“‘")
-        if last_word in _ABBREVIATIONS or re.fullmatch(r"(?:[a-z]\.)*[a-z]", last_word):
+        if last_word in _ABBREVIATIONS or re.fullmatch(r"(?:[^\W\d_]\.)*[^\W\d_]", last_word):
             continue  # "e.g. Broca", "H. M. had", "Fig. 3"
         out.append(text[start:match.end()].strip())
         start = match.end()

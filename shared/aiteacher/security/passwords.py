@@ -56,11 +56,6 @@ def dummy_verify(password: str) -> None:
     _context().verify(password, _dummy_hash())
 
 
-def warm_up() -> None:
-    """Build the context and the dummy hash ahead of the first login."""
-    _dummy_hash()
-
-
 # --- the rules a new password meets ---------------------------------------------------------------
 
 @lru_cache(maxsize=1)

@@ -50,6 +50,8 @@ def deny_list_entries() -> list[tuple[str, int]]:
         for family_id, revoked_at in session.execute(
                 select(RefreshFamily.id, RefreshFamily.revoked_at)
                 .where(RefreshFamily.revoked_at > now - timedelta(seconds=family_ttl))):
+            if revoked_at is None:  # the filter excludes it; the column is nullable
+                continue
             remaining = int((revoked_at + timedelta(seconds=family_ttl) - now).total_seconds())
             entries.append((f"deny:fam:{family_id}", max(1, remaining)))
     return entries
@@ -104,8 +106,8 @@ def purge_expired() -> int:
     """Rows of tokens that have expired anyway (the reconciler calls this)."""
     from sqlalchemy import delete
 
-    from aiteacher.db import transaction
+    from aiteacher.db import rows_affected, transaction
     from aiteacher.db.models import RevokedToken
 
     with transaction() as session:
-        return int(session.execute(delete(RevokedToken).where(RevokedToken.expires_at < datetime.now(UTC))).rowcount)
+        return rows_affected(session, delete(RevokedToken).where(RevokedToken.expires_at < datetime.now(UTC)))

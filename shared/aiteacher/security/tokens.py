@@ -69,12 +69,13 @@ def issue(token_type: TokenType, *, sub: str, role: str, family: str, ttl_second
     signing, _, algorithm = _settings_keys()
     now = int(time.time())
     exp = min(now + ttl_seconds, expires_at) if expires_at else now + ttl_seconds
+    token_id = jti or new_jti()
     claims = {
         "typ": token_type, "iss": settings.jwt_issuer, "aud": settings.jwt_audience, "sub": sub, "role": role,
-        "iat": now, "exp": exp, "jti": jti or new_jti(), "fam": family, "ver": version,
+        "iat": now, "exp": exp, "jti": token_id, "fam": family, "ver": version,
     }
     token = jwt.encode(claims, signing, algorithm=algorithm)
-    return token, Claims(sub=sub, role=role, jti=claims["jti"], exp=exp, iat=now, typ=token_type, fam=family,
+    return token, Claims(sub=sub, role=role, jti=token_id, exp=exp, iat=now, typ=token_type, fam=family,
                          iss=settings.jwt_issuer, ver=version)
 
 

@@ -358,7 +358,7 @@ def record_turn(ctx: TurnContext, result: TurnResult) -> TurnResult:
 
             chat_id, count = chat.id, chat.message_count
             after_commit(session, lambda: enqueue("summaries", SUMMARY_JOB, chat_id,
-                                                  job_id=f"summary-{chat_id}-{count}", timeout=120))
+                                                  job_id=f"summary-{chat_id}-{count}"))
     return result
 
 

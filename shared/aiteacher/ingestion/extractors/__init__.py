@@ -10,7 +10,6 @@ Markdown or HTML document.
 from __future__ import annotations
 
 import importlib
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
@@ -83,12 +82,8 @@ def extract_document(data: bytes | bytearray | memoryview, limits: ExtractionLim
         raise DocumentRejected("unsupported_format", sniffed.reason)
     module = importlib.import_module(_EXTRACTORS[sniffed.kind])
     report = progress or _no_progress
-    return module.extract(bytes(data), sniffed.kind, limits, report)  # type: ignore[no-any-return]
+    return module.extract(bytes(data), sniffed.kind, limits, report)
 
 
 def _no_progress(stage: str, done: int, total: int) -> None:
     return None
-
-
-def past_deadline(limits: ExtractionLimits) -> bool:
-    return limits.deadline is not None and time.monotonic() > limits.deadline

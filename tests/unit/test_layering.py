@@ -1,0 +1,81 @@
+"""The platform modules depend one way: no import loop among them, and `db/` never imports a domain.
+
+Imports are read from the source (function-local ones included), so a lazy import counts as much as a
+top-level one: a loop hidden inside a function still couples the modules.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import aiteacher
+
+PACKAGE = Path(aiteacher.__file__).parent
+DOMAINS = ("academics", "curriculum", "exams", "identity", "tutor", "notifications")
+
+
+def imported_modules(module: str) -> set[str]:
+    """Every `aiteacher.*` module `module` imports anywhere in its source."""
+    relative = Path(*module.split(".")[1:])
+    path = PACKAGE / relative.with_suffix(".py")
+    if not path.exists():
+        path = PACKAGE / relative / "__init__.py"
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names if alias.name.startswith("aiteacher."))
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module == "aiteacher":
+                found.update(f"aiteacher.{alias.name}" for alias in node.names)
+            elif node.module.startswith("aiteacher."):
+                found.add(node.module)
+    return found
+
+
+def test_cache_config_and_registry_import_each_other_in_one_direction() -> None:
+    platform = {"aiteacher.cache", "aiteacher.config", "aiteacher.registry"}
+    edges = {module: imported_modules(module) & platform for module in platform}
+    assert "aiteacher.cache" not in edges["aiteacher.registry"]
+    assert "aiteacher.cache" not in edges["aiteacher.config"]
+    assert edges["aiteacher.registry"] == set()  # the bottom layer: others register hooks with it
+    for module, targets in edges.items():
+        for target in targets:
+            assert module not in edges[target], f"import loop {module} <-> {target}"
+
+
+def test_registry_reset_runs_the_cache_hook_without_importing_cache() -> None:
+    from aiteacher import cache, registry
+    from aiteacher.config import reset_caches
+
+    before = cache._async_generation[0]
+    reset_caches()
+    assert cache._async_generation[0] == before + 1  # registered through registry.on_reset
+
+    calls: list[str] = []
+    hook = registry.on_reset(lambda: calls.append("reset"))
+    try:
+        registry.on_reset(hook)  # registering twice runs it once
+        registry.reset()
+        assert calls == ["reset"]
+    finally:
+        registry._reset_hooks.remove(hook)
+
+
+def test_db_never_imports_a_domain() -> None:
+    modules = [
+        "aiteacher.db",
+        *(f"aiteacher.db.{path.stem}" for path in (PACKAGE / "db").glob("*.py") if path.stem != "__init__"),
+    ]
+    for module in modules:
+        domains = {name for name in imported_modules(module) if name.split(".")[1] in DOMAINS}
+        assert domains == set(), f"{module} imports {sorted(domains)}"
+
+
+def test_migrate_and_seed_lives_outside_db() -> None:
+    from aiteacher.db import migrate
+    from aiteacher.seed import migrate_and_seed
+
+    assert not hasattr(migrate, "migrate_and_seed")
+    assert {"aiteacher.academics.service", "aiteacher.identity.service"} <= imported_modules("aiteacher.seed")
+    assert callable(migrate_and_seed)
