@@ -30,8 +30,9 @@ typecheck: install  ## mypy over shared/aiteacher, then each function handler (c
 	$(BIN)/mypy
 	for handler in functions/*/handler.py; do $(BIN)/mypy "$$handler" || exit 1; done
 
-format: install
+format: install  ## ruff's fixes and formatter (CI checks both)
 	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 manifests: install  ## regenerate infra/, stack.pro.yml and docker-compose.yml from stack.yml
 	$(BIN)/aiteacher manifests

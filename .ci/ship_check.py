@@ -71,8 +71,11 @@ def request(method: str, url: str, headers: dict[str, str], body: bytes | None) 
     req = urllib.request.Request(url, method=method, data=body, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=30) as response:
-            return response.status, response.headers.get("content-type", ""), response.read(300).decode(
-                "utf-8", "replace")
+            return (
+                response.status,
+                response.headers.get("content-type", ""),
+                response.read(300).decode("utf-8", "replace"),
+            )
     except urllib.error.HTTPError as exc:
         return exc.code, exc.headers.get("content-type", ""), exc.read(300).decode("utf-8", "replace")
 
@@ -84,8 +87,7 @@ def normalized(extras: str) -> str:
 def build_venvs(extras_sets: set[str], cache: Path) -> dict[str, Path]:
     uv = shutil.which("uv") or str(Path(sys.executable).parent / "uv")
     wheel_dir = Path(tempfile.mkdtemp(prefix="ship-wheel-"))
-    subprocess.run([uv, "build", "--wheel", "--quiet", "--out-dir", str(wheel_dir), str(ROOT / "shared")],
-                   check=True)
+    subprocess.run([uv, "build", "--wheel", "--quiet", "--out-dir", str(wheel_dir), str(ROOT / "shared")], check=True)
     wheel = next(wheel_dir.glob("aiteacher-*.whl"))
     lock = ROOT / "shared" / "requirements.lock"
     venvs: dict[str, Path] = {}
@@ -95,8 +97,16 @@ def build_venvs(extras_sets: set[str], cache: Path) -> dict[str, Path]:
         shutil.rmtree(venv, ignore_errors=True)
         started = time.monotonic()
         subprocess.run([uv, "venv", "--quiet", "--python", sys.executable, str(venv)], check=True)
-        command = [uv, "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"),
-                   f"{wheel}[{extras}]" if extras else str(wheel), UVICORN]
+        command = [
+            uv,
+            "pip",
+            "install",
+            "--quiet",
+            "--python",
+            str(venv / "bin" / "python"),
+            f"{wheel}[{extras}]" if extras else str(wheel),
+            UVICORN,
+        ]
         if lock.is_file():
             command += ["--constraints", str(lock)]
         subprocess.run(command, check=True)
@@ -123,9 +133,11 @@ class Backing:
 
         Redis.from_url(self.redis_url).flushdb()
         self.s3_port = free_port()
-        self.moto = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1",
-                                      "-p", str(self.s3_port)], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
+        self.moto = subprocess.Popen(
+            [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(self.s3_port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         self.qdrant_url = f"http://127.0.0.1:{free_port()}"  # nothing listens: Qdrant is not on this machine
 
     def rewrite(self, env: dict[str, str]) -> dict[str, str]:
@@ -133,14 +145,23 @@ class Backing:
         for key, value in env.items():
             if ".svc.cluster.local" not in value:
                 continue
-            out[key] = {"REDIS_URL": self.redis_url, "QDRANT_URL": self.qdrant_url,
-                        "S3_ENDPOINT_URL": f"http://127.0.0.1:{self.s3_port}"}.get(key, value)
+            out[key] = {
+                "REDIS_URL": self.redis_url,
+                "QDRANT_URL": self.qdrant_url,
+                "S3_ENDPOINT_URL": f"http://127.0.0.1:{self.s3_port}",
+            }.get(key, value)
         return out
 
     def secrets(self, names: list[str], folder: Path) -> Path:
-        values = {"jwt-secret": JWT_SECRET, "database-url": self.database_url, "events-token": EVENTS_TOKEN,
-                  "s3-access-key-id": "ship-check", "s3-secret-access-key": "ship-check-s3-secret-not-committed",
-                  "admin-email": "ship-admin@example.edu", "admin-password": "ship check admin password"}
+        values = {
+            "jwt-secret": JWT_SECRET,
+            "database-url": self.database_url,
+            "events-token": EVENTS_TOKEN,
+            "s3-access-key-id": "ship-check",
+            "s3-secret-access-key": "ship-check-s3-secret-not-committed",
+            "admin-email": "ship-admin@example.edu",
+            "admin-password": "ship check admin password",
+        }
         folder.mkdir(parents=True, exist_ok=True)
         for name in names:
             if name in manifests.OPTIONAL_SECRETS:
@@ -155,11 +176,18 @@ class Backing:
 
 def base_env(env: dict[str, str], secrets_dir: Path, data_dir: Path) -> dict[str, str]:
     """The container's environment: the image's fixed ENV, then stack.yml's, nothing from this shell."""
-    return {"PATH": "/usr/bin:/bin", "HOME": str(data_dir), "LANG": "C.UTF-8", "PYTHONUNBUFFERED": "1",
-            "PYTHONDONTWRITEBYTECODE": "1", "DATA_DIR": str(data_dir), "SECRETS_DIR": str(secrets_dir),
-            "AITEACHER_ALEMBIC_INI": str(ROOT / "alembic.ini"),
-            "healthcheck_interval": "1s",  # the image says 5s: the drain after SIGTERM, shortened here
-            **env}
+    return {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(data_dir),
+        "LANG": "C.UTF-8",
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "DATA_DIR": str(data_dir),
+        "SECRETS_DIR": str(secrets_dir),
+        "AITEACHER_ALEMBIC_INI": str(ROOT / "alembic.ini"),
+        "healthcheck_interval": "1s",  # the image says 5s: the drain after SIGTERM, shortened here
+        **env,
+    }
 
 
 def token(role: str = "student") -> str:
@@ -212,9 +240,21 @@ def run_function(stack: manifests.Stack, spec, venv: Path, backing: Backing, wor
     log_path = work / spec.name / "log.txt"
     with log_path.open("w") as log:
         process = subprocess.Popen(
-            [str(venv / "bin" / "python"), "-m", "aiteacher.serve", "handler:app", "--host", "127.0.0.1",
-             "--port", str(port)],
-            cwd=spec.handler_dir, env=base_env(env, secrets_dir, data_dir), stdout=log, stderr=subprocess.STDOUT)
+            [
+                str(venv / "bin" / "python"),
+                "-m",
+                "aiteacher.serve",
+                "handler:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            cwd=spec.handler_dir,
+            env=base_env(env, secrets_dir, data_dir),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     base = f"http://127.0.0.1:{port}"
     problems: list[str] = []
     try:
@@ -245,8 +285,14 @@ def run_migrate(stack: manifests.Stack, venv: Path, backing: Backing, work: Path
     secrets_dir = backing.secrets(names, work / "migrate" / "secrets")
     data_dir = work / "migrate" / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
-    result = subprocess.run([str(venv / "bin" / container["command"][0]), *container["command"][1:]], cwd=data_dir,
-                            env=base_env(env, secrets_dir, data_dir), capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [str(venv / "bin" / container["command"][0]), *container["command"][1:]],
+        cwd=data_dir,
+        env=base_env(env, secrets_dir, data_dir),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if result.returncode != 0:
         return [f"migrate Job exited {result.returncode}: {(result.stdout + result.stderr)[-2000:]}"]
     return []
@@ -268,9 +314,13 @@ def run_worker(stack: manifests.Stack, venv: Path, backing: Backing, work: Path)
     log_path = work / "worker" / "log.txt"
     redis = Redis.from_url(backing.redis_url)
     with log_path.open("w") as log:
-        process = subprocess.Popen([str(venv / "bin" / container["command"][0]), *container["command"][1:]],
-                                   cwd=data_dir, env=base_env(env, secrets_dir, data_dir), stdout=log,
-                                   stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [str(venv / "bin" / container["command"][0]), *container["command"][1:]],
+            cwd=data_dir,
+            env=base_env(env, secrets_dir, data_dir),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not redis.scard("rq:workers") and process.poll() is None:

@@ -101,10 +101,13 @@ def load_main(args: argparse.Namespace) -> None:
         connection.autocommit = True
         with connection.cursor() as cursor:
             while not stop.is_set():
-                cursor.execute("SELECT count(*), count(*) FILTER (WHERE state = 'idle in transaction'), "
-                               "count(*) FILTER (WHERE state = 'idle in transaction' AND "
-                               "now() - state_change > interval '250 milliseconds') "
-                               "FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (database,))
+                cursor.execute(
+                    "SELECT count(*), count(*) FILTER (WHERE state = 'idle in transaction'), "
+                    "count(*) FILTER (WHERE state = 'idle in transaction' AND "
+                    "now() - state_change > interval '250 milliseconds') "
+                    "FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                    (database,),
+                )
                 total, idle, held = cursor.fetchone()
                 peaks["connections"] = max(peaks["connections"], total)
                 peaks["idle_in_transaction"] = max(peaks["idle_in_transaction"], idle)
@@ -117,6 +120,7 @@ def load_main(args: argparse.Namespace) -> None:
         errors: list[str] = []
         limits = httpx.Limits(max_connections=args.clients + 10, max_keepalive_connections=args.clients + 10)
         async with httpx.AsyncClient(base_url=args.url, timeout=120, limits=limits, trust_env=False) as http:
+
             async def client(index: int) -> None:
                 headers = {"Authorization": f"Bearer {tokens[index % len(tokens)]}"}
                 for turn in range(args.rounds):
@@ -213,8 +217,12 @@ def main(argv: list[str] | None = None) -> int:
     repo = BENCH.parent
     if not args.keep_database:
         recreate_database(args.database_url)
-    fake = subprocess.Popen([sys.executable, "-c", FAKE_SERVER.format(repo=str(repo)), str(args.llm_delay)],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    fake = subprocess.Popen(
+        [sys.executable, "-c", FAKE_SERVER.format(repo=str(repo)), str(args.llm_delay)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         fake_url = fake.stdout.readline().strip()  # type: ignore[union-attr]
         return _run(args, fake_url)
@@ -229,9 +237,16 @@ def _run(args: argparse.Namespace, fake_url: str) -> int:
     from rag_env import HIGH_LIMITS, RagEnv, text_pdf_builder
 
     limits = {**HIGH_LIMITS, "chat": "1000000/60"}
-    env_vars = {"DATABASE_URL": args.database_url, "LLM_PROVIDER": "openai", "OPENAI_BASE_URL": fake_url,
-                "OPENAI_API_KEY": "sk-bench", "OPENAI_MAX_RETRIES": "0", "EMBEDDING_PROVIDER": "local",
-                "RATE_LIMITS": json.dumps(limits), "NO_PROXY": "127.0.0.1,localhost"}
+    env_vars = {
+        "DATABASE_URL": args.database_url,
+        "LLM_PROVIDER": "openai",
+        "OPENAI_BASE_URL": fake_url,
+        "OPENAI_API_KEY": "sk-bench",
+        "OPENAI_MAX_RETRIES": "0",
+        "EMBEDDING_PROVIDER": "local",
+        "RATE_LIMITS": json.dumps(limits),
+        "NO_PROXY": "127.0.0.1,localhost",
+    }
     rows, report = [], []
     with RagEnv(extra_env=env_vars, prefix="bench-chat-capacity-") as env:
         env.upload(text_pdf_builder()(LECTURE, title="Hash tables"), "hash-tables.pdf")
@@ -245,8 +260,9 @@ def _run(args: argparse.Namespace, fake_url: str) -> int:
         from rag_env import free_port
 
         port = free_port()
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                               access_log=False, backlog=2048))
+        server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, backlog=2048)
+        )
         thread = threading.Thread(target=server.run, name="chat-replica", daemon=True)
         thread.start()
         while not server.started:
@@ -263,34 +279,75 @@ def _run(args: argparse.Namespace, fake_url: str) -> int:
                     yappi.set_clock_type("cpu")
                     yappi.start()
                 cpu_before = time.process_time()
-                out = subprocess.run([sys.executable, __file__, "--load", "--url", url, "--clients", str(clients),
-                                      "--rounds", str(args.rounds), "--database-url", args.database_url],
-                                     env=child_env, capture_output=True, text=True, check=True, timeout=900)
+                out = subprocess.run(
+                    [
+                        sys.executable,
+                        __file__,
+                        "--load",
+                        "--url",
+                        url,
+                        "--clients",
+                        str(clients),
+                        "--rounds",
+                        str(args.rounds),
+                        "--database-url",
+                        args.database_url,
+                    ],
+                    env=child_env,
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                    timeout=900,
+                )
                 cpu = time.process_time() - cpu_before  # this process is the replica (load and model elsewhere)
                 result = json.loads(out.stdout.strip().splitlines()[-1])
                 if not reported:
                     continue
                 if phases is not None:
-                    print({name: (len(v), round(percentile(v, 0.5), 1), round(percentile(v, 0.99), 1))
-                           for name, v in phases.items()}, file=sys.stderr)
+                    print(
+                        {
+                            name: (len(v), round(percentile(v, 0.5), 1), round(percentile(v, 0.99), 1))
+                            for name, v in phases.items()
+                        },
+                        file=sys.stderr,
+                    )
                     phases.clear()
                 turns = len(result["latencies"])
                 rate = turns / result["elapsed"]
                 ideal = clients / args.llm_delay
                 latencies = result["latencies"]
-                entry = {"clients": clients, "turns": turns, "turns_per_s": round(rate, 2), "ideal": ideal,
-                         "ratio": round(rate / ideal, 3), "p50_s": round(percentile(latencies, 0.5), 3),
-                         "p99_s": round(percentile(latencies, 0.99), 3), "errors": len(result["errors"]),
-                         "peak_connections": result["connections"],
-                         "peak_idle_in_transaction": result["idle_in_transaction"],
-                         "peak_idle_in_transaction_over_250ms": result["held_idle_in_transaction"],
-                         "replica_cpu_ms_per_turn": round(1000 * cpu / max(turns, 1), 2),
-                         "first_error": result["errors"][0] if result["errors"] else None}
+                entry = {
+                    "clients": clients,
+                    "turns": turns,
+                    "turns_per_s": round(rate, 2),
+                    "ideal": ideal,
+                    "ratio": round(rate / ideal, 3),
+                    "p50_s": round(percentile(latencies, 0.5), 3),
+                    "p99_s": round(percentile(latencies, 0.99), 3),
+                    "errors": len(result["errors"]),
+                    "peak_connections": result["connections"],
+                    "peak_idle_in_transaction": result["idle_in_transaction"],
+                    "peak_idle_in_transaction_over_250ms": result["held_idle_in_transaction"],
+                    "replica_cpu_ms_per_turn": round(1000 * cpu / max(turns, 1), 2),
+                    "first_error": result["errors"][0] if result["errors"] else None,
+                }
                 report.append(entry)
-                rows.append([clients, turns, f"{rate:.1f}", f"{ideal:g}", f"{rate / ideal:.2f}",
-                             f"{entry['p50_s']:.2f}", f"{entry['p99_s']:.2f}", entry["errors"],
-                             entry["peak_connections"], entry["peak_idle_in_transaction"],
-                             entry["peak_idle_in_transaction_over_250ms"], entry["replica_cpu_ms_per_turn"]])
+                rows.append(
+                    [
+                        clients,
+                        turns,
+                        f"{rate:.1f}",
+                        f"{ideal:g}",
+                        f"{rate / ideal:.2f}",
+                        f"{entry['p50_s']:.2f}",
+                        f"{entry['p99_s']:.2f}",
+                        entry["errors"],
+                        entry["peak_connections"],
+                        entry["peak_idle_in_transaction"],
+                        entry["peak_idle_in_transaction_over_250ms"],
+                        entry["replica_cpu_ms_per_turn"],
+                    ]
+                )
         finally:
             server.should_exit = True
             thread.join(timeout=10)
@@ -298,17 +355,43 @@ def _run(args: argparse.Namespace, fake_url: str) -> int:
                 import yappi
 
                 yappi.stop()
-                yappi.get_func_stats().sort("tsub").print_all(out=sys.stderr, columns={
-                    0: ("name", 80), 1: ("ncall", 8), 2: ("tsub", 8), 3: ("ttot", 8)})
-    print_table(["clients", "turns", "turns/s", "ideal", "ratio", "p50 s", "p99 s", "errors", "peak conns",
-                 "peak idle in tx", "of them > 250 ms", "replica CPU ms/turn"], rows)
-    met = all(r["ratio"] >= GOAL and r["peak_idle_in_transaction_over_250ms"] == 0 and not r["errors"]
-              for r in report)
-    print(f"goal: ratio >= {GOAL} at every level, no connection idle in transaction across the {args.llm_delay:g} s "
-          f"model wait (none idle in transaction > 250 ms), no errors: {'met' if met else 'NOT met'}")
+                yappi.get_func_stats().sort("tsub").print_all(
+                    out=sys.stderr, columns={0: ("name", 80), 1: ("ncall", 8), 2: ("tsub", 8), 3: ("ttot", 8)}
+                )
+    print_table(
+        [
+            "clients",
+            "turns",
+            "turns/s",
+            "ideal",
+            "ratio",
+            "p50 s",
+            "p99 s",
+            "errors",
+            "peak conns",
+            "peak idle in tx",
+            "of them > 250 ms",
+            "replica CPU ms/turn",
+        ],
+        rows,
+    )
+    met = all(r["ratio"] >= GOAL and r["peak_idle_in_transaction_over_250ms"] == 0 and not r["errors"] for r in report)
+    print(
+        f"goal: ratio >= {GOAL} at every level, no connection idle in transaction across the {args.llm_delay:g} s "
+        f"model wait (none idle in transaction > 250 ms), no errors: {'met' if met else 'NOT met'}"
+    )
     if args.json:
-        print(json.dumps({"bench": "chat_capacity", "llm_delay_s": args.llm_delay, "rounds": args.rounds,
-                          "levels": report, "goal_met": met}))
+        print(
+            json.dumps(
+                {
+                    "bench": "chat_capacity",
+                    "llm_delay_s": args.llm_delay,
+                    "rounds": args.rounds,
+                    "levels": report,
+                    "goal_met": met,
+                }
+            )
+        )
     return 0
 
 

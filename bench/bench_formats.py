@@ -42,16 +42,27 @@ SENTENCES = [
 
 def documents(units: int) -> dict[str, bytes]:
     lines = [SENTENCES[(i + j) % len(SENTENCES)] for i in range(units) for j in range(4)]
-    slides = [{"title": f"Topic {i + 1}", "bullets": lines[4 * i:4 * i + 3], "notes": lines[4 * i + 3]}
-              for i in range(units)]
-    sections = [(f"Topic {i + 1}", lines[4 * i:4 * i + 4]) for i in range(units)]
-    markdown = "\n\n".join(f"## Topic {i + 1}\n\n" + "\n".join(lines[4 * i:4 * i + 4]) for i in range(units))
-    html = "<html><body>" + "".join(f"<h2>Topic {i + 1}</h2>" + "".join(f"<p>{line}</p>" for line in
-                                                                         lines[4 * i:4 * i + 4])
-                                    for i in range(units)) + "</body></html>"
-    return {"pptx": pptx_bytes(slides), "docx": docx_bytes(sections),
-            "pdf": text_pdf([lines[4 * i:4 * i + 4] for i in range(units)]),
-            "markdown": markdown.encode(), "html": html.encode()}
+    slides = [
+        {"title": f"Topic {i + 1}", "bullets": lines[4 * i : 4 * i + 3], "notes": lines[4 * i + 3]}
+        for i in range(units)
+    ]
+    sections = [(f"Topic {i + 1}", lines[4 * i : 4 * i + 4]) for i in range(units)]
+    markdown = "\n\n".join(f"## Topic {i + 1}\n\n" + "\n".join(lines[4 * i : 4 * i + 4]) for i in range(units))
+    html = (
+        "<html><body>"
+        + "".join(
+            f"<h2>Topic {i + 1}</h2>" + "".join(f"<p>{line}</p>" for line in lines[4 * i : 4 * i + 4])
+            for i in range(units)
+        )
+        + "</body></html>"
+    )
+    return {
+        "pptx": pptx_bytes(slides),
+        "docx": docx_bytes(sections),
+        "pdf": text_pdf([lines[4 * i : 4 * i + 4] for i in range(units)]),
+        "markdown": markdown.encode(),
+        "html": html.encode(),
+    }
 
 
 def raw_pptx(data: bytes) -> int:
@@ -108,8 +119,9 @@ def rate(run: Callable[[bytes], int], data: bytes) -> float:
     return units / (time.perf_counter() - started)
 
 
-def compare(anchor: Callable[[bytes], int], subject: Callable[[bytes], int], data: bytes,
-            rounds: int) -> tuple[float, float]:
+def compare(
+    anchor: Callable[[bytes], int], subject: Callable[[bytes], int], data: bytes, rounds: int
+) -> tuple[float, float]:
     anchor(data), subject(data)  # warm up imports and caches
     a, b = [], []
     for index in range(rounds):
@@ -143,8 +155,10 @@ def ocr_bench(pages: int, rounds: int) -> None:
     accuracies = []
     for lines, image in zip(texts, render_text_pages(texts, dpi=300), strict=True):
         accuracies.append(character_accuracy("\n".join(lines), ocr.recognise_image(image)))
-    print(f"\nOCR character accuracy on {pages} clean 300-dpi pages (Helvetica 10 pt, {len(texts[0])} lines each): "
-          f"min {min(accuracies):.4f}, mean {statistics.mean(accuracies):.4f}")
+    print(
+        f"\nOCR character accuracy on {pages} clean 300-dpi pages (Helvetica 10 pt, {len(texts[0])} lines each): "
+        f"min {min(accuracies):.4f}, mean {statistics.mean(accuracies):.4f}"
+    )
 
 
 def main() -> int:

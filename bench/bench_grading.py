@@ -17,11 +17,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import alternate, median
 
-POINTS = ["A thread is the smallest unit of execution that the operating system scheduler manages.",
-          "Threads of one process share the heap but each thread has its own stack.",
-          "A context switch saves the registers of one thread and restores those of another."]
-QUESTION = {"type": "theory", "question": "Explain threads and context switches.", "model_answer": " ".join(POINTS),
-            "rubric": POINTS, "source": {"document_id": "d", "page": 1, "title": "OS"}}
+POINTS = [
+    "A thread is the smallest unit of execution that the operating system scheduler manages.",
+    "Threads of one process share the heap but each thread has its own stack.",
+    "A context switch saves the registers of one thread and restores those of another.",
+]
+QUESTION = {
+    "type": "theory",
+    "question": "Explain threads and context switches.",
+    "model_answer": " ".join(POINTS),
+    "rubric": POINTS,
+    "source": {"document_id": "d", "page": 1, "title": "OS"},
+}
 ANSWERS = [
     "Threads are scheduled by the operating system. They share the heap. Each has a stack of its own.",
     "A context switch stores one thread's registers and loads another's. The scheduler manages threads.",

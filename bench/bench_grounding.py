@@ -47,11 +47,16 @@ def evaluate(rows: list[dict[str, Any]], keep: Any) -> dict[str, Any]:
         kept = keep(row)
         if kept and kept[0]["title_pdf"] == row["pdf"] and kept[0]["page"] == row["page"]:
             gold += 1
-    return {"false_refusal_rate": round(false_refusals / len(answerable), 3),
-            "false_answer_rate": round(false_answers / len(unanswerable), 3),
-            "cites_gold_rate": round(gold / len(answerable), 3),
-            "false_refusals": false_refusals, "false_answers": false_answers, "cites_gold": gold,
-            "answerable": len(answerable), "unanswerable": len(unanswerable)}
+    return {
+        "false_refusal_rate": round(false_refusals / len(answerable), 3),
+        "false_answer_rate": round(false_answers / len(unanswerable), 3),
+        "cites_gold_rate": round(gold / len(answerable), 3),
+        "false_refusals": false_refusals,
+        "false_answers": false_answers,
+        "cites_gold": gold,
+        "answerable": len(answerable),
+        "unanswerable": len(unanswerable),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,9 +89,16 @@ def main(argv: list[str] | None = None) -> int:
             results = retrieve(scope, item["question"], args.top_k)
             for result in results:
                 result["title_pdf"] = titles.get(result["document_id"], "?")
-            rows.append({"question": item["question"], "pdf": item["pdf"], "page": item.get("page"),
-                         "answerable": label, "results": results,
-                         "signals": grounding.signals(item["question"], results)})
+            rows.append(
+                {
+                    "question": item["question"],
+                    "pdf": item["pdf"],
+                    "page": item.get("page"),
+                    "answerable": label,
+                    "results": results,
+                    "signals": grounding.signals(item["question"], results),
+                }
+            )
         defaults = grounding.GateSettings.from_settings(get_settings())
 
     def old(row: dict[str, Any]) -> list[dict[str, Any]]:
@@ -97,17 +109,24 @@ def main(argv: list[str] | None = None) -> int:
 
     old_figures = evaluate(rows, old)
     gate_figures = evaluate(rows, gate_with(defaults))
-    candidates = [grounding.GateSettings(*values) for values in itertools.product(
-        (0.1, 0.15, 0.2, 0.25, 0.3, 0.35), (0.5, 0.55, 0.6, 0.65, 0.7, 1.01),
-        (0.3, 0.4, 0.5, 0.6, 0.67, 0.75), (-1.0, 0.0, 0.02, 0.05))]
+    candidates = [
+        grounding.GateSettings(*values)
+        for values in itertools.product(
+            (0.1, 0.15, 0.2, 0.25, 0.3, 0.35),
+            (0.5, 0.55, 0.6, 0.65, 0.7, 1.01),
+            (0.3, 0.4, 0.5, 0.6, 0.67, 0.75),
+            (-1.0, 0.0, 0.02, 0.05),
+        )
+    ]
 
     def best_on(subset: list[dict[str, Any]]) -> tuple[Any, dict[str, Any]]:
         scored = []
         for settings in candidates:
             figures = evaluate(subset, gate_with(settings))
             # Ties: the most central point (the middle of the tied region is the least fitted to this set).
-            scored.append((figures["false_answers"] + figures["false_refusals"], -figures["cites_gold"], settings,
-                           figures))
+            scored.append(
+                (figures["false_answers"] + figures["false_refusals"], -figures["cites_gold"], settings, figures)
+            )
         scored.sort(key=lambda entry: (entry[0], entry[1]))
         tied = [entry for entry in scored if entry[:2] == scored[0][:2]]
         chosen = tied[len(tied) // 2]
@@ -122,23 +141,41 @@ def main(argv: list[str] | None = None) -> int:
         for key in held_out:
             held_out[key] += figures[key]
 
-    print_table(["rule", "false refusals", "false answers", "cites gold page (answerable)"], [
-        [f"fixed cutoff score >= {OLD_CUTOFF}", f"{old_figures['false_refusals']}/{old_figures['answerable']}",
-         f"{old_figures['false_answers']}/{old_figures['unanswerable']}",
-         f"{old_figures['cites_gold']}/{old_figures['answerable']}"],
-        [f"gate (defaults) {defaults}", f"{gate_figures['false_refusals']}/{gate_figures['answerable']}",
-         f"{gate_figures['false_answers']}/{gate_figures['unanswerable']}",
-         f"{gate_figures['cites_gold']}/{gate_figures['answerable']}"],
-        [f"gate (best on this set) {best[2]}", f"{best[3]['false_refusals']}/{best[3]['answerable']}",
-         f"{best[3]['false_answers']}/{best[3]['unanswerable']}", f"{best[3]['cites_gold']}/{best[3]['answerable']}"],
-        ["gate calibrated leaving each domain out", f"{held_out['false_refusals']}/{held_out['answerable']}",
-         f"{held_out['false_answers']}/{held_out['unanswerable']}",
-         f"{held_out['cites_gold']}/{held_out['answerable']}"],
-    ])
-    unanswered_scores = sorted(round(row["results"][0]["score"], 3) for row in rows
-                               if not row["answerable"] and row["results"])
-    answered_scores = sorted(round(row["results"][0]["score"], 3) for row in rows
-                             if row["answerable"] and row["results"])
+    print_table(
+        ["rule", "false refusals", "false answers", "cites gold page (answerable)"],
+        [
+            [
+                f"fixed cutoff score >= {OLD_CUTOFF}",
+                f"{old_figures['false_refusals']}/{old_figures['answerable']}",
+                f"{old_figures['false_answers']}/{old_figures['unanswerable']}",
+                f"{old_figures['cites_gold']}/{old_figures['answerable']}",
+            ],
+            [
+                f"gate (defaults) {defaults}",
+                f"{gate_figures['false_refusals']}/{gate_figures['answerable']}",
+                f"{gate_figures['false_answers']}/{gate_figures['unanswerable']}",
+                f"{gate_figures['cites_gold']}/{gate_figures['answerable']}",
+            ],
+            [
+                f"gate (best on this set) {best[2]}",
+                f"{best[3]['false_refusals']}/{best[3]['answerable']}",
+                f"{best[3]['false_answers']}/{best[3]['unanswerable']}",
+                f"{best[3]['cites_gold']}/{best[3]['answerable']}",
+            ],
+            [
+                "gate calibrated leaving each domain out",
+                f"{held_out['false_refusals']}/{held_out['answerable']}",
+                f"{held_out['false_answers']}/{held_out['unanswerable']}",
+                f"{held_out['cites_gold']}/{held_out['answerable']}",
+            ],
+        ],
+    )
+    unanswered_scores = sorted(
+        round(row["results"][0]["score"], 3) for row in rows if not row["answerable"] and row["results"]
+    )
+    answered_scores = sorted(
+        round(row["results"][0]["score"], 3) for row in rows if row["answerable"] and row["results"]
+    )
     print(f"top score, answerable:   {answered_scores}")
     print(f"top score, unanswerable: {unanswered_scores}")
     for row in rows:
@@ -148,10 +185,18 @@ def main(argv: list[str] | None = None) -> int:
             signal = row["signals"][0] if row["signals"] else None
             print(f"  {'answered' if kept else 'refused'}: {row['question']} (top {signal})")
     if args.json:
-        print(json.dumps({"bench": "grounding", "top_k": args.top_k, "old_cutoff": old_figures,
-                          "gate_defaults": {"settings": vars(defaults), **gate_figures},
-                          "gate_best": {"settings": vars(best[2]), **best[3]},
-                          "gate_leave_one_domain_out": held_out}))
+        print(
+            json.dumps(
+                {
+                    "bench": "grounding",
+                    "top_k": args.top_k,
+                    "old_cutoff": old_figures,
+                    "gate_defaults": {"settings": vars(defaults), **gate_figures},
+                    "gate_best": {"settings": vars(best[2]), **best[3]},
+                    "gate_leave_one_domain_out": held_out,
+                }
+            )
+        )
     return 0
 
 

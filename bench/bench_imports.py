@@ -36,20 +36,26 @@ GOAL = 1.25
 ANCHOR = "import fastapi"
 MARKER = "-- bench_imports: timer starts --"
 PRELUDE = f"import importlib.util, sys, time\nsys.stderr.write({MARKER!r} + '\\n')\n"
-TIMED = ("t0, c0 = time.perf_counter(), time.process_time()\n{body}\n"
-         "print(repr(time.perf_counter() - t0), repr(time.process_time() - c0))\n")
+TIMED = (
+    "t0, c0 = time.perf_counter(), time.process_time()\n{body}\n"
+    "print(repr(time.perf_counter() - t0), repr(time.process_time() - c0))\n"
+)
 # Reference row (no goal): what any FastAPI app with one route costs beyond `import fastapi`.
-HELLO_APP = ("from fastapi import FastAPI\n"
-             "app = FastAPI()\n"
-             "@app.get('/')\n"
-             "def hello() -> dict[str, str]:\n"
-             "    return {'hello': 'world'}")
+HELLO_APP = (
+    "from fastapi import FastAPI\n"
+    "app = FastAPI()\n"
+    "@app.get('/')\n"
+    "def hello() -> dict[str, str]:\n"
+    "    return {'hello': 'world'}"
+)
 REFERENCE = "(reference) FastAPI app, 1 route"
-HANDLER_IMPORT = ("spec = importlib.util.spec_from_file_location({module!r}, {path!r})\n"
-                  "module = importlib.util.module_from_spec(spec)\n"
-                  "sys.modules[{module!r}] = module\n"
-                  "spec.loader.exec_module(module)\n"
-                  "assert module.app is not None")
+HANDLER_IMPORT = (
+    "spec = importlib.util.spec_from_file_location({module!r}, {path!r})\n"
+    "module = importlib.util.module_from_spec(spec)\n"
+    "sys.modules[{module!r}] = module\n"
+    "spec.loader.exec_module(module)\n"
+    "assert module.app is not None"
+)
 
 
 @dataclass(frozen=True)
@@ -84,8 +90,7 @@ def child_env() -> dict[str, str]:
 def run_once(target: Target, *, importtime: bool = False) -> tuple[float, float, str]:
     """(wall seconds, CPU seconds, stderr) of the timed import in a fresh interpreter."""
     command = [sys.executable, *(["-X", "importtime"] if importtime else []), "-c", target.code()]
-    done = subprocess.run(command, cwd=REPO, env=child_env(), capture_output=True, text=True, timeout=120,
-                          check=False)
+    done = subprocess.run(command, cwd=REPO, env=child_env(), capture_output=True, text=True, timeout=120, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"{target.name}: exit {done.returncode}\n{done.stderr.strip()[-2000:]}")
     wall, cpu = done.stdout.strip().splitlines()[-1].split()
@@ -93,6 +98,7 @@ def run_once(target: Target, *, importtime: bool = False) -> tuple[float, float,
 
 
 # --- -X importtime analysis -----------------------------------------------------------------------
+
 
 @dataclass
 class ImportLine:
@@ -155,10 +161,13 @@ def explain(target: Target, anchor_modules: set[str], top: int = 5) -> dict[str,
         "outside_imports_ms": round(max(0.0, total_s * 1000 - import_us / 1000), 1),
         "extra_import_ms": round(sum(lines[index].self_us for index in extra) / 1000, 1),
         "extra_modules": len(extra),
-        "roots": [{"module": lines[index].name, "extra_ms": round(us / 1000, 1), "imported_by": chain(lines, index)}
-                  for index, us in roots],
-        "modules": [{"module": lines[index].name, "self_ms": round(lines[index].self_us / 1000, 1)}
-                    for index in modules],
+        "roots": [
+            {"module": lines[index].name, "extra_ms": round(us / 1000, 1), "imported_by": chain(lines, index)}
+            for index, us in roots
+        ],
+        "modules": [
+            {"module": lines[index].name, "self_ms": round(lines[index].self_us / 1000, 1)} for index in modules
+        ],
     }
 
 
@@ -169,6 +178,7 @@ def anchor_module_names() -> set[str]:
 
 
 # --- main -----------------------------------------------------------------------------------------
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -209,10 +219,17 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict[str, Any]] = []
     for target in targets:
         ratio = median(wall_ratios[target.name])
-        rows.append({"function": target.name, "median_ms": round(median(wall[target.name]) * 1000, 1),
-                     "min_ms": round(min(wall[target.name]) * 1000, 1),
-                     "cpu_ms": round(median(cpu[target.name]) * 1000, 1), "ratio": round(ratio, 3),
-                     "cpu_ratio": round(median(cpu_ratios[target.name]), 3), "met": ratio <= GOAL})
+        rows.append(
+            {
+                "function": target.name,
+                "median_ms": round(median(wall[target.name]) * 1000, 1),
+                "min_ms": round(min(wall[target.name]) * 1000, 1),
+                "cpu_ms": round(median(cpu[target.name]) * 1000, 1),
+                "ratio": round(ratio, 3),
+                "cpu_ratio": round(median(cpu_ratios[target.name]), 3),
+                "met": ratio <= GOAL,
+            }
+        )
     reference = rows.pop(0)  # targets[0] is the reference app
     reference.pop("met")
     targets = targets[1:]
@@ -224,12 +241,21 @@ def main(argv: list[str] | None = None) -> int:
             row["explain"] = explain(target, anchor_modules)
 
     result: dict[str, Any] = {
-        "benchmark": "imports", "date": date.today().isoformat(), "cpus": os.cpu_count(),
-        "python": sys.version.split()[0], "runs": args.runs, "goal": GOAL,
-        "anchor": {"name": ANCHOR, "median_ms": round(median(wall[anchor.name]) * 1000, 1),
-                   "min_ms": round(min(wall[anchor.name]) * 1000, 1),
-                   "cpu_ms": round(median(cpu[anchor.name]) * 1000, 1)},
-        "reference": reference, "functions": rows, "errors": errors,
+        "benchmark": "imports",
+        "date": date.today().isoformat(),
+        "cpus": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "runs": args.runs,
+        "goal": GOAL,
+        "anchor": {
+            "name": ANCHOR,
+            "median_ms": round(median(wall[anchor.name]) * 1000, 1),
+            "min_ms": round(min(wall[anchor.name]) * 1000, 1),
+            "cpu_ms": round(median(cpu[anchor.name]) * 1000, 1),
+        },
+        "reference": reference,
+        "functions": rows,
+        "errors": errors,
         "goals_met": not errors and all(row["met"] for row in rows),
     }
     if not args.json:
@@ -240,13 +266,26 @@ def main(argv: list[str] | None = None) -> int:
 
 def print_report(result: dict[str, Any]) -> None:
     anchor = result["anchor"]
-    print(f"Import time, {result['date']}, {result['cpus']} CPUs, Python {result['python']}: {result['runs']} "
-          f"fresh interpreters per function, each paired with an `import fastapi` run; ratio = median of pairs")
-    print(f"anchor: `{anchor['name']}` median {anchor['median_ms']} ms (min {anchor['min_ms']} ms, "
-          f"CPU {anchor['cpu_ms']} ms); goal <= {GOAL}x\n")
-    rows = [[row["function"], row["median_ms"], row["min_ms"], row["cpu_ms"], f"{row['ratio']:.2f}x",
-             f"{row['cpu_ratio']:.2f}x", ("met" if row["met"] else "NOT met") if "met" in row else "-"]
-            for row in [result["reference"], *result["functions"]]]
+    print(
+        f"Import time, {result['date']}, {result['cpus']} CPUs, Python {result['python']}: {result['runs']} "
+        f"fresh interpreters per function, each paired with an `import fastapi` run; ratio = median of pairs"
+    )
+    print(
+        f"anchor: `{anchor['name']}` median {anchor['median_ms']} ms (min {anchor['min_ms']} ms, "
+        f"CPU {anchor['cpu_ms']} ms); goal <= {GOAL}x\n"
+    )
+    rows = [
+        [
+            row["function"],
+            row["median_ms"],
+            row["min_ms"],
+            row["cpu_ms"],
+            f"{row['ratio']:.2f}x",
+            f"{row['cpu_ratio']:.2f}x",
+            ("met" if row["met"] else "NOT met") if "met" in row else "-",
+        ]
+        for row in [result["reference"], *result["functions"]]
+    ]
     print_table(["function", "median ms", "min ms", "CPU ms", "ratio", "CPU ratio", "result"], rows)
     for name, error in result["errors"].items():
         print(f"\n{name}: could not be imported:\n{error}")
@@ -254,9 +293,11 @@ def print_report(result: dict[str, Any]) -> None:
         if "explain" not in row:
             continue
         info = row["explain"]
-        print(f"\n{row['function']} (-X importtime run: {info['importtime_total_ms']} ms, of which imports "
-              f"{info['all_imports_ms']} ms, handler code outside imports {info['outside_imports_ms']} ms): "
-              f"{info['extra_modules']} modules beyond `import fastapi`, {info['extra_import_ms']} ms")
+        print(
+            f"\n{row['function']} (-X importtime run: {info['importtime_total_ms']} ms, of which imports "
+            f"{info['all_imports_ms']} ms, handler code outside imports {info['outside_imports_ms']} ms): "
+            f"{info['extra_modules']} modules beyond `import fastapi`, {info['extra_import_ms']} ms"
+        )
         for root in info["roots"]:
             print(f"  {root['module']:<34}{root['extra_ms']:>7} ms   imported by {root['imported_by']}")
     print(f"\nall goals met: {result['goals_met']}")

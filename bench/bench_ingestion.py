@@ -42,10 +42,29 @@ from typing import Any
 from rag_env import EVAL_DIR, RagEnv, latin1, text_pdf_builder, wrap
 
 GOAL_RATIO = 1.25
-EVAL_PDFS = ("psychology-biopsychology-nervous-system.pdf", "philosophy-epistemology.pdf",
-             "political-science-legislatures.pdf")
-FALLBACK_WORDS = ["neuron", "synapse", "membrane", "potential", "legislature", "chamber", "committee", "bill",
-                  "knowledge", "belief", "justification", "evidence", "hormone", "gland", "cortex", "parliament"]
+EVAL_PDFS = (
+    "psychology-biopsychology-nervous-system.pdf",
+    "philosophy-epistemology.pdf",
+    "political-science-legislatures.pdf",
+)
+FALLBACK_WORDS = [
+    "neuron",
+    "synapse",
+    "membrane",
+    "potential",
+    "legislature",
+    "chamber",
+    "committee",
+    "bill",
+    "knowledge",
+    "belief",
+    "justification",
+    "evidence",
+    "hormone",
+    "gland",
+    "cortex",
+    "parliament",
+]
 
 
 def cpu_seconds() -> float:
@@ -54,6 +73,7 @@ def cpu_seconds() -> float:
 
 
 # --- the document -------------------------------------------------------------------------------------
+
 
 def source_sentences(eval_dir: Path) -> tuple[list[str], str]:
     from aiteacher.ingestion.pdf import extract_pages
@@ -100,6 +120,7 @@ def make_document(pages: int, page_chars: int, seed: int, eval_dir: Path) -> tup
 
 # --- anchor: the raw stages ---------------------------------------------------------------------------
 
+
 class RawStages:
     """The four raw stages on the same bytes; `run()` returns seconds per stage."""
 
@@ -139,21 +160,35 @@ class RawStages:
         reader = PdfReader(io.BytesIO(self.data))
         texts = [reader.pages[index].extract_text() for index in range(len(reader.pages))]
         t1 = time.perf_counter()
-        chunks = chunk_pages([PageText(number=i + 1, text=text) for i, text in enumerate(texts)],
-                             target_chars=self.target, overlap_chars=self.overlap)
+        chunks = chunk_pages(
+            [PageText(number=i + 1, text=text) for i, text in enumerate(texts)],
+            target_chars=self.target,
+            overlap_chars=self.overlap,
+        )
         t2, cpu2 = time.perf_counter(), cpu_seconds()
         vectors: list[list[float]] = []
         for start in range(0, len(texts_to_embed), self.batch):
-            vectors.extend(self.embedder.embed(texts_to_embed[start:start + self.batch]))
+            vectors.extend(self.embedder.embed(texts_to_embed[start : start + self.batch]))
         t3, cpu3 = time.perf_counter(), cpu_seconds()
         self.embed_cpu = cpu3 - cpu2
         for start in range(0, len(vectors), self.batch):
-            self.store.upsert([
-                VectorPoint.for_chunk(vector=vectors[i], faculty_id=1, semester_id=1, department_id=None,
-                                      course="bench", document_id=document_id, title="Benchmark lecture notes",
-                                      page=1 + i // 3, text=texts_to_embed[i], chunk_index=i)
-                for i in range(start, min(start + self.batch, len(vectors)))
-            ])
+            self.store.upsert(
+                [
+                    VectorPoint.for_chunk(
+                        vector=vectors[i],
+                        faculty_id=1,
+                        semester_id=1,
+                        department_id=None,
+                        course="bench",
+                        document_id=document_id,
+                        title="Benchmark lecture notes",
+                        page=1 + i // 3,
+                        text=texts_to_embed[i],
+                        chunk_index=i,
+                    )
+                    for i in range(start, min(start + self.batch, len(vectors)))
+                ]
+            )
         t4 = time.perf_counter()
         if chunk_texts is None:
             self.raw_chunk_count = len(chunks)
@@ -165,6 +200,7 @@ class RawStages:
 
 
 # --- subject: the pipeline ----------------------------------------------------------------------------
+
 
 class StageClock:
     """Accumulates the time the ingestion job spends in each stage, by wrapping the functions it calls
@@ -228,8 +264,13 @@ def ingest_once(env: RagEnv, data: bytes, name: str, clock: StageClock) -> dict[
     stages["upload (HTTP)"] = t1 - t0
     inner = sum(stages.values())
     stages["other (DB, queue, status)"] = (t2 - t0) - inner
-    return {"seconds": t2 - t0, "stages": stages, "cpu": stage_cpu, "pages": document["pages"],
-            "chunks": document["chunks"]}
+    return {
+        "seconds": t2 - t0,
+        "stages": stages,
+        "cpu": stage_cpu,
+        "pages": document["pages"],
+        "chunks": document["chunks"],
+    }
 
 
 def _run_ingest_queue() -> None:
@@ -239,6 +280,7 @@ def _run_ingest_queue() -> None:
 
 
 # --- main -------------------------------------------------------------------------------------------
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -259,11 +301,14 @@ def main(argv: list[str] | None = None) -> int:
 
         data, origin = make_document(args.pages, args.page_chars, args.seed, args.eval_dir)
         settings = get_settings()
-        chunks = chunk_pages(extract_pages(data).pages, target_chars=settings.chunk_chars,
-                             overlap_chars=settings.chunk_overlap_chars)
+        chunks = chunk_pages(
+            extract_pages(data).pages, target_chars=settings.chunk_chars, overlap_chars=settings.chunk_overlap_chars
+        )
         chunk_texts = [chunk.text for chunk in chunks]
-        say(f"PDF: {args.pages} pages, {len(data) / 1024:.0f} KiB, {len(chunks)} chunks "
-            f"({settings.chunk_chars}/{settings.chunk_overlap_chars} chars), text from {origin}")
+        say(
+            f"PDF: {args.pages} pages, {len(data) / 1024:.0f} KiB, {len(chunks)} chunks "
+            f"({settings.chunk_chars}/{settings.chunk_overlap_chars} chars), text from {origin}"
+        )
 
         # Warm-up on a small slice: model load, pypdf imports, both vector collections, the SQL paths.
         small, _ = make_document(3, args.page_chars, args.seed + 1, args.eval_dir)
@@ -290,8 +335,11 @@ def main(argv: list[str] | None = None) -> int:
                         anchor_runs.append(anchor.run())
                         anchor_cpu.append(cpu_seconds() - c0)
                         anchor_embed_cpu.append(anchor.embed_cpu)
-                say(f"  round {index + 1}: pipeline {pipeline_runs[-1]['seconds']:.1f} s, "
-                    f"raw stages {sum(anchor_runs[-1].values()):.1f} s", flush=True)
+                say(
+                    f"  round {index + 1}: pipeline {pipeline_runs[-1]['seconds']:.1f} s, "
+                    f"raw stages {sum(anchor_runs[-1].values()):.1f} s",
+                    flush=True,
+                )
             raw_chunks = anchor.raw_chunk_count
             anchor.close()
         finally:
@@ -303,34 +351,50 @@ def main(argv: list[str] | None = None) -> int:
     cpu_ratio = statistics.median(pipeline_cpu) / statistics.median(anchor_cpu)
     pipeline_embed_cpu = statistics.median(run["cpu"].get("embed", 0.0) for run in pipeline_runs)
     embed_cpu = statistics.median(anchor_embed_cpu)
-    pipeline_stages = {name: statistics.median(run["stages"].get(name, 0.0) for run in pipeline_runs)
-                       for name in pipeline_runs[0]["stages"]}
+    pipeline_stages = {
+        name: statistics.median(run["stages"].get(name, 0.0) for run in pipeline_runs)
+        for name in pipeline_runs[0]["stages"]
+    }
     anchor_stages = {name: statistics.median(run[name] for run in anchor_runs) for name in anchor_runs[0]}
     met = ratio <= GOAL_RATIO
 
     say()
     rows = []
-    pairs = [("upload (HTTP)", None), ("s3 get", None), ("extract", "extract"), ("chunk", "chunk"),
-             ("embed", "embed"), ("upsert", "upsert"), ("other (DB, queue, status)", None)]
+    pairs = [
+        ("upload (HTTP)", None),
+        ("s3 get", None),
+        ("extract", "extract"),
+        ("chunk", "chunk"),
+        ("embed", "embed"),
+        ("upsert", "upsert"),
+        ("other (DB, queue, status)", None),
+    ]
     for ours, theirs in pairs:
         mine = pipeline_stages.get(ours, 0.0)
         base = anchor_stages.get(theirs) if theirs else None
-        rows.append([ours, f"{mine:.3f}", f"{base:.3f}" if base is not None else "-",
-                     f"{mine / base:.2f}x" if base else "-"])
+        rows.append(
+            [ours, f"{mine:.3f}", f"{base:.3f}" if base is not None else "-", f"{mine / base:.2f}x" if base else "-"]
+        )
     rows.append(["total", f"{pipeline_s:.3f}", f"{anchor_s:.3f}", f"{ratio:.2f}x"])
     if not args.json:
         from common import print_table
 
         print_table(["stage (median s)", "pipeline", "raw anchor", "ratio"], rows)
         print()
-        print(f"pipeline (upload -> ready)  {pipeline_s:8.2f} s  {args.pages / pipeline_s:6.1f} pages/s  "
-              f"{len(chunks) / pipeline_s:6.1f} chunks/s")
+        print(
+            f"pipeline (upload -> ready)  {pipeline_s:8.2f} s  {args.pages / pipeline_s:6.1f} pages/s  "
+            f"{len(chunks) / pipeline_s:6.1f} chunks/s"
+        )
         print(f"raw stages, summed          {anchor_s:8.2f} s  {args.pages / anchor_s:6.1f} pages/s")
         print(f"ratio pipeline/raw (wall)   {ratio:8.2f}x  (goal <= {GOAL_RATIO}x: {'met' if met else 'NOT met'})")
-        print(f"ratio pipeline/raw (CPU)    {cpu_ratio:8.2f}x  (cross-check: process CPU seconds, "
-              f"{statistics.median(pipeline_cpu):.1f} / {statistics.median(anchor_cpu):.1f})")
-        print(f"embed stage CPU seconds     {pipeline_embed_cpu:8.1f} pipeline / {embed_cpu:.1f} raw "
-              f"(wall {pipeline_stages.get('embed', 0.0):.1f} / {anchor_stages['embed']:.1f})")
+        print(
+            f"ratio pipeline/raw (CPU)    {cpu_ratio:8.2f}x  (cross-check: process CPU seconds, "
+            f"{statistics.median(pipeline_cpu):.1f} / {statistics.median(anchor_cpu):.1f})"
+        )
+        print(
+            f"embed stage CPU seconds     {pipeline_embed_cpu:8.1f} pipeline / {embed_cpu:.1f} raw "
+            f"(wall {pipeline_stages.get('embed', 0.0):.1f} / {anchor_stages['embed']:.1f})"
+        )
         if raw_chunks != len(chunks):
             print(f"note: chunking the raw pypdf text gives {raw_chunks} chunks, the pipeline {len(chunks)}")
 

@@ -49,14 +49,17 @@ def rank_of(results: list[dict[str, Any]], names: dict[str, str], pdf: str, page
 
 def score(ranks: list[int | None], top_k: int) -> dict[str, float]:
     n = len(ranks)
-    return {"n": n,
-            "hit@1": sum(r == 1 for r in ranks) / n,
-            f"hit@{top_k}": sum(r is not None and r <= top_k for r in ranks) / n,
-            "mrr": sum(1 / r for r in ranks if r is not None) / n}
+    return {
+        "n": n,
+        "hit@1": sum(r == 1 for r in ranks) / n,
+        f"hit@{top_k}": sum(r is not None and r <= top_k for r in ranks) / n,
+        "mrr": sum(1 / r for r in ranks if r is not None) / n,
+    }
 
 
-def baseline_ranks(eval_dir: Path, pdfs: list[str], questions: list[dict[str, Any]], top_k: int) -> tuple[
-        list[int | None], int]:
+def baseline_ranks(
+    eval_dir: Path, pdfs: list[str], questions: list[dict[str, Any]], top_k: int
+) -> tuple[list[int | None], int]:
     """The README's straightforward pipeline, in-process: pypdf text, fixed 1000/200 windows, exact cosine."""
     import numpy as np
     from pypdf import PdfReader
@@ -69,7 +72,7 @@ def baseline_ranks(eval_dir: Path, pdfs: list[str], questions: list[dict[str, An
         for number, page in enumerate(reader.pages, start=1):
             text = page.extract_text() or ""
             for start in range(0, max(len(text) - 200, 1), 800):
-                window = text[start:start + 1000]
+                window = text[start : start + 1000]
                 if window.strip():
                     chunks.append((name, number, window))
     embedder = get_embedder()
@@ -124,8 +127,10 @@ def main(argv: list[str] | None = None) -> int:
         not_ready = {name: doc["status"] for name, doc in documents.items() if doc["status"] != "ready"}
         if not_ready:
             raise SystemExit(f"ingestion failed: {not_ready}")
-        say(f"ingested {len(documents)} PDFs in {ingest_s:.1f} s: " + ", ".join(
-            f"{name} ({doc['pages']} p, {doc['chunks']} chunks)" for name, doc in documents.items()))
+        say(
+            f"ingested {len(documents)} PDFs in {ingest_s:.1f} s: "
+            + ", ".join(f"{name} ({doc['pages']} p, {doc['chunks']} chunks)" for name, doc in documents.items())
+        )
 
         student = env.student
         assert student is not None and env.outsider is not None
@@ -142,9 +147,15 @@ def main(argv: list[str] | None = None) -> int:
             texts = " ".join(r["text"] for r in results).lower()
             keyword_hits.append(any(k.lower() in texts for k in question["answer_keywords"]))
             if rank != 1:
-                misses.append({"pdf": question["pdf"], "page": question["page"], "question": question["question"],
-                               "rank": rank, "got": [(names.get(r["document_id"], "?"), r["page"], r["score"])
-                                                     for r in results]})
+                misses.append(
+                    {
+                        "pdf": question["pdf"],
+                        "page": question["page"],
+                        "question": question["question"],
+                        "rank": rank,
+                        "got": [(names.get(r["document_id"], "?"), r["page"], r["score"]) for r in results],
+                    }
+                )
 
         # Canary isolation: other tenants never retrieve it; its own tenant does.
         canary_id = next(doc_id for doc_id, name in names.items() if name == canary["pdf"])
@@ -158,20 +169,25 @@ def main(argv: list[str] | None = None) -> int:
                     if result["document_id"] == canary_id or any(w in result["text"].lower() for w in CANARY_WORDS):
                         leaks.append({"who": who, "phrase": number, "result": result})
             results, _ = env.search(student, phrase, top_k=top_k)
-            own_found.append(bool(results) and results[0]["document_id"] == canary_id
-                             and int(results[0]["page"]) == number)
+            own_found.append(
+                bool(results) and results[0]["document_id"] == canary_id and int(results[0]["page"]) == number
+            )
         isolation_ok = not leaks
 
         baseline = None
         if not args.no_baseline:
             t = time.perf_counter()
             base_ranks, base_chunks = baseline_ranks(args.eval_dir, [*pdfs, canary["pdf"]], questions, top_k)
-            baseline = {"overall": score(base_ranks, top_k), "chunks": base_chunks, "seconds": time.perf_counter() - t,
-                        "per_pdf": {}}
+            baseline = {
+                "overall": score(base_ranks, top_k),
+                "chunks": base_chunks,
+                "seconds": time.perf_counter() - t,
+                "per_pdf": {},
+            }
             for pdf in pdfs:
-                baseline["per_pdf"][pdf] = score([r for r, q in zip(base_ranks, questions, strict=True)
-                                                  if q["pdf"] == pdf], top_k)
-
+                baseline["per_pdf"][pdf] = score(
+                    [r for r, q in zip(base_ranks, questions, strict=True) if q["pdf"] == pdf], top_k
+                )
 
     per_pdf: dict[str, dict[str, float]] = {}
     grouped: dict[str, list[int | None]] = defaultdict(list)
@@ -190,8 +206,13 @@ def main(argv: list[str] | None = None) -> int:
         rows = []
         for pdf in [*pdfs, "overall"]:
             ours = overall if pdf == "overall" else per_pdf[pdf]
-            row = [pdf.removesuffix(".pdf"), int(ours["n"]), f"{ours['hit@1']:.2f}", f"{ours[hit_k]:.2f}",
-                   f"{ours['mrr']:.3f}"]
+            row = [
+                pdf.removesuffix(".pdf"),
+                int(ours["n"]),
+                f"{ours['hit@1']:.2f}",
+                f"{ours[hit_k]:.2f}",
+                f"{ours['mrr']:.3f}",
+            ]
             if baseline:
                 theirs = baseline["overall"] if pdf == "overall" else baseline["per_pdf"][pdf]
                 row += [f"{theirs['hit@1']:.2f}", f"{theirs[hit_k]:.2f}", f"{theirs['mrr']:.3f}"]
@@ -201,20 +222,28 @@ def main(argv: list[str] | None = None) -> int:
             headers += ["base hit@1", f"base {hit_k}", "base MRR"]
         print_table(headers, rows)
         print()
-        print(f"pipeline: {sum(r == 1 for r in ranks)}/{len(ranks)} at rank 1, "
-              f"{sum(r is not None for r in ranks)}/{len(ranks)} in the top {top_k}; answer keyword in the top "
-              f"{top_k} texts: {sum(keyword_hits)}/{len(keyword_hits)}; "
-              f"search p50 {statistics.median(search_ms):.1f} ms")
+        print(
+            f"pipeline: {sum(r == 1 for r in ranks)}/{len(ranks)} at rank 1, "
+            f"{sum(r is not None for r in ranks)}/{len(ranks)} in the top {top_k}; answer keyword in the top "
+            f"{top_k} texts: {sum(keyword_hits)}/{len(keyword_hits)}; "
+            f"search p50 {statistics.median(search_ms):.1f} ms"
+        )
         if baseline:
             b = baseline["overall"]
-            print(f"baseline (same run, {baseline['chunks']} fixed windows): "
-                  f"{round(b['hit@1'] * b['n'])}/{int(b['n'])} at rank 1, "
-                  f"{round(b[hit_k] * b['n'])}/{int(b['n'])} in the top {top_k}")
+            print(
+                f"baseline (same run, {baseline['chunks']} fixed windows): "
+                f"{round(b['hit@1'] * b['n'])}/{int(b['n'])} at rank 1, "
+                f"{round(b[hit_k] * b['n'])}/{int(b['n'])} in the top {top_k}"
+            )
         print("eval README baseline: hit@1 30/30, hit@5 30/30")
-        print(f"{hit_k} ours / baseline: {ratio:.3f}x;  goal {hit_k} >= {GOAL_HIT5}: "
-              f"{'met' if overall[hit_k] >= GOAL_HIT5 else 'NOT met'}")
-        print(f"canary isolation: {'ok' if isolation_ok else 'LEAKED'} ({len(leaks)} leaked results); "
-              f"own tenant finds phrase i on page i: {sum(own_found)}/{len(own_found)}")
+        print(
+            f"{hit_k} ours / baseline: {ratio:.3f}x;  goal {hit_k} >= {GOAL_HIT5}: "
+            f"{'met' if overall[hit_k] >= GOAL_HIT5 else 'NOT met'}"
+        )
+        print(
+            f"canary isolation: {'ok' if isolation_ok else 'LEAKED'} ({len(leaks)} leaked results); "
+            f"own tenant finds phrase i on page i: {sum(own_found)}/{len(own_found)}"
+        )
         if misses:
             print()
             print("not at rank 1:")
@@ -232,8 +261,11 @@ def main(argv: list[str] | None = None) -> int:
         "overall": {k: round(v, 4) for k, v in overall.items()},
         "per_pdf": {pdf: {k: round(v, 4) for k, v in s.items()} for pdf, s in per_pdf.items()},
         "keyword_at_k": round(sum(keyword_hits) / len(keyword_hits), 4),
-        "baseline_same_run": ({"overall": {k: round(v, 4) for k, v in baseline["overall"].items()},
-                               "chunks": baseline["chunks"]} if baseline else None),
+        "baseline_same_run": (
+            {"overall": {k: round(v, 4) for k, v in baseline["overall"].items()}, "chunks": baseline["chunks"]}
+            if baseline
+            else None
+        ),
         "readme_baseline": README_BASELINE,
         "hit_k_over_baseline": round(ratio, 4),
         "goal_hit5_min": GOAL_HIT5,

@@ -40,8 +40,11 @@ from rag_env import EVAL_DIR, RagEnv, free_port, latin1, text_pdf_builder, wrap
 
 CACHED_GOAL = 0.5
 OVERHEAD_GOAL = 1.5
-EVAL_PDFS = ("psychology-biopsychology-nervous-system.pdf", "philosophy-epistemology.pdf",
-             "political-science-legislatures.pdf")
+EVAL_PDFS = (
+    "psychology-biopsychology-nervous-system.pdf",
+    "philosophy-epistemology.pdf",
+    "political-science-legislatures.pdf",
+)
 
 
 def corpus(eval_dir: Path) -> tuple[list[tuple[str, bytes]], str]:
@@ -49,12 +52,29 @@ def corpus(eval_dir: Path) -> tuple[list[tuple[str, bytes]], str]:
     if all(path.is_file() for path in paths):
         return [(path.name, path.read_bytes()) for path in paths], f"the 3 eval PDFs in {eval_dir}"
     rng = random.Random(9)
-    words = ["neuron", "synapse", "membrane", "potential", "legislature", "chamber", "committee", "bill",
-             "knowledge", "belief", "justification", "evidence", "hormone", "gland", "cortex", "parliament"]
+    words = [
+        "neuron",
+        "synapse",
+        "membrane",
+        "potential",
+        "legislature",
+        "chamber",
+        "committee",
+        "bill",
+        "knowledge",
+        "belief",
+        "justification",
+        "evidence",
+        "hormone",
+        "gland",
+        "cortex",
+        "parliament",
+    ]
     pages = []
     for number in range(30):
-        text = " ".join(" ".join(rng.choice(words) for _ in range(rng.randint(8, 20))).capitalize() + "."
-                        for _ in range(25))
+        text = " ".join(
+            " ".join(rng.choice(words) for _ in range(rng.randint(8, 20))).capitalize() + "." for _ in range(25)
+        )
         pages.append([f"Page {number + 1}", "", *wrap(latin1(text))])
     return [("generated.pdf", text_pdf_builder()(pages))], "a generated 30-page PDF (eval PDFs not found)"
 
@@ -88,8 +108,9 @@ def serve_hello() -> tuple[Any, Any, str]:
     import uvicorn
 
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(hello_app(), host="127.0.0.1", port=port, log_level="warning",
-                                           access_log=False))
+    server = uvicorn.Server(
+        uvicorn.Config(hello_app(), host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    )
     thread = threading.Thread(target=server.run, name="bench-hello", daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -114,8 +135,12 @@ class SearchTimings(Timings):
 
 
 def stats(values: list[float]) -> dict[str, float]:
-    return {"p50": statistics.median(values), "p95": percentile(values, 0.95), "mean": statistics.fmean(values),
-            "n": len(values)}
+    return {
+        "p50": statistics.median(values),
+        "p95": percentile(values, 0.95),
+        "mean": statistics.fmean(values),
+        "n": len(values),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -156,13 +181,20 @@ def main(argv: list[str] | None = None) -> int:
         say(f"corpus: {origin}: {chunks} chunks, ingested in {ingest_s:.1f} s")
 
         queries = unique_queries(texts, args.queries + args.cached_queries + 10, args.seed)
-        warm, cached_set, fresh = (queries[:10], queries[10:10 + args.cached_queries],
-                                   queries[10 + args.cached_queries:])
+        warm, cached_set, fresh = (
+            queries[:10],
+            queries[10 : 10 + args.cached_queries],
+            queries[10 + args.cached_queries :],
+        )
         body = {"top_k": args.top_k}
 
         hello_server, hello_thread, hello_url = serve_hello()
-        with env.live() as base, httpx.Client(base_url=base, headers=student.headers, timeout=60) as http, \
-                httpx.Client(base_url=hello_url, timeout=60) as hello_http:
+        with (
+            env.live() as base,
+            httpx.Client(base_url=base, headers=student.headers, timeout=60) as http,
+            httpx.Client(base_url=hello_url, timeout=60) as hello_http,
+        ):
+
             def post(query: str) -> tuple[float, str]:
                 t = time.perf_counter()
                 response = http.post("/search", json={"query": query, **body})
@@ -182,9 +214,20 @@ def main(argv: list[str] | None = None) -> int:
 
             # Per-query interleaving: uncached HTTP, in-process retrieve() of the same query, a few cached HTTP
             # requests, the hello floor; the order flips every query (ABBA), so drift hits every side alike.
-            series: dict[str, list[float]] = {name: [] for name in (
-                "uncached", "cached", "retrieve", "embed_query", "vector_search", "in_request_retrieve",
-                "in_request_embed", "in_request_vector", "hello")}
+            series: dict[str, list[float]] = {
+                name: []
+                for name in (
+                    "uncached",
+                    "cached",
+                    "retrieve",
+                    "embed_query",
+                    "vector_search",
+                    "in_request_retrieve",
+                    "in_request_embed",
+                    "in_request_vector",
+                    "hello",
+                )
+            }
             wrong_cache = 0
             timing = SearchTimings(retrieve_module)
             hits_plan = [q for _ in range(args.repeats) for q in cached_set]
@@ -222,10 +265,14 @@ def main(argv: list[str] | None = None) -> int:
 
             try:
                 for index, query in enumerate(fresh):
-                    hit_part = hits_plan[index * per_query:(index + 1) * per_query]
-                    steps = [(run_uncached, query), (run_raw, query), (run_cached, hit_part),
-                             (run_hello, max(1, len(hit_part)))]
-                    for step, argument in (steps if index % 2 == 0 else steps[::-1]):
+                    hit_part = hits_plan[index * per_query : (index + 1) * per_query]
+                    steps = [
+                        (run_uncached, query),
+                        (run_raw, query),
+                        (run_cached, hit_part),
+                        (run_hello, max(1, len(hit_part))),
+                    ]
+                    for step, argument in steps if index % 2 == 0 else steps[::-1]:
                         step(argument)
             finally:
                 timing.remove()
@@ -239,21 +286,43 @@ def main(argv: list[str] | None = None) -> int:
 
     if not args.json:
         print()
-        labels = {"uncached": "search, uncached (HTTP)", "in_request_retrieve": "  in it: retrieve()",
-                  "in_request_embed": "    embed_query", "in_request_vector": "    vector search",
-                  "cached": "search, cached (HTTP)",
-                  "retrieve": "retrieve() in-process (anchor)", "embed_query": "    embed_query",
-                  "vector_search": "    vector search", "hello": "hello app (HTTP floor)"}
-        print_table(["ms", "n", "p50", "p95", "mean"],
-                    [[labels[k], result_stats[k]["n"], f"{result_stats[k]['p50']:.2f}",
-                      f"{result_stats[k]['p95']:.2f}", f"{result_stats[k]['mean']:.2f}"] for k in labels])
+        labels = {
+            "uncached": "search, uncached (HTTP)",
+            "in_request_retrieve": "  in it: retrieve()",
+            "in_request_embed": "    embed_query",
+            "in_request_vector": "    vector search",
+            "cached": "search, cached (HTTP)",
+            "retrieve": "retrieve() in-process (anchor)",
+            "embed_query": "    embed_query",
+            "vector_search": "    vector search",
+            "hello": "hello app (HTTP floor)",
+        }
+        print_table(
+            ["ms", "n", "p50", "p95", "mean"],
+            [
+                [
+                    labels[k],
+                    result_stats[k]["n"],
+                    f"{result_stats[k]['p50']:.2f}",
+                    f"{result_stats[k]['p95']:.2f}",
+                    f"{result_stats[k]['mean']:.2f}",
+                ]
+                for k in labels
+            ],
+        )
         print()
-        print(f"cached p50 / uncached p50      {cached_ratio:6.3f}x  (goal <= {CACHED_GOAL}x: "
-              f"{'met' if cached_met else 'NOT met'})")
-        print(f"uncached p50 / retrieve p50    {overhead_ratio:6.3f}x  (goal <= {OVERHEAD_GOAL}x: "
-              f"{'met' if overhead_met else 'NOT met'})")
-        print(f"cached p50 / hello p50         {result_stats['cached']['p50'] / result_stats['hello']['p50']:6.2f}x"
-              "  (information)")
+        print(
+            f"cached p50 / uncached p50      {cached_ratio:6.3f}x  (goal <= {CACHED_GOAL}x: "
+            f"{'met' if cached_met else 'NOT met'})"
+        )
+        print(
+            f"uncached p50 / retrieve p50    {overhead_ratio:6.3f}x  (goal <= {OVERHEAD_GOAL}x: "
+            f"{'met' if overhead_met else 'NOT met'})"
+        )
+        print(
+            f"cached p50 / hello p50         {result_stats['cached']['p50'] / result_stats['hello']['p50']:6.2f}x"
+            "  (information)"
+        )
         if wrong_cache:
             print(f"warning: {wrong_cache} replies had an unexpected X-Cache header")
 

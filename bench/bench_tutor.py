@@ -50,23 +50,31 @@ from rag_env import HIGH_LIMITS, RagEnv, text_pdf_builder
 
 GOAL = 1.1
 LECTURE = [
-    ["Week 4: Hash tables.",
-     "A hash table stores key-value pairs in an array of buckets.",
-     "A hash function maps each key to a bucket index, so a lookup inspects one bucket instead of every entry.",
-     "When two different keys map to the same bucket we have a collision, and the table must resolve it."],
-    ["Collision resolution.",
-     "Separate chaining keeps a linked list of entries in every bucket; a colliding key is appended to the list.",
-     "Open addressing stores every entry in the bucket array itself and probes other buckets until it finds",
-     "an empty slot. Linear probing checks the next bucket, which causes primary clustering: long runs of",
-     "occupied buckets that make later insertions and lookups slower."],
-    ["Load factor and resizing.",
-     "The load factor is the number of entries divided by the number of buckets.",
-     "When the load factor exceeds a threshold such as 0.75, the table doubles its size and rehashes every key,",
-     "because each key's bucket index depends on the number of buckets."],
-    ["Choosing a hash function.",
-     "A good hash function spreads keys uniformly over the buckets and is fast to compute.",
-     "Keys that are equal must hash to the same value; a poor function that sends many keys to a few buckets",
-     "turns constant-time operations into linear scans."],
+    [
+        "Week 4: Hash tables.",
+        "A hash table stores key-value pairs in an array of buckets.",
+        "A hash function maps each key to a bucket index, so a lookup inspects one bucket instead of every entry.",
+        "When two different keys map to the same bucket we have a collision, and the table must resolve it.",
+    ],
+    [
+        "Collision resolution.",
+        "Separate chaining keeps a linked list of entries in every bucket; a colliding key is appended to the list.",
+        "Open addressing stores every entry in the bucket array itself and probes other buckets until it finds",
+        "an empty slot. Linear probing checks the next bucket, which causes primary clustering: long runs of",
+        "occupied buckets that make later insertions and lookups slower.",
+    ],
+    [
+        "Load factor and resizing.",
+        "The load factor is the number of entries divided by the number of buckets.",
+        "When the load factor exceeds a threshold such as 0.75, the table doubles its size and rehashes every key,",
+        "because each key's bucket index depends on the number of buckets.",
+    ],
+    [
+        "Choosing a hash function.",
+        "A good hash function spreads keys uniformly over the buckets and is fast to compute.",
+        "Keys that are equal must hash to the same value; a poor function that sends many keys to a few buckets",
+        "turns constant-time operations into linear scans.",
+    ],
 ]
 QUESTIONS = [
     "What happens in open addressing when a bucket is taken?",
@@ -99,6 +107,7 @@ OPTIONS = ["A linked list of entries", "A sorted array of keys", "A binary heap 
 
 # --- the fake LLM ----------------------------------------------------------------------------------
 
+
 def load_fake() -> Any:
     return load_module("tests/fakes/openai_server.py", "bench_fake_openai")
 
@@ -109,20 +118,34 @@ def reply_for(body: dict[str, Any]) -> Any:
     name, schema = json_schema["name"], json_schema["schema"]
     if name == "tutor_answer":
         ids = schema["properties"]["citations"]["items"]["enum"]
-        return {"answer": f"Think about what the lecture says about buckets [{ids[0]}]. "
-                          "What would happen to the next key?", "citations": [ids[0]]}
+        return {
+            "answer": f"Think about what the lecture says about buckets [{ids[0]}]. What would happen to the next key?",
+            "citations": [ids[0]],
+        }
     if name == "exam_items":
         ids = schema["properties"]["mcq"]["items"]["properties"]["source_id"]["enum"]
         user = body["messages"][-1]["content"]
         match = re.search(r"<request>\n(.*?)\n</request>", user, re.DOTALL)
         wanted = json.loads(match.group(1)) if match else {}
-        mcq = [{"question": MCQ_QUESTIONS[i % len(MCQ_QUESTIONS)], "options": OPTIONS, "answer_index": 0,
-                "explanation": "The lecture says so on this page.", "source_id": ids[i % len(ids)]}
-               for i in range(int(wanted.get("multiple_choice_items", 0)))]
-        theory = [{"question": THEORY_QUESTIONS[i % len(THEORY_QUESTIONS)],
-                   "model_answer": "As the lecture explains, with the reasons it gives.",
-                   "rubric": ["States the mechanism", "Gives the consequence"], "source_id": ids[i % len(ids)]}
-                  for i in range(int(wanted.get("theory_items", 0)))]
+        mcq = [
+            {
+                "question": MCQ_QUESTIONS[i % len(MCQ_QUESTIONS)],
+                "options": OPTIONS,
+                "answer_index": 0,
+                "explanation": "The lecture says so on this page.",
+                "source_id": ids[i % len(ids)],
+            }
+            for i in range(int(wanted.get("multiple_choice_items", 0)))
+        ]
+        theory = [
+            {
+                "question": THEORY_QUESTIONS[i % len(THEORY_QUESTIONS)],
+                "model_answer": "As the lecture explains, with the reasons it gives.",
+                "rubric": ["States the mechanism", "Gives the consequence"],
+                "source_id": ids[i % len(ids)],
+            }
+            for i in range(int(wanted.get("theory_items", 0)))
+        ]
         return {"mcq": mcq, "theory": theory}
     if name == "item_verdict":
         return {"supported": True, "reason": "The quoted source states the marked answer."}
@@ -135,8 +158,9 @@ def install_handlers(fake_module: Any, fake: Any, chat_delay: float, moderation_
     def chat(request: Any) -> Any:
         payload = reply_for(request.body) if isinstance(request.body, dict) else None
         if payload is None:
-            return fake_module.FakeResponse(500, fake_module.error_body("bench fake: unknown schema"),
-                                            {"x-should-retry": "false"})
+            return fake_module.FakeResponse(
+                500, fake_module.error_body("bench fake: unknown schema"), {"x-should-retry": "false"}
+            )
         return fake_module.FakeResponse(200, fake_module.chat_completion(json.dumps(payload)), delay=chat_delay)
 
     def moderations(_: Any) -> Any:
@@ -152,8 +176,11 @@ class Direct:
     def __init__(self, port: int) -> None:
         self.paths = {"chat": "/v1/chat/completions", "moderations": "/v1/moderations"}
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        self.headers = {"Content-Type": "application/json", "Authorization": "Bearer sk-bench",
-                        "Connection": "keep-alive"}
+        self.headers = {
+            "Content-Type": "application/json",
+            "Authorization": "Bearer sk-bench",
+            "Connection": "keep-alive",
+        }
 
     def call(self, endpoint: str, body: dict[str, Any]) -> float:
         """Milliseconds from sending `body` to the decoded JSON reply."""
@@ -172,8 +199,12 @@ class Direct:
 
 
 def stats(values: list[float]) -> dict[str, float]:
-    return {"p50": statistics.median(values), "p95": percentile(values, 0.95), "mean": statistics.fmean(values),
-            "n": len(values)}
+    return {
+        "p50": statistics.median(values),
+        "p95": percentile(values, 0.95),
+        "mean": statistics.fmean(values),
+        "n": len(values),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -195,9 +226,15 @@ def main(argv: list[str] | None = None) -> int:
     limits = {**HIGH_LIMITS, **dict.fromkeys(("chat", "exam-generate", "exam"), "1000000/60")}
     with fake_module.FakeOpenAIServer() as fake:
         install_handlers(fake_module, fake, args.chat_delay_ms / 1000, args.moderation_delay_ms / 1000)
-        extra_env = {"LLM_PROVIDER": "openai", "OPENAI_API_KEY": "sk-bench", "OPENAI_BASE_URL": fake.url,
-                     "OPENAI_MAX_RETRIES": "0", "CHAT_CACHE_SECONDS": "0", "SEARCH_CACHE_SECONDS": "0",
-                     "RATE_LIMITS": json.dumps(limits)}
+        extra_env = {
+            "LLM_PROVIDER": "openai",
+            "OPENAI_API_KEY": "sk-bench",
+            "OPENAI_BASE_URL": fake.url,
+            "OPENAI_MAX_RETRIES": "0",
+            "CHAT_CACHE_SECONDS": "0",
+            "SEARCH_CACHE_SECONDS": "0",
+            "RATE_LIMITS": json.dumps(limits),
+        }
         with RagEnv(extra_env=extra_env, prefix="bench-tutor-") as env:
             import aiteacher.curriculum.search as search_module
             import aiteacher.exams.jobs as exam_jobs
@@ -214,14 +251,15 @@ def main(argv: list[str] | None = None) -> int:
                 raise SystemExit(f"expected the OpenAI provider, got {provider.name!r}")
 
             t0 = time.perf_counter()
-            document = env.upload(text_pdf_builder()(LECTURE, title="Hash tables"), "hash-tables.pdf",
-                                  course="hashing")
+            document = env.upload(text_pdf_builder()(LECTURE, title="Hash tables"), "hash-tables.pdf", course="hashing")
             env.run_jobs()
             status = env.document(document["document_id"])["status"]
             if status != "ready":
                 raise SystemExit(f"the lecture PDF is {status}, not ready")
-            say(f"lecture: {len(LECTURE)} pages ingested in {time.perf_counter() - t0:.1f} s; fake LLM at "
-                f"{fake.url}: chat {args.chat_delay_ms:g} ms, moderation {args.moderation_delay_ms:g} ms")
+            say(
+                f"lecture: {len(LECTURE)} pages ingested in {time.perf_counter() - t0:.1f} s; fake LLM at "
+                f"{fake.url}: chat {args.chat_delay_ms:g} ms, moderation {args.moderation_delay_ms:g} ms"
+            )
 
             student = env.student
             assert student is not None and student.faculty_id is not None
@@ -234,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
             timing = Timings()
 
             with env.live() as base, httpx.Client(base_url=base, headers=student.headers, timeout=120) as http:
+
                 def recorded_since(mark: int, endpoint: str) -> list[dict[str, Any]]:
                     return [r.body for r in fake.requests[mark:] if r.endpoint == endpoint]
 
@@ -249,8 +288,9 @@ def main(argv: list[str] | None = None) -> int:
                         raise RuntimeError(f"chat was not a grounded first-hint answer: {reply}")
                     chats, moderations = recorded_since(mark, "chat"), recorded_since(mark, "moderations")
                     if len(chats) != 1 or len(moderations) != 1:
-                        raise RuntimeError(f"expected 1 chat + 1 moderation call, got {len(chats)} + "
-                                           f"{len(moderations)}")
+                        raise RuntimeError(
+                            f"expected 1 chat + 1 moderation call, got {len(chats)} + {len(moderations)}"
+                        )
                     return elapsed, chats[0], moderations[0]
 
                 def exam_request() -> tuple[float, list[dict[str, Any]]]:
@@ -264,8 +304,9 @@ def main(argv: list[str] | None = None) -> int:
                     elapsed = (time.perf_counter() - t) * 1000
                     exam = http.get(f"/exams/{response.json()['exam_id']}").json()
                     if exam["status"] != "ready" or len(exam["questions"]) != args.mcq + args.theory:
-                        raise RuntimeError(f"exam {exam['status']} with {len(exam['questions'])} questions: "
-                                           f"{exam.get('error')}")
+                        raise RuntimeError(
+                            f"exam {exam['status']} with {len(exam['questions'])} questions: {exam.get('error')}"
+                        )
                     return elapsed, recorded_since(mark, "chat")
 
                 # Warm-up: model, server, connections; record each question's requests (deterministic: a new
@@ -280,8 +321,10 @@ def main(argv: list[str] | None = None) -> int:
                     search_module.retrieve(scope, question, top_k)
                 _, exam_bodies = exam_request()
                 names = [body["response_format"]["json_schema"]["name"] for body in exam_bodies]
-                say(f"exam: {len(exam_bodies)} LLM calls per job ({', '.join(sorted(set(names)))}); "
-                    f"{len(QUESTIONS)} chat questions")
+                say(
+                    f"exam: {len(exam_bodies)} LLM calls per job ({', '.join(sorted(set(names)))}); "
+                    f"{len(QUESTIONS)} chat questions"
+                )
 
                 timing.wrap(search_module, "retrieve", "retrieve")
                 timing.wrap(provider, "moderate", "moderate")
@@ -293,10 +336,31 @@ def main(argv: list[str] | None = None) -> int:
                 timing.wrap(search_module, "caller_scope", "db")
                 timing.wrap(exam_jobs, "generate_exam", "generate_exam")
 
-                series: dict[str, list[float]] = {name: [] for name in (
-                    "chat", "direct", "sdk", "provider", "moderation", "retrieve", "adjusted", "in_chat_turn",
-                    "in_retrieve", "in_moderate", "in_tutor_answer", "in_complete", "in_db", "in_rest",
-                    "exam", "exam_direct", "exam_post", "exam_job", "exam_llm", "exam_retrieve")}
+                series: dict[str, list[float]] = {
+                    name: []
+                    for name in (
+                        "chat",
+                        "direct",
+                        "sdk",
+                        "provider",
+                        "moderation",
+                        "retrieve",
+                        "adjusted",
+                        "in_chat_turn",
+                        "in_retrieve",
+                        "in_moderate",
+                        "in_tutor_answer",
+                        "in_complete",
+                        "in_db",
+                        "in_rest",
+                        "exam",
+                        "exam_direct",
+                        "exam_post",
+                        "exam_job",
+                        "exam_llm",
+                        "exam_retrieve",
+                    )
+                }
                 mismatches = 0
 
                 def run_chat(question: str) -> None:
@@ -311,9 +375,13 @@ def main(argv: list[str] | None = None) -> int:
                     series["in_complete"].append(timing.total("complete"))
                     series["in_tutor_answer"].append(timing.total("tutor_answer"))
                     series["in_db"].append(timing.total("db"))
-                    series["in_rest"].append(timing.total("chat_turn") - timing.total("moderate")
-                                             - timing.total("retrieve") - timing.total("tutor_answer")
-                                             - timing.total("db"))
+                    series["in_rest"].append(
+                        timing.total("chat_turn")
+                        - timing.total("moderate")
+                        - timing.total("retrieve")
+                        - timing.total("tutor_answer")
+                        - timing.total("db")
+                    )
 
                 def run_direct(question: str) -> None:
                     series["direct"].append(direct.call("chat", chat_bodies[question][0]))
@@ -357,8 +425,9 @@ def main(argv: list[str] | None = None) -> int:
                         question = QUESTIONS[index % len(QUESTIONS)]
                         for step in chat_steps if index % 2 == 0 else chat_steps[::-1]:
                             step(question)
-                        series["adjusted"].append(series["chat"][-1] - series["retrieve"][-1]
-                                                  - series["moderation"][-1])
+                        series["adjusted"].append(
+                            series["chat"][-1] - series["retrieve"][-1] - series["moderation"][-1]
+                        )
                     exam_steps = [run_exam, run_exam_direct]
                     for index in range(args.exam_rounds):
                         for exam_step in exam_steps if index % 2 == 0 else exam_steps[::-1]:
@@ -399,15 +468,24 @@ def main(argv: list[str] | None = None) -> int:
             "exam_retrieve": "    retrieve()",
             "exam_direct": "the job's LLM calls direct, sum (anchor)",
         }
-        print_table(["ms", "n", "p50", "p95", "mean"],
-                    [[labels[k], s[k]["n"], f"{s[k]['p50']:.1f}", f"{s[k]['p95']:.1f}", f"{s[k]['mean']:.1f}"]
-                     for k in labels if k in s])
+        print_table(
+            ["ms", "n", "p50", "p95", "mean"],
+            [
+                [labels[k], s[k]["n"], f"{s[k]['p50']:.1f}", f"{s[k]['p95']:.1f}", f"{s[k]['mean']:.1f}"]
+                for k in labels
+                if k in s
+            ],
+        )
         print()
         print(f"chat p50 / direct p50 (raw)                          {chat_raw:6.3f}x  (information)")
-        print(f"(chat - retrieve - moderation) p50 / direct p50      {chat_adjusted:6.3f}x  (goal <= {GOAL}x: "
-              f"{'met' if chat_met else 'NOT met'})")
-        print(f"exam end-to-end p50 / direct LLM calls p50           {exam_ratio:6.3f}x  (goal <= {GOAL}x: "
-              f"{'met' if exam_met else 'NOT met'})")
+        print(
+            f"(chat - retrieve - moderation) p50 / direct p50      {chat_adjusted:6.3f}x  (goal <= {GOAL}x: "
+            f"{'met' if chat_met else 'NOT met'})"
+        )
+        print(
+            f"exam end-to-end p50 / direct LLM calls p50           {exam_ratio:6.3f}x  (goal <= {GOAL}x: "
+            f"{'met' if exam_met else 'NOT met'})"
+        )
         print(f"generate_exam() p50 / direct LLM calls p50           {job_ratio:6.3f}x  (information)")
         if mismatches:
             print(f"warning: {mismatches} rounds sent other request bodies than the ones replayed")

@@ -22,8 +22,10 @@ import numpy as np
 from aiteacher.vectors import EdgeStore, VectorPoint
 
 CHUNKS_PER_DOCUMENT = 40
-TEXT = ("Lecture notes on graph algorithms: breadth-first search, depth-first search, shortest paths and "
-        "minimum spanning trees, with worked examples and exercises for the tutorial session. ") * 3
+TEXT = (
+    "Lecture notes on graph algorithms: breadth-first search, depth-first search, shortest paths and "
+    "minimum spanning trees, with worked examples and exercises for the tutorial session. "
+) * 3
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -64,9 +66,16 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
                     faculty, semester = tenants[tenant_of[i]]
                     document = i // CHUNKS_PER_DOCUMENT
                     point = VectorPoint.for_chunk(
-                        vector=vectors[i].tolist(), faculty_id=faculty, semester_id=semester, department_id=faculty,
-                        course=f"course-{document % 7}", document_id=document, title=f"Document {document}",
-                        page=i % CHUNKS_PER_DOCUMENT + 1, text=TEXT, chunk_index=i % CHUNKS_PER_DOCUMENT,
+                        vector=vectors[i].tolist(),
+                        faculty_id=faculty,
+                        semester_id=semester,
+                        department_id=faculty,
+                        course=f"course-{document % 7}",
+                        document_id=document,
+                        title=f"Document {document}",
+                        page=i % CHUNKS_PER_DOCUMENT + 1,
+                        text=TEXT,
+                        chunk_index=i % CHUNKS_PER_DOCUMENT,
                     )
                     batch.append(point)
                 store.upsert(batch)
@@ -129,8 +138,10 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     result["recall_ok"] = result["recall_at_k"] >= 0.98  # type: ignore[operator]
 
     if not args.json:
-        print(f"Qdrant Edge (EdgeStore), {args.points} x {args.dim}-d points, {len(tenants)} tenants, "
-              f"{args.queries} queries, top-{args.limit}")
+        print(
+            f"Qdrant Edge (EdgeStore), {args.points} x {args.dim}-d points, {len(tenants)} tenants, "
+            f"{args.queries} queries, top-{args.limit}"
+        )
         print(f"  upsert                      {result['upsert_points_per_s']:>10} points/s")
         print(f"  search unfiltered  p50/p95  {result['unfiltered_p50_ms']:>8} / {result['unfiltered_p95_ms']} ms")
         print(f"  search tenant      p50/p95  {result['filtered_p50_ms']:>8} / {result['filtered_p95_ms']} ms")

@@ -36,6 +36,7 @@ HEALTH_PATH = "/_/health"  # aiteacher.web.HEALTH_PATH; the hello app serves it 
 
 # --- statistics -----------------------------------------------------------------------------------
 
+
 def percentile(values: Sequence[float], q: float) -> float:
     """Nearest-rank percentile, q in [0, 1]."""
     if not values:
@@ -73,6 +74,7 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
 
 # --- servers --------------------------------------------------------------------------------------
 
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((HOST, 0))
@@ -107,10 +109,12 @@ def layer_app(layer: str) -> Any:
 
     app = create_app("me", f"bench layer {layer}")
     if layer == "base":
+
         @app.get("/")
         def hello() -> dict[str, str]:
             return {"hello": "world"}
     elif layer == "auth":
+
         @app.get("/")
         def whoami(caller: Any = Depends(current_user)) -> dict[str, str]:  # aiteacher.web.CurrentUser
             return {"sub": caller.sub}
@@ -162,7 +166,10 @@ class Server:
         with self.log_path.open("wb") as log:  # the child keeps its own descriptor
             self.process = subprocess.Popen(
                 [sys.executable, str(BENCH_DIR / "common.py"), "serve", "--app", self.target, "--port", str(self.port)],
-                cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+                cwd=REPO,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         self._wait_ready()
         return self
@@ -234,6 +241,7 @@ def load_module(relative_path: str, name: str) -> Any:
 
 # --- timing wrappers ------------------------------------------------------------------------------
 
+
 class Timings:
     """Wraps module functions and object methods; records milliseconds per name into `sink` (swapped by the
     caller between steps; one step at a time, so nothing overlaps). `remove()` restores the originals."""
@@ -266,6 +274,7 @@ class Timings:
 
 # --- load -----------------------------------------------------------------------------------------
 
+
 @dataclass
 class LoadResult:
     requests: int
@@ -279,9 +288,17 @@ class LoadResult:
         return self.requests / self.seconds if self.seconds > 0 else 0.0
 
 
-def run_load(port: int, method: str, path: str, *, threads: int, requests_per_thread: int,
-             body: bytes | None = None, headers: Mapping[str, str] | None = None,
-             expected_status: int = 200) -> LoadResult:
+def run_load(
+    port: int,
+    method: str,
+    path: str,
+    *,
+    threads: int,
+    requests_per_thread: int,
+    body: bytes | None = None,
+    headers: Mapping[str, str] | None = None,
+    expected_status: int = 200,
+) -> LoadResult:
     """`threads` client threads, each on its own keep-alive connection (http.client: the lightest client in
     the standard library, so the client's share of the 2 cores stays small), each sending exactly
     `requests_per_thread` requests back to back. Wall time runs from a common start to the last reply."""
@@ -353,8 +370,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Serve one app for the benchmarks (uvicorn, one worker).")
     sub = parser.add_subparsers(dest="command", required=True)
     serve_parser = sub.add_parser("serve")
-    serve_parser.add_argument("--app", required=True,
-                              help="'hello', 'fn:<function in stack.yml>', 'layer:base' or 'layer:auth'")
+    serve_parser.add_argument(
+        "--app", required=True, help="'hello', 'fn:<function in stack.yml>', 'layer:base' or 'layer:auth'"
+    )
     serve_parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args(argv)
     serve(args.app, args.port)

@@ -39,11 +39,24 @@ EVAL_DIR = REPO.parent / "shared" / "eval"
 JWT_SECRET = "bench-rag-secret-that-is-long-enough-for-hs256-0123456789"  # noqa: S105 - throwaway
 ADMIN_EMAIL = "bench-admin@example.edu"
 PASSWORD = "correct horse battery staple"  # noqa: S105 - throwaway accounts in a temporary database
-HIGH_LIMITS = dict.fromkeys(("auth-register", "auth-login", "me", "ingest", "search", "document", "faculties",
-                             "object-created"), "1000000/60")
-_CLEARED = ("DATABASE_URL", "DATABASE_READ_URL", "REDIS_URL", "S3_ENDPOINT_URL", "EVENTS_QUEUE_URL", "QDRANT_URL",
-            "QDRANT_API_KEY", "AUDIT_LOG_FILE", "CORS_ORIGINS", "EMBEDDING_PROVIDER", "ADMIN_EMAIL", "ADMIN_PASSWORD",
-            "SEED_DEMO")
+HIGH_LIMITS = dict.fromkeys(
+    ("auth-register", "auth-login", "me", "ingest", "search", "document", "faculties", "object-created"), "1000000/60"
+)
+_CLEARED = (
+    "DATABASE_URL",
+    "DATABASE_READ_URL",
+    "REDIS_URL",
+    "S3_ENDPOINT_URL",
+    "EVENTS_QUEUE_URL",
+    "QDRANT_URL",
+    "QDRANT_API_KEY",
+    "AUDIT_LOG_FILE",
+    "CORS_ORIGINS",
+    "EMBEDDING_PROVIDER",
+    "ADMIN_EMAIL",
+    "ADMIN_PASSWORD",
+    "SEED_DEMO",
+)
 
 
 def free_port() -> int:
@@ -122,8 +135,13 @@ class RagEnv:
     def _start(self) -> None:
         assert self.scratch is not None
         quiet_logs()
-        for name in (*_CLEARED, "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID",
-                     "AWS_SECRET_ACCESS_KEY"):
+        for name in (
+            *_CLEARED,
+            "S3_ACCESS_KEY_ID",
+            "S3_SECRET_ACCESS_KEY",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+        ):
             self._setenv(name, None)
         settings_env = {
             "AITEACHER_ENV": "test",
@@ -220,8 +238,13 @@ class RagEnv:
         token = tokens["access_token"]
         me = self.client.get("/me", headers={"Authorization": f"Bearer {token}"})
         me.raise_for_status()
-        return User(email=email, role=role, token=token, id=str(me.json().get("id", "")),
-                    headers={"Authorization": f"Bearer {token}"})
+        return User(
+            email=email,
+            role=role,
+            token=token,
+            id=str(me.json().get("id", "")),
+            headers={"Authorization": f"Bearer {token}"},
+        )
 
     def new_user(self, role: str, faculty: Mapping[str, Any] | None, semester_number: int | None) -> User:
         """Register (through the admin for academics), log in, and place in faculty/semester."""
@@ -230,8 +253,11 @@ class RagEnv:
         assert self.admin is not None or role == "student"
         email = f"bench-{role}-{uuid.uuid4().hex[:10]}@example.edu"
         headers = self.admin.headers if (self.admin and role != "student") else {}
-        response = self.client.post("/auth/register", headers=headers, json={
-            "email": email, "password": PASSWORD, "full_name": f"Bench {role}", "role": role})
+        response = self.client.post(
+            "/auth/register",
+            headers=headers,
+            json={"email": email, "password": PASSWORD, "full_name": f"Bench {role}", "role": role},
+        )
         if response.status_code != 201:
             raise RuntimeError(f"register {role}: {response.status_code} {response.text}")
         user = self._login(email, role)
@@ -240,8 +266,11 @@ class RagEnv:
             if semester_number is not None:
                 body["semester_id"] = next(s["id"] for s in faculty["semesters"] if s["number"] == semester_number)
             # Students place themselves; academics and admins are placed by an admin.
-            placed = (self.client.put("/me", headers=user.headers, json=body) if role == "student" else
-                      self.client.put(f"/users/{user.id}/placement", headers=self.admin.headers, json=body))
+            placed = (
+                self.client.put("/me", headers=user.headers, json=body)
+                if role == "student"
+                else self.client.put(f"/users/{user.id}/placement", headers=self.admin.headers, json=body)
+            )
             if placed.status_code != 200:
                 raise RuntimeError(f"place {role}: {placed.status_code} {placed.text}")
             user.faculty_id, user.semester_id = body["faculty_id"], body.get("semester_id")
@@ -252,8 +281,12 @@ class RagEnv:
         """POST /ingest (the `ingest` function); returns its 202 body: document_id, status, key."""
         user = user or self.academic
         assert user is not None
-        response = self.client.post("/ingest", headers=user.headers,
-                                    files={"file": (filename, data, "application/pdf")}, data={"course": course})
+        response = self.client.post(
+            "/ingest",
+            headers=user.headers,
+            files={"file": (filename, data, "application/pdf")},
+            data={"course": course},
+        )
         if response.status_code != 202:
             raise RuntimeError(f"upload {filename}: {response.status_code} {response.text}")
         return dict(response.json())
@@ -285,8 +318,9 @@ class RagEnv:
         import uvicorn
 
         port = free_port()
-        server = uvicorn.Server(uvicorn.Config(self.gateway, host="127.0.0.1", port=port, log_level="warning",
-                                               access_log=False))
+        server = uvicorn.Server(
+            uvicorn.Config(self.gateway, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+        )
         thread = threading.Thread(target=server.run, name="bench-uvicorn", daemon=True)
         thread.start()
         deadline = time.monotonic() + 30
@@ -306,10 +340,20 @@ class RagEnv:
 
 # --- content ------------------------------------------------------------------------------------------
 
+
 def latin1(text: str) -> str:
     """What the fixture PDF writer (WinAnsi Helvetica) can draw: common typography to ASCII, the rest dropped."""
-    table = {0x2018: "'", 0x2019: "'", 0x201C: '"', 0x201D: '"', 0x2013: "-", 0x2014: " - ", 0x2026: "...",
-             0x2022: "-", 0x00A0: " "}
+    table = {
+        0x2018: "'",
+        0x2019: "'",
+        0x201C: '"',
+        0x201D: '"',
+        0x2013: "-",
+        0x2014: " - ",
+        0x2026: "...",
+        0x2022: "-",
+        0x00A0: " ",
+    }
     text = text.translate(table)
     return text.encode("latin-1", "ignore").decode("latin-1")
 

@@ -12,12 +12,16 @@ def unique_email(prefix: str = "user") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}@example.edu"
 
 
-def register(client: Any, *, role: str = "student", token: str | None = None, email: str | None = None,
-             password: str = PASSWORD) -> dict[str, Any]:
+def register(
+    client: Any, *, role: str = "student", token: str | None = None, email: str | None = None, password: str = PASSWORD
+) -> dict[str, Any]:
     email = email or unique_email(role)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    response = client.post("/auth/register", json={"email": email, "password": password, "full_name": "Test User",
-                                                   "role": role}, headers=headers)
+    response = client.post(
+        "/auth/register",
+        json={"email": email, "password": password, "full_name": "Test User", "role": role},
+        headers=headers,
+    )
     assert response.status_code == 201, response.text
     return {**response.json(), "password": password}
 
@@ -79,11 +83,19 @@ def place(client: Any, user: dict[str, Any], faculty: dict[str, Any], semester_n
     assert response.status_code == 200, response.text
 
 
-def upload(client: Any, user: dict[str, Any], data: bytes, *, course: str = "algorithms",
-           filename: str = "lecture.pdf", **form: Any) -> Any:
+def upload(
+    client: Any,
+    user: dict[str, Any],
+    data: bytes,
+    *,
+    course: str = "algorithms",
+    filename: str = "lecture.pdf",
+    **form: Any,
+) -> Any:
     fields = {"course": course, **{k: str(v) for k, v in form.items()}}
-    return client.post("/ingest", headers=user["headers"], files={"file": (filename, data, "application/pdf")},
-                       data=fields)
+    return client.post(
+        "/ingest", headers=user["headers"], files={"file": (filename, data, "application/pdf")}, data=fields
+    )
 
 
 def run_jobs() -> None:

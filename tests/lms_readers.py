@@ -57,17 +57,17 @@ def read_gift(source: str) -> list[dict[str, Any]]:
             raise ValueError("question without a ::name::")
         rest = chars[2:]
         end = next(i for i in range(len(rest) - 1) if rest[i] == (":", False) and rest[i + 1] == (":", False))
-        name, rest = _text(rest[:end]), rest[end + 2:]
+        name, rest = _text(rest[:end]), rest[end + 2 :]
         open_at = rest.index(("{", False))
         close_at = len(rest) - 1 - rest[::-1].index(("}", False))
-        text, body = _text(rest[:open_at]), rest[open_at + 1:close_at]
+        text, body = _text(rest[:open_at]), rest[open_at + 1 : close_at]
         if any(c in "{}" and not e for c, e in body):
             raise ValueError("unescaped brace inside an answer block")
         general = None
         flat = "".join("\0" if (c == "#" and not e) else "\1" for c, e in body)
         at = flat.find("\0" * 4)
         if at >= 0:
-            general, body = _text(body[at + 4:]), body[:at]
+            general, body = _text(body[at + 4 :]), body[:at]
         options = []
         current: list[tuple[str, bool]] | None = None
         marks: list[str] = []
@@ -87,8 +87,13 @@ def read_gift(source: str) -> list[dict[str, Any]]:
             pieces = _split_at(option, "#")
             if len(pieces) > 2:
                 raise ValueError("more than one feedback for an answer")
-            parsed.append({"correct": mark == "=", "text": _text(pieces[0]),
-                           "feedback": _text(pieces[1]) if len(pieces) == 2 else None})
+            parsed.append(
+                {
+                    "correct": mark == "=",
+                    "text": _text(pieces[0]),
+                    "feedback": _text(pieces[1]) if len(pieces) == 2 else None,
+                }
+            )
         questions.append({"name": name, "text": text, "options": parsed, "general_feedback": general})
     return questions
 
@@ -104,7 +109,7 @@ def read_aiken(source: str) -> list[dict[str, Any]]:
                 assert match.group(1) == chr(ord("A") + len(options)), line
                 options.append(match.group(2))
             elif line.startswith("ANSWER: "):
-                answer = ord(line[len("ANSWER: "):].strip()) - ord("A")
+                answer = ord(line[len("ANSWER: ") :].strip()) - ord("A")
             else:
                 raise ValueError(f"unexpected Aiken line {line!r}")
         questions.append({"text": lines[0], "options": options, "answer_index": answer})

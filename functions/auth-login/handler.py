@@ -6,17 +6,26 @@ from aiteacher.web import client_ip, create_app, lambda_handler
 app = create_app("auth-login", "Sign in")
 
 
-@app.post("/", response_model=TokenPair,
-          responses={401: {"description": "Invalid credentials (same body for unknown email and wrong password)"},
-                     429: {"description": "Too many failed logins"}})
+@app.post(
+    "/",
+    response_model=TokenPair,
+    responses={
+        401: {"description": "Invalid credentials (same body for unknown email and wrong password)"},
+        429: {"description": "Too many failed logins"},
+    },
+)
 def login(body: LoginIn) -> TokenPair:
     from aiteacher.db import transaction
     from aiteacher.identity import service
 
     with transaction() as session:
         pair = service.login(session, email=body.email, password=body.password, client_ip=client_ip())
-    return TokenPair(access_token=pair.access_token, refresh_token=pair.refresh_token, expires_in=pair.expires_in,
-                     refresh_expires_in=pair.refresh_expires_in)
+    return TokenPair(
+        access_token=pair.access_token,
+        refresh_token=pair.refresh_token,
+        expires_in=pair.expires_in,
+        refresh_expires_in=pair.refresh_expires_in,
+    )
 
 
 handler = lambda_handler(app)

@@ -15,10 +15,15 @@ def refresh(body: RefreshIn) -> TokenPair:
     with transaction() as session:
         pair = service.refresh(session, body.refresh_token)
     if pair is None:  # reuse: the revocation is committed, now refuse
-        raise InvalidToken("The refresh token was already used; every session of this login is revoked",
-                           code="token_reused")
-    return TokenPair(access_token=pair.access_token, refresh_token=pair.refresh_token, expires_in=pair.expires_in,
-                     refresh_expires_in=pair.refresh_expires_in)
+        raise InvalidToken(
+            "The refresh token was already used; every session of this login is revoked", code="token_reused"
+        )
+    return TokenPair(
+        access_token=pair.access_token,
+        refresh_token=pair.refresh_token,
+        expires_in=pair.expires_in,
+        refresh_expires_in=pair.refresh_expires_in,
+    )
 
 
 handler = lambda_handler(app)

@@ -8,16 +8,23 @@ from aiteacher.web import OptionalUser, create_app, lambda_handler
 app = create_app("auth-register", "Create an account")
 
 
-@app.post("/", status_code=201, response_model=RegisterOut,
-          responses={403: {"description": "Only an admin can create academic or admin accounts"},
-                     409: {"description": "Email already registered"}})
+@app.post(
+    "/",
+    status_code=201,
+    response_model=RegisterOut,
+    responses={
+        403: {"description": "Only an admin can create academic or admin accounts"},
+        409: {"description": "Email already registered"},
+    },
+)
 def register(body: RegisterIn, caller: OptionalUser, response: Response) -> RegisterOut:
     from aiteacher.db import transaction
     from aiteacher.identity import service
 
     with transaction() as session:
-        user = service.register(session, email=body.email, password=body.password, full_name=body.full_name,
-                                role=body.role, caller=caller)
+        user = service.register(
+            session, email=body.email, password=body.password, full_name=body.full_name, role=body.role, caller=caller
+        )
     response.headers["Location"] = "/me"
     return RegisterOut(id=user.id, email=user.email, role=user.role)
 

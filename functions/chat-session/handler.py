@@ -35,8 +35,9 @@ class SessionPage(BaseModel):
 
 
 @app.get("/", response_model=SessionPage)
-def list_sessions(caller: CurrentUser, limit: int = Query(20, ge=1, le=100),
-                  offset: int = Query(0, ge=0, le=100_000)) -> dict:
+def list_sessions(
+    caller: CurrentUser, limit: int = Query(20, ge=1, le=100), offset: int = Query(0, ge=0, le=100_000)
+) -> dict:
     from aiteacher.db import transaction
     from aiteacher.tutor.service import list_sessions
 
@@ -44,8 +45,11 @@ def list_sessions(caller: CurrentUser, limit: int = Query(20, ge=1, le=100),
         return list_sessions(session, caller, limit, offset)
 
 
-@app.get("/{session_id}", response_model=ChatSessionOut,
-          responses={404: {"description": "Missing, deleted, or another user's"}})
+@app.get(
+    "/{session_id}",
+    response_model=ChatSessionOut,
+    responses={404: {"description": "Missing, deleted, or another user's"}},
+)
 def read_session(session_id: str, caller: CurrentUser) -> dict:
     from aiteacher.db import transaction
     from aiteacher.tutor.service import session_view

@@ -38,12 +38,25 @@ class ChatOut(BaseModel):
     hint_level: int | None = Field(None, description="0 hint, 1 stronger hint, 2 worked explanation")
 
 
-@app.post("/", response_model=ChatOut,
-          responses={200: {"content": {SSE: {"schema": {"type": "string", "description":
-                                                        "`delta` {text} events, then `done` {session_id, citations, "
-                                                        "refused, reason, hint_level} or `error` {problem}"}}}},
-                     404: {"description": "Unknown or another user's session"},
-                     409: {"description": "The profile has no faculty/semester yet"}})
+@app.post(
+    "/",
+    response_model=ChatOut,
+    responses={
+        200: {
+            "content": {
+                SSE: {
+                    "schema": {
+                        "type": "string",
+                        "description": "`delta` {text} events, then `done` {session_id, citations, "
+                        "refused, reason, hint_level} or `error` {problem}",
+                    }
+                }
+            }
+        },
+        404: {"description": "Unknown or another user's session"},
+        409: {"description": "The profile has no faculty/semester yet"},
+    },
+)
 async def chat(body: ChatIn, caller: CurrentUser, request: Request) -> ChatOut | StreamingResponse:
     from aiteacher.tutor import service
 
@@ -51,13 +64,19 @@ async def chat(body: ChatIn, caller: CurrentUser, request: Request) -> ChatOut |
     context = await run_in_threadpool(service.prepare_turn, caller, body.message, body.session_id, body.course)
     if SSE in request.headers.get("accept", ""):
         events = (service.sse(event, data) async for event, data in service.stream_turn(context))
-        return StreamingResponse(events, media_type=SSE,
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        return StreamingResponse(
+            events, media_type=SSE, headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        )
     result = await service.answer_turn(context)
     result = await run_in_threadpool(service.record_turn, context, result)
-    return ChatOut(session_id=result.session_id, answer=result.answer,
-                   citations=[Citation(**c) for c in result.citations], refused=result.refused,
-                   reason=result.reason, hint_level=result.hint_level)
+    return ChatOut(
+        session_id=result.session_id,
+        answer=result.answer,
+        citations=[Citation(**c) for c in result.citations],
+        refused=result.refused,
+        reason=result.reason,
+        hint_level=result.hint_level,
+    )
 
 
 handler = lambda_handler(app)

@@ -14,24 +14,32 @@ app = create_app("document", "Curriculum documents and their ingestion status")
 Manager = Annotated[Claims, Depends(require_roles("academic", "admin"))]
 
 
-@app.get("/", response_model=DocumentList,
-         responses={409: {"description": "An academic not yet placed in a faculty (`profile_incomplete`)"}})
-def list_documents(caller: Manager, course: Annotated[str | None, Query(max_length=100)] = None,
-                   status: Literal["queued", "processing", "ready", "failed"] | None = None,
-                   faculty_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="Admins only")] = None,
-                   limit: Annotated[int, Query(ge=1, le=200)] = 50,
-                   offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0) -> dict:
+@app.get(
+    "/",
+    response_model=DocumentList,
+    responses={409: {"description": "An academic not yet placed in a faculty (`profile_incomplete`)"}},
+)
+def list_documents(
+    caller: Manager,
+    course: Annotated[str | None, Query(max_length=100)] = None,
+    status: Literal["queued", "processing", "ready", "failed"] | None = None,
+    faculty_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="Admins only")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+) -> dict:
     from aiteacher.curriculum import service
     from aiteacher.db import transaction
 
     with transaction(read_only=True) as session:
-        documents = service.list_documents(session, caller, course=course, status=status, faculty_id=faculty_id,
-                                           limit=limit, offset=offset)
+        documents = service.list_documents(
+            session, caller, course=course, status=status, faculty_id=faculty_id, limit=limit, offset=offset
+        )
         return {"documents": service.document_views(documents), "limit": limit, "offset": offset}
 
 
-@app.get("/{document_id}", response_model=DocumentOut,
-          responses={404: {"description": "Missing, or another faculty's"}})
+@app.get(
+    "/{document_id}", response_model=DocumentOut, responses={404: {"description": "Missing, or another faculty's"}}
+)
 def read_document(document_id: str, caller: Manager) -> dict:
     from aiteacher.curriculum import service
     from aiteacher.db import transaction
@@ -42,7 +50,8 @@ def read_document(document_id: str, caller: Manager) -> dict:
 
 PageNumber = Annotated[int, Path(ge=1, le=100_000, description="1-based page number")]
 _PAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
-    404: {"description": "Missing, not ready, another tenant's, or no such page"}}
+    404: {"description": "Missing, not ready, another tenant's, or no such page"}
+}
 
 
 @app.get("/{document_id}/pages/{page}", responses=_PAGE_RESPONSES)
@@ -52,12 +61,21 @@ def read_page(document_id: str, page: PageNumber, caller: CurrentUser) -> dict:
 
     with transaction(read_only=True) as session:
         ref = pages.page_ref(session, caller, document_id, page)
-    return {"document_id": ref.document_id, "title": ref.title, "page": ref.page, "pages": ref.pages,
-            "text": pages.page_text(ref), "image_url": f"/documents/{ref.document_id}/pages/{ref.page}/image"}
+    return {
+        "document_id": ref.document_id,
+        "title": ref.title,
+        "page": ref.page,
+        "pages": ref.pages,
+        "text": pages.page_text(ref),
+        "image_url": f"/documents/{ref.document_id}/pages/{ref.page}/image",
+    }
 
 
-@app.get("/{document_id}/pages/{page}/image", response_class=Response,
-         responses={**_PAGE_RESPONSES, 200: {"content": {"image/png": {}}}})
+@app.get(
+    "/{document_id}/pages/{page}/image",
+    response_class=Response,
+    responses={**_PAGE_RESPONSES, 200: {"content": {"image/png": {}}}},
+)
 def read_page_image(document_id: str, page: PageNumber, caller: CurrentUser) -> Response:
     from aiteacher.curriculum import pages
     from aiteacher.db import transaction

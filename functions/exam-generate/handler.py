@@ -25,19 +25,40 @@ class ExamRequest(BaseModel):
     blueprint: Blueprint | None = Field(None, description="Difficulty mix, Bloom levels, documents or page ranges")
 
 
-@app.post("/", status_code=202, response_model=ExamAccepted, responses={
-    202: {"description": "Queued", "headers": {"Location": {
-        "description": "Poll this for status and progress: /exams/{exam_id}", "schema": {"type": "string"}}}},
-    409: {"description": "The profile has no faculty/semester yet"}})
+@app.post(
+    "/",
+    status_code=202,
+    response_model=ExamAccepted,
+    responses={
+        202: {
+            "description": "Queued",
+            "headers": {
+                "Location": {
+                    "description": "Poll this for status and progress: /exams/{exam_id}",
+                    "schema": {"type": "string"},
+                }
+            },
+        },
+        409: {"description": "The profile has no faculty/semester yet"},
+    },
+)
 def generate(body: ExamRequest, caller: CurrentUser, response: Response) -> dict:
     from aiteacher.db import transaction
     from aiteacher.exams.service import request_exam
 
     with transaction() as session:
-        exam = request_exam(session, caller, num_mcq=body.num_mcq, num_theory=body.num_theory, course=body.course,
-                            topic=body.topic, difficulty=body.difficulty, semester_id=body.semester_id,
-                            faculty_id=body.faculty_id,
-                            blueprint=body.blueprint.model_dump(exclude_none=True) if body.blueprint else None)
+        exam = request_exam(
+            session,
+            caller,
+            num_mcq=body.num_mcq,
+            num_theory=body.num_theory,
+            course=body.course,
+            topic=body.topic,
+            difficulty=body.difficulty,
+            semester_id=body.semester_id,
+            faculty_id=body.faculty_id,
+            blueprint=body.blueprint.model_dump(exclude_none=True) if body.blueprint else None,
+        )
     response.headers["Location"] = f"/exams/{exam.id}"
     return {"exam_id": exam.id, "status": exam.status}
 

@@ -18,8 +18,11 @@ def _answers(body: Answers | None) -> list[dict]:
 
 
 @app.get("/")
-def list_exams(caller: CurrentUser, limit: Annotated[int, Query(ge=1, le=100)] = 20,
-               offset: Annotated[int, Query(ge=0, le=100_000)] = 0) -> dict:
+def list_exams(
+    caller: CurrentUser,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
+) -> dict:
     from aiteacher.db import transaction
     from aiteacher.exams.service import list_exams as listing
 
@@ -101,18 +104,25 @@ def statistics(exam_id: str, caller: CurrentUser) -> dict:
         return exam_statistics(session, caller, exam_id)
 
 
-@app.get("/{exam_id}/export", response_class=Response,
-         responses={**NOT_VISIBLE, 403: {"description": "The caller does not see the keys"}})
-def export(exam_id: str, caller: CurrentUser,
-           format: Literal["moodle", "gift", "qti", "aiken"] = "moodle") -> Response:
+@app.get(
+    "/{exam_id}/export",
+    response_class=Response,
+    responses={**NOT_VISIBLE, 403: {"description": "The caller does not see the keys"}},
+)
+def export(exam_id: str, caller: CurrentUser, format: Literal["moodle", "gift", "qti", "aiken"] = "moodle") -> Response:
     from aiteacher.db import transaction
     from aiteacher.exams.export import export_exam
 
     with transaction(read_only=True) as session:
         exported = export_exam(session, caller, exam_id, format)
-    return Response(exported.body, media_type=exported.media_type,
-                    headers={"Content-Disposition": f'attachment; filename="{exported.filename}"',
-                             "X-Export-Skipped": str(exported.skipped)})
+    return Response(
+        exported.body,
+        media_type=exported.media_type,
+        headers={
+            "Content-Disposition": f'attachment; filename="{exported.filename}"',
+            "X-Export-Skipped": str(exported.skipped),
+        },
+    )
 
 
 handler = lambda_handler(app)

@@ -14,31 +14,52 @@ app = create_app("ingest", "Upload lecture material", max_body_setting="ingest_m
 Uploader = Annotated[Claims, Depends(require_roles("academic", "admin"))]
 
 
-@app.post("/", status_code=202, response_model=IngestAccepted,
-          responses={202: {"description": "Queued", "headers": {"Location": {
-                         "description": "Poll this for status and progress: /documents/{document_id}",
-                         "schema": {"type": "string"}}}},
-                     403: {"description": "Not an academic/admin, or another faculty"},
-                     409: {"description": "An academic not yet placed in a faculty (`profile_incomplete`)"},
-                     413: {"description": "Larger than INGEST_MAX_BYTES"},
-                     415: {"description": "Not PDF, .pptx, .docx, Markdown or HTML"}})
-def ingest(caller: Uploader, response: Response,
-           file: Annotated[UploadFile, File(description="PDF, .pptx, .docx, Markdown or HTML")],
-           course: Annotated[str, Form(min_length=1, max_length=100)],
-           faculty_id: Annotated[int | None, Form(ge=1, le=MAX_ID)] = None,
-           semester_id: Annotated[int | None, Form(ge=1, le=MAX_ID)] = None) -> dict:
+@app.post(
+    "/",
+    status_code=202,
+    response_model=IngestAccepted,
+    responses={
+        202: {
+            "description": "Queued",
+            "headers": {
+                "Location": {
+                    "description": "Poll this for status and progress: /documents/{document_id}",
+                    "schema": {"type": "string"},
+                }
+            },
+        },
+        403: {"description": "Not an academic/admin, or another faculty"},
+        409: {"description": "An academic not yet placed in a faculty (`profile_incomplete`)"},
+        413: {"description": "Larger than INGEST_MAX_BYTES"},
+        415: {"description": "Not PDF, .pptx, .docx, Markdown or HTML"},
+    },
+)
+def ingest(
+    caller: Uploader,
+    response: Response,
+    file: Annotated[UploadFile, File(description="PDF, .pptx, .docx, Markdown or HTML")],
+    course: Annotated[str, Form(min_length=1, max_length=100)],
+    faculty_id: Annotated[int | None, Form(ge=1, le=MAX_ID)] = None,
+    semester_id: Annotated[int | None, Form(ge=1, le=MAX_ID)] = None,
+) -> dict:
     from aiteacher.curriculum import service
     from aiteacher.db import transaction
 
     data, kind = service.read_upload(file.file)
     with transaction() as session:
         target = service.resolve_upload_target(session, caller, faculty_id, semester_id)
-        doc, created = service.create_upload(session, caller, target, course=course,
-                                             filename=file.filename or "upload", data=data, kind=kind)
+        doc, created = service.create_upload(
+            session, caller, target, course=course, filename=file.filename or "upload", data=data, kind=kind
+        )
     response.headers["Location"] = f"/documents/{doc.id}"
     # The same file already in this course: its document, not a second copy.
-    return {"document_id": doc.id, "status": doc.status, "key": doc.object_key, "format": kind,
-            "duplicate": not created}
+    return {
+        "document_id": doc.id,
+        "status": doc.status,
+        "key": doc.object_key,
+        "format": kind,
+        "duplicate": not created,
+    }
 
 
 handler = lambda_handler(app)

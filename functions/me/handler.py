@@ -9,9 +9,16 @@ app = create_app("me", "The signed-in user's profile")
 
 
 def _profile(user: Any) -> Profile:
-    return Profile(id=user.id, email=user.email, full_name=user.full_name, role=user.role,
-                   faculty_id=user.faculty_id, department_id=user.department_id, semester_id=user.semester_id,
-                   push_enabled=bool(user.push_token))
+    return Profile(
+        id=user.id,
+        email=user.email,
+        full_name=user.full_name,
+        role=user.role,
+        faculty_id=user.faculty_id,
+        department_id=user.department_id,
+        semester_id=user.semester_id,
+        push_enabled=bool(user.push_token),
+    )
 
 
 @app.get("/", response_model=Profile)
@@ -21,11 +28,18 @@ def read_profile(caller: CurrentUser) -> Profile:
     return Profile(**profiles.current(caller.sub))
 
 
-@app.put("/", response_model=Profile,
-         responses={403: {"description": "Academics/admins changing their own placement (`forbidden`); a faculty's "
-                                         "enrolment policy refusing a student (`enrolment_key_required`, "
-                                         "`enrolment_key_invalid`, `enrolment_managed`)"},
-                    422: {"description": "Unknown ids, or a department/semester of another faculty"}})
+@app.put(
+    "/",
+    response_model=Profile,
+    responses={
+        403: {
+            "description": "Academics/admins changing their own placement (`forbidden`); a faculty's "
+            "enrolment policy refusing a student (`enrolment_key_required`, "
+            "`enrolment_key_invalid`, `enrolment_managed`)"
+        },
+        422: {"description": "Unknown ids, or a department/semester of another faculty"},
+    },
+)
 def update_profile(body: ProfileUpdate, caller: CurrentUser) -> Profile:
     from aiteacher.db import transaction
     from aiteacher.identity import service

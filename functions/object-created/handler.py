@@ -12,9 +12,13 @@ from aiteacher.web import create_app
 app = create_app("object-created", "Bucket object-created events")
 
 
-@app.post("/", status_code=202, response_model=EventsAccepted,
-          responses={401: {"description": "Missing or wrong events token"}},
-          openapi_extra={"security": [{"bearer": []}]})  # the bucket webhook's EVENTS_TOKEN
+@app.post(
+    "/",
+    status_code=202,
+    response_model=EventsAccepted,
+    responses={401: {"description": "Missing or wrong events token"}},
+    openapi_extra={"security": [{"bearer": []}]},
+)  # the bucket webhook's EVENTS_TOKEN
 async def object_created(request: Request) -> dict:
     from fastapi.concurrency import run_in_threadpool
 

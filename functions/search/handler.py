@@ -34,16 +34,18 @@ class SearchOut(BaseModel):
     results: list[SearchResult]
 
 
-@app.post("/", response_model=SearchOut,
-          responses={409: {"description": "The student's profile has no faculty/semester yet"}})
+@app.post(
+    "/", response_model=SearchOut, responses={409: {"description": "The student's profile has no faculty/semester yet"}}
+)
 def search(body: SearchIn, caller: CurrentUser, response: Response) -> SearchOut:
     from aiteacher.audit import audit
     from aiteacher.curriculum import search as curriculum
     from aiteacher.db import transaction
 
     with transaction(read_only=True) as session:
-        scope = curriculum.caller_scope(session, caller, course=body.course, semester_id=body.semester_id,
-                                        faculty_id=body.faculty_id)
+        scope = curriculum.caller_scope(
+            session, caller, course=body.course, semester_id=body.semester_id, faculty_id=body.faculty_id
+        )
     results, cached = curriculum.search(scope, body.query, body.top_k)
     if caller.role != "student":
         # Whether a query was cached tells a student what classmates searched: staff only (issue #8.4).

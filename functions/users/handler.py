@@ -20,15 +20,21 @@ UserId = Annotated[str, Path(min_length=1, max_length=36)]
 FacultyId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 DENIED: dict[int | str, dict[str, Any]] = {
     403: {"description": "Not allowed by the access policy (`forbidden`)"},
-    404: {"description": "No such user or faculty (or not one the caller may see)"}}
+    404: {"description": "No such user or faculty (or not one the caller may see)"},
+}
 
 
 @app.get("/", response_model=UserPage, responses=DENIED)
-def list_users(caller: CurrentUser, q: Annotated[str | None, Query(max_length=100)] = None,
-               email: Annotated[str | None, Query(max_length=320, description="Exact email: one account")] = None,
-               role: Role | None = None, faculty_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
-               active: bool | None = None, limit: Annotated[int, Query(ge=1, le=100)] = 50,
-               offset: Annotated[int, Query(ge=0, le=100_000)] = 0) -> UserPage:
+def list_users(
+    caller: CurrentUser,
+    q: Annotated[str | None, Query(max_length=100)] = None,
+    email: Annotated[str | None, Query(max_length=320, description="Exact email: one account")] = None,
+    role: Role | None = None,
+    faculty_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+    active: bool | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
+) -> UserPage:
     from aiteacher import access
     from aiteacher.db import transaction
     from aiteacher.identity import admin
@@ -38,10 +44,12 @@ def list_users(caller: CurrentUser, q: Annotated[str | None, Query(max_length=10
         if email:
             users, total = [admin.find_student_by_email(session, actor, email)], 1
         else:
-            users, total = admin.list_users(session, actor, query=q, role=role, faculty_id=faculty_id, active=active,
-                                            limit=limit, offset=offset)
-        return UserPage(users=[UserRecord(**admin.user_record(u)) for u in users], total=total, limit=limit,
-                        offset=offset)
+            users, total = admin.list_users(
+                session, actor, query=q, role=role, faculty_id=faculty_id, active=active, limit=limit, offset=offset
+            )
+        return UserPage(
+            users=[UserRecord(**admin.user_record(u)) for u in users], total=total, limit=limit, offset=offset
+        )
 
 
 @app.get("/enrolment/{faculty_id}", response_model=Enrolment, responses=DENIED)
@@ -82,8 +90,9 @@ def read_user(user_id: UserId, caller: CurrentUser) -> UserRecord:
     from aiteacher.identity import admin
 
     with transaction(read_only=True) as session:
-        return UserRecord(**admin.user_record(admin.get_account(session, access.caller_scope(caller, session),
-                                                                user_id)))
+        return UserRecord(
+            **admin.user_record(admin.get_account(session, access.caller_scope(caller, session), user_id))
+        )
 
 
 @app.put("/{user_id}/role", response_model=UserRecord, responses=DENIED)
@@ -97,8 +106,11 @@ def change_role(user_id: UserId, body: RoleChange, caller: CurrentUser) -> UserR
         return UserRecord(**admin.user_record(admin.change_role(session, actor, user_id, access.Role(body.role))))
 
 
-@app.put("/{user_id}/placement", response_model=UserRecord,
-         responses={**DENIED, 422: {"description": "Unknown ids, or a department/semester of another faculty"}})
+@app.put(
+    "/{user_id}/placement",
+    response_model=UserRecord,
+    responses={**DENIED, 422: {"description": "Unknown ids, or a department/semester of another faculty"}},
+)
 def place_user(user_id: UserId, body: PlacementChange, caller: CurrentUser) -> UserRecord:
     from aiteacher import access
     from aiteacher.db import transaction

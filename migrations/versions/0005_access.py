@@ -21,8 +21,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("enrolment_policy", sa.String(16), nullable=False, server_default="open"))
         batch.add_column(sa.Column("enrolment_key_hash", sa.String(128), nullable=True))
         batch.add_column(sa.Column("enrolment_key_rotated_at", sa.DateTime(timezone=True), nullable=True))
-        batch.create_check_constraint("ck_faculties_enrolment_policy",
-                                      "enrolment_policy IN ('open', 'key', 'managed')")
+        batch.create_check_constraint("ck_faculties_enrolment_policy", "enrolment_policy IN ('open', 'key', 'managed')")
 
 
 def downgrade() -> None:

@@ -75,8 +75,13 @@ class CallerScope:
 
 
 def scope_of(profile: dict[str, Any]) -> CallerScope:
-    return CallerScope(str(profile["id"]), Role(profile["role"]), profile.get("faculty_id"),
-                       profile.get("department_id"), profile.get("semester_id"))
+    return CallerScope(
+        str(profile["id"]),
+        Role(profile["role"]),
+        profile.get("faculty_id"),
+        profile.get("department_id"),
+        profile.get("semester_id"),
+    )
 
 
 def caller_scope(caller: Claims, session: Session | None = None) -> CallerScope:
@@ -87,6 +92,7 @@ def caller_scope(caller: Claims, session: Session | None = None) -> CallerScope:
 
 
 # --- course material: search, chat and exam generation --------------------------------------------
+
 
 @dataclass(frozen=True)
 class SearchScope:
@@ -100,8 +106,9 @@ class SearchScope:
         return {"faculty_id": self.faculty_id, "semester_id": self.semester_id, "course": self.course}
 
 
-def search_scope(scope: CallerScope, *, course: str | None = None, semester_id: int | None = None,
-                 faculty_id: int | None = None) -> SearchScope:
+def search_scope(
+    scope: CallerScope, *, course: str | None = None, semester_id: int | None = None, faculty_id: int | None = None
+) -> SearchScope:
     """Students: their faculty and semester; academics: their faculty (any semester); admins: anything.
     A request naming another tenant is refused (403), never silently widened."""
     course = course.strip() if course and course.strip() else None
@@ -120,6 +127,7 @@ def search_scope(scope: CallerScope, *, course: str | None = None, semester_id: 
 
 
 # --- documents ------------------------------------------------------------------------------------
+
 
 def _academic_faculty(scope: CallerScope) -> int:
     if scope.faculty_id is None:
@@ -152,12 +160,17 @@ def may_open_pages(scope: CallerScope, *, faculty_id: int | None, semester_id: i
     and the students of its faculty and semester (the tenant whose search shows it)."""
     if may_manage_faculty(scope, faculty_id):
         return True
-    return (scope.is_student and faculty_id is not None and scope.semester_id is not None
-            and (scope.faculty_id, scope.semester_id) == (faculty_id, semester_id))
+    return (
+        scope.is_student
+        and faculty_id is not None
+        and scope.semester_id is not None
+        and (scope.faculty_id, scope.semester_id) == (faculty_id, semester_id)
+    )
 
 
-def upload_placement(scope: CallerScope, faculty_id: int | None, semester_id: int | None
-                     ) -> tuple[int | None, int | None]:
+def upload_placement(
+    scope: CallerScope, faculty_id: int | None, semester_id: int | None
+) -> tuple[int | None, int | None]:
     """Where an upload goes: academics into their own faculty (default: their semester), admins anywhere."""
     if scope.is_admin:
         return faculty_id, semester_id
@@ -169,20 +182,25 @@ def upload_placement(scope: CallerScope, faculty_id: int | None, semester_id: in
 
 # --- exams ----------------------------------------------------------------------------------------
 
+
 class ExamAccess(Enum):
     NONE = "none"  # indistinguishable from a missing exam
     QUESTIONS = "questions"
     KEYS = "keys"
 
 
-def exam_access(scope: CallerScope, *, created_by: str | None, faculty_id: int | None,
-                semester_id: int | None) -> ExamAccess:
+def exam_access(
+    scope: CallerScope, *, created_by: str | None, faculty_id: int | None, semester_id: int | None
+) -> ExamAccess:
     """Creators, the faculty's academics and admins see keys; students of the exam's tenant see the
     questions; anyone else sees nothing."""
     if may_see_exam_keys(scope, created_by=created_by, faculty_id=faculty_id):
         return ExamAccess.KEYS
-    if scope.is_student and faculty_id is not None and (scope.faculty_id, scope.semester_id) == (
-            faculty_id, semester_id):
+    if (
+        scope.is_student
+        and faculty_id is not None
+        and (scope.faculty_id, scope.semester_id) == (faculty_id, semester_id)
+    ):
         return ExamAccess.QUESTIONS
     return ExamAccess.NONE
 
@@ -193,8 +211,16 @@ def may_see_exam_keys(scope: CallerScope, *, created_by: str | None, faculty_id:
 
 # --- placement and enrolment ----------------------------------------------------------------------
 
-def check_self_placement(scope: CallerScope, *, new_faculty_id: int | None, placement_changed: bool,
-                         policy: EnrolmentPolicy | None, key_hash: str | None, enrolment_key: str | None) -> None:
+
+def check_self_placement(
+    scope: CallerScope,
+    *,
+    new_faculty_id: int | None,
+    placement_changed: bool,
+    policy: EnrolmentPolicy | None,
+    key_hash: str | None,
+    enrolment_key: str | None,
+) -> None:
     """A change of one's own faculty, department or semester through PUT /me.
 
     Academics and admins never move themselves. A student entering a faculty follows its policy:
@@ -207,8 +233,7 @@ def check_self_placement(scope: CallerScope, *, new_faculty_id: int | None, plac
     if new_faculty_id is None or policy in (None, EnrolmentPolicy.OPEN):
         return
     if policy is EnrolmentPolicy.MANAGED:
-        raise Forbidden("This faculty places its students itself: ask one of its academics",
-                        code="enrolment_managed")
+        raise Forbidden("This faculty places its students itself: ask one of its academics", code="enrolment_managed")
     if new_faculty_id == scope.faculty_id:
         return  # already admitted with the key: moving between its semesters needs no key
     if not enrolment_key:
@@ -217,8 +242,9 @@ def check_self_placement(scope: CallerScope, *, new_faculty_id: int | None, plac
         raise Forbidden("The enrolment key is not valid for this faculty", code="enrolment_key_invalid")
 
 
-def check_placement_by(actor: CallerScope, *, target_role: Role, current_faculty_id: int | None,
-                       new_faculty_id: int | None) -> None:
+def check_placement_by(
+    actor: CallerScope, *, target_role: Role, current_faculty_id: int | None, new_faculty_id: int | None
+) -> None:
     """Placing someone else: admins place anyone; academics place students into, or out of, their own
     faculty; nobody else places anyone."""
     if actor.is_admin:
@@ -255,7 +281,7 @@ def user_directory_scope(actor: CallerScope) -> tuple[int | None, Role | None]:
 def new_enrolment_key() -> str:
     """96 random bits, readable: xxxx-xxxx-xxxx-xxxx."""
     raw = secrets.token_hex(8)
-    return "-".join(raw[i:i + 4] for i in range(0, 16, 4))
+    return "-".join(raw[i : i + 4] for i in range(0, 16, 4))
 
 
 def hash_enrolment_key(key: str) -> str:

@@ -21,6 +21,7 @@ from aiteacher.errors import ServiceUnavailable
 if TYPE_CHECKING:
     from redis import Redis
 
+
 @registry.client(close=lambda client: client.close())
 def get_redis() -> Redis:
     from redis import BlockingConnectionPool, Redis
@@ -57,9 +58,14 @@ def _redis_options() -> tuple[str, dict[str, Any]]:
     if not settings.redis_url:
         raise ServiceUnavailable("REDIS_URL is not configured")
     timeout = settings.redis_timeout_seconds
-    return settings.redis_url, {"socket_timeout": timeout, "socket_connect_timeout": timeout,
-                                "health_check_interval": 30, "decode_responses": False,
-                                "max_connections": settings.redis_pool_size, "timeout": timeout}
+    return settings.redis_url, {
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "health_check_interval": 30,
+        "decode_responses": False,
+        "max_connections": settings.redis_pool_size,
+        "timeout": timeout,
+    }
 
 
 _async_clients: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
@@ -80,8 +86,9 @@ def get_async_redis() -> Any:
         url, options = _redis_options()
         from aiteacher.security.revocation import ensure_loaded_async
 
-        pool = BlockingConnectionPool.from_url(url, **options, **_retry_options(asyncio=True),
-                                               redis_connect_func=ensure_loaded_async)
+        pool = BlockingConnectionPool.from_url(
+            url, **options, **_retry_options(asyncio=True), redis_connect_func=ensure_loaded_async
+        )
         entry = (_async_generation[0], AsyncRedis(connection_pool=pool))
         _async_clients[loop] = entry
     return entry[1]

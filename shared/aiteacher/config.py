@@ -50,42 +50,58 @@ class Settings(BaseSettings):
 
     # --- runtime -------------------------------------------------------------------------------
     env: Literal["dev", "test", "production"] = Field(
-        "production", validation_alias="AITEACHER_ENV",
+        "production",
+        validation_alias="AITEACHER_ENV",
         description="dev and test allow a generated JWT secret; production refuses to start without a strong one.",
     )
     data_dir: Path = Field(Path(".data"), description="Embedded stores (SQLite, Qdrant Edge, outbox) live here.")
     secrets_dir: Path = Field(Path("/var/openfaas/secrets"), description="Where OpenFaaS mounts secret files.")
     function_name: str = Field("", description="Set per function by stack.yml; used in logs and rate-limit keys.")
     log_level: str = Field("INFO", description="Level of every logger (one JSON line per record on stderr).")
-    worker_metrics_port: int = Field(9100, ge=0, le=65535, description="`aiteacher worker` serves Prometheus "
-                                     "metrics (job duration, failures, queue depth) here; 0 turns it off.")
-    app_timeout: str = Field("", description="A function answers 504 after this long (Go duration, e.g. 55s); "
-                             "empty: 2 s before of-watchdog's exec_timeout.")
+    worker_metrics_port: int = Field(
+        9100,
+        ge=0,
+        le=65535,
+        description="`aiteacher worker` serves Prometheus "
+        "metrics (job duration, failures, queue depth) here; 0 turns it off.",
+    )
+    app_timeout: str = Field(
+        "",
+        description="A function answers 504 after this long (Go duration, e.g. 55s); "
+        "empty: 2 s before of-watchdog's exec_timeout.",
+    )
     audit_log_file: Path | None = Field(None, description="Append audit JSON lines here as well as to stdout.")
     cors_origins: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, description="Origins allowed to call the API from a browser (comma-separated).")
+        default_factory=list, description="Origins allowed to call the API from a browser (comma-separated)."
+    )
     max_json_body_bytes: int = Field(256 * 1024, ge=1024, description="Largest JSON request body (413 beyond).")
     api_gateway_base_path: str = Field(
-        "", description="Lambda behind an API Gateway route on the REST alias: strip this prefix (e.g. /auth/login).")
+        "", description="Lambda behind an API Gateway route on the REST alias: strip this prefix (e.g. /auth/login)."
+    )
     trusted_proxies: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Networks (CIDRs, comma-separated) of the reverse proxies in front of the function; "
-                    "X-Forwarded-For is read right to left past them. Empty: trust no proxy, use the peer.",
+        "X-Forwarded-For is read right to left past them. Empty: trust no proxy, use the peer.",
     )
 
     # --- database ------------------------------------------------------------------------------
     database_url: str = Field("", description="SQLAlchemy URL; empty means SQLite under data_dir.")
     database_read_url: str = Field("", description="Optional read replica used by GET functions.")
     read_your_writes_seconds: int = Field(
-        60, ge=1, le=3600,
+        60,
+        ge=1,
+        le=3600,
         description="After a caller's write, their reads use the replica only once it has replayed that write "
-                    "(WAL position kept this long in Redis); until then, and whenever unsure, the primary.")
+        "(WAL position kept this long in Redis); until then, and whenever unsure, the primary.",
+    )
     replica_retry_seconds: float = Field(
-        5.0, ge=0.1, le=600, description="After the replica failed to connect, reads go to the primary this long.")
+        5.0, ge=0.1, le=600, description="After the replica failed to connect, reads go to the primary this long."
+    )
     db_pool_size: int = 5
     db_max_overflow: int = 5
     db_use_pgbouncer: bool = Field(
-        False, description="Transaction pooling in front: no server-side prepared statements or session state.",
+        False,
+        description="Transaction pooling in front: no server-side prepared statements or session state.",
     )
     seed_demo: bool | None = Field(None, description="Seed the demo faculties into an empty DB (default: in dev/test).")
 
@@ -93,19 +109,28 @@ class Settings(BaseSettings):
     redis_url: str = Field("", description="Redis/Valkey URL; `make dev` starts an embedded Valkey when empty.")
     redis_timeout_seconds: float = 1.0
     function_concurrency: int = Field(
-        256, ge=1, le=100000,
+        256,
+        ge=1,
+        le=100000,
         description="Requests one function process serves at once (of-watchdog max_inflight / Knative "
-                    "containerConcurrency); Redis pools are sized from it.")
+        "containerConcurrency); Redis pools are sized from it.",
+    )
     redis_max_connections: int = Field(
-        0, ge=0, le=100000,
+        0,
+        ge=0,
+        le=100000,
         description="Redis connections per pool; 0 sizes it from FUNCTION_CONCURRENCY (+16). A request waits "
-                    "up to REDIS_TIMEOUT_SECONDS for a free connection instead of failing.")
+        "up to REDIS_TIMEOUT_SECONDS for a free connection instead of failing.",
+    )
 
     # --- identity ------------------------------------------------------------------------------
     jwt_secret: str = Field("", description="HS256 key, at least 32 bytes outside dev.")
-    jwt_required: bool = Field(True, description="Refuse to start without a strong JWT key. The commands that "
-                               "never sign or verify a token (migrate, create-admin, events sqs-forward) set "
-                               "it false for themselves.")
+    jwt_required: bool = Field(
+        True,
+        description="Refuse to start without a strong JWT key. The commands that "
+        "never sign or verify a token (migrate, create-admin, events sqs-forward) set "
+        "it false for themselves.",
+    )
     jwt_algorithm: Literal["HS256", "EdDSA", "RS256"] = "HS256"
     jwt_private_key_file: Path | None = None
     jwt_public_key_file: Path | None = None
@@ -114,7 +139,8 @@ class Settings(BaseSettings):
     access_token_ttl_seconds: int = Field(900, ge=60, le=3600)
     refresh_token_ttl_seconds: int = Field(7 * 24 * 3600, ge=3600, le=90 * 24 * 3600)
     profile_cache_seconds: int = Field(
-        300, ge=0, le=3600, description="How long a caller's profile stays cached in Redis (0 disables).")
+        300, ge=0, le=3600, description="How long a caller's profile stays cached in Redis (0 disables)."
+    )
     admin_email: str = ""
     admin_password: str = ""
 
@@ -122,24 +148,38 @@ class Settings(BaseSettings):
     rate_limit_requests: int = Field(120, ge=1, description="Default requests per window per caller per function.")
     rate_limit_window_seconds: int = Field(60, ge=1)
     rate_limits: dict[str, str] = Field(
-        default_factory=lambda: {"auth-register": "20/3600", "auth-login": "30/60", "chat": "30/60",
-                                 "exam-generate": "10/3600", "ingest": "60/3600", "object-created": "6000/60"},
+        default_factory=lambda: {
+            "auth-register": "20/3600",
+            "auth-login": "30/60",
+            "chat": "30/60",
+            "exam-generate": "10/3600",
+            "ingest": "60/3600",
+            "object-created": "6000/60",
+        },
         description='Per-function overrides as {"function": "requests/seconds"} (JSON).',
     )
     rate_limit_admin_multiplier: int = Field(
-        10, ge=1, le=1000, description="Admins get this many times the limit (bulk account creation, uploads).")
+        10, ge=1, le=1000, description="Admins get this many times the limit (bulk account creation, uploads)."
+    )
     login_max_failures: int = Field(
-        10, ge=1, le=10000, description="Failed logins per account from one client address per window (then 429 "
-                                        "for that address only).")
+        10,
+        ge=1,
+        le=10000,
+        description="Failed logins per account from one client address per window (then 429 for that address only).",
+    )
     login_max_failures_per_account: int = Field(
-        100, ge=1, le=100000, description="Failed logins per account from all addresses per window (then 429).")
+        100, ge=1, le=100000, description="Failed logins per account from all addresses per window (then 429)."
+    )
     login_max_failures_per_ip: int = Field(
-        100, ge=1, le=100000, description="Failed logins per client address per window (campus NATs share addresses).")
+        100, ge=1, le=100000, description="Failed logins per client address per window (campus NATs share addresses)."
+    )
     login_failure_window_seconds: int = Field(900, ge=1, le=86400)
     login_free_failures: int = Field(
-        3, ge=0, le=100, description="Failures of an account from one address before the progressive delay starts.")
+        3, ge=0, le=100, description="Failures of an account from one address before the progressive delay starts."
+    )
     login_max_delay_seconds: int = Field(
-        60, ge=1, le=3600, description="Longest delay between attempts of one account from one address.")
+        60, ge=1, le=3600, description="Longest delay between attempts of one account from one address."
+    )
 
     # --- object store, events and jobs ---------------------------------------------------------
     s3_endpoint_url: str = Field("", description="S3/MinIO/LocalStack endpoint; `make dev` starts moto on S3_PORT.")
@@ -151,15 +191,18 @@ class Settings(BaseSettings):
     events_queue_url: str = Field("", description="SQS queue receiving bucket notifications (sqs-forward reads it).")
     events_buckets: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
-        description="Buckets whose events are ingested (comma-separated); empty means S3_BUCKET only.")
+        description="Buckets whose events are ingested (comma-separated); empty means S3_BUCKET only.",
+    )
     events_max_records: int = Field(100, ge=1, le=10000, description="Records accepted per event (the rest ignored).")
     events_max_receives: int = Field(
-        5, ge=1, le=1000, description="Deliveries of one SQS message before it goes to the dead-letter queue.")
+        5, ge=1, le=1000, description="Deliveries of one SQS message before it goes to the dead-letter queue."
+    )
     events_dlq_url: str = Field("", description="Dead-letter queue the forwarder moves exhausted messages to.")
     ingest_max_bytes: int = Field(50 * 1024 * 1024, ge=1024, description="Largest accepted PDF (413 beyond).")
     pdf_max_pages: int = Field(500, ge=1, description="PDFs with more pages fail ingestion.")
-    pdf_max_decompressed_bytes: int = Field(200 * 1024 * 1024, ge=1024 * 1024,
-                                            description="Decompressed-content cap per PDF (bomb guard).")
+    pdf_max_decompressed_bytes: int = Field(
+        200 * 1024 * 1024, ge=1024 * 1024, description="Decompressed-content cap per PDF (bomb guard)."
+    )
     ingest_ocr: bool = Field(True, description="Recognise scanned PDF pages (no text layer) with OCR in the worker.")
     ingest_ocr_max_pages: int = Field(100, ge=1, description="PDFs with more scanned pages than this fail ingestion.")
     ingest_ocr_dpi: int = Field(300, ge=72, le=600, description="Resolution scanned pages are rendered at for OCR.")
@@ -170,19 +213,28 @@ class Settings(BaseSettings):
     job_max_retries: int = Field(3, ge=0, le=10, description="Retries of a failed job (at-least-once delivery).")
     worker_threads: int = Field(2, ge=1, le=16, description="In-process worker threads in `make dev`.")
     job_retry_base_seconds: float = Field(
-        5.0, ge=0, le=3600, description="First retry delay of a failed job; doubles per retry, with jitter.")
+        5.0, ge=0, le=3600, description="First retry delay of a failed job; doubles per retry, with jitter."
+    )
     job_retry_max_seconds: float = Field(300.0, ge=0, le=86400, description="Longest delay between job retries.")
     reconcile_interval_seconds: float = Field(
-        30.0, ge=0.1, le=3600, description="How often a worker checks for queued/processing work with no live job.")
+        30.0, ge=0.1, le=3600, description="How often a worker checks for queued/processing work with no live job."
+    )
     reconcile_grace_seconds: float = Field(
-        60.0, ge=0, le=86400,
+        60.0,
+        ge=0,
+        le=86400,
         description="A document or exam waits this long in queued/processing with no live job before the "
-                    "reconciler re-enqueues it (or fails it once its attempts are spent).")
+        "reconciler re-enqueues it (or fails it once its attempts are spent).",
+    )
     worker_heartbeat_seconds: float = Field(
-        5.0, ge=0.2, le=300,
-        description="`aiteacher worker` heartbeat period; a worker silent for 3 periods is dead, its jobs re-queued.")
+        5.0,
+        ge=0.2,
+        le=300,
+        description="`aiteacher worker` heartbeat period; a worker silent for 3 periods is dead, its jobs re-queued.",
+    )
     worker_maintenance_seconds: int = Field(
-        60, ge=1, le=3600, description="RQ maintenance interval: abandoned jobs of dead workers go back this fast.")
+        60, ge=1, le=3600, description="RQ maintenance interval: abandoned jobs of dead workers go back this fast."
+    )
     search_cache_seconds: int = Field(600, ge=0, le=86400, description="Search results cache TTL (0 disables).")
     qdrant_url: str = Field("", description="Qdrant server; empty means Qdrant Edge on disk under data_dir.")
     qdrant_api_key: str = ""
@@ -193,10 +245,16 @@ class Settings(BaseSettings):
     openai_base_url: str = ""
     openai_embedding_model: str = "text-embedding-3-small"
     openai_embedding_batch_size: int = Field(
-        256, ge=1, le=2048, description="Texts per embeddings request to the OpenAI(-compatible) server.",
+        256,
+        ge=1,
+        le=2048,
+        description="Texts per embeddings request to the OpenAI(-compatible) server.",
     )
     embedding_threads: int = Field(
-        0, ge=0, le=64, description="onnxruntime intra-op threads of the local embedder; 0 means min(2, CPU count).",
+        0,
+        ge=0,
+        le=64,
+        description="onnxruntime intra-op threads of the local embedder; 0 means min(2, CPU count).",
     )
     openai_chat_model: str = "gpt-4o-mini"
     openai_timeout_seconds: float = 30.0
@@ -212,31 +270,55 @@ class Settings(BaseSettings):
         description="Moderation model; a server without /v1/moderations falls back to the offline word list.",
     )
     openai_max_output_tokens: int = Field(
-        2000, ge=64, le=32000, description="Upper bound on tokens the LLM may generate per request.",
+        2000,
+        ge=64,
+        le=32000,
+        description="Upper bound on tokens the LLM may generate per request.",
     )
     llm_max_source_chars: int = Field(
-        16000, ge=1000, le=200000,
+        16000,
+        ge=1000,
+        le=200000,
         description="Characters of retrieved course text sent to the LLM per request (passages beyond are cut).",
     )
     llm_max_history_turns: int = Field(
-        8, ge=0, le=50, description="Most recent chat turns sent to the LLM with a tutor question.",
+        8,
+        ge=0,
+        le=50,
+        description="Most recent chat turns sent to the LLM with a tutor question.",
     )
 
     # --- tutor, exams, notifications -----------------------------------------------------------
     tutor_min_score: float = Field(
-        0.2, ge=0.0, le=1.0, description="Grounding gate: the floor a chunk's search score must clear to ground an "
-        "answer (see docs/tutor.md, calibrated with bench/bench_grounding.py).")
+        0.2,
+        ge=0.0,
+        le=1.0,
+        description="Grounding gate: the floor a chunk's search score must clear to ground an "
+        "answer (see docs/tutor.md, calibrated with bench/bench_grounding.py).",
+    )
     tutor_confident_score: float = Field(
-        0.6, ge=0.0, le=1.0, description="Grounding gate: a chunk scoring this high grounds an answer even with no "
-        "topic word in common with the question (a paraphrase).")
+        0.6,
+        ge=0.0,
+        le=1.0,
+        description="Grounding gate: a chunk scoring this high grounds an answer even with no "
+        "topic word in common with the question (a paraphrase).",
+    )
     tutor_min_overlap: float = Field(
-        0.5, ge=0.0, le=1.0, description="Grounding gate: share of the question's topic words a chunk must contain.")
+        0.5, ge=0.0, le=1.0, description="Grounding gate: share of the question's topic words a chunk must contain."
+    )
     tutor_min_margin: float = Field(
-        0.0, ge=-1.0, le=1.0, description="Grounding gate: how far the best chunk's score must stand above the "
-        "median of the other results.")
+        0.0,
+        ge=-1.0,
+        le=1.0,
+        description="Grounding gate: how far the best chunk's score must stand above the median of the other results.",
+    )
     tutor_retrieval_workers: int = Field(
-        4, ge=1, le=64, description="Threads of the chat function's bounded executor for retrieval (local "
-        "embedder CPU work, sync vector and cache clients); the event loop never blocks on them.")
+        4,
+        ge=1,
+        le=64,
+        description="Threads of the chat function's bounded executor for retrieval (local "
+        "embedder CPU work, sync vector and cache clients); the event loop never blocks on them.",
+    )
     tutor_top_k: int = Field(5, ge=1, le=20, description="Chunks retrieved per tutor question.")
     chat_max_message_chars: int = Field(2000, ge=100, le=20000, description="Longest student message.")
     chat_cache_seconds: int = Field(6 * 3600, ge=0, le=24 * 3600, description="Tutor answer cache TTL (max 24 h).")
@@ -244,11 +326,14 @@ class Settings(BaseSettings):
     exam_max_mcq: int = Field(20, ge=1, le=100)
     exam_max_theory: int = Field(10, ge=0, le=50)
     exam_job_timeout_seconds: int = Field(
-        900, ge=30, description="An exam generation or grading job running longer is killed.")
+        900, ge=30, description="An exam generation or grading job running longer is killed."
+    )
     summary_job_timeout_seconds: int = Field(
-        120, ge=10, description="A learning-state summary job running longer is killed.")
+        120, ge=10, description="A learning-state summary job running longer is killed."
+    )
     notification_job_timeout_seconds: int = Field(
-        120, ge=10, description="A notification (mail, push) job running longer is killed.")
+        120, ge=10, description="A notification (mail, push) job running longer is killed."
+    )
     smtp_url: str = Field("", description="smtp://user:pass@host:port (smtps:// for TLS); empty writes an outbox.")
     smtp_starttls: bool = Field(False, description="Upgrade the SMTP connection with STARTTLS.")
     smtp_from: str = Field("AI-Teacher <no-reply@aiteacher.local>", description="Sender of notification mail.")
@@ -256,7 +341,8 @@ class Settings(BaseSettings):
     fcm_credentials_file: Path | None = Field(None, description="Service-account JSON for FCM.")
     fcm_base_url: str = Field("https://fcm.googleapis.com", description="FCM HTTP v1 endpoint (tests point it home).")
     notification_retry_intervals: list[int] = Field(
-        default_factory=lambda: [10, 60, 300], description="Seconds between retries of a failed notification.")
+        default_factory=lambda: [10, 60, 300], description="Seconds between retries of a failed notification."
+    )
 
     @field_validator("cors_origins", "events_buckets", mode="before")
     @classmethod
@@ -304,10 +390,12 @@ class Settings(BaseSettings):
         return self
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
-                                   file_secret_settings) -> tuple[PydanticBaseSettingsSource, ...]:
-        secrets_dir = Path(init_settings().get("secrets_dir") or env_settings().get("secrets_dir")
-                           or "/var/openfaas/secrets")
+    def settings_customise_sources(
+        cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        secrets_dir = Path(
+            init_settings().get("secrets_dir") or env_settings().get("secrets_dir") or "/var/openfaas/secrets"
+        )
         return init_settings, env_settings, OpenFaaSSecretsSource(settings_cls, secrets_dir)
 
     # --- derived values ------------------------------------------------------------------------

@@ -50,9 +50,13 @@ class S3Mirror:
                             continue
                         stored = self.client.get_object(Bucket=bucket["Name"], Key=item["Key"])
                         (self.folder / "objects" / name).write_bytes(stored["Body"].read())
-                        index[name] = {"bucket": bucket["Name"], "key": item["Key"], "etag": item["ETag"],
-                                       "content_type": stored.get("ContentType") or "application/octet-stream",
-                                       "metadata": stored.get("Metadata") or {}}
+                        index[name] = {
+                            "bucket": bucket["Name"],
+                            "key": item["Key"],
+                            "etag": item["ETag"],
+                            "content_type": stored.get("ContentType") or "application/octet-stream",
+                            "metadata": stored.get("Metadata") or {},
+                        }
                         written += 1
             for name in set(index) - seen:
                 index.pop(name)
@@ -76,8 +80,13 @@ class S3Mirror:
                 except self.client.exceptions.BucketAlreadyOwnedByYou:
                     pass
                 buckets.add(entry["bucket"])
-            self.client.put_object(Bucket=entry["bucket"], Key=entry["key"], Body=path.read_bytes(),
-                                   ContentType=entry["content_type"], Metadata=entry["metadata"])
+            self.client.put_object(
+                Bucket=entry["bucket"],
+                Key=entry["key"],
+                Body=path.read_bytes(),
+                ContentType=entry["content_type"],
+                Metadata=entry["metadata"],
+            )
             restored += 1
         return restored
 

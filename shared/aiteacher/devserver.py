@@ -61,19 +61,28 @@ class EmbeddedServices:
         ensure_bucket(settings.s3_bucket)
         # A message that keeps failing goes to the dead-letter queue after EVENTS_MAX_RECEIVES deliveries.
         dlq_url = get_sqs().create_queue(QueueName=f"{settings.s3_bucket}-events-dlq")["QueueUrl"]
-        dlq_arn = get_sqs().get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
-            "Attributes"]["QueueArn"]
+        dlq_arn = get_sqs().get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
         redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(settings.events_max_receives)})
-        queue_url = get_sqs().create_queue(QueueName=f"{settings.s3_bucket}-events",
-                                           Attributes={"RedrivePolicy": redrive})["QueueUrl"]
-        queue_arn = get_sqs().get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
-            "Attributes"]["QueueArn"]
+        queue_url = get_sqs().create_queue(
+            QueueName=f"{settings.s3_bucket}-events", Attributes={"RedrivePolicy": redrive}
+        )["QueueUrl"]
+        queue_arn = get_sqs().get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
         get_s3().put_bucket_notification_configuration(
             Bucket=settings.s3_bucket,
-            NotificationConfiguration={"QueueConfigurations": [{  # suffix filters are case-sensitive
-                "QueueArn": queue_arn, "Events": ["s3:ObjectCreated:*"],
-                "Filter": {"Key": {"FilterRules": [{"Name": "suffix", "Value": suffix}]}},
-            } for suffix in (".pdf", ".PDF")]},
+            NotificationConfiguration={
+                "QueueConfigurations": [
+                    {  # suffix filters are case-sensitive
+                        "QueueArn": queue_arn,
+                        "Events": ["s3:ObjectCreated:*"],
+                        "Filter": {"Key": {"FilterRules": [{"Name": "suffix", "Value": suffix}]}},
+                    }
+                    for suffix in (".pdf", ".PDF")
+                ]
+            },
         )
         return str(queue_url)
 
@@ -108,8 +117,13 @@ class EmbeddedServices:
         from aiteacher import sqs_forward
 
         stop = threading.Event()
-        thread = threading.Thread(target=sqs_forward.run, args=(queue_url, target, token),
-                                  kwargs={"stop": stop, "wait_seconds": 1}, name="sqs-forward", daemon=True)
+        thread = threading.Thread(
+            target=sqs_forward.run,
+            args=(queue_url, target, token),
+            kwargs={"stop": stop, "wait_seconds": 1},
+            name="sqs-forward",
+            daemon=True,
+        )
         thread.start()
 
         def stop_forwarder() -> None:
@@ -176,8 +190,7 @@ def run(host: str | None = None, port: int | None = None) -> None:
         import_rq_in_this_thread()  # before any thread (forwarder, workers, requests) can import rq
         services.keep_s3_data(settings.data_dir / "s3")
         queue_url = services.wire_bucket_events()
-        services.start_forwarder(queue_url, f"http://127.0.0.1:{port}/function/object-created/",
-                                 settings.events_token)
+        services.start_forwarder(queue_url, f"http://127.0.0.1:{port}/function/object-created/", settings.events_token)
         fatal: list[str] = []
         server_box: list[Any] = []
 
@@ -193,20 +206,32 @@ def run(host: str | None = None, port: int | None = None) -> None:
         print("AI-Teacher dev gateway", flush=True)
         for line in services.started:
             print(f"  started  {line}")
-        print(f"  database {db.split('@')[-1] if '@' in db else db}"
-              f"{'  (demo faculties seeded)' if report['seeded'] else ''}")
+        print(
+            f"  database {db.split('@')[-1] if '@' in db else db}"
+            f"{'  (demo faculties seeded)' if report['seeded'] else ''}"
+        )
         if report["admin"]:
             print(f"  admin    {settings.admin_email}")
         for spec in gateway.specs:
-            print(f"  function {spec.name:<15} http://{host}:{port}/function/{spec.name}/   "
-                  f"{','.join(spec.methods)} http://{host}:{port}{spec.rest_path}")
-        print(f"  bucket   s3://{settings.s3_bucket} at {settings.s3_endpoint_url}: drop PDFs, .pptx, .docx, "
-              ".md or .html under <faculty code>/<semester>/<course>/<name>")
+            print(
+                f"  function {spec.name:<15} http://{host}:{port}/function/{spec.name}/   "
+                f"{','.join(spec.methods)} http://{host}:{port}{spec.rest_path}"
+            )
+        print(
+            f"  bucket   s3://{settings.s3_bucket} at {settings.s3_endpoint_url}: drop PDFs, .pptx, .docx, "
+            ".md or .html under <faculty code>/<semester>/<course>/<name>"
+        )
         print(f"  docs     http://{host}:{port}/docs   (merged OpenAPI: /openapi.json)")
         print("  Ctrl-C stops everything.", flush=True)
-        config = uvicorn.Config(gateway, host=host, port=port, log_level="warning", access_log=False,
-                                # uvicorn would believe X-Forwarded-For from loopback; TRUSTED_PROXIES decides.
-                                proxy_headers=False)
+        config = uvicorn.Config(
+            gateway,
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            # uvicorn would believe X-Forwarded-For from loopback; TRUSTED_PROXIES decides.
+            proxy_headers=False,
+        )
         server = uvicorn.Server(config)
         server_box.append(server)
         if fatal:
@@ -232,9 +257,10 @@ def _own_data_dir() -> None:
     except BlockingIOError:
         handle.seek(0)
         owner = handle.read().strip() or "unknown"
-        raise SystemExit(f"error: {data_dir.resolve()} is in use by another process (pid {owner}): stop it, or "
-                         "give this one its own DATA_DIR (or use servers: DATABASE_URL, REDIS_URL, QDRANT_URL)"
-                         ) from None
+        raise SystemExit(
+            f"error: {data_dir.resolve()} is in use by another process (pid {owner}): stop it, or "
+            "give this one its own DATA_DIR (or use servers: DATABASE_URL, REDIS_URL, QDRANT_URL)"
+        ) from None
     handle.truncate(0)
     handle.write(str(os.getpid()))
     handle.flush()
@@ -256,8 +282,10 @@ def _bind(host: str, port: int, setting: str) -> Any:
         listener.listen(2048)
     except OSError as exc:
         listener.close()
-        raise SystemExit(f"error: cannot listen on {host}:{port} ({exc.strerror}): another process uses it; "
-                         f"stop it or set {setting} to a free port") from None
+        raise SystemExit(
+            f"error: cannot listen on {host}:{port} ({exc.strerror}): another process uses it; "
+            f"stop it or set {setting} to a free port"
+        ) from None
     return listener
 
 

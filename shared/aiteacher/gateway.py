@@ -22,8 +22,11 @@ DOCS_HTML = """<!doctype html><html><head><title>AI-Teacher API</title><meta cha
 <body><div id="ui"></div><script src="/docs/assets/swagger-ui-bundle.js"></script>
 <script src="/docs/assets/init.js"></script></body></html>"""
 DOCS_INIT = b'SwaggerUIBundle({url: "/openapi.json", dom_id: "#ui", persistAuthorization: true});\n'
-DOCS_ASSETS = {"swagger-ui.css": "text/css; charset=utf-8", "swagger-ui-bundle.js": "text/javascript; charset=utf-8",
-               "favicon-32x32.png": "image/png"}
+DOCS_ASSETS = {
+    "swagger-ui.css": "text/css; charset=utf-8",
+    "swagger-ui-bundle.js": "text/javascript; charset=utf-8",
+    "favicon-32x32.png": "image/png",
+}
 
 
 def swagger_ui_dist() -> Path | None:
@@ -56,7 +59,7 @@ class Gateway:
     def match(self, path: str) -> tuple[str, str, str] | None:
         for prefix, name in self.routes:
             if path == prefix or path.startswith(prefix + "/"):
-                return prefix, name, path[len(prefix):] or "/"
+                return prefix, name, path[len(prefix) :] or "/"
         return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -104,26 +107,49 @@ class Gateway:
             body, status, ctype = DOCS_HTML.encode(), 200, "text/html; charset=utf-8"
         elif path == "/docs/assets/init.js":
             body, status, ctype = DOCS_INIT, 200, "text/javascript; charset=utf-8"
-        elif path.startswith("/docs/assets/") and path.removeprefix("/docs/assets/") in DOCS_ASSETS \
-                and (dist := swagger_ui_dist()) is not None:
+        elif (
+            path.startswith("/docs/assets/")
+            and path.removeprefix("/docs/assets/") in DOCS_ASSETS
+            and (dist := swagger_ui_dist()) is not None
+        ):
             name = path.removeprefix("/docs/assets/")
             body, status, ctype = (dist / name).read_bytes(), 200, DOCS_ASSETS[name]
             extra.append((b"cache-control", b"public, max-age=86400"))
         elif path in ("/", "/healthz"):
-            listing = {"status": "ok", "functions": [
-                {"name": s.name, "url": f"/function/{s.name}/", "rest": s.rest_path, "methods": list(s.methods)}
-                for s in self.specs]}
+            listing = {
+                "status": "ok",
+                "functions": [
+                    {"name": s.name, "url": f"/function/{s.name}/", "rest": s.rest_path, "methods": list(s.methods)}
+                    for s in self.specs
+                ],
+            }
             body, status, ctype = json.dumps(listing).encode(), 200, "application/json"
         else:
-            problem = {"type": "https://aiteacher.dev/problems/not-found", "title": "Not found", "status": 404,
-                       "detail": f"No function serves {path}", "code": "not_found"}
+            problem = {
+                "type": "https://aiteacher.dev/problems/not-found",
+                "title": "Not found",
+                "status": 404,
+                "detail": f"No function serves {path}",
+                "code": "not_found",
+            }
             body, status, ctype = json.dumps(problem).encode(), 404, "application/problem+json"
         csp = page_csp.encode() if page_csp else (DOCS_CSP if path.startswith("/docs") else None)
-        security = [(name, csp if csp and name == b"content-security-policy" else value)
-                    for name, value in SECURITY_HEADERS]
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", ctype.encode()), (b"content-length", str(len(body)).encode()),
-                                (b"x-request-id", request_id.encode()), *security, *extra]})
+        security = [
+            (name, csp if csp and name == b"content-security-policy" else value) for name, value in SECURITY_HEADERS
+        ]
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", ctype.encode()),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"x-request-id", request_id.encode()),
+                    *security,
+                    *extra,
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     def openapi(self) -> bytes:
@@ -136,12 +162,17 @@ def merged_openapi(specs: list[FunctionSpec], apps: dict[str, Any]) -> dict[str,
     """One OpenAPI 3.1 document: each function's paths under its REST alias, its schemas namespaced."""
     merged: dict[str, Any] = {
         "openapi": "3.1.0",
-        "info": {"title": "AI-Teacher API", "version": "0.1.0",
-                 "description": "Every function of stack.yml under its REST alias. The same operations are "
-                                "served at /function/<name>/... by OpenFaaS."},
+        "info": {
+            "title": "AI-Teacher API",
+            "version": "0.1.0",
+            "description": "Every function of stack.yml under its REST alias. The same operations are "
+            "served at /function/<name>/... by OpenFaaS.",
+        },
         "paths": {},
-        "components": {"schemas": {}, "securitySchemes": {
-            "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
+        "components": {
+            "schemas": {},
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+        },
     }
     for spec in specs:
         document = deepcopy(apps[spec.name].openapi())

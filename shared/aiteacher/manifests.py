@@ -51,8 +51,12 @@ WRITE_MARGIN_SECONDS = 5
 # Secrets a function runs without (the OpenAI key: the offline/embedded engines are used instead).
 OPTIONAL_SECRETS = ("openai-api-key",)
 # OpenFaaS Pro autoscaling (rejected by Community Edition, see docs/deploy-openfaas.md).
-PRO_LABELS = ("com.openfaas.scale.zero", "com.openfaas.scale.zero-duration", "com.openfaas.scale.target",
-              "com.openfaas.scale.type")
+PRO_LABELS = (
+    "com.openfaas.scale.zero",
+    "com.openfaas.scale.zero-duration",
+    "com.openfaas.scale.target",
+    "com.openfaas.scale.type",
+)
 SCALE_ZERO_DURATION = "15m"
 # Optional per-function overrides a stack.yml entry may carry as annotations.
 CONCURRENCY_ANNOTATION = "aiteacher.dev/concurrency"
@@ -204,6 +208,7 @@ def duration_seconds(value: str) -> int:
 
 # --- per-function scaling profile ------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Profile:
     """How one replica of a function is sized and scaled. CPU-bound functions (the local embedding model)
@@ -224,8 +229,9 @@ def profile(stack: Stack, spec: FunctionSpec) -> Profile:
     extras = resolve_extras(spec.extras, declared_extras(stack.root))
     heavy = "embeddings" in extras
     env = stack.environment(spec)
-    timeout = int(spec.annotations.get(TIMEOUT_ANNOTATION) or duration_seconds(env.get("exec_timeout", "")) or
-                  DEFAULT_TIMEOUT)
+    timeout = int(
+        spec.annotations.get(TIMEOUT_ANNOTATION) or duration_seconds(env.get("exec_timeout", "")) or DEFAULT_TIMEOUT
+    )
     concurrency = int(spec.annotations.get(CONCURRENCY_ANNOTATION) or (4 if heavy else 32))
     return Profile(
         container_concurrency=concurrency,
@@ -246,6 +252,7 @@ def max_body_size(spec: FunctionSpec, env: Mapping[str, str]) -> str:
 
 
 # --- Knative ---------------------------------------------------------------------------------------
+
 
 def _secrets_volume(name: str, secrets: Iterable[str], optional: Iterable[str] = ()) -> dict[str, Any]:
     """One projected volume of per-name Secrets (`faas-cli secret create` makes exactly these: Secret
@@ -270,8 +277,12 @@ def _scrape_annotations(port: int, path: str) -> dict[str, str]:
 
 
 def _security_context() -> dict[str, Any]:
-    return {"runAsNonRoot": True, "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"}}
+    return {
+        "runAsNonRoot": True,
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
 
 
 def knative_service(stack: Stack, spec: FunctionSpec) -> dict[str, Any]:
@@ -279,20 +290,33 @@ def knative_service(stack: Stack, spec: FunctionSpec) -> dict[str, Any]:
     env = _app_env(stack, spec)
     # The image runs of-watchdog in front of uvicorn: exec (and read) at the function's timeout, write a
     # little later so the watchdog's 504 is still written, and the revision's timeout after both.
-    env.update(read_timeout=f"{p.timeout_seconds}s", exec_timeout=f"{p.timeout_seconds}s",
-               write_timeout=f"{p.timeout_seconds + WRITE_MARGIN_SECONDS}s")
+    env.update(
+        read_timeout=f"{p.timeout_seconds}s",
+        exec_timeout=f"{p.timeout_seconds}s",
+        write_timeout=f"{p.timeout_seconds + WRITE_MARGIN_SECONDS}s",
+    )
     labels = {"app.kubernetes.io/name": spec.name, "app.kubernetes.io/part-of": "aiteacher"}
     container: dict[str, Any] = {
         "name": "function",
         "image": stack.image(spec),
         "ports": [{"name": "http1", "containerPort": WATCHDOG_PORT}],
         "env": _env_list(env),
-        "readinessProbe": {"httpGet": {"path": READY_PATH}, "periodSeconds": 2, "timeoutSeconds": 2,
-                           "failureThreshold": 3},
-        "livenessProbe": {"httpGet": {"path": LIVE_PATH}, "periodSeconds": 10, "timeoutSeconds": 2,
-                          "failureThreshold": 3},
-        "resources": {"requests": {"cpu": p.cpu_request, "memory": p.memory_request},
-                      "limits": {"memory": p.memory_limit}},
+        "readinessProbe": {
+            "httpGet": {"path": READY_PATH},
+            "periodSeconds": 2,
+            "timeoutSeconds": 2,
+            "failureThreshold": 3,
+        },
+        "livenessProbe": {
+            "httpGet": {"path": LIVE_PATH},
+            "periodSeconds": 10,
+            "timeoutSeconds": 2,
+            "failureThreshold": 3,
+        },
+        "resources": {
+            "requests": {"cpu": p.cpu_request, "memory": p.memory_request},
+            "limits": {"memory": p.memory_limit},
+        },
         "securityContext": _security_context(),
     }
     template_spec: dict[str, Any] = {
@@ -302,9 +326,13 @@ def knative_service(stack: Stack, spec: FunctionSpec) -> dict[str, Any]:
     }
     if spec.secrets:
         container["volumeMounts"] = [{"name": "secrets", "mountPath": SECRETS_MOUNT, "readOnly": True}]
-        template_spec["volumes"] = [_secrets_volume(
-            "secrets", [s for s in spec.secrets if s not in OPTIONAL_SECRETS],
-            [s for s in spec.secrets if s in OPTIONAL_SECRETS])]
+        template_spec["volumes"] = [
+            _secrets_volume(
+                "secrets",
+                [s for s in spec.secrets if s not in OPTIONAL_SECRETS],
+                [s for s in spec.secrets if s in OPTIONAL_SECRETS],
+            )
+        ]
     return {
         "apiVersion": "serving.knative.dev/v1",
         "kind": "Service",
@@ -314,25 +342,28 @@ def knative_service(stack: Stack, spec: FunctionSpec) -> dict[str, Any]:
             "labels": labels,
             "annotations": {key: value for key, value in spec.annotations.items() if key.startswith("aiteacher.dev/")},
         },
-        "spec": {"template": {
-            "metadata": {
-                "labels": labels,
-                "annotations": {
-                    "autoscaling.knative.dev/class": "kpa.autoscaling.knative.dev",
-                    "autoscaling.knative.dev/metric": "concurrency",
-                    "autoscaling.knative.dev/target": str(p.target),
-                    "autoscaling.knative.dev/min-scale": str(p.min_scale),
-                    "autoscaling.knative.dev/max-scale": str(p.max_scale),
-                    "autoscaling.knative.dev/scale-to-zero-pod-retention-period": "5m",
-                    **_scrape_annotations(WATCHDOG_PORT, METRICS_PATH),
+        "spec": {
+            "template": {
+                "metadata": {
+                    "labels": labels,
+                    "annotations": {
+                        "autoscaling.knative.dev/class": "kpa.autoscaling.knative.dev",
+                        "autoscaling.knative.dev/metric": "concurrency",
+                        "autoscaling.knative.dev/target": str(p.target),
+                        "autoscaling.knative.dev/min-scale": str(p.min_scale),
+                        "autoscaling.knative.dev/max-scale": str(p.max_scale),
+                        "autoscaling.knative.dev/scale-to-zero-pod-retention-period": "5m",
+                        **_scrape_annotations(WATCHDOG_PORT, METRICS_PATH),
+                    },
                 },
-            },
-            "spec": template_spec,
-        }},
+                "spec": template_spec,
+            }
+        },
     }
 
 
 # --- NGINX edge -----------------------------------------------------------------------------------
+
 
 def _upstream_name(name: str) -> str:
     return "fn_" + name.replace("-", "_")
@@ -351,38 +382,66 @@ def _web_app_locations() -> list[str]:
     web = load_web_app()
     if web is None:
         return []
-    common = [f"        root {WEB_ROOT};", "        add_header X-Content-Type-Options nosniff always;",
-              "        add_header Referrer-Policy no-referrer always;", f"        {HSTS}"]
+    common = [
+        f"        root {WEB_ROOT};",
+        "        add_header X-Content-Type-Options nosniff always;",
+        "        add_header Referrer-Policy no-referrer always;",
+        f"        {HSTS}",
+    ]
     return [
         f"    # The web app: `aiteacher web-build {WEB_ROOT}` (docs/operator-guide.md).",
-        "    location = / {", *common, "        try_files /index.html =404;",
+        "    location = / {",
+        *common,
+        "        try_files /index.html =404;",
         '        add_header Cache-Control "no-cache" always;',
-        f'        add_header Content-Security-Policy "{web.csp}" always;', "    }",
-        "    location /static/ {", *common,
+        f'        add_header Content-Security-Policy "{web.csp}" always;',
+        "    }",
+        "    location /static/ {",
+        *common,
         # Module scripts need a JavaScript type: set here, whatever mime.types the main config includes.
         "        types { text/javascript js mjs; text/css css; image/png png; image/svg+xml svg; }",
         "        default_type application/octet-stream;",
         '        add_header Cache-Control "public, max-age=31536000, immutable" always;',
-        "        add_header Content-Security-Policy \"frame-ancestors 'none'\" always;", "    }", "",
+        "        add_header Content-Security-Policy \"frame-ancestors 'none'\" always;",
+        "    }",
+        "",
     ]
 
 
-def nginx_conf(stack: Stack, *, gateway: str | None = GATEWAY_ADDRESS, listen: str = str(EDGE_PORT),
-               direct_port: int = WATCHDOG_PORT) -> str:
+def nginx_conf(
+    stack: Stack,
+    *,
+    gateway: str | None = GATEWAY_ADDRESS,
+    listen: str = str(EDGE_PORT),
+    direct_port: int = WATCHDOG_PORT,
+) -> str:
     """The edge as an `http {}`-level include (conf.d). With `gateway`, every route goes to the OpenFaaS
     gateway's /function/<name>/; with gateway=None, straight to a host named like the function (compose).
     Exact and prefix matches per alias: `/documents` and `/documents/{id}` both reach `document`."""
-    lines = [f"# {HEADER}", "#",
-             "# REST alias -> function. CORS, auth and rate limits are the functions' job; the edge routes,",
-             "# sizes bodies and passes the client address and a request id on.", ""]
-    lines += ["map $http_x_request_id $aiteacher_request_id {", "    default $http_x_request_id;",
-              '    ""      $request_id;', "}", ""]
+    lines = [
+        f"# {HEADER}",
+        "#",
+        "# REST alias -> function. CORS, auth and rate limits are the functions' job; the edge routes,",
+        "# sizes bodies and passes the client address and a request id on.",
+        "",
+    ]
+    lines += [
+        "map $http_x_request_id $aiteacher_request_id {",
+        "    default $http_x_request_id;",
+        '    ""      $request_id;',
+        "}",
+        "",
+    ]
     if gateway:
         lines += ["upstream aiteacher_gateway {", f"    server {gateway};", "    keepalive 32;", "}", ""]
     else:
         for spec in stack.specs:
-            lines += [f"upstream {_upstream_name(spec.name)} {{", f"    server {spec.name}:{direct_port};",
-                      "    keepalive 8;", "}"]
+            lines += [
+                f"upstream {_upstream_name(spec.name)} {{",
+                f"    server {spec.name}:{direct_port};",
+                "    keepalive 8;",
+                "}",
+            ]
         lines.append("")
     lines += [
         "server {",
@@ -411,8 +470,9 @@ def nginx_conf(stack: Stack, *, gateway: str | None = GATEWAY_ADDRESS, listen: s
     ]
     for spec in stack.specs:
         p = profile(stack, spec)
-        target = (f"http://aiteacher_gateway/function/{spec.name}/" if gateway
-                  else f"http://{_upstream_name(spec.name)}/")
+        target = (
+            f"http://aiteacher_gateway/function/{spec.name}/" if gateway else f"http://{_upstream_name(spec.name)}/"
+        )
         body = [f"        client_max_body_size {p.max_body};"] if p.max_body != DEFAULT_BODY else []
         if spec.annotations.get(STREAMING_ANNOTATION) == "true":
             body += ["        proxy_buffering off;", "        proxy_cache off;"]
@@ -439,6 +499,7 @@ def nginx_conf(stack: Stack, *, gateway: str | None = GATEWAY_ADDRESS, listen: s
 
 # --- OpenFaaS Pro overlay -------------------------------------------------------------------------
 
+
 def pro_stack(stack: Stack) -> str:
     """stack.yml with the Pro scale-to-zero labels. faas-cli reads one stack file and cannot merge two,
     and Community Edition rejects these labels even as "false", so the overlay is a whole stack file:
@@ -447,18 +508,23 @@ def pro_stack(stack: Stack) -> str:
     for spec in stack.specs:
         p = profile(stack, spec)
         labels = document["functions"][spec.name].setdefault("labels", {})
-        labels.update({
-            "com.openfaas.scale.zero": "true",
-            "com.openfaas.scale.zero-duration": SCALE_ZERO_DURATION,
-            "com.openfaas.scale.target": str(p.target),
-            "com.openfaas.scale.type": "capacity",
-        })
-    header = (f"# {HEADER}\n# OpenFaaS Pro only: scale to zero after {SCALE_ZERO_DURATION} idle, capacity-based "
-              "autoscaling (in-flight requests per replica).\n# Community Edition: deploy stack.yml.\n")
+        labels.update(
+            {
+                "com.openfaas.scale.zero": "true",
+                "com.openfaas.scale.zero-duration": SCALE_ZERO_DURATION,
+                "com.openfaas.scale.target": str(p.target),
+                "com.openfaas.scale.type": "capacity",
+            }
+        )
+    header = (
+        f"# {HEADER}\n# OpenFaaS Pro only: scale to zero after {SCALE_ZERO_DURATION} idle, capacity-based "
+        "autoscaling (in-flight requests per replica).\n# Community Edition: deploy stack.yml.\n"
+    )
     return header + _dump(document)
 
 
 # --- Kubernetes: worker + KEDA, migration Job, PgBouncer --------------------------------------------
+
 
 def _shared_env(stack: Stack, name: str) -> dict[str, str]:
     env: dict[str, str] = {}
@@ -496,7 +562,8 @@ def worker_manifests(stack: Stack) -> list[dict[str, Any]]:
     grace = _job_timeout_seconds() + 60  # SIGTERM: RQ finishes the running job (warm shutdown) first
     address, database = _redis_target(stack)
     deployment = {
-        "apiVersion": "apps/v1", "kind": "Deployment",
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
         "metadata": {"name": name, "namespace": namespace, "labels": labels},
         "spec": {
             "replicas": 0,  # KEDA owns the replica count
@@ -506,27 +573,38 @@ def worker_manifests(stack: Stack) -> list[dict[str, Any]]:
                 "spec": {
                     "terminationGracePeriodSeconds": grace,
                     "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001},
-                    "containers": [{
-                        "name": "worker",
-                        "image": stack.sibling_image("worker"),
-                        "command": ["aiteacher", "worker"],
-                        "livenessProbe": {"exec": {"command": ["aiteacher", "worker-health"]},
-                                          "initialDelaySeconds": 30, "periodSeconds": 30, "failureThreshold": 3},
-                        "ports": [{"name": "metrics", "containerPort": WORKER_METRICS_PORT}],
-                        "env": _env_list(_shared_env(stack, "worker")),
-                        "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}},
-                        "securityContext": _security_context(),
-                        "volumeMounts": [{"name": "secrets", "mountPath": SECRETS_MOUNT, "readOnly": True}],
-                    }],
-                    "volumes": [_secrets_volume(
-                        "secrets", [s for s in _all_secrets(stack) if s not in OPTIONAL_SECRETS],
-                        [s for s in _all_secrets(stack) if s in OPTIONAL_SECRETS])],
+                    "containers": [
+                        {
+                            "name": "worker",
+                            "image": stack.sibling_image("worker"),
+                            "command": ["aiteacher", "worker"],
+                            "livenessProbe": {
+                                "exec": {"command": ["aiteacher", "worker-health"]},
+                                "initialDelaySeconds": 30,
+                                "periodSeconds": 30,
+                                "failureThreshold": 3,
+                            },
+                            "ports": [{"name": "metrics", "containerPort": WORKER_METRICS_PORT}],
+                            "env": _env_list(_shared_env(stack, "worker")),
+                            "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}},
+                            "securityContext": _security_context(),
+                            "volumeMounts": [{"name": "secrets", "mountPath": SECRETS_MOUNT, "readOnly": True}],
+                        }
+                    ],
+                    "volumes": [
+                        _secrets_volume(
+                            "secrets",
+                            [s for s in _all_secrets(stack) if s not in OPTIONAL_SECRETS],
+                            [s for s in _all_secrets(stack) if s in OPTIONAL_SECRETS],
+                        )
+                    ],
                 },
             },
         },
     }
     scaled = {
-        "apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
         "metadata": {"name": name, "namespace": namespace, "labels": labels},
         "spec": {
             "scaleTargetRef": {"name": name},
@@ -535,12 +613,20 @@ def worker_manifests(stack: Stack) -> list[dict[str, Any]]:
             "pollingInterval": 10,
             # A queue is empty while its last job still runs: wait at least a job timeout before scaling in.
             "cooldownPeriod": grace,
-            "triggers": [{
-                "type": "redis",
-                "name": f"queue-{queue}",
-                "metadata": {"address": address, "databaseIndex": database, "listName": f"rq:queue:{queue}",
-                             "listLength": "5", "activationListLength": "0"},
-            } for queue in QUEUES],
+            "triggers": [
+                {
+                    "type": "redis",
+                    "name": f"queue-{queue}",
+                    "metadata": {
+                        "address": address,
+                        "databaseIndex": database,
+                        "listName": f"rq:queue:{queue}",
+                        "listLength": "5",
+                        "activationListLength": "0",
+                    },
+                }
+                for queue in QUEUES
+            ],
         },
     }
     return [deployment, scaled]
@@ -550,7 +636,8 @@ def migrate_job(stack: Stack) -> dict[str, Any]:
     namespace = stack.namespace()
     labels = {"app.kubernetes.io/name": "aiteacher-migrate", "app.kubernetes.io/part-of": "aiteacher"}
     return {
-        "apiVersion": "batch/v1", "kind": "Job",
+        "apiVersion": "batch/v1",
+        "kind": "Job",
         "metadata": {"name": "aiteacher-migrate", "namespace": namespace, "labels": labels},
         "spec": {
             "backoffLimit": 2,
@@ -561,16 +648,19 @@ def migrate_job(stack: Stack) -> dict[str, Any]:
                 "spec": {
                     "restartPolicy": "Never",
                     "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001},
-                    "containers": [{
-                        "name": "migrate",
-                        "image": stack.sibling_image("worker"),
-                        "command": ["aiteacher", "migrate"],
-                        "env": _env_list(_shared_env(stack, "migrate")),
-                        "securityContext": _security_context(),
-                        "volumeMounts": [{"name": "secrets", "mountPath": SECRETS_MOUNT, "readOnly": True}],
-                    }],
-                    "volumes": [_secrets_volume("secrets", ["database-url"], optional=["admin-email",
-                                                                                       "admin-password"])],
+                    "containers": [
+                        {
+                            "name": "migrate",
+                            "image": stack.sibling_image("worker"),
+                            "command": ["aiteacher", "migrate"],
+                            "env": _env_list(_shared_env(stack, "migrate")),
+                            "securityContext": _security_context(),
+                            "volumeMounts": [{"name": "secrets", "mountPath": SECRETS_MOUNT, "readOnly": True}],
+                        }
+                    ],
+                    "volumes": [
+                        _secrets_volume("secrets", ["database-url"], optional=["admin-email", "admin-password"])
+                    ],
                 },
             },
         },
@@ -582,43 +672,73 @@ def pgbouncer_manifests(stack: Stack) -> list[dict[str, Any]]:
     labels = {"app.kubernetes.io/name": "pgbouncer", "app.kubernetes.io/part-of": "aiteacher"}
     ini = (stack.root / "infra" / "pgbouncer" / "pgbouncer.ini").read_text()
     return [
-        {"apiVersion": "v1", "kind": "ConfigMap",
-         "metadata": {"name": "pgbouncer", "namespace": namespace, "labels": labels},
-         "data": {"pgbouncer.ini": ini}},
-        {"apiVersion": "apps/v1", "kind": "Deployment",
-         "metadata": {"name": "pgbouncer", "namespace": namespace, "labels": labels},
-         "spec": {
-             "replicas": 2,
-             "selector": {"matchLabels": {"app.kubernetes.io/name": "pgbouncer"}},
-             "template": {"metadata": {"labels": labels}, "spec": {
-                 "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001},
-                 "containers": [{
-                     "name": "pgbouncer",
-                     "image": stack.sibling_image("pgbouncer"),
-                     "ports": [{"name": "pgbouncer", "containerPort": PGBOUNCER_PORT}],
-                     "readinessProbe": {"tcpSocket": {"port": PGBOUNCER_PORT}, "periodSeconds": 5},
-                     "livenessProbe": {"tcpSocket": {"port": PGBOUNCER_PORT}, "periodSeconds": 20},
-                     "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
-                     "securityContext": _security_context(),
-                     "volumeMounts": [
-                         {"name": "config", "mountPath": "/etc/pgbouncer/pgbouncer.ini", "subPath": "pgbouncer.ini",
-                          "readOnly": True},
-                         {"name": "userlist", "mountPath": "/etc/pgbouncer/userlist.txt", "subPath": "userlist.txt",
-                          "readOnly": True},
-                     ],
-                 }],
-                 "volumes": [{"name": "config", "configMap": {"name": "pgbouncer"}},
-                             {"name": "userlist", "secret": {"secretName": "pgbouncer-userlist"}}],
-             }},
-         }},
-        {"apiVersion": "v1", "kind": "Service",
-         "metadata": {"name": "pgbouncer", "namespace": namespace, "labels": labels},
-         "spec": {"selector": {"app.kubernetes.io/name": "pgbouncer"},
-                  "ports": [{"name": "pgbouncer", "port": PGBOUNCER_PORT, "targetPort": PGBOUNCER_PORT}]}},
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "pgbouncer", "namespace": namespace, "labels": labels},
+            "data": {"pgbouncer.ini": ini},
+        },
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "pgbouncer", "namespace": namespace, "labels": labels},
+            "spec": {
+                "replicas": 2,
+                "selector": {"matchLabels": {"app.kubernetes.io/name": "pgbouncer"}},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001},
+                        "containers": [
+                            {
+                                "name": "pgbouncer",
+                                "image": stack.sibling_image("pgbouncer"),
+                                "ports": [{"name": "pgbouncer", "containerPort": PGBOUNCER_PORT}],
+                                "readinessProbe": {"tcpSocket": {"port": PGBOUNCER_PORT}, "periodSeconds": 5},
+                                "livenessProbe": {"tcpSocket": {"port": PGBOUNCER_PORT}, "periodSeconds": 20},
+                                "resources": {
+                                    "requests": {"cpu": "100m", "memory": "64Mi"},
+                                    "limits": {"memory": "256Mi"},
+                                },
+                                "securityContext": _security_context(),
+                                "volumeMounts": [
+                                    {
+                                        "name": "config",
+                                        "mountPath": "/etc/pgbouncer/pgbouncer.ini",
+                                        "subPath": "pgbouncer.ini",
+                                        "readOnly": True,
+                                    },
+                                    {
+                                        "name": "userlist",
+                                        "mountPath": "/etc/pgbouncer/userlist.txt",
+                                        "subPath": "userlist.txt",
+                                        "readOnly": True,
+                                    },
+                                ],
+                            }
+                        ],
+                        "volumes": [
+                            {"name": "config", "configMap": {"name": "pgbouncer"}},
+                            {"name": "userlist", "secret": {"secretName": "pgbouncer-userlist"}},
+                        ],
+                    },
+                },
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "pgbouncer", "namespace": namespace, "labels": labels},
+            "spec": {
+                "selector": {"app.kubernetes.io/name": "pgbouncer"},
+                "ports": [{"name": "pgbouncer", "port": PGBOUNCER_PORT, "targetPort": PGBOUNCER_PORT}],
+            },
+        },
     ]
 
 
 # --- docker-compose ---------------------------------------------------------------------------------
+
 
 def _compose_build(extras: str, function: str = "") -> dict[str, Any]:
     args = {"EXTRAS": extras}
@@ -639,21 +759,30 @@ def _compose_env(env: Mapping[str, str], secrets: Iterable[str]) -> dict[str, st
 def compose(stack: Stack) -> str:
     specs = stack.specs
     shared_env = _shared_env(stack, "worker")
-    app_depends = {"migrate": {"condition": "service_completed_successfully"},
-                   "redis": {"condition": "service_healthy"}, "pgbouncer": {"condition": "service_started"}}
+    app_depends = {
+        "migrate": {"condition": "service_completed_successfully"},
+        "redis": {"condition": "service_healthy"},
+        "pgbouncer": {"condition": "service_started"},
+    }
     services: dict[str, Any] = {
         "postgres": {
             "image": IMAGES["postgres"],
             "environment": {"POSTGRES_USER": "aiteacher", "POSTGRES_PASSWORD": "aiteacher", "POSTGRES_DB": "aiteacher"},
             "volumes": ["postgres-data:/var/lib/postgresql/data"],
-            "healthcheck": {"test": ["CMD-SHELL", "pg_isready -U aiteacher -d aiteacher"], "interval": "5s",
-                            "timeout": "3s", "retries": 20},
+            "healthcheck": {
+                "test": ["CMD-SHELL", "pg_isready -U aiteacher -d aiteacher"],
+                "interval": "5s",
+                "timeout": "3s",
+                "retries": 20,
+            },
         },
         "pgbouncer": {
             "build": {"context": "infra/pgbouncer"},
             "image": stack.sibling_image("pgbouncer"),
-            "volumes": ["./infra/pgbouncer/pgbouncer.ini:/etc/pgbouncer/pgbouncer.ini:ro",
-                        "./infra/pgbouncer/userlist.txt:/etc/pgbouncer/userlist.txt:ro"],
+            "volumes": [
+                "./infra/pgbouncer/pgbouncer.ini:/etc/pgbouncer/pgbouncer.ini:ro",
+                "./infra/pgbouncer/userlist.txt:/etc/pgbouncer/userlist.txt:ro",
+            ],
             "ports": [f"127.0.0.1:{PGBOUNCER_PORT}:{PGBOUNCER_PORT}"],
             "depends_on": {"postgres": {"condition": "service_healthy"}},
         },
@@ -668,21 +797,32 @@ def compose(stack: Stack) -> str:
         "minio": {
             "image": IMAGES["minio"],
             "command": ["server", "/data", "--console-address", ":9001"],
-            "environment": {"MINIO_ROOT_USER": COMPOSE_SECRETS["s3-access-key-id"],
-                            "MINIO_ROOT_PASSWORD": COMPOSE_SECRETS["s3-secret-access-key"],
-                            **_minio_webhook_env(stack)},
+            "environment": {
+                "MINIO_ROOT_USER": COMPOSE_SECRETS["s3-access-key-id"],
+                "MINIO_ROOT_PASSWORD": COMPOSE_SECRETS["s3-secret-access-key"],
+                **_minio_webhook_env(stack),
+            },
             "volumes": ["minio-data:/data"],
             "ports": ["127.0.0.1:9000:9000", "127.0.0.1:9001:9001"],
-            "healthcheck": {"test": ["CMD-SHELL", "curl -fsS http://127.0.0.1:9000/minio/health/ready >/dev/null || "
-                                                  "wget -q -O /dev/null http://127.0.0.1:9000/minio/health/ready"],
-                            "interval": "5s", "timeout": "3s", "retries": 20},
+            "healthcheck": {
+                "test": [
+                    "CMD-SHELL",
+                    "curl -fsS http://127.0.0.1:9000/minio/health/ready >/dev/null || "
+                    "wget -q -O /dev/null http://127.0.0.1:9000/minio/health/ready",
+                ],
+                "interval": "5s",
+                "timeout": "3s",
+                "retries": 20,
+            },
         },
         "minio-setup": {
             "image": IMAGES["mc"],
             "depends_on": {"minio": {"condition": "service_healthy"}},
-            "environment": {"MINIO_ROOT_USER": COMPOSE_SECRETS["s3-access-key-id"],
-                            "MINIO_ROOT_PASSWORD": COMPOSE_SECRETS["s3-secret-access-key"],
-                            "S3_BUCKET": shared_env.get("S3_BUCKET", "curriculum")},
+            "environment": {
+                "MINIO_ROOT_USER": COMPOSE_SECRETS["s3-access-key-id"],
+                "MINIO_ROOT_PASSWORD": COMPOSE_SECRETS["s3-secret-access-key"],
+                "S3_BUCKET": shared_env.get("S3_BUCKET", "curriculum"),
+            },
             "entrypoint": ["/bin/sh", "-ec", _minio_setup_script(stack)],
             "restart": "no",
         },
@@ -690,9 +830,12 @@ def compose(stack: Stack) -> str:
             "build": _compose_build(WORKER_EXTRAS),
             "image": stack.sibling_image("worker"),
             "command": ["aiteacher", "migrate"],
-            "environment": {**_compose_env({**shared_env, "FUNCTION_NAME": "migrate"}, ["database-url"]),
-                            "SEED_DEMO": "${SEED_DEMO:-true}", "ADMIN_EMAIL": "${ADMIN_EMAIL:-}",
-                            "ADMIN_PASSWORD": "${ADMIN_PASSWORD:-}"},
+            "environment": {
+                **_compose_env({**shared_env, "FUNCTION_NAME": "migrate"}, ["database-url"]),
+                "SEED_DEMO": "${SEED_DEMO:-true}",
+                "ADMIN_EMAIL": "${ADMIN_EMAIL:-}",
+                "ADMIN_PASSWORD": "${ADMIN_PASSWORD:-}",
+            },
             "depends_on": {"pgbouncer": {"condition": "service_started"}},
             "healthcheck": {"disable": True},  # the image's check is the watchdog's; no watchdog here
             "restart": "no",
@@ -703,8 +846,11 @@ def compose(stack: Stack) -> str:
             "command": ["aiteacher", "worker"],
             "environment": _compose_env(shared_env, _all_secrets(stack)),
             "healthcheck": {"disable": True},
-            "depends_on": {**app_depends, "qdrant": {"condition": "service_started"},
-                           "minio-setup": {"condition": "service_completed_successfully"}},
+            "depends_on": {
+                **app_depends,
+                "qdrant": {"condition": "service_started"},
+                "minio-setup": {"condition": "service_completed_successfully"},
+            },
         },
     }
     for spec in specs:
@@ -717,8 +863,7 @@ def compose(stack: Stack) -> str:
     services["edge"] = {
         "image": IMAGES["nginx"],
         # The web app: `.venv/bin/aiteacher web-build build/web` before `docker compose up`.
-        "volumes": ["./infra/nginx/compose.conf:/etc/nginx/conf.d/default.conf:ro",
-                    f"./build/web:{WEB_ROOT}:ro"],
+        "volumes": ["./infra/nginx/compose.conf:/etc/nginx/conf.d/default.conf:ro", f"./build/web:{WEB_ROOT}:ro"],
         "ports": [f"127.0.0.1:{EDGE_PORT}:{EDGE_PORT}"],
         "depends_on": {spec.name: {"condition": "service_healthy"} for spec in specs},
     }
@@ -726,8 +871,10 @@ def compose(stack: Stack) -> str:
         "services": services,
         "volumes": {"postgres-data": {}, "qdrant-data": {}, "minio-data": {}, "redis-data": {}},
     }
-    header = (f"# {HEADER}\n# Local use only: the defaults below are development credentials "
-              "(docs/docker-compose.md).\n#   COMPOSE_PROJECT_NAME=aiteacher docker compose up --build   then   curl http://127.0.0.1:8080/faculties\n")
+    header = (
+        f"# {HEADER}\n# Local use only: the defaults below are development credentials "
+        "(docs/docker-compose.md).\n#   COMPOSE_PROJECT_NAME=aiteacher docker compose up --build   then   curl http://127.0.0.1:8080/faculties\n"
+    )
     return header + _dump(document)
 
 
@@ -742,11 +889,13 @@ def _minio_webhook_env(stack: Stack) -> dict[str, str]:
     if OBJECT_CREATED_FUNCTION not in {spec.name for spec in stack.specs}:
         return {}
     key = MINIO_WEBHOOK_ID
-    return {f"MINIO_NOTIFY_WEBHOOK_ENABLE_{key}": "on",
-            f"MINIO_NOTIFY_WEBHOOK_ENDPOINT_{key}": f"http://{OBJECT_CREATED_FUNCTION}:{WATCHDOG_PORT}/",
-            f"MINIO_NOTIFY_WEBHOOK_AUTH_TOKEN_{key}": COMPOSE_SECRETS["events-token"],
-            f"MINIO_NOTIFY_WEBHOOK_QUEUE_DIR_{key}": "/data/.minio-events",
-            f"MINIO_NOTIFY_WEBHOOK_QUEUE_LIMIT_{key}": "10000"}
+    return {
+        f"MINIO_NOTIFY_WEBHOOK_ENABLE_{key}": "on",
+        f"MINIO_NOTIFY_WEBHOOK_ENDPOINT_{key}": f"http://{OBJECT_CREATED_FUNCTION}:{WATCHDOG_PORT}/",
+        f"MINIO_NOTIFY_WEBHOOK_AUTH_TOKEN_{key}": COMPOSE_SECRETS["events-token"],
+        f"MINIO_NOTIFY_WEBHOOK_QUEUE_DIR_{key}": "/data/.minio-events",
+        f"MINIO_NOTIFY_WEBHOOK_QUEUE_LIMIT_{key}": "10000",
+    }
 
 
 def _minio_setup_script(stack: Stack) -> str:
@@ -756,12 +905,16 @@ def _minio_setup_script(stack: Stack) -> str:
         'mc mb --ignore-existing "local/$$S3_BUCKET"',
     ]
     if OBJECT_CREATED_FUNCTION in names:
-        lines += [f'mc event add "local/$$S3_BUCKET" arn:minio:sqs::{MINIO_WEBHOOK_ID}:webhook --event put '
-                  f'--suffix {suffix} --ignore-existing' for suffix in PDF_SUFFIXES]
+        lines += [
+            f'mc event add "local/$$S3_BUCKET" arn:minio:sqs::{MINIO_WEBHOOK_ID}:webhook --event put '
+            f"--suffix {suffix} --ignore-existing"
+            for suffix in PDF_SUFFIXES
+        ]
     return "\n".join(lines) + "\n"
 
 
 # --- Lambda (LocalStack) -----------------------------------------------------------------------------
+
 
 def lambda_plan(stack: Stack) -> list[dict[str, Any]]:
     """What localstack/deploy-lambdas.sh packages: one zip per function (handler module `handler.handler`)."""
@@ -769,14 +922,22 @@ def lambda_plan(stack: Stack) -> list[dict[str, Any]]:
     for spec in stack.specs:
         p = profile(stack, spec)
         extras = ",".join(e for e in (spec.extras, "lambda") if e)
-        plan.append({"name": spec.name, "handler_dir": str(spec.handler_dir), "extras": extras,
-                     "timeout": min(p.timeout_seconds, 900), "memory": 2048 if p.memory_limit == "2Gi" else 512,
-                     "environment": {**_app_env(stack, spec), "API_GATEWAY_BASE_PATH": spec.rest_path},
-                     "secrets": list(spec.secrets)})
+        plan.append(
+            {
+                "name": spec.name,
+                "handler_dir": str(spec.handler_dir),
+                "extras": extras,
+                "timeout": min(p.timeout_seconds, 900),
+                "memory": 2048 if p.memory_limit == "2Gi" else 512,
+                "environment": {**_app_env(stack, spec), "API_GATEWAY_BASE_PATH": spec.rest_path},
+                "secrets": list(spec.secrets),
+            }
+        )
     return plan
 
 
 # --- writing and checking ---------------------------------------------------------------------------
+
 
 def _dump(document: Any) -> str:
     import yaml
@@ -785,8 +946,7 @@ def _dump(document: Any) -> str:
         def ignore_aliases(self, data: Any) -> bool:
             return True
 
-    return yaml.dump(document, Dumper=Dumper, sort_keys=False, default_flow_style=False, width=1000,
-                     allow_unicode=True)
+    return yaml.dump(document, Dumper=Dumper, sort_keys=False, default_flow_style=False, width=1000, allow_unicode=True)
 
 
 def _dump_all(documents: Iterable[Any]) -> str:
@@ -823,8 +983,14 @@ def differences(root: Path, files: Mapping[str, str]) -> list[str]:
         if current is None:
             problems.append(f"missing: {relative}")
         elif current != content:
-            diff = difflib.unified_diff(current.splitlines(), content.splitlines(), f"{relative} (committed)",
-                                        f"{relative} (generated)", lineterm="", n=1)
+            diff = difflib.unified_diff(
+                current.splitlines(),
+                content.splitlines(),
+                f"{relative} (committed)",
+                f"{relative} (generated)",
+                lineterm="",
+                n=1,
+            )
             problems.append(f"differs: {relative}\n" + "\n".join(list(diff)[:40]))
     for folder in GENERATED_DIRS:
         for path in sorted((root / folder).glob("*")):
@@ -851,8 +1017,9 @@ def write(root: Path, files: Mapping[str, str]) -> list[str]:
     return written
 
 
-def run(check: bool = False, out: str | None = None, use_env: bool = False, plan: bool = False,
-        namespace: str | None = None) -> int:
+def run(
+    check: bool = False, out: str | None = None, use_env: bool = False, plan: bool = False, namespace: str | None = None
+) -> int:
     stack = load(environ=os.environ if use_env else None, namespace=namespace)
     if plan:
         print(json.dumps(lambda_plan(stack)))
@@ -877,17 +1044,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="aiteacher manifests", description=__doc__.splitlines()[0])
     add_arguments(parser)
     args = parser.parse_args(argv)
-    return run(check=args.check, out=args.out, use_env=args.use_env, plan=args.lambda_plan,
-               namespace=args.namespace)
+    return run(check=args.check, out=args.out, use_env=args.use_env, plan=args.lambda_plan, namespace=args.namespace)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--check", action="store_true", help="exit 1 if a committed file differs from generation")
     parser.add_argument("--out", metavar="DIR", help="write under DIR instead of the repository")
-    parser.add_argument("--use-env", action="store_true",
-                        help="expand ${VAR:-default} from the environment (REGISTRY, TAG, ...), not the defaults")
-    parser.add_argument("--namespace", help="Kubernetes namespace of the generated objects (default: the one "
-                        "env/common.yml addresses its services in); use with --out")
+    parser.add_argument(
+        "--use-env",
+        action="store_true",
+        help="expand ${VAR:-default} from the environment (REGISTRY, TAG, ...), not the defaults",
+    )
+    parser.add_argument(
+        "--namespace",
+        help="Kubernetes namespace of the generated objects (default: the one "
+        "env/common.yml addresses its services in); use with --out",
+    )
     parser.add_argument("--lambda-plan", action="store_true", help="print the Lambda packaging plan as JSON")
 
 

@@ -20,8 +20,9 @@ DELIVER = "aiteacher.notifications.deliver"
 DELIVER_PUSH = "aiteacher.notifications.deliver_push"
 
 
-def queue_notification(user_ids: list[str], subject: str, body: str, kind: str, *,
-                       dedupe_key: str | None = None) -> None:
+def queue_notification(
+    user_ids: list[str], subject: str, body: str, kind: str, *, dedupe_key: str | None = None
+) -> None:
     """Enqueue delivery jobs (IDs and text only): mail always, push when FCM is configured. Each
     channel is its own job, so a retry of one never repeats the other. `dedupe_key` makes a repeat
     enqueue a no-op."""
@@ -34,9 +35,18 @@ def queue_notification(user_ids: list[str], subject: str, body: str, kind: str, 
     intervals = get_settings().notification_retry_intervals
     channels = [("mail", DELIVER)] + ([("push", DELIVER_PUSH)] if push.configured() else [])
     for channel, job in channels:
-        enqueue("notifications", job, sorted(set(user_ids)), subject, body, kind,
-                job_id=f"notify-{channel}-{dedupe_key}" if dedupe_key else None, unique=bool(dedupe_key),
-                retries=len(intervals), retry_intervals=intervals)
+        enqueue(
+            "notifications",
+            job,
+            sorted(set(user_ids)),
+            subject,
+            body,
+            kind,
+            job_id=f"notify-{channel}-{dedupe_key}" if dedupe_key else None,
+            unique=bool(dedupe_key),
+            retries=len(intervals),
+            retry_intervals=intervals,
+        )
 
 
 def deliver(user_ids: list[str], subject: str, body: str, kind: str) -> dict[str, Any]:
@@ -67,8 +77,14 @@ def deliver_push(user_ids: list[str], subject: str, body: str, kind: str) -> dic
     from aiteacher.db.models import User
 
     with transaction(read_only=True) as session:
-        tokens = {row.id: row.push_token for row in session.execute(select(User.id, User.push_token).where(
-            User.id.in_(user_ids), User.is_active.is_(True), User.push_token.is_not(None)))}
+        tokens = {
+            row.id: row.push_token
+            for row in session.execute(
+                select(User.id, User.push_token).where(
+                    User.id.in_(user_ids), User.is_active.is_(True), User.push_token.is_not(None)
+                )
+            )
+        }
     stale = push.send(tokens, subject, body) if tokens else []
     if stale:
         from aiteacher.identity import profiles
@@ -76,8 +92,9 @@ def deliver_push(user_ids: list[str], subject: str, body: str, kind: str) -> dic
         with transaction() as session:
             session.execute(update(User).where(User.id.in_(stale)).values(push_token=None))
             profiles.forget_after_commit(session, *stale)
-    audit("notification.sent", "ok", target=kind, recipients=len(tokens) - len(stale), channel="fcm",
-          forgotten=len(stale))
+    audit(
+        "notification.sent", "ok", target=kind, recipients=len(tokens) - len(stale), channel="fcm", forgotten=len(stale)
+    )
     return {"recipients": len(tokens), "stale": len(stale)}
 
 
@@ -105,12 +122,23 @@ def _write_outbox(recipients: list[str], subject: str, body: str, kind: str) -> 
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a", encoding="utf-8") as outbox:
         for recipient in recipients:
-            outbox.write(json.dumps({"time": datetime.now(UTC).isoformat(), "to": recipient, "subject": subject,
-                                     "body": body, "kind": kind}) + "\n")
+            outbox.write(
+                json.dumps(
+                    {
+                        "time": datetime.now(UTC).isoformat(),
+                        "to": recipient,
+                        "subject": subject,
+                        "body": body,
+                        "kind": kind,
+                    }
+                )
+                + "\n"
+            )
     log.info("outbox: %s -> %d recipient(s)", subject, len(recipients))
 
 
 # --- what we notify about -------------------------------------------------------------------------
+
 
 def notify_document_outcome(document_id: str) -> None:
     from aiteacher.db import transaction
@@ -126,8 +154,9 @@ def notify_document_outcome(document_id: str) -> None:
         else:
             subject = f"'{doc.title}' could not be ingested"
             body = f"'{doc.title}' ({doc.course}) failed: {doc.error}"
-        queue_notification([doc.uploaded_by], subject, body, f"document.{doc.status}",
-                           dedupe_key=f"doc-{doc.id}-{doc.status}")
+        queue_notification(
+            [doc.uploaded_by], subject, body, f"document.{doc.status}", dedupe_key=f"doc-{doc.id}-{doc.status}"
+        )
 
 
 def notify_exam_ready(exam_id: str) -> None:
@@ -139,16 +168,20 @@ def notify_exam_ready(exam_id: str) -> None:
         if exam is None or exam.created_by is None:
             return
         subject = "Your practice exam is ready" if exam.status == "ready" else "Your exam could not be generated"
-        body = (f"Exam {exam.id}: {len(exam.questions)} questions{f' on {exam.topic}' if exam.topic else ''}."
-                if exam.status == "ready" else f"Exam {exam.id} failed: {exam.error}")
+        body = (
+            f"Exam {exam.id}: {len(exam.questions)} questions{f' on {exam.topic}' if exam.topic else ''}."
+            if exam.status == "ready"
+            else f"Exam {exam.id} failed: {exam.error}"
+        )
         queue_notification([exam.created_by], subject, body, f"exam.{exam.status}", dedupe_key=f"exam-{exam.id}")
 
 
 FLAG_DIGEST_SECONDS = 3600
 
 
-def notify_flagged_message(faculty_id: int | None, session_id: str, categories: list[str], *,
-                           course: str | None = None) -> None:
+def notify_flagged_message(
+    faculty_id: int | None, session_id: str, categories: list[str], *, course: str | None = None
+) -> None:
     """A digest for the course's academics, at most one mail per session per hour (no message text in it).
 
     Every flag is counted in Redis under the session; the first flag after a quiet hour takes the hour's
@@ -184,12 +217,16 @@ def notify_flagged_message(faculty_id: int | None, session_id: str, categories: 
     named = sorted(member.decode() if isinstance(member, bytes) else str(member) for member in members)
     recipients = course_academics(faculty_id, course)
     messages = "1 message" if count == 1 else f"{count} messages"
-    queue_notification(recipients, "A tutor conversation needs attention",
-                       f"{messages} in tutoring session {session_id}{f' ({course})' if course else ''} "
-                       f"{'was' if count == 1 else 'were'} flagged since the last notice ({', '.join(named)}). "
-                       "Please review the session according to your faculty's welfare procedure. You get at most "
-                       "one such notice per session per hour.", "chat.flagged",
-                       dedupe_key=f"flag-{session_id}-{digest_number}")
+    queue_notification(
+        recipients,
+        "A tutor conversation needs attention",
+        f"{messages} in tutoring session {session_id}{f' ({course})' if course else ''} "
+        f"{'was' if count == 1 else 'were'} flagged since the last notice ({', '.join(named)}). "
+        "Please review the session according to your faculty's welfare procedure. You get at most "
+        "one such notice per session per hour.",
+        "chat.flagged",
+        dedupe_key=f"flag-{session_id}-{digest_number}",
+    )
 
 
 def course_academics(faculty_id: int, course: str | None) -> list[str]:
@@ -199,11 +236,21 @@ def course_academics(faculty_id: int, course: str | None) -> list[str]:
     from aiteacher.db.models import Document, User
 
     with transaction(read_only=True) as session:
-        academics = select(User.id).where(User.faculty_id == faculty_id, User.role == "academic",
-                                          User.is_active.is_(True))
+        academics = select(User.id).where(
+            User.faculty_id == faculty_id, User.role == "academic", User.is_active.is_(True)
+        )
         if course:
-            owners = list(session.scalars(academics.where(User.id.in_(
-                select(Document.uploaded_by).where(Document.faculty_id == faculty_id, Document.course == course)))))
+            owners = list(
+                session.scalars(
+                    academics.where(
+                        User.id.in_(
+                            select(Document.uploaded_by).where(
+                                Document.faculty_id == faculty_id, Document.course == course
+                            )
+                        )
+                    )
+                )
+            )
             if owners:
                 return owners
         return list(session.scalars(academics))

@@ -30,25 +30,50 @@ METRICS_PATH = "/_/metrics"
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
-HTTP_REQUESTS = Counter("aiteacher_http_requests_total", "HTTP requests by route and status",
-                        ("function", "method", "route", "status"), registry=REGISTRY)
-HTTP_LATENCY = Histogram("aiteacher_http_request_duration_seconds", "HTTP request latency (to the last byte)",
-                         ("function", "method", "route"), buckets=_LATENCY_BUCKETS, registry=REGISTRY)
-RATE_LIMITED = Counter("aiteacher_rate_limited_total", "Requests refused with 429", ("function",),
-                       registry=REGISTRY)
-AUTH_FAILED = Counter("aiteacher_auth_failed_total", "Requests refused with 401 (bad, expired or revoked token)",
-                      ("function",), registry=REGISTRY)
-LLM_LATENCY = Histogram("aiteacher_llm_request_duration_seconds", "Language model calls", ("provider", "call"),
-                        buckets=_LATENCY_BUCKETS, registry=REGISTRY)
-LLM_TOKENS = Counter("aiteacher_llm_tokens_total", "Language model tokens", ("provider", "kind"),
-                     registry=REGISTRY)
-EMBEDDING_SECONDS = Histogram("aiteacher_embedding_duration_seconds", "Time to embed one batch of texts",
-                              ("provider",), buckets=_LATENCY_BUCKETS, registry=REGISTRY)
+HTTP_REQUESTS = Counter(
+    "aiteacher_http_requests_total",
+    "HTTP requests by route and status",
+    ("function", "method", "route", "status"),
+    registry=REGISTRY,
+)
+HTTP_LATENCY = Histogram(
+    "aiteacher_http_request_duration_seconds",
+    "HTTP request latency (to the last byte)",
+    ("function", "method", "route"),
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+RATE_LIMITED = Counter("aiteacher_rate_limited_total", "Requests refused with 429", ("function",), registry=REGISTRY)
+AUTH_FAILED = Counter(
+    "aiteacher_auth_failed_total",
+    "Requests refused with 401 (bad, expired or revoked token)",
+    ("function",),
+    registry=REGISTRY,
+)
+LLM_LATENCY = Histogram(
+    "aiteacher_llm_request_duration_seconds",
+    "Language model calls",
+    ("provider", "call"),
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+LLM_TOKENS = Counter("aiteacher_llm_tokens_total", "Language model tokens", ("provider", "kind"), registry=REGISTRY)
+EMBEDDING_SECONDS = Histogram(
+    "aiteacher_embedding_duration_seconds",
+    "Time to embed one batch of texts",
+    ("provider",),
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
 EMBEDDED_TEXTS = Counter("aiteacher_embedded_texts_total", "Texts embedded", ("provider",), registry=REGISTRY)
-JOB_DURATION = Histogram("aiteacher_job_duration_seconds", "RQ job run time", ("queue", "job"),
-                         buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 900), registry=REGISTRY)
-JOB_FAILURES = Counter("aiteacher_job_failures_total", "RQ jobs that ended failed", ("queue", "job"),
-                       registry=REGISTRY)
+JOB_DURATION = Histogram(
+    "aiteacher_job_duration_seconds",
+    "RQ job run time",
+    ("queue", "job"),
+    buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 900),
+    registry=REGISTRY,
+)
+JOB_FAILURES = Counter("aiteacher_job_failures_total", "RQ jobs that ended failed", ("queue", "job"), registry=REGISTRY)
 BUILD_INFO = Gauge("aiteacher_build_info", "The running function", ("function",), registry=REGISTRY)
 
 
@@ -92,6 +117,7 @@ def register_queue_depth(queues: tuple[str, ...]) -> None:
 
 # --- logs ------------------------------------------------------------------------------------------
 
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, request_id, function, message (+ exception)."""
 
@@ -99,8 +125,9 @@ class JsonFormatter(logging.Formatter):
         from aiteacher.audit import function_var, request_id_var
 
         line: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace(
-                "+00:00", "Z"),
+            "time": datetime.fromtimestamp(record.created, UTC)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
             "level": record.levelname,
             "logger": record.name,
             "request_id": request_id_var.get() or None,
@@ -147,12 +174,17 @@ def _settings_level() -> str:
 
 def uvicorn_log_config() -> dict[str, Any]:
     """uvicorn's loggers without handlers of their own: they propagate to the JSON root handler."""
-    return {"version": 1, "disable_existing_loggers": False,
-            "loggers": {name: {"handlers": [], "propagate": True} for name in ("uvicorn", "uvicorn.error",
-                                                                               "uvicorn.access")}}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "loggers": {
+            name: {"handlers": [], "propagate": True} for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
+        },
+    }
 
 
 # --- traces ----------------------------------------------------------------------------------------
+
 
 def tracing_requested(environ: dict[str, str] | None = None) -> bool:
     env = os.environ if environ is None else environ
@@ -181,6 +213,7 @@ def with_tracing(app: Any, service_name: str) -> Any:
 
 
 # --- small timers for the engines --------------------------------------------------------------------
+
 
 class timed:
     """`with timed(EMBEDDING_SECONDS, "local"):` observes the block's wall time."""

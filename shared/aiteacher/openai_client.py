@@ -13,16 +13,16 @@ def build_client(*, api_key: str, base_url: str, timeout: float, max_retries: in
     """An explicit timeout and retry budget (the SDK retries 429 and 5xx with backoff)."""
     import openai
 
-    return openai.OpenAI(api_key=api_key or NO_KEY, base_url=base_url or None, timeout=timeout,
-                         max_retries=max_retries)
+    return openai.OpenAI(api_key=api_key or NO_KEY, base_url=base_url or None, timeout=timeout, max_retries=max_retries)
 
 
 def build_async_client(*, api_key: str, base_url: str, timeout: float, max_retries: int) -> Any:
     """The asyncio twin of `build_client` (same timeout and retries); one per event loop."""
     import openai
 
-    return openai.AsyncOpenAI(api_key=api_key or NO_KEY, base_url=base_url or None, timeout=timeout,
-                              max_retries=max_retries)
+    return openai.AsyncOpenAI(
+        api_key=api_key or NO_KEY, base_url=base_url or None, timeout=timeout, max_retries=max_retries
+    )
 
 
 def endpoint_label(base_url: str) -> str:

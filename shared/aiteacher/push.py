@@ -57,11 +57,24 @@ def _access_token() -> str:
             return str(_token_cache["token"])
         account = json.loads(get_settings().fcm_credentials_file.read_text())  # type: ignore[union-attr]
         now = int(time.time())
-        assertion = jwt.encode({"iss": account["client_email"], "scope": SCOPE, "aud": account["token_uri"],
-                                "iat": now, "exp": now + 3600}, account["private_key"], algorithm="RS256")
-        status, body = _post(account["token_uri"], urllib.parse.urlencode({
-            "grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": assertion}).encode(),
-            {"Content-Type": "application/x-www-form-urlencoded"})
+        assertion = jwt.encode(
+            {
+                "iss": account["client_email"],
+                "scope": SCOPE,
+                "aud": account["token_uri"],
+                "iat": now,
+                "exp": now + 3600,
+            },
+            account["private_key"],
+            algorithm="RS256",
+        )
+        status, body = _post(
+            account["token_uri"],
+            urllib.parse.urlencode(
+                {"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": assertion}
+            ).encode(),
+            {"Content-Type": "application/x-www-form-urlencoded"},
+        )
         if status != 200 or "access_token" not in body:
             raise PushError(f"FCM token exchange failed with HTTP {status}")
         _token_cache.update(token=body["access_token"], expires=now + int(body.get("expires_in", 3600)))
@@ -77,8 +90,11 @@ def send(device_tokens: dict[str, str], title: str, body: str) -> list[str]:
     stale = []
     for user_id, token in device_tokens.items():
         message = {"message": {"token": token, "notification": {"title": title, "body": body}}}
-        status, reply = _post(url, json.dumps(message).encode(), {
-            "Content-Type": "application/json", "Authorization": f"Bearer {_access_token()}"})
+        status, reply = _post(
+            url,
+            json.dumps(message).encode(),
+            {"Content-Type": "application/json", "Authorization": f"Bearer {_access_token()}"},
+        )
         if status == 200:
             continue
         error_code = json.dumps(reply.get("error", {}))

@@ -31,8 +31,7 @@ def backoff_intervals(retries: int) -> list[int]:
 
     settings = get_settings()
     base, cap = settings.job_retry_base_seconds, settings.job_retry_max_seconds
-    return [max(0, round(min(cap, base * 2 ** attempt) * random.uniform(0.75, 1.25)))
-            for attempt in range(retries)]
+    return [max(0, round(min(cap, base * 2**attempt) * random.uniform(0.75, 1.25))) for attempt in range(retries)]
 
 
 def default_timeout(queue: str) -> int:
@@ -62,9 +61,18 @@ def get_queue(name: str) -> Any:
     return Queue(name, connection=get_redis())
 
 
-def enqueue(queue: str, function: str, *args: Any, job_id: str | None = None, timeout: int | None = None,
-            retries: int | None = None, retry_intervals: list[int] | None = None, on_failure: str | None = None,
-            unique: bool = False, **kwargs: Any) -> str:
+def enqueue(
+    queue: str,
+    function: str,
+    *args: Any,
+    job_id: str | None = None,
+    timeout: int | None = None,
+    retries: int | None = None,
+    retry_intervals: list[int] | None = None,
+    on_failure: str | None = None,
+    unique: bool = False,
+    **kwargs: Any,
+) -> str:
     """Enqueue `function` (a dotted path) with IDs only.
 
     A `job_id` alone does not stop a second run: rq overwrites the job and queues it again. With
@@ -84,11 +92,16 @@ def enqueue(queue: str, function: str, *args: Any, job_id: str | None = None, ti
     with redis_errors("The job queue"):
         try:
             job = get_queue(queue).enqueue_call(
-                func=function, args=args, kwargs=kwargs, job_id=job_id,
+                func=function,
+                args=args,
+                kwargs=kwargs,
+                job_id=job_id,
                 timeout=timeout or default_timeout(queue),
                 retry=Retry(max=retries, interval=retry_intervals or backoff_intervals(retries)) if retries else None,
-                result_ttl=3600, failure_ttl=7 * 24 * 3600,
-                on_failure=Callback(on_failure) if on_failure else None, unique=unique,
+                result_ttl=3600,
+                failure_ttl=7 * 24 * 3600,
+                on_failure=Callback(on_failure) if on_failure else None,
+                unique=unique,
             )
         except DuplicateJobError:
             log.info("job %s is already known to rq: not enqueued again", job_id)
@@ -107,8 +120,12 @@ def job_is_live(job_id: str) -> bool:
         job = Job.fetch(job_id, connection=get_redis())
     except NoSuchJobError:
         return False
-    return job.get_status(refresh=False) in (JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED,
-                                             JobStatus.DEFERRED)
+    return job.get_status(refresh=False) in (
+        JobStatus.QUEUED,
+        JobStatus.STARTED,
+        JobStatus.SCHEDULED,
+        JobStatus.DEFERRED,
+    )
 
 
 def discard_job(job_id: str) -> None:
@@ -141,8 +158,7 @@ def requeue_abandoned(connection: Any) -> int:
             job_id = member.decode().split(":", 1)[0]
             job = queue.fetch_job(job_id)
             owner = (job.worker_name or "") if job is not None else ""
-            if owner.startswith(WORKER_PREFIX) and not connection.exists(
-                    HEARTBEAT_PREFIX + owner.rsplit(".", 1)[0]):
+            if owner.startswith(WORKER_PREFIX) and not connection.exists(HEARTBEAT_PREFIX + owner.rsplit(".", 1)[0]):
                 connection.zadd(registry.key, {member: 1}, xx=True)  # expired: cleanup() takes it
                 expired.add(job_id)
         abandoned += len(expired)
@@ -162,9 +178,12 @@ def worker_connection() -> Any:
 
     from aiteacher.config import get_settings
 
-    return Redis.from_url(get_settings().redis_url, health_check_interval=30,
-                          retry=Retry(ExponentialBackoff(cap=2, base=0.1), 2),
-                          retry_on_error=[RedisConnectionError, RedisTimeoutError])
+    return Redis.from_url(
+        get_settings().redis_url,
+        health_check_interval=30,
+        retry=Retry(ExponentialBackoff(cap=2, base=0.1), 2),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+    )
 
 
 def import_rq_in_this_thread() -> None:
@@ -177,8 +196,20 @@ def import_rq_in_this_thread() -> None:
     """
     import importlib
 
-    for name in ("rq", "rq.job", "rq.queue", "rq.registry", "rq.timeouts", "rq.worker", "rq.scheduler",
-                 "rq.command", "rq.results", "rq.executions", "rq.maintenance", "rq.suspension"):
+    for name in (
+        "rq",
+        "rq.job",
+        "rq.queue",
+        "rq.registry",
+        "rq.timeouts",
+        "rq.worker",
+        "rq.scheduler",
+        "rq.command",
+        "rq.results",
+        "rq.executions",
+        "rq.maintenance",
+        "rq.suspension",
+    ):
         try:
             importlib.import_module(name)
         except ModuleNotFoundError as exc:
@@ -251,8 +282,13 @@ class WorkerThreads:
     error instead of serving with nobody running the jobs.
     """
 
-    def __init__(self, count: int, on_fatal: Callable[[str], None] | None = None, max_failures: int = 5,
-                 pause_seconds: float = 0.5):
+    def __init__(
+        self,
+        count: int,
+        on_fatal: Callable[[str], None] | None = None,
+        max_failures: int = 5,
+        pause_seconds: float = 0.5,
+    ):
         self.count = count
         self.on_fatal = on_fatal
         self.max_failures = max_failures
@@ -270,8 +306,9 @@ class WorkerThreads:
             thread = threading.Thread(target=self._loop, name=f"rq-worker-{index}", daemon=True)
             thread.start()
             self._threads.append(thread)
-        self._reconciler = threading.Thread(target=reconcile_forever, args=(self._stop,), name="reconciler",
-                                            daemon=True)
+        self._reconciler = threading.Thread(
+            target=reconcile_forever, args=(self._stop,), name="reconciler", daemon=True
+        )
         self._reconciler.start()
 
     def alive(self) -> int:
@@ -292,11 +329,14 @@ class WorkerThreads:
             except Exception as exc:
                 failures += 1
                 self.restarts += 1
-                log.exception("worker %s failed (%d in a row); restarting it",
-                              threading.current_thread().name, failures)
+                log.exception(
+                    "worker %s failed (%d in a row); restarting it", threading.current_thread().name, failures
+                )
                 if failures >= self.max_failures:
-                    message = (f"rq worker {threading.current_thread().name} failed {failures} times in a row "
-                               f"({type(exc).__name__}: {exc}); queued jobs would never run")
+                    message = (
+                        f"rq worker {threading.current_thread().name} failed {failures} times in a row "
+                        f"({type(exc).__name__}: {exc}); queued jobs would never run"
+                    )
                     log.critical(message)
                     if self.on_fatal is not None:
                         self.on_fatal(message)
@@ -326,8 +366,11 @@ def write_heartbeat(connection: Any, name: str, state: str, ttl: int) -> None:
     import json
     import socket
 
-    connection.set(f"{HEARTBEAT_PREFIX}{name}", json.dumps(
-        {"name": name, "host": socket.gethostname(), "state": state, "at": round(time.time(), 3)}), ex=ttl)
+    connection.set(
+        f"{HEARTBEAT_PREFIX}{name}",
+        json.dumps({"name": name, "host": socket.gethostname(), "state": state, "at": round(time.time(), 3)}),
+        ex=ttl,
+    )
 
 
 def worker_name() -> str:
@@ -343,9 +386,19 @@ def _preload_for_background() -> None:
     first import was seen)."""
     import importlib
 
-    for module in ("aiteacher.reconcile", "aiteacher.curriculum.jobs", "aiteacher.curriculum.service",
-                   "aiteacher.exams.service", "aiteacher.security.revocation", "aiteacher.db.models",
-                   "rq.job", "rq.registry", "rq.utils", "sqlalchemy.dialects.sqlite", "sqlalchemy.dialects.postgresql"):
+    for module in (
+        "aiteacher.reconcile",
+        "aiteacher.curriculum.jobs",
+        "aiteacher.curriculum.service",
+        "aiteacher.exams.service",
+        "aiteacher.security.revocation",
+        "aiteacher.db.models",
+        "rq.job",
+        "rq.registry",
+        "rq.utils",
+        "sqlalchemy.dialects.sqlite",
+        "sqlalchemy.dialects.postgresql",
+    ):
         importlib.import_module(module)
 
 
@@ -445,11 +498,13 @@ def run_worker(queues: list[str] | None = None, burst: bool = False) -> None:
             try:
                 connection.ping()
                 requeue_abandoned(connection)
-                worker = stoppable_worker(list(queues or QUEUES), connection=connection,
-                                          name=f"{name}.{int(time.time())}",
-                                          maintenance_interval=settings.worker_maintenance_seconds)
-                worker.work(burst=burst, with_scheduler=True,
-                            logging_level=os.environ.get("LOG_LEVEL", "INFO").upper())
+                worker = stoppable_worker(
+                    list(queues or QUEUES),
+                    connection=connection,
+                    name=f"{name}.{int(time.time())}",
+                    maintenance_interval=settings.worker_maintenance_seconds,
+                )
+                worker.work(burst=burst, with_scheduler=True, logging_level=os.environ.get("LOG_LEVEL", "INFO").upper())
                 if burst or worker.stop_signalled:
                     return
                 connection.ping()  # RQ quit on its own: find out whether Redis is the reason

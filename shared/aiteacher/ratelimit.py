@@ -90,22 +90,25 @@ def _decision(raw: list[Any], limit: int, window_seconds: int) -> Decision:
     if allowed == -1:
         return Decision(False, limit, 0, 0, window_seconds, revoked=True)
     fetched = raw[3] if len(raw) > 3 and raw[3] else None
-    return Decision(bool(allowed), limit, max(0, limit - count), max(1, -(-reset_ms // 1000)), window_seconds,
-                    fetched=fetched)
+    return Decision(
+        bool(allowed), limit, max(0, limit - count), max(1, -(-reset_ms // 1000)), window_seconds, fetched=fetched
+    )
 
 
-def hit(key: str, limit: int, window_seconds: int, *, record: bool = True,
-        deny_keys: tuple[str, ...] = ()) -> Decision:
+def hit(key: str, limit: int, window_seconds: int, *, record: bool = True, deny_keys: tuple[str, ...] = ()) -> Decision:
     """Check `key` against `limit` per `window_seconds`; with record=True an allowed hit is counted.
     With `deny_keys`, the same round trip first checks the token deny-list (`Decision.revoked`)."""
     with redis_errors("The rate limiter"):
-        raw = _script()(keys=[f"rl:{key}", *deny_keys],
-                        args=[limit, window_seconds * 1000, _member(), "1" if record else "0", len(deny_keys)])
+        raw = _script()(
+            keys=[f"rl:{key}", *deny_keys],
+            args=[limit, window_seconds * 1000, _member(), "1" if record else "0", len(deny_keys)],
+        )
     return _decision(raw, limit, window_seconds)
 
 
-async def hit_async(key: str, limit: int, window_seconds: int, *, deny_keys: tuple[str, ...] = (),
-                    fetch_key: str | None = None) -> Decision:
+async def hit_async(
+    key: str, limit: int, window_seconds: int, *, deny_keys: tuple[str, ...] = (), fetch_key: str | None = None
+) -> Decision:
     """`hit` on the event loop's asyncio client: no thread hop on the request path. `fetch_key` is read in
     the same round trip (`Decision.fetched`)."""
     from redis.exceptions import RedisError

@@ -52,8 +52,12 @@ def _release(token: str) -> None:
     from aiteacher.cache import get_redis
 
     # Only the holder deletes (compare-and-delete): a round that outlived its lock leaves the next one alone.
-    get_redis().eval("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end "
-                     "return 0", 1, LOCK_KEY, token)
+    get_redis().eval(
+        "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
+        1,
+        LOCK_KEY,
+        token,
+    )
 
 
 def reconcile_round(*, force: bool = False) -> Report:
@@ -95,15 +99,24 @@ def _documents(report: Report) -> None:
     from aiteacher.queue import job_is_live
 
     with transaction(read_only=False) as session:
-        stale = session.execute(select(Document.id, Document.attempts).where(
-            Document.status.in_(("queued", "processing")), Document.updated_at < _stale_before(),
-        ).order_by(Document.updated_at).limit(BATCH)).all()
+        stale = session.execute(
+            select(Document.id, Document.attempts)
+            .where(
+                Document.status.in_(("queued", "processing")),
+                Document.updated_at < _stale_before(),
+            )
+            .order_by(Document.updated_at)
+            .limit(BATCH)
+        ).all()
     for document_id, attempts in stale:
         if job_is_live(f"ingest-{document_id}"):
             continue
         if attempts >= max_attempts():
-            give_up(document_id, f"Ingestion gave up after {attempts} attempts (the worker kept failing or "
-                                 "dying); upload the document again.")
+            give_up(
+                document_id,
+                f"Ingestion gave up after {attempts} attempts (the worker kept failing or "
+                "dying); upload the document again.",
+            )
             report.failed.append(document_id)
         elif requeue_document(document_id):
             report.requeued.append(document_id)
@@ -117,22 +130,37 @@ def _exams(report: Report) -> None:
     from aiteacher.queue import discard_job, job_is_live
 
     with transaction(read_only=False) as session:
-        stale = session.execute(select(Exam.id, Exam.attempts).where(
-            Exam.status.in_(("queued", "generating")), Exam.updated_at < _stale_before(),
-        ).order_by(Exam.updated_at).limit(BATCH)).all()
+        stale = session.execute(
+            select(Exam.id, Exam.attempts)
+            .where(
+                Exam.status.in_(("queued", "generating")),
+                Exam.updated_at < _stale_before(),
+            )
+            .order_by(Exam.updated_at)
+            .limit(BATCH)
+        ).all()
     for exam_id, attempts in stale:
         job_id = f"exam-{exam_id}"
         if job_is_live(job_id):
             continue
         with transaction() as session:
             if attempts >= max_attempts():
-                session.execute(update(Exam).where(Exam.id == exam_id, Exam.status.in_(("queued", "generating")))
-                                .values(status="failed", updated_at=utcnow(),
-                                        error=f"Exam generation gave up after {attempts} attempts; try again."))
+                session.execute(
+                    update(Exam)
+                    .where(Exam.id == exam_id, Exam.status.in_(("queued", "generating")))
+                    .values(
+                        status="failed",
+                        updated_at=utcnow(),
+                        error=f"Exam generation gave up after {attempts} attempts; try again.",
+                    )
+                )
                 report.failed.append(exam_id)
                 continue
-            session.execute(update(Exam).where(Exam.id == exam_id).values(
-                status="queued", attempts=Exam.attempts + 1, updated_at=utcnow()))
+            session.execute(
+                update(Exam)
+                .where(Exam.id == exam_id)
+                .values(status="queued", attempts=Exam.attempts + 1, updated_at=utcnow())
+            )
         discard_job(job_id)
         _enqueue_exam(exam_id)
         report.requeued.append(exam_id)
@@ -143,8 +171,14 @@ def _enqueue_exam(exam_id: str) -> None:
     from aiteacher.exams.service import GENERATE_FAILED, GENERATE_JOB
     from aiteacher.queue import enqueue
 
-    enqueue("exams", GENERATE_JOB, exam_id, job_id=f"exam-{exam_id}",
-            timeout=get_settings().exam_job_timeout_seconds, on_failure=GENERATE_FAILED)
+    enqueue(
+        "exams",
+        GENERATE_JOB,
+        exam_id,
+        job_id=f"exam-{exam_id}",
+        timeout=get_settings().exam_job_timeout_seconds,
+        on_failure=GENERATE_FAILED,
+    )
 
 
 def reconcile_forever(stop: threading.Event) -> None:

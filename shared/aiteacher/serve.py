@@ -67,16 +67,29 @@ def app_deadline(environ: MutableMapping[str, str] | None = None) -> float | Non
 
 
 def _problem(status: int, title: str, detail: str, code: str, headers: dict[str, str]) -> tuple[dict, bytes]:
-    body = json.dumps({"type": f"https://aiteacher.dev/problems/{code.replace('_', '-')}", "title": title,
-                       "status": status, "detail": detail, "code": code}).encode()
+    body = json.dumps(
+        {
+            "type": f"https://aiteacher.dev/problems/{code.replace('_', '-')}",
+            "title": title,
+            "status": status,
+            "detail": detail,
+            "code": code,
+        }
+    ).encode()
     return {"content-type": "application/problem+json", "content-length": str(len(body)), **headers}, body
 
 
-async def _send_problem(send: Send, status: int, title: str, detail: str, code: str,
-                        headers: dict[str, str] | None = None) -> None:
+async def _send_problem(
+    send: Send, status: int, title: str, detail: str, code: str, headers: dict[str, str] | None = None
+) -> None:
     head, body = _problem(status, title, detail, code, headers or {})
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(k.encode(), v.encode()) for k, v in head.items()]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(k.encode(), v.encode()) for k, v in head.items()],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -99,8 +112,14 @@ class ShippedApp:
             await self._metrics(scope, send)
             return
         if self.draining:
-            await _send_problem(send, 503, "Shutting down", "This replica is shutting down; retry shortly",
-                                "shutting_down", {"retry-after": str(RETRY_AFTER_SECONDS), "connection": "close"})
+            await _send_problem(
+                send,
+                503,
+                "Shutting down",
+                "This replica is shutting down; retry shortly",
+                "shutting_down",
+                {"retry-after": str(RETRY_AFTER_SECONDS), "connection": "close"},
+            )
             return
         self.in_flight += 1
         status = {"code": 500}
@@ -142,9 +161,16 @@ class ShippedApp:
             await _send_problem(send, 404, "Not found", "No route here", "not_found")
             return
         body = obs.metrics_text()
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", obs.METRICS_CONTENT_TYPE.encode()),
-                                (b"content-length", str(len(body)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", obs.METRICS_CONTENT_TYPE.encode()),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     async def _with_deadline(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -157,8 +183,9 @@ class ShippedApp:
 
         task = asyncio.ensure_future(self.app(scope, receive, watched_send))
         first_byte = asyncio.ensure_future(started.wait())
-        done, _ = await asyncio.wait({task, first_byte}, timeout=self.deadline_seconds,
-                                     return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(
+            {task, first_byte}, timeout=self.deadline_seconds, return_when=asyncio.FIRST_COMPLETED
+        )
         if task in done or first_byte in done:
             first_byte.cancel()
             await task  # a started reply (a stream, too) runs to its end
@@ -168,10 +195,12 @@ class ShippedApp:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
         if not started.is_set():
-            log.warning("request %s %s passed the %gs deadline", scope.get("method"), scope.get("path"),
-                        self.deadline_seconds)
-            await _send_problem(send, 504, "Timed out", f"The request took longer than {self.deadline_seconds:g}s",
-                                "timeout")
+            log.warning(
+                "request %s %s passed the %gs deadline", scope.get("method"), scope.get("path"), self.deadline_seconds
+            )
+            await _send_problem(
+                send, 504, "Timed out", f"The request took longer than {self.deadline_seconds:g}s", "timeout"
+            )
 
 
 def _uvicorn_server(shipped: ShippedApp, host: str, port: int, drain_seconds: float, log_level: str) -> Any:
@@ -205,10 +234,19 @@ def _uvicorn_server(shipped: ShippedApp, host: str, port: int, drain_seconds: fl
 
     from aiteacher.observability import uvicorn_log_config, with_tracing
 
-    config = uvicorn.Config(with_tracing(shipped, shipped.function_name or "aiteacher"), host=host, port=port,
-                            workers=1, proxy_headers=False, server_header=False, access_log=False,
-                            log_level=log_level, log_config=uvicorn_log_config(), timeout_graceful_shutdown=30,
-                            lifespan="auto")
+    config = uvicorn.Config(
+        with_tracing(shipped, shipped.function_name or "aiteacher"),
+        host=host,
+        port=port,
+        workers=1,
+        proxy_headers=False,
+        server_header=False,
+        access_log=False,
+        log_level=log_level,
+        log_config=uvicorn_log_config(),
+        timeout_graceful_shutdown=30,
+        lifespan="auto",
+    )
     return DrainingServer(config)
 
 
@@ -228,16 +266,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "info").lower())
-    parser.add_argument("--drain-seconds", type=float, default=None,
-                        help="how long to keep answering 503 after SIGTERM (default: the watchdog's "
-                             "healthcheck_interval, else 5s)")
+    parser.add_argument(
+        "--drain-seconds",
+        type=float,
+        default=None,
+        help="how long to keep answering 503 after SIGTERM (default: the watchdog's healthcheck_interval, else 5s)",
+    )
     args = parser.parse_args(argv)
     from aiteacher.observability import BUILD_INFO, configure_logging
 
     configure_logging(args.log_level)
     BUILD_INFO.labels(os.environ.get("FUNCTION_NAME", "")).set(1)
-    drain = args.drain_seconds if args.drain_seconds is not None else (
-        go_duration(os.environ.get("healthcheck_interval")) or 5.0)  # noqa: SIM112 - of-watchdog's name
+    drain = (
+        args.drain_seconds
+        if args.drain_seconds is not None
+        else (go_duration(os.environ.get("healthcheck_interval")) or 5.0)  # noqa: SIM112 - of-watchdog's own name
+    )
     shipped = ShippedApp(load_app(args.app), app_deadline())
     server = _uvicorn_server(shipped, args.host, args.port, drain, args.log_level)
     server.run()

@@ -31,8 +31,11 @@ class ForwardStats:
 
 def post_event(target: str, token: str, body: str, timeout: float = 30.0) -> int:
     request = urllib.request.Request(  # noqa: S310 - the target is an operator-configured http(s) URL
-        target, data=body.encode(), method="POST",
-        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
+        target,
+        data=body.encode(),
+        method="POST",
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+    )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
             return int(response.status)
@@ -61,8 +64,11 @@ def dead_letter_url(sqs: Any, queue_url: str) -> str | None:
 def _dead_letter(sqs: Any, queue_url: str, message: dict[str, Any], reason: str, stats: ForwardStats) -> None:
     target = dead_letter_url(sqs, queue_url)
     if target:
-        sqs.send_message(QueueUrl=target, MessageBody=message.get("Body", ""),
-                         MessageAttributes={"reason": {"DataType": "String", "StringValue": reason[:200]}})
+        sqs.send_message(
+            QueueUrl=target,
+            MessageBody=message.get("Body", ""),
+            MessageAttributes={"reason": {"DataType": "String", "StringValue": reason[:200]}},
+        )
         log.error("moved a message to the dead-letter queue: %s", reason)
     else:
         log.error("dropping a message (no dead-letter queue configured): %s", reason)
@@ -70,15 +76,20 @@ def _dead_letter(sqs: Any, queue_url: str, message: dict[str, Any], reason: str,
     stats.dead_lettered += 1
 
 
-def forward_once(sqs: Any, queue_url: str, target: str, token: str, wait_seconds: int = 10,
-                 stats: ForwardStats | None = None) -> int:
+def forward_once(
+    sqs: Any, queue_url: str, target: str, token: str, wait_seconds: int = 10, stats: ForwardStats | None = None
+) -> int:
     """One receive round; returns how many messages were forwarded and deleted."""
     from aiteacher.config import get_settings
 
     max_receives = get_settings().events_max_receives
     stats = stats or ForwardStats()
-    reply = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait_seconds,
-                                AttributeNames=["ApproximateReceiveCount"])
+    reply = sqs.receive_message(
+        QueueUrl=queue_url,
+        MaxNumberOfMessages=10,
+        WaitTimeSeconds=wait_seconds,
+        AttributeNames=["ApproximateReceiveCount"],
+    )
     done = 0
     for message in reply.get("Messages", []):
         body = message.get("Body", "")
@@ -98,15 +109,33 @@ def forward_once(sqs: Any, queue_url: str, target: str, token: str, wait_seconds
             _dead_letter(sqs, queue_url, message, f"object-created refused it ({status})", stats)
         elif receives >= max_receives:
             stats.failed += 1
-            _dead_letter(sqs, queue_url, message, f"still failing after {receives} deliveries (last: "
-                                                  f"{status or 'unreachable'})", stats)
+            _dead_letter(
+                sqs,
+                queue_url,
+                message,
+                f"still failing after {receives} deliveries (last: {status or 'unreachable'})",
+                stats,
+            )
         else:
             stats.failed += 1
-            log.warning("object-created answered %s; the message stays for redelivery (%d/%d)",
-                        status or "nothing", receives, max_receives)
+            log.warning(
+                "object-created answered %s; the message stays for redelivery (%d/%d)",
+                status or "nothing",
+                receives,
+                max_receives,
+            )
     return done
-def run(queue_url: str, target: str, token: str, *, once: bool = False, stop: threading.Event | None = None,
-        wait_seconds: int = 10) -> ForwardStats:
+
+
+def run(
+    queue_url: str,
+    target: str,
+    token: str,
+    *,
+    once: bool = False,
+    stop: threading.Event | None = None,
+    wait_seconds: int = 10,
+) -> ForwardStats:
     from aiteacher.storage import get_sqs
 
     sqs = get_sqs()

@@ -47,18 +47,20 @@ def load_stack(path: Path | None = None) -> tuple[dict[str, Any], list[FunctionS
     specs = []
     for name, fn in (document.get("functions") or {}).items():
         annotations = {str(k): str(v) for k, v in (fn.get("annotations") or {}).items()}
-        specs.append(FunctionSpec(
-            name=name,
-            handler_dir=(stack_path.parent / fn["handler"]).resolve(),
-            rest_path=annotations.get(REST_ANNOTATION, f"/{name}"),
-            methods=tuple(m.strip().upper() for m in annotations.get(METHODS_ANNOTATION, "GET,POST").split(",")),
-            extras=str((fn.get("build_args") or {}).get("EXTRAS", "")),
-            environment={str(k): str(v) for k, v in (fn.get("environment") or {}).items()},
-            secrets=tuple(fn.get("secrets") or ()),
-            labels={str(k): str(v) for k, v in (fn.get("labels") or {}).items()},
-            annotations=annotations,
-            raw=fn,
-        ))
+        specs.append(
+            FunctionSpec(
+                name=name,
+                handler_dir=(stack_path.parent / fn["handler"]).resolve(),
+                rest_path=annotations.get(REST_ANNOTATION, f"/{name}"),
+                methods=tuple(m.strip().upper() for m in annotations.get(METHODS_ANNOTATION, "GET,POST").split(",")),
+                extras=str((fn.get("build_args") or {}).get("EXTRAS", "")),
+                environment={str(k): str(v) for k, v in (fn.get("environment") or {}).items()},
+                secrets=tuple(fn.get("secrets") or ()),
+                labels={str(k): str(v) for k, v in (fn.get("labels") or {}).items()},
+                annotations=annotations,
+                raw=fn,
+            )
+        )
     return document, specs
 
 

@@ -25,14 +25,20 @@ def _aws_client(service: str) -> Any:
     settings = get_settings()
     credentials = {}
     if settings.s3_access_key_id:
-        credentials = {"aws_access_key_id": settings.s3_access_key_id,
-                       "aws_secret_access_key": settings.s3_secret_access_key}
+        credentials = {
+            "aws_access_key_id": settings.s3_access_key_id,
+            "aws_secret_access_key": settings.s3_secret_access_key,
+        }
     return boto3.client(
         service,
         endpoint_url=settings.s3_endpoint_url or None,
         region_name=settings.s3_region,
-        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3, "mode": "standard"},
-                      connect_timeout=5, read_timeout=30),
+        config=Config(
+            s3={"addressing_style": "path"},
+            retries={"max_attempts": 3, "mode": "standard"},
+            connect_timeout=5,
+            read_timeout=30,
+        ),
         **credentials,
     )
 
@@ -52,16 +58,18 @@ def _unavailable(exc: Exception) -> ServiceUnavailable:
     return ServiceUnavailable("The object store is unreachable; try again shortly")
 
 
-def put_pdf(key: str, data: bytes, metadata: dict[str, str] | None = None,
-            content_type: str = "application/pdf") -> str:
+def put_pdf(
+    key: str, data: bytes, metadata: dict[str, str] | None = None, content_type: str = "application/pdf"
+) -> str:
     """Store a document (a PDF unless `content_type` says otherwise) and return its ETag (without quotes)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     from aiteacher.config import get_settings
 
     try:
-        response = get_s3().put_object(Bucket=get_settings().s3_bucket, Key=key, Body=data,
-                                       ContentType=content_type, Metadata=metadata or {})
+        response = get_s3().put_object(
+            Bucket=get_settings().s3_bucket, Key=key, Body=data, ContentType=content_type, Metadata=metadata or {}
+        )
     except (BotoCoreError, ClientError) as exc:
         raise _unavailable(exc) from exc
     return str(response.get("ETag", "")).strip('"')

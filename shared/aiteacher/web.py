@@ -36,9 +36,17 @@ if TYPE_CHECKING:
 log = logging.getLogger("aiteacher.web")
 PROBLEM_JSON = "application/problem+json"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-_HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-               405: "method_not_allowed", 406: "not_acceptable", 413: "payload_too_large",
-               415: "unsupported_media_type", 429: "rate_limited"}
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+}
 HEALTH_PATH = "/_/health"
 
 
@@ -72,8 +80,11 @@ class RequestContextMiddleware:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         incoming = headers.get("x-request-id", "")
         request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
-        tokens = (request_id_var.set(request_id), client_ip_var.set(_client_ip(scope, headers)),
-                  function_var.set(self.function_name))
+        tokens = (
+            request_id_var.set(request_id),
+            client_ip_var.set(_client_ip(scope, headers)),
+            function_var.set(self.function_name),
+        )
         own = {b"x-request-id", *(name for name, _ in SECURITY_HEADERS)}
         started = False
 
@@ -84,8 +95,10 @@ class RequestContextMiddleware:
                 present = list(message.get("headers") or [])
                 csp = next((value for name, value in present if name.lower() == b"content-security-policy"), None)
                 kept = [(name, value) for name, value in present if name.lower() not in own]
-                extra = [(name, csp if name == b"content-security-policy" and csp else value)
-                         for name, value in SECURITY_HEADERS]
+                extra = [
+                    (name, csp if name == b"content-security-policy" and csp else value)
+                    for name, value in SECURITY_HEADERS
+                ]
                 message["headers"] = [*kept, (b"x-request-id", request_id.encode()), *extra]
             await send(message)
 
@@ -95,8 +108,9 @@ class RequestContextMiddleware:
             log.exception("unhandled error (request %s)", request_id, exc_info=exc)
             if started:
                 raise
-            response = problem_response(InternalError("An unexpected error occurred; quote the request id when "
-                                                      "reporting it"))
+            response = problem_response(
+                InternalError("An unexpected error occurred; quote the request id when reporting it")
+            )
             await response(scope, receive, send_with_id)
         finally:
             request_id_var.reset(tokens[0])
@@ -187,8 +201,15 @@ class SettingsCORSMiddleware:
             allow_origins=origins,
             allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
             allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
-            expose_headers=["X-Request-ID", "Retry-After", "RateLimit-Limit", "RateLimit-Remaining",
-                            "RateLimit-Reset", "RateLimit-Policy", "Location"],
+            expose_headers=[
+                "X-Request-ID",
+                "Retry-After",
+                "RateLimit-Limit",
+                "RateLimit-Remaining",
+                "RateLimit-Reset",
+                "RateLimit-Policy",
+                "Location",
+            ],
             max_age=600,
         )
 
@@ -198,6 +219,7 @@ class SettingsCORSMiddleware:
 
 # --- error handlers -------------------------------------------------------------------------------
 
+
 async def _app_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)
     return problem_response(exc)
@@ -205,16 +227,21 @@ async def _app_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    errors = [{"loc": [str(part) for part in err.get("loc", ())], "msg": err.get("msg", ""), "type": err.get("type")}
-              for err in exc.errors()]
+    errors = [
+        {"loc": [str(part) for part in err.get("loc", ())], "msg": err.get("msg", ""), "type": err.get("type")}
+        for err in exc.errors()
+    ]
     detail = "; ".join(f"{'.'.join(e['loc'][1:] or e['loc'])}: {e['msg']}" for e in errors[:5])
     return problem_response(ValidationFailed(detail or "The request is not valid", extra={"errors": errors}))
 
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    error = AppError(str(exc.detail) if exc.detail else None, code=_HTTP_CODES.get(exc.status_code, "http_error"),
-                     headers=dict(exc.headers or {}))
+    error = AppError(
+        str(exc.detail) if exc.detail else None,
+        code=_HTTP_CODES.get(exc.status_code, "http_error"),
+        headers=dict(exc.headers or {}),
+    )
     error.status = exc.status_code
     error.title = _HTTP_CODES.get(exc.status_code, "error").replace("_", " ").capitalize()
     return problem_response(error)
@@ -261,9 +288,13 @@ async def admit(request: Request, response: Response) -> None:
     base_limit, window = settings.rate_limit_for(function)
     limit = base_limit * settings.rate_limit_admin_multiplier if claims and claims.role == "admin" else base_limit
     caller = f"user:{claims.sub}" if claims else f"ip:{client_ip_var.get()}"
-    decision = await ratelimit.hit_async(f"{function}:{caller}", limit, window,
-                                         deny_keys=deny_keys(claims.iss, claims.jti, claims.fam) if claims else (),
-                                         fetch_key=profiles.cache_key(claims.sub) if claims else None)
+    decision = await ratelimit.hit_async(
+        f"{function}:{caller}",
+        limit,
+        window,
+        deny_keys=deny_keys(claims.iss, claims.jti, claims.fam) if claims else (),
+        fetch_key=profiles.cache_key(claims.sub) if claims else None,
+    )
     if claims and decision.revoked:
         # A revoked token is an anonymous caller: it is counted against its address like any other, so
         # presenting a logged-out token never switches the limit off.
@@ -322,6 +353,7 @@ def client_ip() -> str:
 
 # --- app factory ----------------------------------------------------------------------------------
 
+
 def create_app(function_name: str, summary: str, max_body_setting: str | None = None) -> FastAPI:
     """A function's app. Bodies are capped at MAX_JSON_BODY_BYTES, or at the named setting (uploads)."""
     app = FastAPI(
@@ -353,15 +385,24 @@ PROBLEM_SCHEMA: dict[str, Any] = {
     "description": "RFC 9457 problem details",
     "required": ["type", "title", "status", "detail", "code"],
     "properties": {
-        "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
-        "detail": {"type": "string"}, "code": {"type": "string", "description": "Stable machine-readable code"},
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "code": {"type": "string", "description": "Stable machine-readable code"},
         "instance": {"type": "string"},
         "errors": {"type": "array", "items": {"type": "object"}, "description": "Validation errors (422)"},
     },
 }
-_ERROR_STATUSES = {400: "Malformed request", 413: "Request body too large", 415: "Unsupported media type",
-                   422: "Validation failed", 429: "Too many requests (see Retry-After)",
-                   500: "Unexpected error (quote the X-Request-ID)", 503: "A backing service is unavailable"}
+_ERROR_STATUSES = {
+    400: "Malformed request",
+    413: "Request body too large",
+    415: "Unsupported media type",
+    422: "Validation failed",
+    429: "Too many requests (see Retry-After)",
+    500: "Unexpected error (quote the X-Request-ID)",
+    503: "A backing service is unavailable",
+}
 _AUTH_STATUSES = {401: "Missing, invalid, expired or revoked token", 403: "The caller's role may not do this"}
 
 
@@ -449,7 +490,7 @@ def _strip_base_path(event: dict[str, Any]) -> dict[str, Any]:
 
     def strip(path: str) -> str:
         if path == base or path.startswith(base + "/"):
-            return path[len(base):] or "/"
+            return path[len(base) :] or "/"
         return path
 
     event = dict(event)

@@ -15,9 +15,14 @@ from urllib.parse import urlsplit
 
 STATIC_PREFIX = "/static/"
 IMMUTABLE = "public, max-age=31536000, immutable"
-_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
-          ".html": "text/html; charset=utf-8", ".png": "image/png", ".svg": "image/svg+xml",
-          ".json": "application/json"}
+_TYPES = {
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".html": "text/html; charset=utf-8",
+    ".png": "image/png",
+    ".svg": "image/svg+xml",
+    ".json": "application/json",
+}
 
 
 def default_web_dir() -> Path | None:
@@ -49,8 +54,11 @@ class WebApp:
         if signature == self.signature:
             return
         static = self.root / "static"
-        self.versions = {p.relative_to(static).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()[:12]
-                         for p in files if p.is_relative_to(static)}
+        self.versions = {
+            p.relative_to(static).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()[:12]
+            for p in files
+            if p.is_relative_to(static)
+        }
         self.index, self.csp = self._render_index()
         self.signature = signature
 
@@ -62,25 +70,31 @@ class WebApp:
         import_map = json.dumps({"imports": imports}, indent=1, sort_keys=True)
         script_hash = base64.b64encode(hashlib.sha256(import_map.encode()).digest()).decode()
         html = (self.root / "index.html").read_text()
-        html = html.replace('<meta name="aiteacher-api-base" content="">',
-                            f'<meta name="aiteacher-api-base" content="{_attr(self.api_base)}">')
+        html = html.replace(
+            '<meta name="aiteacher-api-base" content="">',
+            f'<meta name="aiteacher-api-base" content="{_attr(self.api_base)}">',
+        )
         html = html.replace('href="/static/styles.css"', f'href="{self.url("styles.css")}"')
-        html = html.replace('<script type="module" src="/static/app.js"></script>',
-                            f'<script type="importmap">{import_map}</script>\n'
-                            f'  <script type="module" src="{self.url("app.js")}"></script>')
+        html = html.replace(
+            '<script type="module" src="/static/app.js"></script>',
+            f'<script type="importmap">{import_map}</script>\n'
+            f'  <script type="module" src="{self.url("app.js")}"></script>',
+        )
         connect = "'self'"
         if self.api_base:
             parts = urlsplit(self.api_base)
             connect += f" {parts.scheme}://{parts.netloc}"
-        csp = ("default-src 'self'; "
-               f"script-src 'self' 'sha256-{script_hash}'; style-src 'self'; img-src 'self' blob: data:; "
-               f"connect-src {connect}; object-src 'none'; base-uri 'none'; form-action 'self'; "
-               "frame-ancestors 'none'")
+        csp = (
+            "default-src 'self'; "
+            f"script-src 'self' 'sha256-{script_hash}'; style-src 'self'; img-src 'self' blob: data:; "
+            f"connect-src {connect}; object-src 'none'; base-uri 'none'; form-action 'self'; "
+            "frame-ancestors 'none'"
+        )
         return html.encode(), csp
 
     def static(self, path: str, query: str) -> tuple[int, bytes, list[tuple[str, str]]]:
         """(status, body, headers) for GET /static/<path>; nothing outside `static/` is ever read."""
-        rel = path[len(STATIC_PREFIX):]
+        rel = path[len(STATIC_PREFIX) :]
         if rel not in self.versions:
             return 404, b"Not found", [("content-type", "text/plain; charset=utf-8")]
         file = self.root / "static" / rel

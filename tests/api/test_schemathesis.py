@@ -31,8 +31,10 @@ calls: dict[str, int] = {}  # operation and role -> examples sent (printed at th
 def figures() -> Iterator[None]:
     yield
     operations = {key.rsplit(" as ", 1)[0] for key in calls}
-    print(f"\nschemathesis: {len(operations)} operations x 2 roles, {sum(calls.values())} examples "
-          f"(max {MAX_EXAMPLES} per operation and role)")
+    print(
+        f"\nschemathesis: {len(operations)} operations x 2 roles, {sum(calls.values())} examples "
+        f"(max {MAX_EXAMPLES} per operation and role)"
+    )
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -40,10 +42,13 @@ def generous_limits() -> Iterator[None]:
     """Fuzzing sends hundreds of requests from one client: limits high, so every example reaches a handler."""
     from aiteacher.config import reset_caches
 
-    saved = {name: os.environ.get(name) for name in ("RATE_LIMITS", "RATE_LIMIT_REQUESTS",
-                                                      "LOGIN_MAX_FAILURES", "LOGIN_FREE_FAILURES")}
-    os.environ.update(RATE_LIMITS=json.dumps({}), RATE_LIMIT_REQUESTS="100000", LOGIN_MAX_FAILURES="10000",
-                      LOGIN_FREE_FAILURES="100")
+    saved = {
+        name: os.environ.get(name)
+        for name in ("RATE_LIMITS", "RATE_LIMIT_REQUESTS", "LOGIN_MAX_FAILURES", "LOGIN_FREE_FAILURES")
+    }
+    os.environ.update(
+        RATE_LIMITS=json.dumps({}), RATE_LIMIT_REQUESTS="100000", LOGIN_MAX_FAILURES="10000", LOGIN_FREE_FAILURES="100"
+    )
     reset_caches()
     yield
     # The fuzzed requests were counted against the admin's own limits (ingest: 600 an hour): forget them,
@@ -98,8 +103,9 @@ def sign_in(gateway, admin_token) -> Iterator[Any]:  # type: ignore[no-untyped-d
 
 @pytest.mark.parametrize("role", ["student", "admin"])
 @schema.parametrize()
-@settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True,
-          suppress_health_check=list(HealthCheck), database=None)
+@settings(
+    max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck), database=None
+)
 def test_every_operation_conforms_to_the_document(case: Any, role: str, sign_in) -> None:  # type: ignore[no-untyped-def]
     key = f"{case.operation.method.upper()} {case.operation.path} as {role}"
     calls[key] = calls.get(key, 0) + 1

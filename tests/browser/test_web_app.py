@@ -37,8 +37,9 @@ sync_api = pytest.importorskip("playwright.sync_api")
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     with sync_api.sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                              args=["--no-sandbox", "--disable-dev-shm-usage"])
+        instance = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-dev-shm-usage"]
+        )
         yield instance
         instance.close()
 
@@ -50,8 +51,14 @@ def _page(browser, dev_server, *, width: int = 1280, height: int = 900):  # type
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     # The browser logs every non-2xx reply as a console error: those are the API's answers, not the app's faults.
-    page.on("console", lambda msg: errors.append(msg.text)
-            if msg.type == "error" and not msg.text.startswith("Failed to load resource") else None)
+    page.on(
+        "console",
+        lambda msg: (
+            errors.append(msg.text)
+            if msg.type == "error" and not msg.text.startswith("Failed to load resource")
+            else None
+        ),
+    )
     page.errors = errors  # type: ignore[attr-defined]
     return page
 
@@ -62,9 +69,13 @@ def check_screen(page, name: str) -> None:  # type: ignore[no-untyped-def]
 
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
-    results = Axe().run(page, options={"resultTypes": ["violations"],
-                                       "runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21aa",
-                                                                             "wcag22aa"]}})
+    results = Axe().run(
+        page,
+        options={
+            "resultTypes": ["violations"],
+            "runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21aa", "wcag22aa"]},
+        },
+    )
     serious = [v for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
     assert not serious, f"{name}: " + "; ".join(f"{v['id']}: {v['help']} ({len(v['nodes'])})" for v in serious)
     assert not page.errors, page.errors  # type: ignore[attr-defined]
@@ -90,13 +101,22 @@ def academic(dev_server, faculty_index: int) -> str:  # type: ignore[no-untyped-
     admin = httpx.post(base + "/auth/login", json={"email": ADMIN[0], "password": ADMIN[1]}).json()
     auth = {"Authorization": f"Bearer {admin['access_token']}"}
     email = f"prof-{time.time_ns()}@example.edu"
-    created = httpx.post(base + "/auth/register", headers=auth, json={
-        "email": email, "password": ACADEMIC_PASSWORD, "full_name": "Prof", "role": "academic"})
+    created = httpx.post(
+        base + "/auth/register",
+        headers=auth,
+        json={"email": email, "password": ACADEMIC_PASSWORD, "full_name": "Prof", "role": "academic"},
+    )
     assert created.status_code == 201, created.text
     faculty = httpx.get(base + "/faculties").json()[faculty_index]
-    placed = httpx.put(base + f"/users/{created.json()['id']}/placement", headers=auth, json={
-        "faculty_id": faculty["id"], "department_id": faculty["departments"][0]["id"],
-        "semester_id": faculty["semesters"][0]["id"]})
+    placed = httpx.put(
+        base + f"/users/{created.json()['id']}/placement",
+        headers=auth,
+        json={
+            "faculty_id": faculty["id"],
+            "department_id": faculty["departments"][0]["id"],
+            "semester_id": faculty["semesters"][0]["id"],
+        },
+    )
     assert placed.status_code == 200, placed.text
     return email
 
@@ -105,12 +125,24 @@ def academic(dev_server, faculty_index: int) -> str:  # type: ignore[no-untyped-
 def material(browser, dev_server, tmp_path_factory) -> dict:  # type: ignore[no-untyped-def]
     """The academic side: an admin uploads a lecture by drag-and-drop-free file picking and waits for ready."""
     pdf = tmp_path_factory.mktemp("upload") / "quicksort-week-3.pdf"
-    pdf.write_bytes(make_pdf([
-        ["Sorting, week 3.", "Quicksort partitions an array around a pivot element and sorts both parts recursively.",
-         "Mergesort splits the array in halves, sorts each half and merges the sorted halves in linear time.",
-         "Heapsort builds a binary heap and repeatedly extracts the maximum element."],
-        [PHRASE, "A stable sorting algorithm keeps equal keys in their original order.",
-         "Insertion sort is efficient for small or nearly sorted inputs."]], title="Quicksort week 3"))
+    pdf.write_bytes(
+        make_pdf(
+            [
+                [
+                    "Sorting, week 3.",
+                    "Quicksort partitions an array around a pivot element and sorts both parts recursively.",
+                    "Mergesort splits the array in halves, sorts each half and merges the halves in linear time.",
+                    "Heapsort builds a binary heap and repeatedly extracts the maximum element.",
+                ],
+                [
+                    PHRASE,
+                    "A stable sorting algorithm keeps equal keys in their original order.",
+                    "Insertion sort is efficient for small or nearly sorted inputs.",
+                ],
+            ],
+            title="Quicksort week 3",
+        )
+    )
     email = academic(dev_server, faculty_index=0)
     page = _page(browser, dev_server)
     sign_in(page, email, ACADEMIC_PASSWORD)
@@ -242,8 +274,13 @@ def test_an_admin_finds_a_user_changes_the_role_and_deactivates(browser, dev_ser
     import httpx
 
     email = f"mover-{time.time_ns()}@example.edu"
-    assert httpx.post(dev_server["base"] + "/auth/register", json={
-        "email": email, "password": "a long and unusual passphrase", "full_name": "Moved Person"}).status_code == 201
+    assert (
+        httpx.post(
+            dev_server["base"] + "/auth/register",
+            json={"email": email, "password": "a long and unusual passphrase", "full_name": "Moved Person"},
+        ).status_code
+        == 201
+    )
     page = _page(browser, dev_server)
     sign_in(page, *ADMIN)
     page.goto("/#/admin/users")
@@ -258,8 +295,9 @@ def test_an_admin_finds_a_user_changes_the_role_and_deactivates(browser, dev_ser
     row = page.locator(f'tr[data-email="{email}"]')
     row.get_by_role("button", name="Deactivate").click()
     page.locator(f'tr[data-email="{email}"]', has_text="deactivated").wait_for()
-    login = httpx.post(dev_server["base"] + "/auth/login", json={"email": email,
-                                                                "password": "a long and unusual passphrase"})
+    login = httpx.post(
+        dev_server["base"] + "/auth/login", json={"email": email, "password": "a long and unusual passphrase"}
+    )
     assert login.status_code in (401, 403)
 
 
@@ -292,23 +330,30 @@ def test_problem_replies_are_shown_as_messages_and_a_dead_session_returns_to_sig
     import httpx
 
     email = f"errors-{time.time_ns()}@example.edu"
-    assert httpx.post(dev_server["base"] + "/auth/register", json={
-        "email": email, "password": ACADEMIC_PASSWORD, "full_name": "Err Student"}).status_code == 201
+    assert (
+        httpx.post(
+            dev_server["base"] + "/auth/register",
+            json={"email": email, "password": ACADEMIC_PASSWORD, "full_name": "Err Student"},
+        ).status_code
+        == 201
+    )
     page = _page(browser, dev_server)
     page.errors.clear()  # type: ignore[attr-defined]
     sign_in(page, email, ACADEMIC_PASSWORD)
 
     def problem(status: int, code: str, detail: str, **headers: str):  # type: ignore[no-untyped-def]
         body = json.dumps({"type": "about:blank", "title": code, "status": status, "detail": detail, "code": code})
-        return lambda route: route.fulfill(status=status, body=body, headers={
-            "Content-Type": "application/problem+json", **headers})
+        return lambda route: route.fulfill(
+            status=status, body=body, headers={"Content-Type": "application/problem+json", **headers}
+        )
 
     page.goto("/#/search")
     for status, code, detail, headers, shown in (
-            (429, "rate_limited", "Too many requests.", {"Retry-After": "7"}, "Try again in 7 s."),
-            (503, "unavailable", "The database is unreachable.", {}, "temporarily unavailable"),
-            (409, "profile_incomplete", "Choose your faculty and semester first.", {}, "faculty and semester"),
-            (403, "forbidden", "Not allowed.", {}, "Not allowed.")):
+        (429, "rate_limited", "Too many requests.", {"Retry-After": "7"}, "Try again in 7 s."),
+        (503, "unavailable", "The database is unreachable.", {}, "temporarily unavailable"),
+        (409, "profile_incomplete", "Choose your faculty and semester first.", {}, "faculty and semester"),
+        (403, "forbidden", "Not allowed.", {}, "Not allowed."),
+    ):
         page.route("**/search", problem(status, code, detail, **headers))
         page.get_by_label("Search your material").fill("anything")
         page.get_by_role("button", name="Search").click()

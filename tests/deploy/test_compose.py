@@ -22,9 +22,17 @@ COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
 SETTING_NAMES = {str(field.validation_alias or name).upper() for name, field in Settings.model_fields.items()}
 # Settings of the containers themselves (not of our app), allowed in an environment block.
-FOREIGN = {"POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB", "MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD",
-           *(f"MINIO_NOTIFY_WEBHOOK_{part}_{manifests.MINIO_WEBHOOK_ID}"
-             for part in ("ENABLE", "ENDPOINT", "AUTH_TOKEN", "QUEUE_DIR", "QUEUE_LIMIT"))}
+FOREIGN = {
+    "POSTGRES_USER",
+    "POSTGRES_PASSWORD",
+    "POSTGRES_DB",
+    "MINIO_ROOT_USER",
+    "MINIO_ROOT_PASSWORD",
+    *(
+        f"MINIO_NOTIFY_WEBHOOK_{part}_{manifests.MINIO_WEBHOOK_ID}"
+        for part in ("ENABLE", "ENDPOINT", "AUTH_TOKEN", "QUEUE_DIR", "QUEUE_LIMIT")
+    ),
+}
 
 
 def test_minio_setup_never_dials_the_webhook_target() -> None:
@@ -169,6 +177,13 @@ def test_docker_compose_config_accepts_the_file() -> None:
         pytest.skip("neither `docker compose` nor `docker-compose` is installed")
     # The secrets have no defaults (compose refuses to start without them): give it test values.
     env = {**os.environ, "JWT_SECRET": "j" * 40, "EVENTS_TOKEN": "e" * 32, "S3_SECRET_ACCESS_KEY": "s" * 24}
-    result = subprocess.run([*command, "-f", str(REPO / "docker-compose.yml"), "config", "-q"], cwd=REPO,
-                            capture_output=True, text=True, timeout=120, check=False, env=env)
+    result = subprocess.run(
+        [*command, "-f", str(REPO / "docker-compose.yml"), "config", "-q"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=env,
+    )
     assert result.returncode == 0, result.stderr

@@ -15,9 +15,19 @@ def test_openfaas_guide_covers_every_secret_and_step() -> None:
     text = (DOCS / "deploy-openfaas.md").read_text()
     for secret in sorted({secret for spec in functions() for secret in spec.secrets}):
         assert f"faas-cli secret create {secret}" in text, secret
-    for needle in ("faas-cli build", "faas-cli push", "faas-cli deploy", "faas-cli up", "notify_webhook:1",
-                   "mc event add", "arn:minio:sqs::1:webhook --event put --suffix .pdf", "aiteacher migrate",
-                   "stack.pro.yml", "15 functions", "at most 5"):
+    for needle in (
+        "faas-cli build",
+        "faas-cli push",
+        "faas-cli deploy",
+        "faas-cli up",
+        "notify_webhook:1",
+        "mc event add",
+        "arn:minio:sqs::1:webhook --event put --suffix .pdf",
+        "aiteacher migrate",
+        "stack.pro.yml",
+        "15 functions",
+        "at most 5",
+    ):
         assert needle in text, needle
 
 

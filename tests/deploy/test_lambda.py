@@ -51,9 +51,13 @@ def over_http(client: Any, name: str, lambda_event: dict[str, Any]) -> Any:
     """The same request as the event, sent through the local gateway at /function/<name>/..."""
     http = lambda_event["requestContext"]["http"]
     headers = {k: v for k, v in lambda_event["headers"].items() if k not in ("host", "content-length")}
-    return client.request(http["method"], f"/function/{name}{http['path']}", headers=headers,
-                          params=lambda_event.get("rawQueryString") or None,
-                          content=(lambda_event.get("body") or "").encode() or None)
+    return client.request(
+        http["method"],
+        f"/function/{name}{http['path']}",
+        headers=headers,
+        params=lambda_event.get("rawQueryString") or None,
+        content=(lambda_event.get("body") or "").encode() or None,
+    )
 
 
 def normalized(payload: Any) -> Any:
@@ -64,8 +68,13 @@ def normalized(payload: Any) -> Any:
     return payload
 
 
-def same_answer(client: Any, name: str, lambda_event: dict[str, Any], http_event: dict[str, Any] | None = None,
-                status: int | None = None) -> dict[str, Any]:
+def same_answer(
+    client: Any,
+    name: str,
+    lambda_event: dict[str, Any],
+    http_event: dict[str, Any] | None = None,
+    status: int | None = None,
+) -> dict[str, Any]:
     code, headers, body = invoke(name, lambda_event)
     response = over_http(client, name, http_event or lambda_event)
     assert code == response.status_code, (body, response.text)
@@ -87,8 +96,10 @@ def test_faculties_get(client) -> None:  # type: ignore[no-untyped-def]
     lambda_event = event("faculties.function-url-get.json")
     body = same_answer(client, "faculties", lambda_event, status=200)
     assert body and {"id", "code", "name", "departments", "semesters"} <= body[0].keys()
-    assert invoke("faculties", lambda_event)[1]["cache-control"] == over_http(client, "faculties", lambda_event) \
-        .headers["cache-control"]
+    assert (
+        invoke("faculties", lambda_event)[1]["cache-control"]
+        == over_http(client, "faculties", lambda_event).headers["cache-control"]
+    )
 
 
 def test_register_post(client) -> None:  # type: ignore[no-untyped-def]

@@ -67,8 +67,14 @@ def test_localstack_compose_config() -> None:
     command = _compose_command()
     if command is None:
         pytest.skip("neither `docker compose` nor `docker-compose` is installed")
-    result = subprocess.run([*command, "-f", str(REPO / "localstack" / "compose.yml"), "config", "-q"],
-                            cwd=REPO / "localstack", capture_output=True, text=True, timeout=120, check=False)
+    result = subprocess.run(
+        [*command, "-f", str(REPO / "localstack" / "compose.yml"), "config", "-q"],
+        cwd=REPO / "localstack",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -98,14 +104,20 @@ def test_moto_bucket_notifies_capitalised_pdf_keys(tmp_path: Path) -> None:
     from aiteacher.storage import get_sqs
 
     queue_url = os.environ["EVENTS_QUEUE_URL"]
-    s3 = boto3.client("s3", endpoint_url=os.environ["S3_ENDPOINT_URL"], region_name="us-east-1",
-                      aws_access_key_id="testing", aws_secret_access_key="testing")
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=os.environ["S3_ENDPOINT_URL"],
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
     key = f"eng/3/algorithms/capitals-{os.getpid()}.PDF"
     s3.put_object(Bucket="curriculum", Key=key, Body=b"%PDF-1.4\n")
     seen = []
     for _ in range(5):
-        for message in get_sqs().receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10,
-                                                 WaitTimeSeconds=1).get("Messages", []):
+        for message in (
+            get_sqs().receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+        ):
             seen.append(message["Body"])
             get_sqs().delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
         if any("capitals-" in body for body in seen):
@@ -118,8 +130,10 @@ def test_queue_url_needs_no_public_dns() -> None:
     urls = re.findall(r"EVENTS_QUEUE_URL=(\S+)", text)
     assert urls and all(url.startswith("http://127.0.0.1:4566/") for url in urls)
     assert "localhost.localstack.cloud" not in text.split("## Developer flow 1")[1].split("## Developer flow 2")[0]
-    assert yaml.safe_load(COMPOSE_FILE.read_text())["services"]["localstack"]["environment"][
-        "SQS_ENDPOINT_STRATEGY"] == "path"
+    assert (
+        yaml.safe_load(COMPOSE_FILE.read_text())["services"]["localstack"]["environment"]["SQS_ENDPOINT_STRATEGY"]
+        == "path"
+    )
 
 
 def test_lambda_zip_carries_no_bytecode() -> None:

@@ -33,7 +33,8 @@ def test_the_lock_pins_every_dependency_within_its_bounds() -> None:
         name = canonicalize_name(requirement.name)
         assert name in PINS, f"{name} is not in shared/requirements.lock: run `make lock`"
         assert requirement.specifier.contains(PINS[name], prereleases=True), (
-            f"{name}=={PINS[name]} is outside {requirement.specifier}: run `make lock`")
+            f"{name}=={PINS[name]} is outside {requirement.specifier}: run `make lock`"
+        )
 
 
 def test_every_pin_carries_hashes() -> None:

@@ -42,6 +42,7 @@ def knative(name: str) -> dict:
 
 # --- in sync ---------------------------------------------------------------------------------------
 
+
 def test_committed_files_equal_a_fresh_generation(generated: dict[str, str]) -> None:
     problems = manifests.differences(REPO, generated)
     assert not problems, "generated files are out of date, run `aiteacher manifests`:\n" + "\n".join(problems)
@@ -74,8 +75,9 @@ def test_cli_check_exit_codes(tmp_path: Path, generated: dict[str, str]) -> None
     assert ok.returncode == 0, ok.stderr
     manifests.write(tmp_path, generated)
     (tmp_path / "stack.pro.yml").write_text("version: 1.0\n")
-    drift = subprocess.run([*command, "--out", str(tmp_path)], cwd=REPO, capture_output=True, text=True,
-                           timeout=120, check=False)
+    drift = subprocess.run(
+        [*command, "--out", str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=120, check=False
+    )
     assert drift.returncode == 1
     assert "stack.pro.yml" in drift.stderr
 
@@ -85,8 +87,10 @@ def test_use_env_writes_another_registry_elsewhere(tmp_path: Path) -> None:
     files = manifests.generate(manifests.load(REPO, environ, namespace="aiteacher"))
     manifests.write(tmp_path, files)
     service = yaml.safe_load((tmp_path / "infra/knative" / f"{SPECS[0].name}.yaml").read_text())
-    assert service["spec"]["template"]["spec"]["containers"][0]["image"] == \
-        f"registry.example.edu/ai/{SPECS[0].name}:2026.11"
+    assert (
+        service["spec"]["template"]["spec"]["containers"][0]["image"]
+        == f"registry.example.edu/ai/{SPECS[0].name}:2026.11"
+    )
     assert service["metadata"]["namespace"] == "aiteacher"
     worker = next(yaml.safe_load_all((tmp_path / "infra/k8s/worker.yaml").read_text()))
     assert worker["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.example.edu/ai/worker:2026.11"
@@ -95,8 +99,10 @@ def test_use_env_writes_another_registry_elsewhere(tmp_path: Path) -> None:
 def test_expand_uses_defaults_or_the_environment() -> None:
     value = "${REGISTRY:-ghcr.io/aiteacher}/x:${TAG:-latest}"
     assert manifests.expand(value) == "ghcr.io/aiteacher/x:latest"
-    assert manifests.expand(value, {"REGISTRY": "registry.example.edu/ai", "TAG": "1.2.3"}) == \
-        "registry.example.edu/ai/x:1.2.3"
+    assert (
+        manifests.expand(value, {"REGISTRY": "registry.example.edu/ai", "TAG": "1.2.3"})
+        == "registry.example.edu/ai/x:1.2.3"
+    )
     assert manifests.expand("${DATABASE_READ_URL:-}") == ""
 
 
@@ -108,6 +114,7 @@ def test_duration_parsing_matches_of_watchdog() -> None:
 
 
 # --- Knative ---------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("spec", SPECS, ids=by_name)
 def test_knative_service_matches_the_crd_schema(spec) -> None:  # type: ignore[no-untyped-def]
@@ -199,8 +206,9 @@ def test_every_generated_watchdog_config_writes_after_it_executes() -> None:
     for name, env in configs.items():
         assert "upstream_timeout" not in env and "max_request_size" not in env, name
         if "exec_timeout" in env or "write_timeout" in env:
-            assert (manifests.duration_seconds(env["write_timeout"]) > manifests.duration_seconds(env["exec_timeout"])
-                    ), name
+            assert manifests.duration_seconds(env["write_timeout"]) > manifests.duration_seconds(env["exec_timeout"]), (
+                name
+            )
 
 
 def test_optional_openai_key_does_not_block_a_knative_pod() -> None:
@@ -237,6 +245,7 @@ def test_knative_secrets_are_files_the_settings_read(spec, tmp_path: Path, monke
 
 # --- OpenFaaS Community Edition and the Pro overlay --------------------------------------------------
 
+
 def test_stack_yml_deploys_on_community_edition() -> None:
     assert len(SPECS) <= 15
     for spec in SPECS:
@@ -259,12 +268,14 @@ def test_pro_overlay_is_stack_yml_plus_the_scale_to_zero_labels() -> None:
         for label in manifests.PRO_LABELS:
             del labels[label]
         assert function == stack_doc["functions"][name]
-    assert {k: v for k, v in pro_doc.items() if k != "functions"} == \
-        {k: v for k, v in stack_doc.items() if k != "functions"}
+    assert {k: v for k, v in pro_doc.items() if k != "functions"} == {
+        k: v for k, v in stack_doc.items() if k != "functions"
+    }
     assert "${REGISTRY:-" in (REPO / "stack.pro.yml").read_text()  # placeholders left for faas-cli
 
 
 # --- Kubernetes: worker, KEDA, migration Job, PgBouncer ------------------------------------------------
+
 
 def k8s(name: str) -> list[dict]:
     return [d for d in yaml.safe_load_all((REPO / "infra" / "k8s" / name).read_text()) if d]
@@ -299,8 +310,9 @@ def test_worker_scales_from_zero_on_every_rq_queue() -> None:
 
 
 def test_worker_and_migrate_commands_exist() -> None:
-    help_text = subprocess.run([sys.executable, "-m", "aiteacher.cli", "--help"], capture_output=True, text=True,
-                               timeout=60, check=True).stdout
+    help_text = subprocess.run(
+        [sys.executable, "-m", "aiteacher.cli", "--help"], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
     for command in ("worker", "migrate", "manifests"):
         assert command in help_text
 

@@ -46,8 +46,10 @@ def test_every_alias_reaches_its_function(spec) -> None:  # type: ignore[no-unty
     gateway = locations(conf("aiteacher.conf"))
     direct = locations(conf("compose.conf"))
     alias = spec.rest_path.rstrip("/")
-    for routes, target in ((gateway, f"http://aiteacher_gateway/function/{spec.name}/"),
-                           (direct, f"http://fn_{spec.name.replace('-', '_')}/")):
+    for routes, target in (
+        (gateway, f"http://aiteacher_gateway/function/{spec.name}/"),
+        (direct, f"http://fn_{spec.name.replace('-', '_')}/"),
+    ):
         assert routes[f"={alias}"] == target  # exact: POST /auth/login
         assert routes[f"{alias}/"] == target  # prefix: GET /documents/{id}
         assert routes[f"=/function/{spec.name}"] == target
@@ -57,8 +59,13 @@ def test_every_alias_reaches_its_function(spec) -> None:  # type: ignore[no-unty
 
 def test_edge_headers_and_body_sizes() -> None:
     text = conf("aiteacher.conf")
-    for header in ("X-Forwarded-For $proxy_add_x_forwarded_for", "X-Real-IP $remote_addr",
-                   "X-Forwarded-Proto $scheme", "X-Request-ID $aiteacher_request_id", "Host $host"):
+    for header in (
+        "X-Forwarded-For $proxy_add_x_forwarded_for",
+        "X-Real-IP $remote_addr",
+        "X-Forwarded-Proto $scheme",
+        "X-Request-ID $aiteacher_request_id",
+        "Host $host",
+    ):
         assert f"proxy_set_header {header};" in text
     assert "Access-Control" not in text  # CORS is the functions' job (CORS_ORIGINS)
     stack = manifests.load(REPO)
@@ -73,6 +80,7 @@ def test_edge_headers_and_body_sizes() -> None:
 
 
 # --- nginx itself ---------------------------------------------------------------------------------
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -89,7 +97,7 @@ def main_conf(folder: Path, include: Path, *, daemon: bool) -> Path:
     path = folder / "nginx.conf"
     path.write_text(f"""
 worker_processes 1;
-daemon {'on' if daemon else 'off'};
+daemon {"on" if daemon else "off"};
 pid {folder}/nginx.pid;
 error_log {folder}/error.log warn;
 events {{ worker_connections 128; }}
@@ -110,8 +118,13 @@ def nginx_test(folder: Path, text: str) -> subprocess.CompletedProcess[str]:
     include = folder / "edge.conf"
     include.write_text(text)
     path = main_conf(folder, include, daemon=False)
-    return subprocess.run([NGINX, "-t", "-q", "-p", str(folder), "-e", str(folder / "error.log"), "-c", str(path)],
-                          capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [NGINX, "-t", "-q", "-p", str(folder), "-e", str(folder / "error.log"), "-c", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 @needs_nginx
@@ -141,8 +154,9 @@ def local_gateway(gateway) -> Iterator[int]:  # type: ignore[no-untyped-def]
     import uvicorn
 
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(gateway, host="127.0.0.1", port=port, log_level="warning",
-                                           access_log=False, lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(gateway, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="off")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -174,8 +188,11 @@ def edge(tmp_path: Path, local_gateway: int) -> Iterator[str]:
     text = manifests.nginx_conf(stack, gateway=f"127.0.0.1:{local_gateway}", listen=f"127.0.0.1:{port}")
     include.write_text(text.replace(manifests.WEB_ROOT, str(web_root / "web")))
     path = main_conf(tmp_path, include, daemon=False)
-    process = subprocess.Popen([NGINX, "-p", str(tmp_path), "-e", str(tmp_path / "error.log"), "-c", str(path)],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [NGINX, "-p", str(tmp_path), "-e", str(tmp_path / "error.log"), "-c", str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -203,8 +220,9 @@ def test_register_and_login_through_the_edge(edge: str) -> None:
         registered = client.post("/auth/register", json={"email": email, "password": PASSWORD, "full_name": "Edge"})
         assert registered.status_code == 201, registered.text
         assert registered.json()["email"] == email
-        login = client.post("/auth/login", json={"email": email, "password": PASSWORD},
-                            headers={"X-Request-ID": "edge-test-request-1"})
+        login = client.post(
+            "/auth/login", json={"email": email, "password": PASSWORD}, headers={"X-Request-ID": "edge-test-request-1"}
+        )
         assert login.status_code == 200, login.text
         assert login.headers["x-request-id"] == "edge-test-request-1"  # passed through to the function
         tokens = login.json()

@@ -23,13 +23,18 @@ def test_streaming_routes_are_unbuffered_at_the_edge() -> None:
         block = text.split(f"location = {spec.rest_path.rstrip('/')} {{", 1)[1].split("}", 1)[0]
         streams = spec.annotations.get(manifests.STREAMING_ANNOTATION) == "true"
         assert ("proxy_buffering off;" in block) is streams, spec.name
-    assert any(spec.name == "chat" and spec.annotations.get(manifests.STREAMING_ANNOTATION) == "true"
-               for spec in functions())
+    assert any(
+        spec.name == "chat" and spec.annotations.get(manifests.STREAMING_ANNOTATION) == "true" for spec in functions()
+    )
 
 
 @needs_nginx
-def test_chat_streams_through_nginx_before_the_model_finishes(edge: str, gateway, course,  # noqa: F811
-                                                              openai_configured) -> None:  # noqa: F811
+def test_chat_streams_through_nginx_before_the_model_finishes(
+    edge: str,  # noqa: F811
+    gateway,
+    course,  # noqa: F811
+    openai_configured,  # noqa: F811
+) -> None:
     from fastapi.testclient import TestClient
 
     local = f"127.{random.randint(1, 250)}.{random.randint(1, 250)}.{random.randint(2, 250)}"
@@ -37,13 +42,20 @@ def test_chat_streams_through_nginx_before_the_model_finishes(edge: str, gateway
         user = signed_in(setup)
         place(setup, user, hierarchy(setup)[1], 2)
     hold, finished = threading.Event(), threading.Event()
-    openai_configured.queue_chat_stream(["Compare the entries ", "with the buckets [S1]. What ratio is that?"],
-                                        hold_after_first=hold, finished=finished)
+    openai_configured.queue_chat_stream(
+        ["Compare the entries ", "with the buckets [S1]. What ratio is that?"], hold_after_first=hold, finished=finished
+    )
     transport = httpx.HTTPTransport(local_address=local)
     try:
-        with httpx.Client(base_url=edge, transport=transport, timeout=20) as http, \
-                http.stream("POST", "/chat", json={"message": "What is the load factor of a hash table?"},
-                            headers={**user["headers"], "Accept": "text/event-stream"}) as response:
+        with (
+            httpx.Client(base_url=edge, transport=transport, timeout=20) as http,
+            http.stream(
+                "POST",
+                "/chat",
+                json={"message": "What is the load factor of a hash table?"},
+                headers={**user["headers"], "Accept": "text/event-stream"},
+            ) as response,
+        ):
             assert response.status_code == 200
             assert response.headers["content-type"].startswith("text/event-stream")
             lines = response.iter_lines()

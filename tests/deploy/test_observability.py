@@ -18,7 +18,7 @@ import httpx
 
 REPO = Path(__file__).resolve().parents[2]
 
-APP = textwrap.dedent('''
+APP = textwrap.dedent("""
     import logging
     from fastapi import Response
     from aiteacher.web import create_app
@@ -43,7 +43,7 @@ APP = textwrap.dedent('''
     @app.get("/limited")
     def limited():
         return Response(status_code=429, headers={"Retry-After": "1"})
-''')
+""")
 
 
 def _free_port() -> int:
@@ -56,10 +56,13 @@ def _serve(tmp_path: Path, **env: str) -> tuple[subprocess.Popen, str, Path]:
     (tmp_path / "handler.py").write_text(APP)
     port = _free_port()
     log_path = tmp_path / "stderr.log"
-    process = subprocess.Popen([sys.executable, "-m", "aiteacher.serve", "handler:app", "--port", str(port),
-                                "--drain-seconds", "0"], cwd=tmp_path, env={**os.environ, "FUNCTION_NAME": "probe",
-                                                                              **env},
-                               stdout=subprocess.DEVNULL, stderr=log_path.open("w"))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "aiteacher.serve", "handler:app", "--port", str(port), "--drain-seconds", "0"],
+        cwd=tmp_path,
+        env={**os.environ, "FUNCTION_NAME": "probe", **env},
+        stdout=subprocess.DEVNULL,
+        stderr=log_path.open("w"),
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -113,17 +116,21 @@ def test_metrics_count_routes_statuses_auth_failures_and_rate_limits(tmp_path: P
         through_proxy = httpx.get(f"{base}/_/metrics", headers={"X-Forwarded-For": "203.0.113.9"}, timeout=10)
     finally:
         _stop(process)
-    assert ('aiteacher_http_requests_total{function="probe",method="GET",route="/items/{item_id}",status="200"} 2.0'
-            in text)
+    assert (
+        'aiteacher_http_requests_total{function="probe",method="GET",route="/items/{item_id}",status="200"} 2.0' in text
+    )
     assert 'route="unmatched",status="404"' in text  # unknown paths never become labels of their own
     assert 'aiteacher_auth_failed_total{function="probe"} 1.0' in text
     assert 'aiteacher_rate_limited_total{function="probe"} 1.0' in text
-    assert re.search(r'aiteacher_http_request_duration_seconds_count\{function="probe",method="GET",'
-                     r'route="/items/\{item_id\}"\} 2\.0', text)
+    assert re.search(
+        r'aiteacher_http_request_duration_seconds_count\{function="probe",method="GET",'
+        r'route="/items/\{item_id\}"\} 2\.0',
+        text,
+    )
     assert through_proxy.status_code == 404  # the gateway adds X-Forwarded-For: never published there
 
 
-WORKER_SCRIPT = textwrap.dedent('''
+WORKER_SCRIPT = textwrap.dedent("""
     import os, sys
     from aiteacher.queue import _measured_worker_class, enqueue, worker_connection
     from aiteacher import observability as obs
@@ -134,12 +141,18 @@ WORKER_SCRIPT = textwrap.dedent('''
     worker = _measured_worker_class()(["notifications"], connection=worker_connection())
     worker.work(burst=True, logging_level="WARNING")
     sys.stdout.write(obs.metrics_text().decode())
-''')
+""")
 
 
 def test_worker_metrics_job_duration_failures_and_queue_depth(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-c", WORKER_SCRIPT], cwd=REPO, capture_output=True, text=True,
-                            timeout=120, env={**os.environ, "LOG_LEVEL": "WARNING"})
+    result = subprocess.run(
+        [sys.executable, "-c", WORKER_SCRIPT],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "LOG_LEVEL": "WARNING"},
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     text = result.stdout
     assert 'aiteacher_job_duration_seconds_count{job="getcwd",queue="notifications"} 1.0' in text
@@ -157,8 +170,10 @@ def test_tracing_is_off_unless_otel_variables_ask_for_it() -> None:
     assert tracing_requested({"OTEL_TRACES_EXPORTER": "otlp"})
     app = object()
     assert with_tracing(app, "probe") is app
-    code = ("import sys; from aiteacher.observability import with_tracing; with_tracing(object(), 'x'); "
-            "assert not [m for m in sys.modules if m.startswith('opentelemetry')]")
+    code = (
+        "import sys; from aiteacher.observability import with_tracing; with_tracing(object(), 'x'); "
+        "assert not [m for m in sys.modules if m.startswith('opentelemetry')]"
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     assert subprocess.run([sys.executable, "-c", code], env=env, timeout=60).returncode == 0
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-APP = textwrap.dedent('''
+APP = textwrap.dedent("""
     import asyncio
     from fastapi import FastAPI
     from fastapi.responses import StreamingResponse
@@ -42,7 +42,7 @@ APP = textwrap.dedent('''
                 yield f"data: {n}\\n\\n"
                 await asyncio.sleep(0.6)
         return StreamingResponse(stream(), media_type="text/event-stream")
-''')
+""")
 
 
 def _free_port() -> int:
@@ -59,9 +59,23 @@ def serve(tmp_path: Path) -> Iterator:  # type: ignore[type-arg]
     def start(exec_timeout: str = "", drain: float = 1.0) -> tuple[subprocess.Popen, str]:
         port = _free_port()
         env = {**os.environ, "exec_timeout": exec_timeout}
-        process = subprocess.Popen([sys.executable, "-m", "aiteacher.serve", "handler:app", "--port", str(port),
-                                    "--drain-seconds", str(drain)], cwd=tmp_path, env=env,
-                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "aiteacher.serve",
+                "handler:app",
+                "--port",
+                str(port),
+                "--drain-seconds",
+                str(drain),
+            ],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         started.append(process)
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30

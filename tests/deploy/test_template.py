@@ -114,6 +114,7 @@ def test_every_function_builds_with_declared_extras(spec) -> None:  # type: igno
 
 # --- both build-context layouts, through prepare-context.sh ---------------------------------------
 
+
 def faas_cli_build_context(tmp: Path, spec, *, copy_into_function: bool = True) -> Path:  # type: ignore[no-untyped-def]
     """What `faas-cli build` lays out (builder.createBuildContext): the template, the handler folder in
     function/, and each configuration.copy path copied to function/<path> (or, if asked, the top level)."""
@@ -133,8 +134,13 @@ def faas_cli_build_context(tmp: Path, spec, *, copy_into_function: bool = True) 
 
 
 def prepare(context: Path, stage: Path, function: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["sh", str(TEMPLATE / "prepare-context.sh"), str(context), str(stage), function],
-                          capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(
+        ["sh", str(TEMPLATE / "prepare-context.sh"), str(context), str(stage), function],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def assert_staged(stage: Path, spec) -> None:  # type: ignore[no-untyped-def]
@@ -178,6 +184,7 @@ def test_missing_pieces_fail_the_build(tmp_path: Path) -> None:
 
 # --- the fprocess serves each function from the staged layout -------------------------------------
 
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -198,12 +205,18 @@ def test_fprocess_serves_the_function(spec, staged_root: Path) -> None:  # type:
     argv = env_values()["fprocess"].split(" ")
     argv[argv.index("--port") + 1] = str(port)
     argv[0:1] = [sys.executable]
-    env = {**os.environ, "AITEACHER_ENV": "production", "FUNCTION_NAME": spec.name,
-           "JWT_SECRET": "a-production-strength-secret-for-this-test-0123456789",
-           "DATA_DIR": str(stage / "data"), "PYTHONDONTWRITEBYTECODE": "1",
-           "AITEACHER_ALEMBIC_INI": str(stage / "app" / "alembic.ini")}
-    process = subprocess.Popen(argv, cwd=stage / "app" / "function", env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT)
+    env = {
+        **os.environ,
+        "AITEACHER_ENV": "production",
+        "FUNCTION_NAME": spec.name,
+        "JWT_SECRET": "a-production-strength-secret-for-this-test-0123456789",
+        "DATA_DIR": str(stage / "data"),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "AITEACHER_ALEMBIC_INI": str(stage / "app" / "alembic.ini"),
+    }
+    process = subprocess.Popen(
+        argv, cwd=stage / "app" / "function", env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     try:
         deadline = time.monotonic() + 60
         status, body = None, b""

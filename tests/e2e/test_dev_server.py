@@ -30,11 +30,30 @@ def _free_port() -> int:
 
 
 def _dev_env(data_dir: Path, gateway_port: int, s3_port: int) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("DATABASE_URL", "REDIS_URL", "S3_ENDPOINT_URL", "EVENTS_TOKEN", "EVENTS_QUEUE_URL",
-                        "JWT_SECRET", "AITEACHER_ENV", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY")}
-    env.update(DATA_DIR=str(data_dir), GATEWAY_PORT=str(gateway_port), S3_PORT=str(s3_port),
-               ADMIN_EMAIL=ADMIN[0], ADMIN_PASSWORD=ADMIN[1], PYTHONUNBUFFERED="1")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in (
+            "DATABASE_URL",
+            "REDIS_URL",
+            "S3_ENDPOINT_URL",
+            "EVENTS_TOKEN",
+            "EVENTS_QUEUE_URL",
+            "JWT_SECRET",
+            "AITEACHER_ENV",
+            "S3_ACCESS_KEY_ID",
+            "S3_SECRET_ACCESS_KEY",
+        )
+    }
+    env.update(
+        DATA_DIR=str(data_dir),
+        GATEWAY_PORT=str(gateway_port),
+        S3_PORT=str(s3_port),
+        ADMIN_EMAIL=ADMIN[0],
+        ADMIN_PASSWORD=ADMIN[1],
+        PYTHONUNBUFFERED="1",
+    )
     return env
 
 
@@ -43,8 +62,13 @@ def dev_server(tmp_path_factory) -> Iterator[dict]:  # type: ignore[no-untyped-d
     data_dir = tmp_path_factory.mktemp("dev-data")
     gateway_port, s3_port = _free_port(), _free_port()
     log = (data_dir / "dev.log").open("w")
-    process = subprocess.Popen([sys.executable, "-m", "aiteacher.cli", "dev"], cwd=REPO, stdout=log,
-                               stderr=subprocess.STDOUT, env=_dev_env(data_dir, gateway_port, s3_port))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "aiteacher.cli", "dev"],
+        cwd=REPO,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=_dev_env(data_dir, gateway_port, s3_port),
+    )
     base = f"http://127.0.0.1:{gateway_port}"
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
@@ -58,8 +82,13 @@ def dev_server(tmp_path_factory) -> Iterator[dict]:  # type: ignore[no-untyped-d
     else:
         process.kill()
         pytest.fail("aiteacher dev did not come up")
-    yield {"base": base, "s3": f"http://127.0.0.1:{s3_port}", "data_dir": data_dir, "process": process,
-           "log": data_dir / "dev.log"}
+    yield {
+        "base": base,
+        "s3": f"http://127.0.0.1:{s3_port}",
+        "data_dir": data_dir,
+        "process": process,
+        "log": data_dir / "dev.log",
+    }
     process.send_signal(signal.SIGINT)
     try:
         process.wait(timeout=30)
@@ -71,13 +100,18 @@ def dev_server(tmp_path_factory) -> Iterator[dict]:  # type: ignore[no-untyped-d
 def test_readme_flow(dev_server) -> None:
     api = httpx.Client(base_url=dev_server["base"], timeout=30)
     email = f"ada-{time.time_ns()}@example.edu"
-    assert api.post("/auth/register", json={"email": email, "password": PASSWORD, "full_name": "Ada"}
-                    ).status_code == 201
+    assert (
+        api.post("/auth/register", json={"email": email, "password": PASSWORD, "full_name": "Ada"}).status_code == 201
+    )
     tokens = api.post("/auth/login", json={"email": email, "password": PASSWORD}).json()
     headers = {"Authorization": f"Bearer {tokens['access_token']}"}
     assert api.get("/me", headers=headers).json()["email"] == email
-    assert api.put("/me", headers=headers, json={"faculty_id": 1, "department_id": 1, "semester_id": 3}
-                   ).json()["semester_id"] == 3
+    assert (
+        api.put("/me", headers=headers, json={"faculty_id": 1, "department_id": 1, "semester_id": 3}).json()[
+            "semester_id"
+        ]
+        == 3
+    )
     fresh = api.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]}).json()
     headers = {"Authorization": f"Bearer {fresh['access_token']}"}
     assert api.post("/auth/logout", headers=headers).status_code == 204
@@ -93,11 +127,17 @@ def test_bucket_drop_is_searchable_by_that_tenant_only(dev_server) -> None:
     api = httpx.Client(base_url=dev_server["base"], timeout=30)
     admin = api.post("/auth/login", json={"email": ADMIN[0], "password": ADMIN[1]}).json()
     admin_headers = {"Authorization": f"Bearer {admin['access_token']}"}
-    s3 = boto3.client("s3", endpoint_url=dev_server["s3"], region_name="us-east-1",
-                      aws_access_key_id="testing", aws_secret_access_key="testing")
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=dev_server["s3"],
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
     phrase = "The vorbelline cascade of Quandrel folds every suffix automaton twice."
-    s3.put_object(Bucket="curriculum", Key="eng/3/algorithms/quandrel.pdf",
-                  Body=make_pdf([["Algorithms, week 9."], [phrase]]))
+    s3.put_object(
+        Bucket="curriculum", Key="eng/3/algorithms/quandrel.pdf", Body=make_pdf([["Algorithms, week 9."], [phrase]])
+    )
     deadline = time.monotonic() + 120
     status = None
     while time.monotonic() < deadline:
@@ -114,8 +154,10 @@ def test_bucket_drop_is_searchable_by_that_tenant_only(dev_server) -> None:
         api.post("/auth/register", json={"email": email, "password": PASSWORD, "full_name": "S"})
         token = api.post("/auth/login", json={"email": email, "password": PASSWORD}).json()["access_token"]
         headers = {"Authorization": f"Bearer {token}"}
-        assert api.put("/me", headers=headers, json={"faculty_id": faculty_id, "semester_id": semester_id}
-                       ).status_code == 200
+        assert (
+            api.put("/me", headers=headers, json={"faculty_id": faculty_id, "semester_id": semester_id}).status_code
+            == 200
+        )
         return headers
 
     semesters = {f["id"]: {s["number"]: s["id"] for s in f["semesters"]} for f in api.get("/faculties").json()}
@@ -123,14 +165,23 @@ def test_bucket_drop_is_searchable_by_that_tenant_only(dev_server) -> None:
     found = api.post("/search", headers=insider, json={"query": "vorbelline cascade of Quandrel"}).json()["results"]
     assert found and found[0]["page"] == 2
     outsider = student(semesters[1][4])
-    assert all("Quandrel" not in r["text"]
-               for r in api.post("/search", headers=outsider, json={"query": phrase}).json()["results"])
+    assert all(
+        "Quandrel" not in r["text"]
+        for r in api.post("/search", headers=outsider, json={"query": phrase}).json()["results"]
+    )
 
 
 def test_second_process_refuses_the_owned_storage(dev_server) -> None:
     env = _dev_env(dev_server["data_dir"], _free_port(), _free_port())
-    result = subprocess.run([sys.executable, "-m", "aiteacher.cli", "dev"], cwd=REPO, env=env, capture_output=True,
-                            text=True, timeout=120, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "aiteacher.cli", "dev"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode != 0
     assert "in use by another process" in (result.stdout + result.stderr)
     assert dev_server["process"].poll() is None, "the owner keeps running"
@@ -148,9 +199,15 @@ def _dev_with_taken_port(tmp_path: Path, which: str) -> tuple[subprocess.Complet
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", taken))
         holder.listen(1)
-        result = subprocess.run([sys.executable, "-m", "aiteacher.cli", "dev"], cwd=REPO,
-                                env=_dev_env(tmp_path / "data", gateway_port, s3_port), capture_output=True,
-                                text=True, timeout=120, check=False)
+        result = subprocess.run(
+            [sys.executable, "-m", "aiteacher.cli", "dev"],
+            cwd=REPO,
+            env=_dev_env(tmp_path / "data", gateway_port, s3_port),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
     return result, taken
 
 
@@ -172,7 +229,7 @@ def test_dev_prints_no_banner_when_the_gateway_port_is_taken(tmp_path: Path) -> 
 
 def _readme_shell_blocks() -> str:
     text = (REPO / "README.md").read_text()
-    walkthrough = text[text.index("## Try it"):text.index("Without an API key the tutor")]
+    walkthrough = text[text.index("## Try it") : text.index("Without an API key the tutor")]
     return "\n".join(re.findall(r"```sh\n(.*?)```", walkthrough, re.S))
 
 
@@ -183,12 +240,14 @@ def test_readme_shell_blocks_run_as_pasted(dev_server, tmp_path: Path) -> None:
     code = [line.split("  #")[0] for line in script.splitlines() if not line.lstrip().startswith("#")]
     assert not [line for line in code if re.search(r"<[a-z_ ]+>", line)], "a <placeholder> is a shell error"
     script = script.replace("http://127.0.0.1:8080", dev_server["base"]).replace(
-        "http://127.0.0.1:9000", dev_server["s3"])
+        "http://127.0.0.1:9000", dev_server["s3"]
+    )
     for name in (".venv", "tests"):  # the repository root as the reader's shell sees it, lecture.pdf kept out
         (tmp_path / name).symlink_to(REPO / name)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    result = subprocess.run(["bash", "-e", "-u", "-c", script], cwd=tmp_path, env=env, capture_output=True,
-                            text=True, timeout=300)
+    result = subprocess.run(
+        ["bash", "-e", "-u", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
     assert "curl:" not in output and "Traceback" not in output and "syntax error" not in output

@@ -32,8 +32,18 @@ from typing import Any
 
 ENDPOINTS = {"/v1/chat/completions": "chat", "/v1/embeddings": "embeddings", "/v1/moderations": "moderations"}
 MODERATION_CATEGORIES = (
-    "harassment", "harassment/threatening", "hate", "hate/threatening", "illicit", "illicit/violent",
-    "self-harm", "self-harm/instructions", "self-harm/intent", "sexual", "sexual/minors", "violence",
+    "harassment",
+    "harassment/threatening",
+    "hate",
+    "hate/threatening",
+    "illicit",
+    "illicit/violent",
+    "self-harm",
+    "self-harm/instructions",
+    "self-harm/intent",
+    "sexual",
+    "sexual/minors",
+    "violence",
     "violence/graphic",
 )
 
@@ -76,34 +86,40 @@ Handler = Callable[[RecordedRequest], FakeResponse]
 
 
 # --- response bodies -------------------------------------------------------------------------------
-def chat_completion(content: str | None, *, model: str = "gpt-test", finish_reason: str = "stop",
-                    refusal: str | None = None) -> dict[str, Any]:
+def chat_completion(
+    content: str | None, *, model: str = "gpt-test", finish_reason: str = "stop", refusal: str | None = None
+) -> dict[str, Any]:
     return {
         "id": "chatcmpl-fake",
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model,
-        "choices": [{
-            "index": 0,
-            "message": {"role": "assistant", "content": content, "refusal": refusal},
-            "logprobs": None,
-            "finish_reason": finish_reason,
-        }],
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content, "refusal": refusal},
+                "logprobs": None,
+                "finish_reason": finish_reason,
+            }
+        ],
         "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
     }
 
 
-def moderation_result(flagged: bool, categories: list[str] | tuple[str, ...] = (),
-                      model: str = "omni-moderation-latest") -> dict[str, Any]:
+def moderation_result(
+    flagged: bool, categories: list[str] | tuple[str, ...] = (), model: str = "omni-moderation-latest"
+) -> dict[str, Any]:
     return {
         "id": "modr-fake",
         "model": model,
-        "results": [{
-            "flagged": flagged,
-            "categories": {name: name in categories for name in MODERATION_CATEGORIES},
-            "category_scores": {name: 0.9 if name in categories else 0.01 for name in MODERATION_CATEGORIES},
-            "category_applied_input_types": {name: ["text"] for name in MODERATION_CATEGORIES},
-        }],
+        "results": [
+            {
+                "flagged": flagged,
+                "categories": {name: name in categories for name in MODERATION_CATEGORIES},
+                "category_scores": {name: 0.9 if name in categories else 0.01 for name in MODERATION_CATEGORIES},
+                "category_applied_input_types": {name: ["text"] for name in MODERATION_CATEGORIES},
+            }
+        ],
     }
 
 
@@ -152,8 +168,9 @@ class FakeOpenAIServer:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), RequestHandler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="fake-openai", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-openai", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -166,8 +183,9 @@ class FakeOpenAIServer:
     def __enter__(self) -> FakeOpenAIServer:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 traceback: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
         self.stop()
 
     @property
@@ -191,16 +209,33 @@ class FakeOpenAIServer:
     def queue_chat(self, content: str | None, *, delay: float = 0.0, **kwargs: Any) -> None:
         self.queue("chat", FakeResponse(200, chat_completion(content, **kwargs), delay=delay))
 
-    def queue_chat_stream(self, pieces: list[str], *, hold_after_first: threading.Event | None = None,
-                          finished: threading.Event | None = None, delay: float = 0.0) -> None:
-        self.queue("chat", FakeResponse(200, None, delay=delay, stream=list(pieces),
-                                        hold_after_first=hold_after_first, finished=finished))
+    def queue_chat_stream(
+        self,
+        pieces: list[str],
+        *,
+        hold_after_first: threading.Event | None = None,
+        finished: threading.Event | None = None,
+        delay: float = 0.0,
+    ) -> None:
+        self.queue(
+            "chat",
+            FakeResponse(
+                200, None, delay=delay, stream=list(pieces), hold_after_first=hold_after_first, finished=finished
+            ),
+        )
 
     def queue_chat_json(self, payload: Any, *, delay: float = 0.0) -> None:
         self.queue_chat(json.dumps(payload), delay=delay)
 
-    def queue_error(self, endpoint: str, status: int, *, message: str = "fake failure",
-                    headers: dict[str, str] | None = None, delay: float = 0.0) -> None:
+    def queue_error(
+        self,
+        endpoint: str,
+        status: int,
+        *,
+        message: str = "fake failure",
+        headers: dict[str, str] | None = None,
+        delay: float = 0.0,
+    ) -> None:
         kind = "rate_limit_exceeded" if status == 429 else "server_error"
         self.queue(endpoint, FakeResponse(status, error_body(message, kind), dict(headers or {}), delay))
 
@@ -223,8 +258,12 @@ class FakeOpenAIServer:
             body: Any = json.loads(raw) if raw else None
         except ValueError:
             body = raw.decode(errors="replace")
-        request = RecordedRequest(method=http.command, path=http.path,
-                                  headers={name.lower(): value for name, value in http.headers.items()}, body=body)
+        request = RecordedRequest(
+            method=http.command,
+            path=http.path,
+            headers={name.lower(): value for name, value in http.headers.items()},
+            body=body,
+        )
         with self._lock:
             self.requests.append(request)
             endpoint = request.endpoint
@@ -244,10 +283,19 @@ class FakeOpenAIServer:
         if endpoint == "embeddings":
             inputs = request.body.get("input", []) if isinstance(request.body, dict) else []
             inputs = [inputs] if isinstance(inputs, str) else inputs
-            data = [{"object": "embedding", "index": index, "embedding": embedding_vector(text, self.embedding_size)}
-                    for index, text in enumerate(inputs)]
-            return FakeResponse(200, {"object": "list", "data": data, "model": request.body.get("model", ""),
-                                      "usage": {"prompt_tokens": 1, "total_tokens": 1}})
+            data = [
+                {"object": "embedding", "index": index, "embedding": embedding_vector(text, self.embedding_size)}
+                for index, text in enumerate(inputs)
+            ]
+            return FakeResponse(
+                200,
+                {
+                    "object": "list",
+                    "data": data,
+                    "model": request.body.get("model", ""),
+                    "usage": {"prompt_tokens": 1, "total_tokens": 1},
+                },
+            )
         if endpoint == "moderations":
             return FakeResponse(200, moderation_result(False))
         return FakeResponse(500, error_body("fake server: no chat reply queued"), {"x-should-retry": "false"})
@@ -270,12 +318,16 @@ class FakeOpenAIServer:
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up waiting (timeout tests): nothing to deliver
 
-
     @staticmethod
     def _stream(http: BaseHTTPRequestHandler, response: FakeResponse) -> None:
         def chunk(delta: dict[str, Any], finish_reason: str | None) -> bytes:
-            body = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": int(time.time()),
-                    "model": "gpt-test", "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}]}
+            body = {
+                "id": "chatcmpl-fake",
+                "object": "chat.completion.chunk",
+                "created": int(time.time()),
+                "model": "gpt-test",
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+            }
             return f"data: {json.dumps(body)}\n\n".encode()
 
         def send(data: bytes) -> None:

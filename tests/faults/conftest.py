@@ -24,8 +24,9 @@ PG_BIN = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
 REDIS_SERVER = shutil.which("redis-server")
 
 # CI runs the suite three times; the fault suite starts its own servers, so once is enough.
-ONLY_IN_EMBEDDED_PASS = pytest.mark.skipif(bool(os.environ.get("DATABASE_URL")),
-                                           reason="the fault suite runs once, in the embedded-defaults pass")
+ONLY_IN_EMBEDDED_PASS = pytest.mark.skipif(
+    bool(os.environ.get("DATABASE_URL")), reason="the fault suite runs once, in the embedded-defaults pass"
+)
 
 
 def free_port() -> int:
@@ -56,8 +57,10 @@ class PrivateRedis:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        self.process = subprocess.Popen([REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                                         "--appendonly", "no"], stdout=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+        )
         _wait_port(self.port, up=True)
 
     def stop(self) -> None:
@@ -95,9 +98,17 @@ class PrivatePostgres:
         self._run(str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
 
     def start(self) -> None:
-        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "log"), "-w", "-o",
-                  f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.root} "
-                  "-c fsync=off", "start")
+        self._run(
+            str(self.bin / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.root / "log"),
+            "-w",
+            "-o",
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.root} -c fsync=off",
+            "start",
+        )
         _wait_port(self.port, up=True)
 
     def stop(self) -> None:
@@ -122,8 +133,20 @@ class PrivateReplica(PrivatePostgres):
     def init(self) -> None:
         if os.geteuid() == 0:
             shutil.chown(self.root, "postgres")
-        self._run(str(self.bin / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(self.primary.port), "-U", "postgres",
-                  "-D", str(self.data), "-R", "-X", "stream")
+        self._run(
+            str(self.bin / "pg_basebackup"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.primary.port),
+            "-U",
+            "postgres",
+            "-D",
+            str(self.data),
+            "-R",
+            "-X",
+            "stream",
+        )
         with open(self.data / "postgresql.auto.conf", "a") as conf:
             conf.write(f"recovery_min_apply_delay = '{self.delay}'\nhot_standby = on\n")
 

@@ -12,8 +12,10 @@ from tests.helpers import bearer, hierarchy, login, make_pdf, place, run_jobs, s
 
 pytestmark = ONLY_IN_EMBEDDED_PASS
 FAST = {"RECONCILE_GRACE_SECONDS": "0", "JOB_RETRY_BASE_SECONDS": "0"}
-PAGES = [["Fault-tolerant ingestion: a heap keeps its smallest key at the root."],
-         ["Second page: sift-down restores the heap order after a removal."]]
+PAGES = [
+    ["Fault-tolerant ingestion: a heap keeps its smallest key at the root."],
+    ["Second page: sift-down restores the heap order after a removal."],
+]
 
 
 def _lecture() -> bytes:
@@ -53,8 +55,7 @@ def test_redis_restarted_empty_loses_no_queued_work_and_no_revocation(client, pr
         academic = signed_in(client, "academic", admin["Authorization"].split()[1])
         place(client, academic, hierarchy(client)[0], 3)
         clean = _clean_chunk_count(client, academic, admin)
-        queued = [upload(client, academic, _lecture(), course="faults").json()["document_id"]
-                  for _ in range(4)]
+        queued = [upload(client, academic, _lecture(), course="faults").json()["document_id"] for _ in range(4)]
         revoked = signed_in(client)
         assert client.post("/auth/logout", headers=revoked["headers"], json={}).status_code == 204
 
@@ -75,7 +76,8 @@ def test_redis_restarted_empty_loses_no_queued_work_and_no_revocation(client, pr
 
 
 def test_database_stopped_during_ingestion_ends_with_every_document_ready(
-        client, private_redis: PrivateRedis, private_postgres: PrivatePostgres) -> None:
+    client, private_redis: PrivateRedis, private_postgres: PrivatePostgres
+) -> None:
     from aiteacher.reconcile import reconcile_round
 
     with pointed_at(REDIS_URL=private_redis.url, DATABASE_URL=private_postgres.url, **FAST):
@@ -83,8 +85,7 @@ def test_database_stopped_during_ingestion_ends_with_every_document_ready(
         academic = signed_in(client, "academic", admin["Authorization"].split()[1])
         place(client, academic, hierarchy(client)[0], 3)
         clean = _clean_chunk_count(client, academic, admin)
-        queued = [upload(client, academic, _lecture(), course="faults").json()["document_id"]
-                  for _ in range(2)]
+        queued = [upload(client, academic, _lecture(), course="faults").json()["document_id"] for _ in range(2)]
 
         private_postgres.stop()
         stopped = time.monotonic()
@@ -108,12 +109,19 @@ def test_database_stopped_during_ingestion_ends_with_every_document_ready(
 
 # --- workers ------------------------------------------------------------------------------------------
 
+
 def _worker_env(redis_url: str, **extra: str) -> dict:
     import os
     from pathlib import Path
 
-    env = {**os.environ, "REDIS_URL": redis_url, "RECONCILE_INTERVAL_SECONDS": "1", "WORKER_HEARTBEAT_SECONDS": "1",
-           **FAST, **extra}
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "RECONCILE_INTERVAL_SECONDS": "1",
+        "WORKER_HEARTBEAT_SECONDS": "1",
+        **FAST,
+        **extra,
+    }
     env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parent / "inject"), env.get("PYTHONPATH", "")])
     return env
 
@@ -188,8 +196,9 @@ def test_a_worker_killed_on_every_attempt_ends_failed_with_a_reason(client, priv
         worker = _start_worker(_worker_env(private_redis.url, AITEACHER_FAULT="kill-ingest"))
         try:
             started = time.monotonic()
-            doc = _wait(lambda: (d := client.get(f"/documents/{document_id}", headers=admin).json())["status"]
-                        == "failed" and d)
+            doc = _wait(
+                lambda: (d := client.get(f"/documents/{document_id}", headers=admin).json())["status"] == "failed" and d
+            )
             elapsed = time.monotonic() - started
         finally:
             _stop(worker)
@@ -244,8 +253,9 @@ def test_a_job_of_a_killed_worker_goes_back_to_the_queue(client, private_redis: 
         from aiteacher.cache import get_redis
         from aiteacher.queue import enqueue
 
-        job = Job.fetch(enqueue("notifications", "time.sleep", 3, retries=1, retry_intervals=[0]),
-                        connection=get_redis())
+        job = Job.fetch(
+            enqueue("notifications", "time.sleep", 3, retries=1, retry_intervals=[0]), connection=get_redis()
+        )
         first = _start_worker(env)
         _wait(lambda: job.get_status(refresh=True) == "started")
         _kill_with_children(first)  # the worker, its work-horse and its scheduler die together
@@ -262,8 +272,10 @@ def test_a_job_of_a_killed_worker_goes_back_to_the_queue(client, private_redis: 
 
 # --- read replica -------------------------------------------------------------------------------------
 
+
 def test_reads_go_to_a_lagging_replica_without_ever_missing_the_callers_own_writes(
-        client, private_redis: PrivateRedis, private_postgres: PrivatePostgres) -> None:
+    client, private_redis: PrivateRedis, private_postgres: PrivatePostgres
+) -> None:
     import psycopg2
 
     from tests.faults.conftest import PrivateReplica
@@ -272,8 +284,12 @@ def test_reads_go_to_a_lagging_replica_without_ever_missing_the_callers_own_writ
     replica.init()
     replica.start()
     try:
-        with pointed_at(REDIS_URL=private_redis.url, DATABASE_URL=private_postgres.url,
-                        DATABASE_READ_URL=replica.url, REPLICA_RETRY_SECONDS="0.5"):
+        with pointed_at(
+            REDIS_URL=private_redis.url,
+            DATABASE_URL=private_postgres.url,
+            DATABASE_READ_URL=replica.url,
+            REPLICA_RETRY_SECONDS="0.5",
+        ):
             time.sleep(2)  # the migrated schema reaches the replica
             admin = _admin(client)
             faculties = hierarchy(client)
@@ -290,8 +306,9 @@ def test_reads_go_to_a_lagging_replica_without_ever_missing_the_callers_own_writ
 
             # Read-your-writes: PUT /me then GET /me at once, while the replica is still 1.5 s behind.
             semester = next(s["id"] for s in faculties[1]["semesters"] if s["number"] == 4)
-            moved = client.put("/me", headers=student["headers"],
-                               json={"faculty_id": faculties[1]["id"], "semester_id": semester})
+            moved = client.put(
+                "/me", headers=student["headers"], json={"faculty_id": faculties[1]["id"], "semester_id": semester}
+            )
             assert moved.status_code == 200
             with replica_sql.cursor() as cursor:  # the lag is real: the replica still has the old placement
                 cursor.execute("SELECT faculty_id FROM users WHERE id = %s", (student["id"],))

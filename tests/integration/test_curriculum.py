@@ -16,10 +16,16 @@ from tests.helpers import (
     upload,
 )
 
-SORTING = [["Merge sort divides the array into halves, sorts each half recursively and merges them.",
-            "Its running time is O(n log n) in every case."],
-           ["Quicksort picks a pivot and partitions the array around it.",
-            "A bad pivot choice makes quicksort quadratic in the worst case."]]
+SORTING = [
+    [
+        "Merge sort divides the array into halves, sorts each half recursively and merges them.",
+        "Its running time is O(n log n) in every case.",
+    ],
+    [
+        "Quicksort picks a pivot and partitions the array around it.",
+        "A bad pivot choice makes quicksort quadratic in the worst case.",
+    ],
+]
 
 
 @pytest.fixture
@@ -97,16 +103,24 @@ def test_search_cache_and_immediate_visibility_of_new_documents(client, academic
     assert "x-cache" not in first.headers, "X-Cache would tell a student what classmates searched"
     assert search(client, academic, query, course="data-structures").headers["x-cache"] == "miss"
     assert search(client, academic, query, course="data-structures").headers["x-cache"] == "hit"
-    _ingested(client, academic, course="data-structures",
-              pages=[["A splay tree access has amortized cost O(log n) thanks to the rotations."]])
+    _ingested(
+        client,
+        academic,
+        course="data-structures",
+        pages=[["A splay tree access has amortized cost O(log n) thanks to the rotations."]],
+    )
     assert search(client, academic, query, course="data-structures").headers["x-cache"] == "miss"
     after = search(client, student, query, course="data-structures")
     assert any("splay" in r["text"] for r in after.json()["results"])
 
 
 def test_delete_removes_vectors_and_cached_results(client, academic, faculties) -> None:
-    doc = _ingested(client, academic, course="graphs",
-                    pages=[["Dijkstra's algorithm needs non-negative edge weights to be correct."]])
+    doc = _ingested(
+        client,
+        academic,
+        course="graphs",
+        pages=[["Dijkstra's algorithm needs non-negative edge weights to be correct."]],
+    )
     student = _student(client, faculties[0], 3)
     query = "why does dijkstra need non-negative weights"
     assert search(client, student, query, course="graphs").json()["results"]
@@ -136,11 +150,13 @@ def test_ingest_rejections(client, academic, faculties, monkeypatch) -> None:
     assert_problem(upload(client, student, make_pdf(SORTING)), 403, "forbidden")
     assert_problem(upload(client, academic, make_pdf(SORTING), faculty_id=faculties[1]["id"]), 403)
     assert_problem(upload(client, academic, b"\x89PNG\r\n\x1a\n" + bytes(range(256))), 415, "unsupported_format")
-    missing_course = client.post("/ingest", headers=academic["headers"],
-                                 files={"file": ("a.pdf", make_pdf(SORTING), "application/pdf")})
+    missing_course = client.post(
+        "/ingest", headers=academic["headers"], files={"file": ("a.pdf", make_pdf(SORTING), "application/pdf")}
+    )
     assert_problem(missing_course, 422, "validation_error")
-    assert_problem(client.post("/ingest", files={"file": ("a.pdf", b"%PDF-1.4", "application/pdf")},
-                               data={"course": "x"}), 401)
+    assert_problem(
+        client.post("/ingest", files={"file": ("a.pdf", b"%PDF-1.4", "application/pdf")}, data={"course": "x"}), 401
+    )
 
     from aiteacher.config import reset_caches
 
@@ -155,10 +171,17 @@ def test_ingest_rejections(client, academic, faculties, monkeypatch) -> None:
         reset_caches()
 
 
-@pytest.mark.parametrize("fixture,code_words", [
-    ("empty.pdf", None), ("truncated.pdf", "damaged"), ("encrypted.pdf", "password"),
-    ("encrypted_empty_password.pdf", "password"), ("bomb.pdf", None), ("scanned.pdf", "OCR"),
-])
+@pytest.mark.parametrize(
+    "fixture,code_words",
+    [
+        ("empty.pdf", None),
+        ("truncated.pdf", "damaged"),
+        ("encrypted.pdf", "password"),
+        ("encrypted_empty_password.pdf", "password"),
+        ("bomb.pdf", None),
+        ("scanned.pdf", "OCR"),
+    ],
+)
 def test_bad_pdfs_fail_that_document_only(client, academic, fixture: str, code_words: str | None) -> None:
     data = (FIXTURE_PDFS / fixture).read_bytes()
     if not data.startswith(b"%PDF-"):
@@ -181,8 +204,9 @@ def test_retried_job_ends_with_the_same_chunk_count(client, academic, monkeypatc
     import aiteacher.curriculum.jobs as jobs
     from aiteacher.vectors import get_vector_store
 
-    pages = [[f"Paragraph {i} about dynamic programming and memoisation of overlapping subproblems."] * 6
-             for i in range(12)]
+    pages = [
+        [f"Paragraph {i} about dynamic programming and memoisation of overlapping subproblems."] * 6 for i in range(12)
+    ]
     clean = _ingested(client, academic, pages=pages, course="dp-clean")
 
     monkeypatch.setattr(jobs, "EMBED_BATCH", 4)

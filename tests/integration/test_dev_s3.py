@@ -14,10 +14,18 @@ class _MotoProcess:
         import sys
         import time
 
-        self.process = subprocess.Popen([sys.executable, "-c", (
-            "import sys, threading; from moto.server import ThreadedMotoServer; "
-            "ThreadedMotoServer(ip_address='127.0.0.1', port=int(sys.argv[1]), verbose=False).start(); "
-            "threading.Event().wait()"), str(port)])
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                (
+                    "import sys, threading; from moto.server import ThreadedMotoServer; "
+                    "ThreadedMotoServer(ip_address='127.0.0.1', port=int(sys.argv[1]), verbose=False).start(); "
+                    "threading.Event().wait()"
+                ),
+                str(port),
+            ]
+        )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             with socket.socket() as probe:
@@ -38,8 +46,13 @@ def _moto(port: int) -> _MotoProcess:
 def _client(port: int):
     import boto3
 
-    return boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
-                        aws_access_key_id="testing", aws_secret_access_key="testing")
+    return boto3.client(
+        "s3",
+        endpoint_url=f"http://127.0.0.1:{port}",
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
 
 
 def _free_port() -> int:
@@ -59,8 +72,13 @@ def test_objects_of_the_embedded_s3_survive_a_restart(tmp_path) -> None:
         etags = {}
         for index in range(3):
             key = f"eng/3/algorithms/lecture {index}.pdf"
-            etags[key] = s3.put_object(Bucket="curriculum", Key=key, Body=b"%PDF-1.4 " + bytes([index]) * 50,
-                                       ContentType="application/pdf", Metadata={"document-id": str(index)})["ETag"]
+            etags[key] = s3.put_object(
+                Bucket="curriculum",
+                Key=key,
+                Body=b"%PDF-1.4 " + bytes([index]) * 50,
+                ContentType="application/pdf",
+                Metadata={"document-id": str(index)},
+            )["ETag"]
         s3.put_object(Bucket="curriculum", Key="gone.pdf", Body=b"deleted later")
         mirror = S3Mirror(tmp_path / "s3", s3)
         assert mirror.save() == 4

@@ -43,17 +43,22 @@ def _revoked_token(client: Any) -> str:
 
 # --- 5. rate limits cannot be switched off --------------------------------------------------------
 
+
 def test_a_revoked_token_does_not_switch_off_the_login_rate_limit(client) -> None:
     token = _revoked_token(client)
-    statuses = [client.post("/auth/login", headers=bearer(token),
-                            json={"email": unique_email(), "password": "wrong password"}).status_code
-                for _ in range(31)]  # auth-login allows 30 per minute per caller
+    statuses = [
+        client.post(
+            "/auth/login", headers=bearer(token), json={"email": unique_email(), "password": "wrong password"}
+        ).status_code
+        for _ in range(31)
+    ]  # auth-login allows 30 per minute per caller
     assert statuses[-1] == 429, statuses
     assert statuses.count(429) >= 1 and set(statuses) <= {401, 429}
 
 
-@pytest.mark.parametrize("path,method,body", [("/faculties", "GET", None),
-                                              ("/auth/refresh", "POST", {"refresh_token": "x"})])
+@pytest.mark.parametrize(
+    "path,method,body", [("/faculties", "GET", None), ("/auth/refresh", "POST", {"refresh_token": "x"})]
+)
 def test_a_revoked_expired_or_garbage_token_is_counted_as_anonymous(client, low_limits, path, method, body) -> None:
     from aiteacher.security.tokens import issue
 
@@ -70,13 +75,15 @@ def test_a_revoked_expired_or_garbage_token_is_counted_as_anonymous(client, low_
 
 # --- 6. login throttling without lockout; X-Forwarded-For only from trusted proxies ----------------
 
+
 def test_wrong_passwords_from_one_address_never_block_the_right_password_from_another(live_gateway) -> None:
     with _from("127.0.0.2", live_gateway) as attacker, _from("127.0.0.3", live_gateway) as owner:
         user = register(owner)
         statuses = []
         for _ in range(12):
-            statuses.append(attacker.post("/auth/login", json={"email": user["email"],
-                                                               "password": "wrong password"}).status_code)
+            statuses.append(
+                attacker.post("/auth/login", json={"email": user["email"], "password": "wrong password"}).status_code
+            )
         assert 429 in statuses, statuses  # the attacker's address is slowed down ...
         assert_problem(attacker.post("/auth/login", json={"email": user["email"], "password": PASSWORD}), 429)
         # ... the owner, from another address, signs in at once, again and again.
@@ -112,8 +119,10 @@ def test_failed_logins_from_one_address_get_a_progressive_delay(live_gateway, lo
 def test_x_forwarded_for_from_an_untrusted_peer_is_ignored(live_gateway) -> None:
     # 127.0.0.5 is no trusted proxy: whatever X-Forwarded-For it sends, it is one caller with one window.
     with _from("127.0.0.5", live_gateway) as client:
-        remaining = [int(client.get("/faculties", headers={"X-Forwarded-For": f"198.51.100.{n}"}
-                                    ).headers["ratelimit-remaining"]) for n in range(1, 5)]
+        remaining = [
+            int(client.get("/faculties", headers={"X-Forwarded-For": f"198.51.100.{n}"}).headers["ratelimit-remaining"])
+            for n in range(1, 5)
+        ]
     assert remaining == sorted(remaining, reverse=True) and len(set(remaining)) == 4, remaining
 
 
@@ -135,6 +144,7 @@ def test_x_forwarded_for_is_walked_right_to_left_past_trusted_networks() -> None
 
 # --- #10: streamed bodies are bounded too --------------------------------------------------------
 
+
 def test_a_chunked_json_body_over_the_limit_is_413_problem(live_gateway) -> None:
     def chunks() -> Iterator[bytes]:
         yield b'{"email": "a@example.edu", "password": "'
@@ -151,6 +161,7 @@ def test_a_chunked_json_body_over_the_limit_is_413_problem(live_gateway) -> None
 
 # --- 8. bounded inputs; exactly one X-Request-ID -----------------------------------------------------
 
+
 def test_huge_numbers_are_422_not_500(client, admin_token) -> None:
     huge = 10**30
     academic = signed_in(client, "academic", admin_token)
@@ -160,13 +171,25 @@ def test_huge_numbers_are_422_not_500(client, admin_token) -> None:
     for field in ("faculty_id", "department_id", "semester_id"):
         assert_problem(client.put("/me", headers=student["headers"], json={field: huge}), 422, "validation_error")
         assert_problem(client.put("/me", headers=student["headers"], json={field: 2**31}), 422, "validation_error")
-    assert_problem(client.post("/generate", headers=student["headers"],
-                               json={"num_mcq": huge, "num_theory": 1}), 422, "validation_error")
-    assert_problem(client.post("/generate", headers=academic["headers"],
-                               json={"num_mcq": 1, "num_theory": 1, "semester_id": huge}), 422, "validation_error")
+    assert_problem(
+        client.post("/generate", headers=student["headers"], json={"num_mcq": huge, "num_theory": 1}),
+        422,
+        "validation_error",
+    )
+    assert_problem(
+        client.post(
+            "/generate", headers=academic["headers"], json={"num_mcq": 1, "num_theory": 1, "semester_id": huge}
+        ),
+        422,
+        "validation_error",
+    )
     assert_problem(client.post("/search", headers=student["headers"], json={"query": "x", "faculty_id": huge}), 422)
-    upload = client.post("/ingest", headers=academic["headers"], data={"course": "c", "faculty_id": str(huge)},
-                         files={"file": ("x.pdf", b"%PDF-1.4", "application/pdf")})
+    upload = client.post(
+        "/ingest",
+        headers=academic["headers"],
+        data={"course": "c", "faculty_id": str(huge)},
+        files={"file": ("x.pdf", b"%PDF-1.4", "application/pdf")},
+    )
     assert_problem(upload, 422, "validation_error")
 
 
@@ -190,19 +213,29 @@ def test_every_reply_carries_exactly_one_request_id_and_the_security_headers(cli
 
 # --- 9. common and blank passwords ------------------------------------------------------------------
 
-@pytest.mark.parametrize("password,code", [("password", "password_too_common"), ("12345678", "password_too_common"),
-                                           ("Password1", "password_too_common"), ("iloveyou123", "password_too_common"),
-                                           (" " * 8, "password_blank"), ("\t" * 9, "password_blank")])
+
+@pytest.mark.parametrize(
+    "password,code",
+    [
+        ("password", "password_too_common"),
+        ("12345678", "password_too_common"),
+        ("Password1", "password_too_common"),
+        ("iloveyou123", "password_too_common"),
+        (" " * 8, "password_blank"),
+        ("\t" * 9, "password_blank"),
+    ],
+)
 def test_common_and_blank_passwords_are_refused_with_a_clear_422(client, password, code) -> None:
     email = unique_email()
     response = client.post("/auth/register", json={"email": email, "password": password, "full_name": "X"})
     body = assert_problem(response, 422, code)
-    assert f"\"{password}\"" not in response.text  # the password is never echoed
+    assert f'"{password}"' not in response.text  # the password is never echoed
     assert "common" in body["detail"] or "spaces" in body["detail"]
     assert client.post("/auth/login", json={"email": email, "password": password}).status_code == 401
 
 
 # --- 11. docs offline, OpenAPI security and problems -------------------------------------------------
+
 
 def test_docs_page_and_its_assets_are_served_locally(client) -> None:
     page = client.get("/docs")

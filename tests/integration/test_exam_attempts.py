@@ -28,16 +28,28 @@ def course_exam(gateway, admin_token):  # type: ignore[no-untyped-def]
         response = upload(client, academic, make_pdf(LECTURE), course="os-attempts", filename="os.pdf")
         assert response.status_code == 202, response.text
         run_jobs()
-        generated = client.post("/generate", headers=academic["headers"],
-                                json={"num_mcq": 3, "num_theory": 1, "course": "os-attempts", "semester_id":
-                                      next(s["id"] for s in faculty["semesters"] if s["number"] == 6)})
+        generated = client.post(
+            "/generate",
+            headers=academic["headers"],
+            json={
+                "num_mcq": 3,
+                "num_theory": 1,
+                "course": "os-attempts",
+                "semester_id": next(s["id"] for s in faculty["semesters"] if s["number"] == 6),
+            },
+        )
         assert generated.status_code == 202, generated.text
         run_jobs()
         exam_id = generated.json()["exam_id"]
         keyed = client.get(f"/exams/{exam_id}", headers=academic["headers"]).json()
         assert keyed["status"] == "ready" and keyed["keys_included"] is True, keyed
-        return {"faculty": faculty, "academic": academic, "exam_id": exam_id, "keyed": keyed,
-                "document_id": response.json()["document_id"]}
+        return {
+            "faculty": faculty,
+            "academic": academic,
+            "exam_id": exam_id,
+            "keyed": keyed,
+            "document_id": response.json()["document_id"],
+        }
 
 
 def _student(client, course_exam, semester: int = 6):  # type: ignore[no-untyped-def]
@@ -57,7 +69,8 @@ def _perfect_answers(keyed: dict) -> list[dict]:
 
 
 def test_student_takes_an_academics_exam_and_gets_a_graded_result_with_page_linked_feedback(
-        client, course_exam) -> None:
+    client, course_exam
+) -> None:
     exam_id, keyed = course_exam["exam_id"], course_exam["keyed"]
     student = _student(client, course_exam)
     before = client.get(f"/exams/{exam_id}", headers=student["headers"]).json()
@@ -129,16 +142,32 @@ def test_malformed_answers_and_huge_indices_are_refused(client, course_exam) -> 
     url = f"/exams/{exam_id}/attempts/{attempt['id']}"
     mcq = next(i for i, q in enumerate(keyed["questions"]) if q["type"] == "mcq")
     theory = next(i for i, q in enumerate(keyed["questions"]) if q["type"] == "theory")
-    for bad in ([{"question": 10**12, "choice": 0}], [{"question": 999, "choice": 0}],
-                [{"question": -1, "choice": 0}], [{"question": mcq, "choice": 4}],
-                [{"question": mcq, "choice": 10**9}], [{"question": mcq, "text": "an essay"}],
-                [{"question": mcq}], [{"question": theory, "choice": 1}], [{"question": theory}],
-                [{"question": theory, "text": "x" * 10_001}], [{"question": mcq, "choice": 0, "extra": 1}],
-                [{"question": "first", "choice": 0}], "not a list", [{"question": mcq, "choice": 0}] * 201):
+    for bad in (
+        [{"question": 10**12, "choice": 0}],
+        [{"question": 999, "choice": 0}],
+        [{"question": -1, "choice": 0}],
+        [{"question": mcq, "choice": 4}],
+        [{"question": mcq, "choice": 10**9}],
+        [{"question": mcq, "text": "an essay"}],
+        [{"question": mcq}],
+        [{"question": theory, "choice": 1}],
+        [{"question": theory}],
+        [{"question": theory, "text": "x" * 10_001}],
+        [{"question": mcq, "choice": 0, "extra": 1}],
+        [{"question": "first", "choice": 0}],
+        "not a list",
+        [{"question": mcq, "choice": 0}] * 201,
+    ):
         assert_problem(client.put(url, headers=student["headers"], json={"answers": bad}), 422)
         assert_problem(client.post(f"{url}/submit", headers=student["headers"], json={"answers": bad}), 422)
-    assert_problem(client.put(url, headers=student["headers"], content=b"{not json",
-                              ), 422)
+    assert_problem(
+        client.put(
+            url,
+            headers=student["headers"],
+            content=b"{not json",
+        ),
+        422,
+    )
     # Nothing was stored by the refused requests; the attempt is still open.
     current = client.get(url, headers=student["headers"]).json()
     assert current["status"] == "in_progress" and current["answers"] == []
@@ -150,12 +179,17 @@ def test_double_submit_is_idempotent_and_answers_freeze(client, course_exam) -> 
     attempt = client.post(f"/exams/{exam_id}/attempts", headers=student["headers"]).json()
     url = f"/exams/{exam_id}/attempts/{attempt['id']}"
     mcq = next(i for i, q in enumerate(keyed["questions"]) if q["type"] == "mcq")
-    first = client.post(f"{url}/submit", headers=student["headers"],
-                        json={"answers": [{"question": mcq, "choice": keyed["questions"][mcq]["answer_index"]}]})
+    first = client.post(
+        f"{url}/submit",
+        headers=student["headers"],
+        json={"answers": [{"question": mcq, "choice": keyed["questions"][mcq]["answer_index"]}]},
+    )
     assert first.status_code == 200 and first.json()["status"] == "graded"  # no theory text: nothing to wait for
-    second = client.post(f"{url}/submit", headers=student["headers"],
-                         json={"answers": [{"question": mcq, "choice": (keyed["questions"][mcq]["answer_index"] + 1)
-                                            % 4}]})
+    second = client.post(
+        f"{url}/submit",
+        headers=student["headers"],
+        json={"answers": [{"question": mcq, "choice": (keyed["questions"][mcq]["answer_index"] + 1) % 4}]},
+    )
     assert second.status_code == 200
     assert second.json()["score"] == first.json()["score"] == 1.0
     assert second.json()["items"] == first.json()["items"]
@@ -174,11 +208,13 @@ def test_offline_grading_is_reproducible_and_partial_answers_get_partial_credit(
         student = _student(client, course_exam)
         attempt = client.post(f"/exams/{exam_id}/attempts", headers=student["headers"]).json()
         url = f"/exams/{exam_id}/attempts/{attempt['id']}"
-        client.post(f"{url}/submit", headers=student["headers"], json={"answers": [{"question": theory,
-                                                                                    "text": answer}]})
+        client.post(
+            f"{url}/submit", headers=student["headers"], json={"answers": [{"question": theory, "text": answer}]}
+        )
         run_jobs()
-        graded.append(next(i for i in client.get(url, headers=student["headers"]).json()["items"]
-                           if i["index"] == theory))
+        graded.append(
+            next(i for i in client.get(url, headers=student["headers"]).json()["items"] if i["index"] == theory)
+        )
     assert graded[0]["points"] == graded[1]["points"] and graded[0]["score"] == graded[1]["score"]
     points = graded[0]["points"]
     assert points[0]["met"] and points[0]["quote"]
@@ -187,8 +223,11 @@ def test_offline_grading_is_reproducible_and_partial_answers_get_partial_credit(
     off_topic = _student(client, course_exam)
     attempt = client.post(f"/exams/{exam_id}/attempts", headers=off_topic["headers"]).json()
     url = f"/exams/{exam_id}/attempts/{attempt['id']}"
-    client.post(f"{url}/submit", headers=off_topic["headers"],
-                json={"answers": [{"question": theory, "text": "Bananas are yellow and grow in warm places."}]})
+    client.post(
+        f"{url}/submit",
+        headers=off_topic["headers"],
+        json={"answers": [{"question": theory, "text": "Bananas are yellow and grow in warm places."}]},
+    )
     run_jobs()
     item = next(i for i in client.get(url, headers=off_topic["headers"]).json()["items"] if i["index"] == theory)
     assert item["score"] == 0.0 and not item["feedback"]["right"]
@@ -203,10 +242,20 @@ def test_academic_sees_aggregates_not_student_answers(client, course_exam) -> No
     for choice in (wrong, wrong, key):
         student = _student(client, course_exam)
         attempt = client.post(f"/exams/{exam_id}/attempts", headers=student["headers"]).json()
-        client.post(f"/exams/{exam_id}/attempts/{attempt['id']}/submit", headers=student["headers"],
-                    json={"answers": [{"question": mcq, "choice": choice},
-                                      *({"question": i, "text": secret} for i, q in enumerate(keyed["questions"])
-                                        if q["type"] == "theory")]})
+        client.post(
+            f"/exams/{exam_id}/attempts/{attempt['id']}/submit",
+            headers=student["headers"],
+            json={
+                "answers": [
+                    {"question": mcq, "choice": choice},
+                    *(
+                        {"question": i, "text": secret}
+                        for i, q in enumerate(keyed["questions"])
+                        if q["type"] == "theory"
+                    ),
+                ]
+            },
+        )
     run_jobs()
     response = client.get(f"/exams/{exam_id}/stats", headers=course_exam["academic"]["headers"])
     assert response.status_code == 200, response.text
@@ -226,8 +275,9 @@ def test_academic_sees_aggregates_not_student_answers(client, course_exam) -> No
 
 def test_practice_exam_hides_keys_until_the_creator_submits_or_reveals(client, course_exam) -> None:
     creator = _student(client, course_exam)
-    generated = client.post("/generate", headers=creator["headers"],
-                            json={"num_mcq": 2, "num_theory": 0, "course": "os-attempts"})
+    generated = client.post(
+        "/generate", headers=creator["headers"], json={"num_mcq": 2, "num_theory": 0, "course": "os-attempts"}
+    )
     assert generated.status_code == 202
     exam_id = generated.json()["exam_id"]
     assert_problem(client.post(f"/exams/{exam_id}/reveal", headers=creator["headers"]), 409, "exam_not_ready")
@@ -249,22 +299,29 @@ def test_practice_exam_hides_keys_until_the_creator_submits_or_reveals(client, c
 
 def test_practice_exam_keys_show_after_the_creators_own_submit(client, course_exam) -> None:
     creator = _student(client, course_exam)
-    exam_id = client.post("/generate", headers=creator["headers"],
-                          json={"num_mcq": 1, "num_theory": 0, "course": "os-attempts"}).json()["exam_id"]
+    exam_id = client.post(
+        "/generate", headers=creator["headers"], json={"num_mcq": 1, "num_theory": 0, "course": "os-attempts"}
+    ).json()["exam_id"]
     run_jobs()
     attempt = client.post(f"/exams/{exam_id}/attempts", headers=creator["headers"]).json()
     assert all(not KEYS & q.keys() for q in attempt["questions"])
-    done = client.post(f"/exams/{exam_id}/attempts/{attempt['id']}/submit", headers=creator["headers"],
-                       json={"answers": [{"question": 0, "choice": 0}]}).json()
+    done = client.post(
+        f"/exams/{exam_id}/attempts/{attempt['id']}/submit",
+        headers=creator["headers"],
+        json={"answers": [{"question": 0, "choice": 0}]},
+    ).json()
     assert done["status"] == "graded" and "answer_index" in done["questions"][0]
     assert client.get(f"/exams/{exam_id}", headers=creator["headers"]).json()["keys_included"] is True
 
 
 def test_exam_list_shows_own_and_course_exams_paginated(client, course_exam) -> None:
     student = _student(client, course_exam)
-    mine = [client.post("/generate", headers=student["headers"],
-                        json={"num_mcq": 1, "num_theory": 0, "course": "os-attempts"}).json()["exam_id"]
-            for _ in range(2)]
+    mine = [
+        client.post(
+            "/generate", headers=student["headers"], json={"num_mcq": 1, "num_theory": 0, "course": "os-attempts"}
+        ).json()["exam_id"]
+        for _ in range(2)
+    ]
     first = client.get("/exams?limit=2", headers=student["headers"]).json()
     assert [e["id"] for e in first["exams"]] == mine[::-1] and first["next_offset"] == 2
     assert all(e["mine"] and e["status"] == "queued" for e in first["exams"])
@@ -274,8 +331,9 @@ def test_exam_list_shows_own_and_course_exams_paginated(client, course_exam) -> 
     assert all(e["kind"] == "course" for e in rest["exams"])  # classmates' practice exams are not listed
     outsider = signed_in(client)
     place(client, outsider, hierarchy(client)[1], 6)
-    assert course_exam["exam_id"] not in [e["id"] for e in
-                                          client.get("/exams?limit=100", headers=outsider["headers"]).json()["exams"]]
+    assert course_exam["exam_id"] not in [
+        e["id"] for e in client.get("/exams?limit=100", headers=outsider["headers"]).json()["exams"]
+    ]
     for query in ("limit=0", "limit=101", "offset=-1", "limit=abc", "offset=10000000000000"):
         assert_problem(client.get(f"/exams?{query}", headers=student["headers"]), 422)
     assert_problem(client.get("/exams"), 401)
@@ -303,14 +361,16 @@ def _submit_theory(client, course_exam, text: str):  # type: ignore[no-untyped-d
     student = _student(client, course_exam)
     attempt = client.post(f"/exams/{course_exam['exam_id']}/attempts", headers=student["headers"]).json()
     url = f"/exams/{course_exam['exam_id']}/attempts/{attempt['id']}"
-    submitted = client.post(f"{url}/submit", headers=student["headers"],
-                            json={"answers": [{"question": theory, "text": text}]})
+    submitted = client.post(
+        f"{url}/submit", headers=student["headers"], json={"answers": [{"question": theory, "text": text}]}
+    )
     assert submitted.json()["status"] == "grading"
     return student, url, theory, len(keyed["questions"][theory]["rubric"])
 
 
 def test_llm_grades_each_rubric_point_with_a_quote_and_holds_no_connection_while_waiting(
-        client, course_exam, openai_grader) -> None:
+    client, course_exam, openai_grader
+) -> None:
     from aiteacher.db import get_engine
     from tests.fakes.openai_server import FakeResponse, chat_completion
 
@@ -319,10 +379,23 @@ def test_llm_grades_each_rubric_point_with_a_quote_and_holds_no_connection_while
     held: list[int] = []
     replies = [
         # First reply quotes text that is not in the answer: it fails validation and is repaired once.
-        {"verdicts": [{"point": i, "met": True, "quote": "words the student never wrote", "comment": "ok"}
-                      for i in range(points)]},
-        {"verdicts": [{"point": i, "met": i == 0, "quote": "its own stack" if i == 0 else "",
-                       "comment": "right" if i == 0 else "missing"} for i in range(points)]},
+        {
+            "verdicts": [
+                {"point": i, "met": True, "quote": "words the student never wrote", "comment": "ok"}
+                for i in range(points)
+            ]
+        },
+        {
+            "verdicts": [
+                {
+                    "point": i,
+                    "met": i == 0,
+                    "quote": "its own stack" if i == 0 else "",
+                    "comment": "right" if i == 0 else "missing",
+                }
+                for i in range(points)
+            ]
+        },
     ]
 
     def reply(request):  # type: ignore[no-untyped-def]
@@ -339,8 +412,12 @@ def test_llm_grades_each_rubric_point_with_a_quote_and_holds_no_connection_while
     result = client.get(url, headers=student["headers"]).json()
     item = next(i for i in result["items"] if i["index"] == theory)
     assert result["status"] == "graded" and result["grader"] == "llm" and item["grader"] == "llm"
-    assert item["points"][0] == {"point": item["points"][0]["point"], "met": True, "quote": "its own stack",
-                                 "comment": "right"}
+    assert item["points"][0] == {
+        "point": item["points"][0]["point"],
+        "met": True,
+        "quote": "its own stack",
+        "comment": "right",
+    }
     assert item["score"] == round(1 / points, 4)
     assert item["source"]["page_url"].startswith("/documents/")
 
@@ -377,8 +454,9 @@ def test_submissions_reveals_and_exports_are_audited(client, course_exam) -> Non
         client.post(url, headers=student["headers"])
         client.get(f"/exams/{exam_id}/export?format=gift", headers=course_exam["academic"]["headers"])
         client.post(f"/exams/{exam_id}/reveal", headers=_student(client, course_exam)["headers"])
-        practice = client.post("/generate", headers=student["headers"],
-                               json={"num_mcq": 1, "num_theory": 0, "course": "os-attempts"}).json()["exam_id"]
+        practice = client.post(
+            "/generate", headers=student["headers"], json={"num_mcq": 1, "num_theory": 0, "course": "os-attempts"}
+        ).json()["exam_id"]
         run_jobs()
         client.post(f"/exams/{practice}/reveal", headers=student["headers"])
         client.get(f"/exams/{practice}/export?format=qti", headers=_student(client, course_exam)["headers"])

@@ -22,15 +22,38 @@ CP = "{http://www.imsglobal.org/xsd/imscp_v1p1}"
 NASTY = "GIFT ~=#{}: and \\ back, XML <b>&amp; \"q\" 'a' ]]>, unicode ünï 数据 עברית 🚀"
 
 QUESTIONS = [
-    {"type": "mcq", "question": f"Which one? {NASTY}", "options": ["a = b {x}", "~tilde #1", "<tag> & co", "x:y 🚀"],
-     "answer_index": 2, "explanation": f"Because {NASTY}\nsecond line", "bloom": "remember",
-     "source": {"document_id": "doc-1", "page": 3, "title": "Lecture: {1} #intro"}},
-    {"type": "mcq", "question": "A. looks like an Aiken option", "options": ["one", "two", "three", "four"],
-     "answer_index": 0, "explanation": "plain", "source": {"document_id": "doc-1", "page": 1, "title": "T"}},
-    {"type": "mcq", "question": "Plain\x07 control char", "options": ["ANSWER: B", "B", "C", "D"], "answer_index": 3,
-     "explanation": "e", "source": {"document_id": "doc-1", "page": 2, "title": "T"}},
-    {"type": "theory", "question": f"Explain {NASTY}", "model_answer": f"Model {NASTY}",
-     "rubric": [f"point one {NASTY}", "point = two"], "source": {"document_id": "doc-1", "page": 4, "title": "T"}},
+    {
+        "type": "mcq",
+        "question": f"Which one? {NASTY}",
+        "options": ["a = b {x}", "~tilde #1", "<tag> & co", "x:y 🚀"],
+        "answer_index": 2,
+        "explanation": f"Because {NASTY}\nsecond line",
+        "bloom": "remember",
+        "source": {"document_id": "doc-1", "page": 3, "title": "Lecture: {1} #intro"},
+    },
+    {
+        "type": "mcq",
+        "question": "A. looks like an Aiken option",
+        "options": ["one", "two", "three", "four"],
+        "answer_index": 0,
+        "explanation": "plain",
+        "source": {"document_id": "doc-1", "page": 1, "title": "T"},
+    },
+    {
+        "type": "mcq",
+        "question": "Plain\x07 control char",
+        "options": ["ANSWER: B", "B", "C", "D"],
+        "answer_index": 3,
+        "explanation": "e",
+        "source": {"document_id": "doc-1", "page": 2, "title": "T"},
+    },
+    {
+        "type": "theory",
+        "question": f"Explain {NASTY}",
+        "model_answer": f"Model {NASTY}",
+        "rubric": [f"point one {NASTY}", "point = two"],
+        "source": {"document_id": "doc-1", "page": 4, "title": "T"},
+    },
 ]
 
 
@@ -71,8 +94,9 @@ def check_gift(body: bytes, questions: list[dict]) -> None:
         assert item["text"] == _plain(question["question"])
         if question["type"] == "mcq":
             assert [o["text"] for o in item["options"]] == question["options"]
-            assert [o["correct"] for o in item["options"]] == [i == question["answer_index"]
-                                                              for i in range(len(question["options"]))]
+            assert [o["correct"] for o in item["options"]] == [
+                i == question["answer_index"] for i in range(len(question["options"]))
+            ]
             assert _plain(question["explanation"]) in item["options"][question["answer_index"]]["feedback"]
             assert all(o["feedback"] for o in item["options"])
             assert _plain(question["explanation"]) in item["general_feedback"]
@@ -141,8 +165,12 @@ def test_aiken_export_keeps_mcqs_and_leaves_out_what_it_cannot_write() -> None:
 def test_export_over_http_is_for_key_holders_only(client, course_exam, admin_token) -> None:  # noqa: F811
     exam_id, keyed = course_exam["exam_id"], course_exam["keyed"]
     academic = course_exam["academic"]["headers"]
-    for fmt, media in (("moodle", "application/xml"), ("gift", "text/plain"), ("qti", "application/zip"),
-                       ("aiken", "text/plain")):
+    for fmt, media in (
+        ("moodle", "application/xml"),
+        ("gift", "text/plain"),
+        ("qti", "application/zip"),
+        ("aiken", "text/plain"),
+    ):
         response = client.get(f"/exams/{exam_id}/export?format={fmt}", headers=academic)
         assert response.status_code == 200, response.text
         assert response.headers["content-type"].startswith(media)

@@ -8,22 +8,30 @@ import pytest
 from tests.helpers import assert_problem, bearer, hierarchy, make_pdf, place, run_jobs, signed_in, upload
 
 LECTURE = [
-    ["Processes and threads.",
-     "A process is a running program with its own address space.",
-     "A thread is the smallest unit of execution that the operating system scheduler manages.",
-     "Threads of one process share the heap but each thread has its own stack."],
-    ["Scheduling.",
-     "Round robin scheduling gives every runnable thread a fixed time quantum in turn.",
-     "A context switch saves the registers of one thread and restores those of another.",
-     "Priority inversion happens when a low priority thread holds a lock that a high priority thread needs."],
-    ["Synchronisation.",
-     "A mutex guarantees mutual exclusion inside a critical section.",
-     "A semaphore is a counter with atomic wait and signal operations.",
-     "Deadlock requires mutual exclusion, hold and wait, no preemption and circular wait."],
-    ["Memory.",
-     "Virtual memory gives every process the illusion of a large contiguous address space.",
-     "The translation lookaside buffer caches recent page table entries.",
-     "Thrashing occurs when the working sets of the processes do not fit in physical memory."],
+    [
+        "Processes and threads.",
+        "A process is a running program with its own address space.",
+        "A thread is the smallest unit of execution that the operating system scheduler manages.",
+        "Threads of one process share the heap but each thread has its own stack.",
+    ],
+    [
+        "Scheduling.",
+        "Round robin scheduling gives every runnable thread a fixed time quantum in turn.",
+        "A context switch saves the registers of one thread and restores those of another.",
+        "Priority inversion happens when a low priority thread holds a lock that a high priority thread needs.",
+    ],
+    [
+        "Synchronisation.",
+        "A mutex guarantees mutual exclusion inside a critical section.",
+        "A semaphore is a counter with atomic wait and signal operations.",
+        "Deadlock requires mutual exclusion, hold and wait, no preemption and circular wait.",
+    ],
+    [
+        "Memory.",
+        "Virtual memory gives every process the illusion of a large contiguous address space.",
+        "The translation lookaside buffer caches recent page table entries.",
+        "Thrashing occurs when the working sets of the processes do not fit in physical memory.",
+    ],
 ]
 
 
@@ -41,8 +49,7 @@ def course(gateway, admin_token):  # type: ignore[no-untyped-def]
         assert response.status_code == 202
         run_jobs()
         pages = {i + 1: " ".join(lines) for i, lines in enumerate(LECTURE)}
-        return {"faculty": faculty, "academic": academic, "document_id": response.json()["document_id"],
-                "pages": pages}
+        return {"faculty": faculty, "academic": academic, "document_id": response.json()["document_id"], "pages": pages}
 
 
 @pytest.fixture
@@ -108,8 +115,13 @@ def test_keys_visibility(client, student, course, admin_token) -> None:
 
 def test_request_validation(client, student, course) -> None:
     assert_problem(client.post("/generate", json={"num_mcq": 1, "num_theory": 0}), 401)
-    for body in ({"num_mcq": 0, "num_theory": 0}, {"num_mcq": 500, "num_theory": 0}, {"num_mcq": 1},
-                 {"num_mcq": 1, "num_theory": 0, "difficulty": "impossible"}, {"num_mcq": -1, "num_theory": 1}):
+    for body in (
+        {"num_mcq": 0, "num_theory": 0},
+        {"num_mcq": 500, "num_theory": 0},
+        {"num_mcq": 1},
+        {"num_mcq": 1, "num_theory": 0, "difficulty": "impossible"},
+        {"num_mcq": -1, "num_theory": 1},
+    ):
         assert_problem(client.post("/generate", headers=student["headers"], json=body), 422)
     unplaced = signed_in(client)
     assert_problem(client.post("/generate", headers=unplaced["headers"], json={"num_mcq": 1, "num_theory": 0}), 409)

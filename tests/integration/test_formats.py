@@ -41,37 +41,54 @@ def _word() -> str:
 
 
 def _pptx(term: str) -> bytes:
-    return pptx_bytes([
-        {"title": "Week 3: graph search", "bullets": ["Breadth-first search explores level by level."]},
-        {"title": "A picture slide"},  # no text: slide numbers must not shift
-        {"title": f"The {term} heuristic", "bullets": [f"The {term} heuristic never overestimates the distance.",
-                                                       "It makes A* search optimal."],
-         "table": [["Heuristic", "Admissible"], [term, "yes"]], "notes": f"Ask who has heard of {term} before."},
-    ], title="Graph search")
+    return pptx_bytes(
+        [
+            {"title": "Week 3: graph search", "bullets": ["Breadth-first search explores level by level."]},
+            {"title": "A picture slide"},  # no text: slide numbers must not shift
+            {
+                "title": f"The {term} heuristic",
+                "bullets": [f"The {term} heuristic never overestimates the distance.", "It makes A* search optimal."],
+                "table": [["Heuristic", "Admissible"], [term, "yes"]],
+                "notes": f"Ask who has heard of {term} before.",
+            },
+        ],
+        title="Graph search",
+    )
 
 
 def _docx(term: str) -> bytes:
-    return docx_bytes([("Introduction", ["Dynamic programming stores the answers of subproblems."]),
-                       ("Memoisation", [f"The {term} table caches every subproblem answer exactly once.",
-                                        "Lookups cost constant time."])])
+    return docx_bytes(
+        [
+            ("Introduction", ["Dynamic programming stores the answers of subproblems."]),
+            (
+                "Memoisation",
+                [f"The {term} table caches every subproblem answer exactly once.", "Lookups cost constant time."],
+            ),
+        ]
+    )
 
 
 def _markdown(term: str) -> bytes:
-    return (f"# Number theory\n\nPrimes have exactly two divisors.\n\n## The {term} sieve\n\n"
-            f"The {term} sieve crosses out the multiples of each prime up to the square root.\n").encode()
+    return (
+        f"# Number theory\n\nPrimes have exactly two divisors.\n\n## The {term} sieve\n\n"
+        f"The {term} sieve crosses out the multiples of each prime up to the square root.\n"
+    ).encode()
 
 
 def _html(term: str) -> bytes:
-    return (f"<!doctype html><html><head><title>Cryptography notes</title><style>p{{color:red}}</style></head>"
-            f"<body><h1>Ciphers</h1><p>Caesar shifts every letter.</p><h2>The {term} cipher</h2>"
-            f"<p>The {term} cipher xors the message with a one-time pad &amp; is unbreakable.</p></body></html>"
-            ).encode()
+    return (
+        f"<!doctype html><html><head><title>Cryptography notes</title><style>p{{color:red}}</style></head>"
+        f"<body><h1>Ciphers</h1><p>Caesar shifts every letter.</p><h2>The {term} cipher</h2>"
+        f"<p>The {term} cipher xors the message with a one-time pad &amp; is unbreakable.</p></body></html>"
+    ).encode()
 
 
 def _scanned(term: str) -> bytes:
     """Page 1 has a text layer, page 2 is a scan (one OCR'd page keeps the test fast)."""
-    return text_then_scanned_pdf([["Lecture 9: compilers. Lexing turns characters into tokens."]],
-                                 [[f"The {term} parser builds the syntax tree bottom up."]])
+    return text_then_scanned_pdf(
+        [["Lecture 9: compilers. Lexing turns characters into tokens."]],
+        [[f"The {term} parser builds the syntax tree bottom up."]],
+    )
 
 
 FORMATS = {
@@ -137,8 +154,13 @@ def test_slides_keep_their_numbers_titles_tables_and_notes(client, academic, stu
 def test_word_sections_follow_page_breaks_too(client, academic, student) -> None:
     term = _word()
     course = f"breaks-{term}"
-    data = docx_bytes([(None, ["Greedy algorithms take the locally best choice."]),
-                       (None, [f"The {term} exchange argument proves greedy choices safe."])], page_breaks=True)
+    data = docx_bytes(
+        [
+            (None, ["Greedy algorithms take the locally best choice."]),
+            (None, [f"The {term} exchange argument proves greedy choices safe."]),
+        ],
+        page_breaks=True,
+    )
     doc = _follow(client, academic, upload(client, academic, data, course=course, filename="greedy.docx"))
     assert doc["status"] == "ready" and doc["pages"] == 2
     results = search(client, student, f"{term} exchange argument", course=course).json()["results"]
@@ -159,8 +181,17 @@ def test_progress_is_visible_while_a_scan_is_recognised(client, academic, monkey
             seen.append({"status": view["status"], **view["progress"]})
 
     monkeypatch.setattr(progress.Tracker, "update", update_and_poll)
-    doc = _follow(client, academic, upload(client, academic, scanned_pdf([["Registers hold the operands."]]),
-                                           course=f"progress-{_word()}", filename="scan.pdf"))
+    doc = _follow(
+        client,
+        academic,
+        upload(
+            client,
+            academic,
+            scanned_pdf([["Registers hold the operands."]]),
+            course=f"progress-{_word()}",
+            filename="scan.pdf",
+        ),
+    )
     assert doc["status"] == "ready"
     assert {"status": "processing", "stage": "extracting", "done": 1, "total": 1} in seen
     assert {"status": "processing", "stage": "ocr", "done": 1, "total": 1} in seen
@@ -172,8 +203,9 @@ def test_progress_lines_are_logged_for_the_worker_log(client, academic, caplog) 
     import logging
 
     with caplog.at_level(logging.INFO, logger="aiteacher.progress"):
-        doc = _follow(client, academic, upload(client, academic, _docx(_word()), course=f"log-{_word()}",
-                                               filename="dp.docx"))
+        doc = _follow(
+            client, academic, upload(client, academic, _docx(_word()), course=f"log-{_word()}", filename="dp.docx")
+        )
     lines = [record.getMessage() for record in caplog.records if record.name == "aiteacher.progress"]
     assert any(line.startswith(f"document {doc['id']}: extracting") for line in lines), lines
     assert any(line.startswith(f"document {doc['id']}: embedding") for line in lines), lines
@@ -201,17 +233,21 @@ def test_bad_files_fail_with_a_readable_error_and_the_worker_goes_on(client, aca
     doc = _follow(client, academic, upload(client, academic, data, course="bad-files", filename=name))
     assert doc["status"] == "failed" and words in doc["error"].lower(), doc
     assert doc["progress"]["stage"] == "failed"
-    good = _follow(client, academic, upload(client, academic, _markdown(_word()), course="bad-files",
-                                            filename="next.md"))
+    good = _follow(
+        client, academic, upload(client, academic, _markdown(_word()), course="bad-files", filename="next.md")
+    )
     assert good["status"] == "ready"
 
 
-@pytest.mark.parametrize("data,words", [
-    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 512, "legacy office"),
-    (b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4, "not a format"),
-    (b"PK\x03\x04" + b"\x00" * 64, "zip archive"),
-    (b"", "empty"),
-])
+@pytest.mark.parametrize(
+    "data,words",
+    [
+        (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 512, "legacy office"),
+        (b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4, "not a format"),
+        (b"PK\x03\x04" + b"\x00" * 64, "zip archive"),
+        (b"", "empty"),
+    ],
+)
 def test_uploads_of_unsupported_kinds_are_refused_with_415(client, academic, data: bytes, words: str) -> None:
     body = assert_problem(upload(client, academic, data, filename="lecture.pptx"), 415, "unsupported_format")
     assert words in body["detail"].lower()
@@ -236,8 +272,11 @@ def test_scanned_pages_over_the_ocr_cap_fail_the_document(client, academic, monk
     monkeypatch.setenv("INGEST_OCR_MAX_PAGES", "1")
     reset_caches()
     try:
-        doc = _follow(client, academic, upload(client, academic, scanned_pdf([["one"], ["two"]]), course="limits",
-                                               filename="scan.pdf"))
+        doc = _follow(
+            client,
+            academic,
+            upload(client, academic, scanned_pdf([["one"], ["two"]]), course="limits", filename="scan.pdf"),
+        )
     finally:
         monkeypatch.undo()
         reset_caches()
@@ -254,8 +293,17 @@ def test_pptx_and_docx_dropped_into_the_bucket_become_searchable(client, admin_t
         term = terms[kind] = _word()
         key = f"eng/{SEMESTER}/bucket-{term}/lecture.{kind}"
         put = get_s3().put_object(Bucket="curriculum", Key=key, Body=build(term))
-        event = {"Records": [{"eventName": "ObjectCreated:Put", "s3": {
-            "bucket": {"name": "curriculum"}, "object": {"key": key, "eTag": put["ETag"].strip('"'), "size": 1}}}]}
+        event = {
+            "Records": [
+                {
+                    "eventName": "ObjectCreated:Put",
+                    "s3": {
+                        "bucket": {"name": "curriculum"},
+                        "object": {"key": key, "eTag": put["ETag"].strip('"'), "size": 1},
+                    },
+                }
+            ]
+        }
         accepted = client.post("/events/object-created", json=event, headers=token)
         assert accepted.status_code == 202 and accepted.json()["accepted"][0]["key"] == key, accepted.text
     run_jobs()
@@ -282,8 +330,17 @@ def test_other_tenants_never_see_a_slide(client, academic, faculty, admin_token)
 
 
 def test_a_pdf_with_a_text_layer_is_not_ocred(client, academic) -> None:
-    doc = _follow(client, academic, upload(client, academic, make_pdf([["Stacks are last in, first out."]]),
-                                           course=f"text-{_word()}", filename="stacks.pdf"))
+    doc = _follow(
+        client,
+        academic,
+        upload(
+            client,
+            academic,
+            make_pdf([["Stacks are last in, first out."]]),
+            course=f"text-{_word()}",
+            filename="stacks.pdf",
+        ),
+    )
     assert doc["status"] == "ready" and doc["format"] == "pdf" and doc["ocr_pages"] == []
 
 
@@ -291,8 +348,9 @@ def test_exam_generate_202_names_a_location_with_progress(client, academic, stud
     term = _word()
     course = f"exam-{term}"
     _follow(client, academic, upload(client, academic, _pptx(term), course=course, filename="w3.pptx"))
-    response = client.post("/generate", headers=student["headers"], json={"num_mcq": 1, "num_theory": 1,
-                                                                          "course": course})
+    response = client.post(
+        "/generate", headers=student["headers"], json={"num_mcq": 1, "num_theory": 1, "course": course}
+    )
     assert response.status_code == 202
     location = response.headers["location"]
     assert location == f"/exams/{response.json()['exam_id']}"
@@ -311,8 +369,9 @@ def test_only_academics_of_the_faculty_upload_slides(client, academic, student, 
     refused = upload(client, academic, slides, filename="w3.pptx", faculty_id=other["id"])
     assert_problem(refused, 403)
     assert "location" not in refused.headers
-    anonymous = client.post("/ingest", files={"file": ("w3.pptx", slides, "application/octet-stream")},
-                            data={"course": "x"})
+    anonymous = client.post(
+        "/ingest", files={"file": ("w3.pptx", slides, "application/octet-stream")}, data={"course": "x"}
+    )
     assert_problem(anonymous, 401)
     for document_id in ("no-such-document", "0" * 36):
         assert_problem(client.get(f"/documents/{document_id}", headers=academic["headers"]), 404)

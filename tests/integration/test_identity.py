@@ -22,8 +22,16 @@ def test_register_login_me_refresh_logout_happy_path(client) -> None:
     assert tokens["token_type"] == "bearer" and tokens["expires_in"] == 900
     me = client.get("/me", headers=bearer(tokens["access_token"]))
     assert me.status_code == 200
-    assert me.json() == {"id": body["id"], "email": email, "full_name": "Ada", "role": "student",
-                         "faculty_id": None, "department_id": None, "semester_id": None, "push_enabled": False}
+    assert me.json() == {
+        "id": body["id"],
+        "email": email,
+        "full_name": "Ada",
+        "role": "student",
+        "faculty_id": None,
+        "department_id": None,
+        "semester_id": None,
+        "push_enabled": False,
+    }
 
     rotated = client.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
     assert rotated.status_code == 200
@@ -85,20 +93,25 @@ def test_malformed_json_and_missing_fields_are_422_problems(client) -> None:
     assert {tuple(e["loc"]) for e in body["errors"]} >= {("body", "password"), ("body", "full_name")}
     bad_email = client.post("/auth/register", json={"email": "not-an-email", "password": PASSWORD, "full_name": "X"})
     assert_problem(bad_email, 422, "validation_error")
-    unknown_field = client.post("/auth/register", json={"email": unique_email(), "password": PASSWORD,
-                                                        "full_name": "X", "is_admin": True})
+    unknown_field = client.post(
+        "/auth/register", json={"email": unique_email(), "password": PASSWORD, "full_name": "X", "is_admin": True}
+    )
     assert_problem(unknown_field, 422, "validation_error")
     assert_problem(client.post("/auth/login", json=[]), 422, "validation_error")
 
 
 def test_student_cannot_create_academic_or_admin(client) -> None:
-    anonymous = client.post("/auth/register", json={"email": unique_email(), "password": PASSWORD,
-                                                    "full_name": "X", "role": "academic"})
+    anonymous = client.post(
+        "/auth/register", json={"email": unique_email(), "password": PASSWORD, "full_name": "X", "role": "academic"}
+    )
     assert_problem(anonymous, 403, "forbidden")
     student = signed_in(client)
     for role in ("academic", "admin"):
-        response = client.post("/auth/register", headers=student["headers"],
-                               json={"email": unique_email(), "password": PASSWORD, "full_name": "X", "role": role})
+        response = client.post(
+            "/auth/register",
+            headers=student["headers"],
+            json={"email": unique_email(), "password": PASSWORD, "full_name": "X", "role": role},
+        )
         assert_problem(response, 403, "forbidden")
 
 
@@ -110,25 +123,39 @@ def test_admin_creates_academic(client, admin_token: str) -> None:
 
 
 def test_invalid_token_on_register_is_refused_not_ignored(client) -> None:
-    response = client.post("/auth/register", headers=bearer("garbage"),
-                           json={"email": unique_email(), "password": PASSWORD, "full_name": "X"})
+    response = client.post(
+        "/auth/register",
+        headers=bearer("garbage"),
+        json={"email": unique_email(), "password": PASSWORD, "full_name": "X"},
+    )
     assert_problem(response, 401, "invalid_token")
 
 
 # --- token attacks --------------------------------------------------------------------------------
 
+
 def _claims(user_id: str, **overrides: object) -> dict[str, object]:
     now = int(time.time())
-    claims: dict[str, object] = {"typ": "access", "iss": "aiteacher", "aud": "aiteacher-api", "sub": user_id,
-                                 "role": "admin", "iat": now, "exp": now + 600, "jti": "forged", "fam": None}
+    claims: dict[str, object] = {
+        "typ": "access",
+        "iss": "aiteacher",
+        "aud": "aiteacher-api",
+        "sub": user_id,
+        "role": "admin",
+        "iat": now,
+        "exp": now + 600,
+        "jti": "forged",
+        "fam": None,
+    }
     claims.update(overrides)
     return claims
 
 
 def test_expired_token_is_refused(client) -> None:
     user = register(client)
-    token = jwt.encode(_claims(user["id"], exp=int(time.time()) - 60, iat=int(time.time()) - 1000),
-                       TEST_JWT_SECRET, algorithm="HS256")
+    token = jwt.encode(
+        _claims(user["id"], exp=int(time.time()) - 60, iat=int(time.time()) - 1000), TEST_JWT_SECRET, algorithm="HS256"
+    )
     assert_problem(client.get("/me", headers=bearer(token)), 401, "token_expired")
 
 
@@ -205,6 +232,7 @@ def test_logout_without_token_is_401_and_logout_is_per_login(client) -> None:
 
 # --- profile --------------------------------------------------------------------------------------
 
+
 def _hierarchy(client) -> list[dict]:
     response = client.get("/faculties")
     assert response.status_code == 200
@@ -224,16 +252,20 @@ def test_faculties_lists_demo_hierarchy(client) -> None:
 def test_put_me_sets_placement_and_rejects_cross_faculty(client) -> None:
     first, second = _hierarchy(client)[:2]
     user = signed_in(client)
-    placement = {"faculty_id": first["id"], "department_id": first["departments"][0]["id"],
-                 "semester_id": first["semesters"][2]["id"]}
+    placement = {
+        "faculty_id": first["id"],
+        "department_id": first["departments"][0]["id"],
+        "semester_id": first["semesters"][2]["id"],
+    }
     updated = client.put("/me", headers=user["headers"], json=placement)
     assert updated.status_code == 200
     assert {k: updated.json()[k] for k in placement} == placement
 
     cross_dept = client.put("/me", headers=user["headers"], json={"department_id": second["departments"][0]["id"]})
     assert_problem(cross_dept, 422, "department_faculty_mismatch")
-    cross_sem = client.put("/me", headers=user["headers"], json={**placement,
-                                                                 "semester_id": second["semesters"][0]["id"]})
+    cross_sem = client.put(
+        "/me", headers=user["headers"], json={**placement, "semester_id": second["semesters"][0]["id"]}
+    )
     assert_problem(cross_sem, 422, "semester_faculty_mismatch")
     unknown = client.put("/me", headers=user["headers"], json={"faculty_id": 999999})
     assert_problem(unknown, 422, "unknown_faculty")
@@ -254,8 +286,10 @@ def test_put_me_cannot_change_role_or_email(client) -> None:
 
 # --- limits and failure modes ---------------------------------------------------------------------
 
-def test_failed_logins_are_throttled_per_account_past_a_higher_account_wide_ceiling(client, gateway,
-                                                                                   monkeypatch) -> None:
+
+def test_failed_logins_are_throttled_per_account_past_a_higher_account_wide_ceiling(
+    client, gateway, monkeypatch
+) -> None:
     from fastapi.testclient import TestClient
 
     from aiteacher.config import get_settings, reset_caches
@@ -269,8 +303,10 @@ def test_failed_logins_are_throttled_per_account_past_a_higher_account_wide_ceil
         for _ in range(12):
             # A different address each time: only the account-wide ceiling can trip.
             with TestClient(gateway, headers={"X-Forwarded-For": new_client_ip()}) as other:
-                assert other.post("/auth/login", json={"email": user["email"], "password": "wrong password"}
-                                  ).status_code == 401
+                assert (
+                    other.post("/auth/login", json={"email": user["email"], "password": "wrong password"}).status_code
+                    == 401
+                )
         blocked = client.post("/auth/login", json={"email": user["email"], "password": PASSWORD})
         body = assert_problem(blocked, 429, "rate_limited")
         assert int(blocked.headers["retry-after"]) > 0
@@ -288,8 +324,10 @@ def test_failed_logins_are_throttled_per_ip(client, monkeypatch) -> None:
     reset_caches()
     try:
         for _ in range(12):  # different accounts from one address
-            assert client.post("/auth/login", json={"email": unique_email(), "password": "wrong password"}
-                               ).status_code == 401
+            assert (
+                client.post("/auth/login", json={"email": unique_email(), "password": "wrong password"}).status_code
+                == 401
+            )
         user = register(client)
         assert_problem(client.post("/auth/login", json={"email": user["email"], "password": PASSWORD}), 429)
     finally:
@@ -344,8 +382,9 @@ def test_cors_answers_only_configured_origins(client, gateway, monkeypatch) -> N
     reset_caches()
     app.middleware_stack = None  # rebuilt from the new settings on the next request
     try:
-        preflight = client.options("/faculties", headers={"Origin": "https://app.example.edu",
-                                                          "Access-Control-Request-Method": "GET"})
+        preflight = client.options(
+            "/faculties", headers={"Origin": "https://app.example.edu", "Access-Control-Request-Method": "GET"}
+        )
         assert preflight.status_code == 200
         assert preflight.headers["access-control-allow-origin"] == "https://app.example.edu"
         other = client.get("/faculties", headers={"Origin": "https://evil.example"})
@@ -364,8 +403,11 @@ def test_profile_cache_never_serves_a_stale_placement(client) -> None:
     user = signed_in(client)
     assert client.get("/me", headers=user["headers"]).json()["faculty_id"] is None  # now cached
     for faculty in (first, second, first):
-        moved = client.put("/me", headers=user["headers"], json={"faculty_id": faculty["id"],
-                                                                  "semester_id": faculty["semesters"][0]["id"]})
+        moved = client.put(
+            "/me",
+            headers=user["headers"],
+            json={"faculty_id": faculty["id"], "semester_id": faculty["semesters"][0]["id"]},
+        )
         assert moved.status_code == 200
         assert client.get("/me", headers=user["headers"]).json()["faculty_id"] == faculty["id"]
         assert client.get("/me", headers=user["headers"]).json()["semester_id"] == faculty["semesters"][0]["id"]

@@ -26,8 +26,9 @@ def scratch_url(tmp_path) -> Iterator[str]:
 
     base = make_url(url.replace("postgresql://", "postgresql+psycopg2://", 1))
     name = f"aiteacher_mig_{uuid.uuid4().hex[:8]}"
-    admin = psycopg2.connect(host=base.host, port=base.port or 5432, user=base.username, password=base.password,
-                             dbname="postgres")
+    admin = psycopg2.connect(
+        host=base.host, port=base.port or 5432, user=base.username, password=base.password, dbname="postgres"
+    )
     admin.autocommit = True
     with admin.cursor() as cursor:
         cursor.execute(f'CREATE DATABASE "{name}"')

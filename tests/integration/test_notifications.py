@@ -58,8 +58,13 @@ def academic(client, admin_token) -> dict:
 
 
 def test_document_ready_mail_reaches_the_uploader(client, academic, smtp_sink) -> None:
-    response = upload(client, academic, make_pdf([["Kant distinguishes analytic from synthetic judgements."]]),
-                      course="epistemology", filename="kant.pdf")
+    response = upload(
+        client,
+        academic,
+        make_pdf([["Kant distinguishes analytic from synthetic judgements."]]),
+        course="epistemology",
+        filename="kant.pdf",
+    )
     assert response.status_code == 202
     run_jobs()
     mails = [m for m in smtp_sink.messages if m["To"] == academic["email"]]
@@ -76,8 +81,13 @@ def test_failed_document_mail_says_why(client, academic, smtp_sink) -> None:
 
 def test_failing_mail_server_is_retried_and_never_fails_the_ingestion(client, academic, smtp_sink) -> None:
     smtp_sink.fail_first = 2
-    response = upload(client, academic, make_pdf([["Hume's fork splits relations of ideas and matters of fact."]]),
-                      course="epistemology", filename="hume.pdf")
+    response = upload(
+        client,
+        academic,
+        make_pdf([["Hume's fork splits relations of ideas and matters of fact."]]),
+        course="epistemology",
+        filename="hume.pdf",
+    )
     run_jobs()
     document = client.get(f"/documents/{response.json()['document_id']}", headers=academic["headers"]).json()
     assert document["status"] == "ready"
@@ -86,15 +96,27 @@ def test_failing_mail_server_is_retried_and_never_fails_the_ingestion(client, ac
 
 
 def test_exam_ready_mail_reaches_the_creator(client, academic, smtp_sink) -> None:
-    upload(client, academic, make_pdf([["Descartes doubts everything except that he is thinking.",
-                                        "The cogito is the foundation of his epistemology.",
-                                        "Rationalism holds that reason is the chief source of knowledge."]]),
-           course="rationalism", filename="descartes.pdf")
+    upload(
+        client,
+        academic,
+        make_pdf(
+            [
+                [
+                    "Descartes doubts everything except that he is thinking.",
+                    "The cogito is the foundation of his epistemology.",
+                    "Rationalism holds that reason is the chief source of knowledge.",
+                ]
+            ]
+        ),
+        course="rationalism",
+        filename="descartes.pdf",
+    )
     run_jobs()
     student = signed_in(client)
     place(client, student, hierarchy(client)[2], 6)
-    response = client.post("/generate", headers=student["headers"], json={"num_mcq": 1, "num_theory": 1,
-                                                                          "course": "rationalism"})
+    response = client.post(
+        "/generate", headers=student["headers"], json={"num_mcq": 1, "num_theory": 1, "course": "rationalism"}
+    )
     assert response.status_code == 202
     run_jobs()
     assert any(m["To"] == student["email"] and "exam" in m["Subject"].lower() for m in smtp_sink.messages)
@@ -132,8 +154,9 @@ class FakeFcm:
                     else:
                         message = json.loads(raw)["message"]
                         if message["token"] == "gone-device":
-                            self._reply(404, {"error": {"status": "NOT_FOUND", "details": [
-                                {"errorCode": "UNREGISTERED"}]}})
+                            self._reply(
+                                404, {"error": {"status": "NOT_FOUND", "details": [{"errorCode": "UNREGISTERED"}]}}
+                            )
                             return
                         fake.messages.append(message)
                         self._reply(200, {"name": f"projects/p/messages/{len(fake.messages)}"})
@@ -168,11 +191,20 @@ def fcm(monkeypatch, tmp_path, smtp_sink) -> Iterator[FakeFcm]:  # type: ignore[
 
     fake = FakeFcm()
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption()).decode()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
     credentials = tmp_path / "service-account.json"
-    credentials.write_text(json.dumps({"type": "service_account", "client_email": "push@p.iam.example",
-                                       "private_key": pem, "token_uri": f"{fake.url}/token"}))
+    credentials.write_text(
+        json.dumps(
+            {
+                "type": "service_account",
+                "client_email": "push@p.iam.example",
+                "private_key": pem,
+                "token_uri": f"{fake.url}/token",
+            }
+        )
+    )
     monkeypatch.setenv("FCM_PROJECT_ID", "p")
     monkeypatch.setenv("FCM_CREDENTIALS_FILE", str(credentials))
     monkeypatch.setenv("FCM_BASE_URL", fake.url)
@@ -189,8 +221,13 @@ def test_push_reaches_the_device_and_mail_is_not_repeated(client, academic, fcm,
 
     assert client.put("/me", headers=academic["headers"], json={"push_token": "device-123"}).json()["push_enabled"]
     fcm.fail_first = 1  # FCM hiccups once: the push job retries, the mail job is not repeated
-    upload(client, academic, make_pdf([["Locke calls the mind a blank slate at birth."]]), course="empiricism",
-           filename="locke.pdf")
+    upload(
+        client,
+        academic,
+        make_pdf([["Locke calls the mind a blank slate at birth."]]),
+        course="empiricism",
+        filename="locke.pdf",
+    )
     run_jobs()
     assert [m["token"] for m in fcm.messages] == ["device-123"]
     assert "is ready" in fcm.messages[0]["notification"]["title"]
@@ -201,8 +238,13 @@ def test_push_reaches_the_device_and_mail_is_not_repeated(client, academic, fcm,
 
 def test_unregistered_device_token_is_forgotten(client, academic, fcm) -> None:
     client.put("/me", headers=academic["headers"], json={"push_token": "gone-device"})
-    upload(client, academic, make_pdf([["Berkeley: to be is to be perceived."]]), course="empiricism",
-           filename="berkeley.pdf")
+    upload(
+        client,
+        academic,
+        make_pdf([["Berkeley: to be is to be perceived."]]),
+        course="empiricism",
+        filename="berkeley.pdf",
+    )
     run_jobs()
     assert fcm.messages == []
     assert client.get("/me", headers=academic["headers"]).json()["push_enabled"] is False

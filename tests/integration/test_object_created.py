@@ -44,8 +44,7 @@ def test_events_token_is_required(client, token: str | None) -> None:
 
 
 def test_aws_record_key_is_url_decoded_and_parsed(client, admin_token) -> None:
-    response = client.post("/events/object-created", json=_with_unique_etag(_event("aws_s3_put.json")),
-                           headers=TOKEN)
+    response = client.post("/events/object-created", json=_with_unique_etag(_event("aws_s3_put.json")), headers=TOKEN)
     assert response.status_code == 202
     accepted = response.json()["accepted"]
     assert [a["key"] for a in accepted] == ["eng/3/algorithms/Lecture 01: Sorting.pdf"]
@@ -58,14 +57,25 @@ def test_minio_webhook_and_cloudevents(client, admin_token) -> None:
     assert minio.status_code == 202
     assert minio.json()["accepted"][0]["key"] == "sci/2/cell-biology/week 2 membranes.pdf"
 
-    structured = client.post("/events/object-created", content=json.dumps(_with_unique_etag(
-        _event("cloudevent_structured.json"))), headers={**TOKEN, "Content-Type": "application/cloudevents+json"})
+    structured = client.post(
+        "/events/object-created",
+        content=json.dumps(_with_unique_etag(_event("cloudevent_structured.json"))),
+        headers={**TOKEN, "Content-Type": "application/cloudevents+json"},
+    )
     assert structured.status_code == 202
     assert structured.json()["accepted"][0]["key"] == "hum/1/ethics/intro.pdf"
 
-    binary = client.post("/events/object-created", json=_with_unique_etag(_event("cloudevent_binary_data.json")),
-                         headers={**TOKEN, "ce-specversion": "1.0", "ce-type": "com.amazonaws.s3.ObjectCreated",
-                                  "ce-source": "arn:aws:s3:::curriculum", "ce-id": "abc-1"})
+    binary = client.post(
+        "/events/object-created",
+        json=_with_unique_etag(_event("cloudevent_binary_data.json")),
+        headers={
+            **TOKEN,
+            "ce-specversion": "1.0",
+            "ce-type": "com.amazonaws.s3.ObjectCreated",
+            "ce-source": "arn:aws:s3:::curriculum",
+            "ce-id": "abc-1",
+        },
+    )
     assert binary.status_code == 202
     doc = _document(binary.json()["accepted"][0]["document_id"], admin_token, client)
     assert doc["course"] == "compilers"
@@ -82,11 +92,14 @@ def test_test_events_and_non_pdf_keys_are_ignored(client) -> None:
     assert ignored[0]["reason"].startswith("not a document") and ".pptx" in ignored[0]["reason"]
 
 
-@pytest.mark.parametrize("key,message", [
-    ("zzz/3/algorithms/a.pdf", "Unknown faculty code 'zzz'"),
-    ("eng/42/algorithms/a.pdf", "has no semester 42"),
-    ("loose-file.pdf", "does not follow"),
-])
+@pytest.mark.parametrize(
+    "key,message",
+    [
+        ("zzz/3/algorithms/a.pdf", "Unknown faculty code 'zzz'"),
+        ("eng/42/algorithms/a.pdf", "has no semester 42"),
+        ("loose-file.pdf", "does not follow"),
+    ],
+)
 def test_unknown_faculty_semester_or_layout_gives_failed_document(client, admin_token, key, message) -> None:
     event = _with_unique_etag(_event("aws_s3_put.json"))
     event["Records"][0]["s3"]["object"]["key"] = key
@@ -99,8 +112,9 @@ def test_unknown_faculty_semester_or_layout_gives_failed_document(client, admin_
 def test_malformed_event_bodies_are_422(client) -> None:
     for body in ([], {"Records": [{"no": "s3"}]}, {"hello": "world"}):
         assert_problem(client.post("/events/object-created", json=body, headers=TOKEN), 422)
-    broken = client.post("/events/object-created", content=b"{oops", headers={**TOKEN,
-                                                                               "Content-Type": "application/json"})
+    broken = client.post(
+        "/events/object-created", content=b"{oops", headers={**TOKEN, "Content-Type": "application/json"}
+    )
     assert_problem(broken, 422)
 
 
@@ -119,10 +133,16 @@ def test_same_event_ten_times_concurrently_ingests_once(client, gateway, admin_t
         results = list(pool.map(deliver, range(10)))
     assert len({r["document_id"] for r in results}) == 1
     assert sum(not r["duplicate"] for r in results) == 1
-    listed = client.get("/documents", headers={"Authorization": f"Bearer {admin_token}"},
-                        params={"course": "algorithms", "limit": 200}).json()["documents"]
-    assert sum(d["key"] == "eng/3/algorithms/Lecture 01: Sorting.pdf" and d["id"] == results[0]["document_id"]
-               for d in listed) == 1
+    listed = client.get(
+        "/documents", headers={"Authorization": f"Bearer {admin_token}"}, params={"course": "algorithms", "limit": 200}
+    ).json()["documents"]
+    assert (
+        sum(
+            d["key"] == "eng/3/algorithms/Lecture 01: Sorting.pdf" and d["id"] == results[0]["document_id"]
+            for d in listed
+        )
+        == 1
+    )
 
 
 def test_bucket_drop_end_to_end(client, live_gateway, admin_token) -> None:
@@ -135,18 +155,26 @@ def test_bucket_drop_end_to_end(client, live_gateway, admin_token) -> None:
 
     faculties = hierarchy(client)
     phrase = "The quarnified lattice of Osterblum stabilises every red-black rotation."
-    get_s3().put_object(Bucket="curriculum", Key="eng/5/trees/osterblum.pdf",
-                        Body=make_pdf([["Trees, week 5."], [phrase]]), ContentType="application/pdf")
+    get_s3().put_object(
+        Bucket="curriculum",
+        Key="eng/5/trees/osterblum.pdf",
+        Body=make_pdf([["Trees, week 5."], [phrase]]),
+        ContentType="application/pdf",
+    )
     queue_url = os.environ["EVENTS_QUEUE_URL"]
     admin = {"Authorization": f"Bearer {admin_token}"}
     deadline = time.monotonic() + 60
     dropped: list[dict] = []
     while not dropped and time.monotonic() < deadline:
         # The queue also holds the events of earlier uploads (recognised as duplicates): drain until ours.
-        sqs_forward.forward_once(get_sqs(), queue_url, f"{live_gateway}/function/object-created/",
-                                 "test-events-token", wait_seconds=1)
-        dropped = [d for d in client.get("/documents", headers=admin, params={"course": "trees"}).json()["documents"]
-                   if d["key"] == "eng/5/trees/osterblum.pdf"]
+        sqs_forward.forward_once(
+            get_sqs(), queue_url, f"{live_gateway}/function/object-created/", "test-events-token", wait_seconds=1
+        )
+        dropped = [
+            d
+            for d in client.get("/documents", headers=admin, params={"course": "trees"}).json()["documents"]
+            if d["key"] == "eng/5/trees/osterblum.pdf"
+        ]
     assert len(dropped) == 1 and dropped[0]["source"] == "bucket"
     run_jobs()
     assert client.get(f"/documents/{dropped[0]['id']}", headers=admin).json()["status"] == "ready"
@@ -169,10 +197,12 @@ def test_forwarder_keeps_messages_the_function_refuses(client, live_gateway) -> 
     sqs = get_sqs()
     queue_url = sqs.create_queue(QueueName="forwarder-test", Attributes={"VisibilityTimeout": "0"})["QueueUrl"]
     sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(_event("aws_s3_test_event.json")))
-    refused = sqs_forward.forward_once(sqs, queue_url, f"{live_gateway}/function/object-created/", "wrong-token",
-                                       wait_seconds=1)
+    refused = sqs_forward.forward_once(
+        sqs, queue_url, f"{live_gateway}/function/object-created/", "wrong-token", wait_seconds=1
+    )
     assert refused == 0
-    accepted = sqs_forward.forward_once(sqs, queue_url, f"{live_gateway}/function/object-created/",
-                                        "test-events-token", wait_seconds=1)
+    accepted = sqs_forward.forward_once(
+        sqs, queue_url, f"{live_gateway}/function/object-created/", "test-events-token", wait_seconds=1
+    )
     assert accepted == 1
     assert sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=0).get("Messages", []) == []

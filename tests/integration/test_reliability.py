@@ -18,8 +18,12 @@ TOKEN = {"Authorization": "Bearer test-events-token"}
 
 
 def _record(key: str, *, bucket: str = "curriculum", size: object = 1024, etag: str | None = None) -> dict:
-    return {"eventVersion": "2.1", "eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
-            "s3": {"bucket": {"name": bucket}, "object": {"key": key, "size": size, "eTag": etag or uuid.uuid4().hex}}}
+    return {
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "eventName": "ObjectCreated:Put",
+        "s3": {"bucket": {"name": bucket}, "object": {"key": key, "size": size, "eTag": etag or uuid.uuid4().hex}},
+    }
 
 
 def _s3_event(*records: dict) -> dict:
@@ -53,6 +57,7 @@ def _doc(client, admin_token: str, document_id: str) -> dict:
 
 # --- #8.7 bucket events -------------------------------------------------------------------------------
 
+
 def test_forged_event_naming_another_bucket_is_ignored_with_a_reason(client) -> None:
     event = _s3_event(_record("eng/3/algorithms/x.pdf", bucket="someone-elses-bucket"))
     response = client.post("/events/object-created", json=event, headers=TOKEN)
@@ -71,19 +76,33 @@ def test_records_beyond_the_cap_per_event_are_ignored(client) -> None:
     assert body["ignored"] == [{"key": "", "reason": "3 record(s) beyond the limit of 100 per event"}]
 
 
-@pytest.mark.parametrize("mutate", [
-    lambda r: r["s3"]["object"].update(key="eng/%C2%B3/c/x.pdf"),            # semester "³"
-    lambda r: r["s3"]["object"].update(key="eng/" + "9" * 40 + "/c/x.pdf"),   # a semester no integer holds
-    lambda r: r["s3"]["object"].update(size=10 ** 30),
-    lambda r: r["s3"]["object"].update(size="huge"),
-    lambda r: r["s3"].update(bucket="curriculum"),                             # bucket given as a string
-    lambda r: r["s3"]["object"].update(key=["a", "list"]),
-    lambda r: r["s3"]["object"].update(eTag={"an": "object"}),
-    lambda r: r["s3"]["object"].update(key="eng/3/" + "c" * 300 + "/x.pdf"),  # course longer than the column
-    lambda r: r["s3"]["object"].update(key="eng/3/c/" + "n" * 5000 + ".pdf"),
-    lambda r: r.update(eventName=12345),
-], ids=["semester-superscript", "semester-huge", "size-1e30", "size-text", "bucket-string", "key-list",
-        "etag-object", "course-too-long", "key-too-long", "event-name-number"])
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda r: r["s3"]["object"].update(key="eng/%C2%B3/c/x.pdf"),  # semester "³"
+        lambda r: r["s3"]["object"].update(key="eng/" + "9" * 40 + "/c/x.pdf"),  # a semester no integer holds
+        lambda r: r["s3"]["object"].update(size=10**30),
+        lambda r: r["s3"]["object"].update(size="huge"),
+        lambda r: r["s3"].update(bucket="curriculum"),  # bucket given as a string
+        lambda r: r["s3"]["object"].update(key=["a", "list"]),
+        lambda r: r["s3"]["object"].update(eTag={"an": "object"}),
+        lambda r: r["s3"]["object"].update(key="eng/3/" + "c" * 300 + "/x.pdf"),  # course longer than the column
+        lambda r: r["s3"]["object"].update(key="eng/3/c/" + "n" * 5000 + ".pdf"),
+        lambda r: r.update(eventName=12345),
+    ],
+    ids=[
+        "semester-superscript",
+        "semester-huge",
+        "size-1e30",
+        "size-text",
+        "bucket-string",
+        "key-list",
+        "etag-object",
+        "course-too-long",
+        "key-too-long",
+        "event-name-number",
+    ],
+)
 def test_malformed_event_records_never_answer_5xx(client, admin_token, mutate) -> None:
     record = _record("eng/3/algorithms/malformed.pdf")
     mutate(record)
@@ -101,8 +120,9 @@ def test_malformed_event_records_never_answer_5xx(client, admin_token, mutate) -
 
 def test_ten_thousand_deep_json_is_422_not_500(client) -> None:
     body = "[" * 10_000 + "]" * 10_000
-    response = client.post("/events/object-created", content=body,
-                           headers={**TOKEN, "Content-Type": "application/json"})
+    response = client.post(
+        "/events/object-created", content=body, headers={**TOKEN, "Content-Type": "application/json"}
+    )
     assert response.status_code == 422, response.text
 
 
@@ -145,9 +165,13 @@ def test_forwarder_dead_letters_messages_that_keep_failing(client, live_gateway,
     suffix = uuid.uuid4().hex[:6]
     dlq = sqs.create_queue(QueueName=f"dlq-{suffix}")["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    queue = sqs.create_queue(QueueName=f"events-{suffix}", Attributes={
-        "VisibilityTimeout": "0", "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn,
-                                                               "maxReceiveCount": "10"})})["QueueUrl"]
+    queue = sqs.create_queue(
+        QueueName=f"events-{suffix}",
+        Attributes={
+            "VisibilityTimeout": "0",
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "10"}),
+        },
+    )["QueueUrl"]
     sqs.send_message(QueueUrl=queue, MessageBody=json.dumps({"hello": "world"}))  # 422: never acceptable
     sqs.send_message(QueueUrl=queue, MessageBody="{not json")
     target = f"{live_gateway}/function/object-created/"
@@ -174,6 +198,7 @@ def test_dev_wiring_gives_the_events_queue_a_dead_letter_queue() -> None:
 
 
 # --- #11.1 reconciler, redelivery, backoff --------------------------------------------------------------
+
 
 def _lose_job(document_id: str) -> None:
     """What a Redis restart without persistence does to a queued job."""
@@ -205,8 +230,7 @@ def test_reconciler_requeues_work_whose_job_was_lost(client, admin_token, settin
     assert _doc(client, admin_token, document_id)["status"] == "ready"
 
 
-def test_reconciler_fails_work_whose_attempts_are_spent_with_a_reason(client, admin_token,
-                                                                      settings_override) -> None:
+def test_reconciler_fails_work_whose_attempts_are_spent_with_a_reason(client, admin_token, settings_override) -> None:
     from sqlalchemy import update
 
     from aiteacher.db import transaction
@@ -217,8 +241,9 @@ def test_reconciler_fails_work_whose_attempts_are_spent_with_a_reason(client, ad
     _, document_id = _academic_upload(client, admin_token, "Material whose worker always dies.")
     _lose_job(document_id)
     with transaction() as session:  # what four killed work-horses leave behind
-        session.execute(update(Document).where(Document.id == document_id).values(
-            status="processing", attempts=max_attempts()))
+        session.execute(
+            update(Document).where(Document.id == document_id).values(status="processing", attempts=max_attempts())
+        )
     settings_override(RECONCILE_GRACE_SECONDS="0")
     assert document_id in reconcile_round(force=True).failed
     doc = _doc(client, admin_token, document_id)
@@ -241,8 +266,9 @@ def test_a_redelivered_event_requeues_a_stuck_document(client, admin_token) -> N
 
     run_jobs()
     key = f"eng/3/redelivery/{uuid.uuid4().hex[:8]}.pdf"
-    etag = get_s3().put_object(Bucket="curriculum", Key=key, Body=make_pdf([["Redelivered material."]]))[
-        "ETag"].strip('"')
+    etag = (
+        get_s3().put_object(Bucket="curriculum", Key=key, Body=make_pdf([["Redelivered material."]]))["ETag"].strip('"')
+    )
     record = _record(key, etag=etag)
     first = client.post("/events/object-created", json=_s3_event(record), headers=TOKEN).json()["accepted"][0]
     _lose_job(first["document_id"])
@@ -263,8 +289,9 @@ def test_retries_back_off_exponentially_with_jitter(settings_override) -> None:
     assert len({tuple(backoff_intervals(3)) for _ in range(20)}) > 1  # jittered
 
 
-def test_failure_callback_with_the_database_down_leaves_work_to_the_reconciler(client, admin_token,
-                                                                              monkeypatch) -> None:
+def test_failure_callback_with_the_database_down_leaves_work_to_the_reconciler(
+    client, admin_token, monkeypatch
+) -> None:
     from aiteacher.curriculum import jobs
     from aiteacher.errors import ServiceUnavailable
 
@@ -288,6 +315,7 @@ def test_failure_callback_with_the_database_down_leaves_work_to_the_reconciler(c
 
 # --- #11.2 idempotent indexing, ready-only search -------------------------------------------------------
 
+
 def test_a_retried_ingestion_replaces_its_partial_vectors(client, admin_token) -> None:
     from aiteacher.embeddings import get_embedder
     from aiteacher.vectors import VectorPoint, chunk_point_id, get_vector_store
@@ -299,10 +327,26 @@ def test_a_retried_ingestion_replaces_its_partial_vectors(client, admin_token) -
     store.ensure_collection(embedder.name, embedder.dimension)
     vector = embedder.embed(["leftover"])[0]
     faculty = hierarchy(client)[0]
-    store.upsert([VectorPoint(id=chunk_point_id(document_id, 900 + index), vector=vector, payload={
-        "faculty_id": faculty["id"], "semester_id": None, "department_id": None, "course": "reliability",
-        "document_id": document_id, "title": "x", "page": 1, "text": "leftover", "chunk_index": 900 + index})
-        for index in range(7)])
+    store.upsert(
+        [
+            VectorPoint(
+                id=chunk_point_id(document_id, 900 + index),
+                vector=vector,
+                payload={
+                    "faculty_id": faculty["id"],
+                    "semester_id": None,
+                    "department_id": None,
+                    "course": "reliability",
+                    "document_id": document_id,
+                    "title": "x",
+                    "page": 1,
+                    "text": "leftover",
+                    "chunk_index": 900 + index,
+                },
+            )
+            for index in range(7)
+        ]
+    )
     run_jobs()
     doc = _doc(client, admin_token, document_id)
     assert doc["status"] == "ready"
@@ -326,11 +370,13 @@ def test_search_never_returns_chunks_of_a_document_that_is_not_ready(client, adm
     with transaction() as session:  # re-indexing: its vectors are being replaced
         session.execute(update(Document).where(Document.id == document_id).values(status="processing"))
     other_query = phrase + " again"  # not the cached query
-    assert all(r["document_id"] != document_id
-               for r in search(client, student, other_query, top_k=20).json()["results"])
+    assert all(
+        r["document_id"] != document_id for r in search(client, student, other_query, top_k=20).json()["results"]
+    )
 
 
 # --- #11.3 revocation survives Redis losing its keys ----------------------------------------------------
+
 
 def _drop_redis_data_and_connections() -> None:
     """Delete every deny-list key and the sentinel (what an empty Redis restart leaves), and drop the
@@ -347,8 +393,10 @@ def _drop_redis_data_and_connections() -> None:
 def test_a_logged_out_token_stays_refused_after_redis_loses_its_data(client) -> None:
     user = signed_in(client)
     assert client.get("/me", headers=user["headers"]).status_code == 200
-    assert client.post("/auth/logout", headers=user["headers"],
-                       json={"refresh_token": user["refresh_token"]}).status_code == 204
+    assert (
+        client.post("/auth/logout", headers=user["headers"], json={"refresh_token": user["refresh_token"]}).status_code
+        == 204
+    )
     assert client.get("/me", headers=user["headers"]).status_code == 401
     _drop_redis_data_and_connections()
     for _ in range(5):
@@ -373,6 +421,7 @@ def test_a_reused_refresh_family_stays_revoked_after_redis_loses_its_data(client
 
 # --- #11.4 pools ---------------------------------------------------------------------------------------
 
+
 def test_two_hundred_concurrent_requests_on_one_process_get_no_5xx(gateway, client, settings_override) -> None:
     """A pool smaller than the requests in flight makes them wait for a connection, not fail with 503."""
     import httpx
@@ -395,7 +444,8 @@ def test_two_hundred_concurrent_requests_on_one_process_get_no_5xx(gateway, clie
 
 
 def test_reconciler_requeues_an_exam_whose_job_was_lost_and_fails_it_once_attempts_are_spent(
-        client, admin_token, settings_override) -> None:
+    client, admin_token, settings_override
+) -> None:
     from sqlalchemy import update
 
     from aiteacher.db import transaction
@@ -406,13 +456,14 @@ def test_reconciler_requeues_an_exam_whose_job_was_lost_and_fails_it_once_attemp
     run_jobs()
     student = signed_in(client)
     place(client, student, hierarchy(client)[0], 3)
-    exams = [client.post("/generate", headers=student["headers"], json={"num_mcq": 1, "num_theory": 0}).json()
-             ["exam_id"] for _ in range(2)]
+    exams = [
+        client.post("/generate", headers=student["headers"], json={"num_mcq": 1, "num_theory": 0}).json()["exam_id"]
+        for _ in range(2)
+    ]
     for exam_id in exams:
         discard_job(f"exam-{exam_id}")
     with transaction() as session:  # the second one has been re-queued until its budget is spent
-        session.execute(update(Exam).where(Exam.id == exams[1]).values(status="generating",
-                                                                       attempts=max_attempts()))
+        session.execute(update(Exam).where(Exam.id == exams[1]).values(status="generating", attempts=max_attempts()))
     settings_override(RECONCILE_GRACE_SECONDS="0")
     report = reconcile_round(force=True)
     assert exams[0] in report.requeued and exams[1] in report.failed

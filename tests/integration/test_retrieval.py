@@ -40,8 +40,15 @@ def _course() -> str:
     return f"course-{uuid.uuid4().hex[:8]}"
 
 
-def _ready(client, academic: dict, pages: list[list[str]], course: str, *, title: str | None = None,
-           filename: str = "lecture.pdf") -> dict:
+def _ready(
+    client,
+    academic: dict,
+    pages: list[list[str]],
+    course: str,
+    *,
+    title: str | None = None,
+    filename: str = "lecture.pdf",
+) -> dict:
     response = upload(client, academic, make_pdf(pages, title=title), course=course, filename=filename)
     assert response.status_code == 202, response.text
     run_jobs()
@@ -56,18 +63,30 @@ def _drop_in_bucket(client, faculty: dict, semester: int, course: str, name: str
 
     key = f"{faculty['code']}/{semester}/{course}/{name}"
     get_s3().put_object(Bucket="curriculum", Key=key, Body=data, ContentType="application/pdf")
-    event = {"Records": [{"eventVersion": "2.1", "eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
-                          "s3": {"bucket": {"name": "curriculum"},
-                                 "object": {"key": key, "size": len(data),
-                                            "eTag": hashlib.md5(data, usedforsecurity=False).hexdigest()}}}]}
+    event = {
+        "Records": [
+            {
+                "eventVersion": "2.1",
+                "eventSource": "aws:s3",
+                "eventName": "ObjectCreated:Put",
+                "s3": {
+                    "bucket": {"name": "curriculum"},
+                    "object": {
+                        "key": key,
+                        "size": len(data),
+                        "eTag": hashlib.md5(data, usedforsecurity=False).hexdigest(),
+                    },
+                },
+            }
+        ]
+    }
     response = client.post("/events/object-created", json=event, headers={"Authorization": "Bearer test-events-token"})
     assert response.status_code == 202 and response.json()["accepted"], response.text
     run_jobs()
     return key
 
 
-def test_hybrid_search_finds_an_exact_term_query_that_dense_search_misses(client, academic, student,
-                                                                         faculties) -> None:
+def test_hybrid_search_finds_an_exact_term_query_that_dense_search_misses(client, academic, student, faculties) -> None:
     from aiteacher.curriculum.search import Scope, retrieve
 
     course = _course()
@@ -87,9 +106,11 @@ def test_hybrid_search_finds_an_exact_term_query_that_dense_search_misses(client
 
 def test_search_returns_one_result_per_page_with_its_best_chunk(client, academic, student) -> None:
     course = _course()
-    long_page = [f"Section {i}: red-black trees colour each node red or black and recolour after insertion. "
-                 "Recolouring and rotations keep every path from the root with the same number of black nodes."
-                 for i in range(12)]
+    long_page = [
+        f"Section {i}: red-black trees colour each node red or black and recolour after insertion. "
+        "Recolouring and rotations keep every path from the root with the same number of black nodes."
+        for i in range(12)
+    ]
     doc = _ready(client, academic, [long_page, NOISE], course)
     assert doc["chunks"] >= 4
     query = "how do red-black trees recolour nodes"
@@ -149,17 +170,25 @@ def test_a_bucket_dropped_pdf_has_one_title_everywhere(client, academic, student
     assert [d["title"] for d in listed] == ["Prefix Trees"]
     result = search(client, student, "tries store strings by prefixes", course=course).json()["results"][0]
     assert result["title"] == "Prefix Trees"
-    reply = client.post("/chat", headers=student["headers"], json={"message": "How do tries store strings?",
-                                                                   "course": course}).json()
+    reply = client.post(
+        "/chat", headers=student["headers"], json={"message": "How do tries store strings?", "course": course}
+    ).json()
     assert {c["title"] for c in reply["citations"]} == {"Prefix Trees"}
     # An upload follows the same rule: the PDF's own title wins over the file name.
-    uploaded = _ready(client, academic, [["Suffix arrays list suffixes in order."]], course, title="Suffix Arrays",
-                      filename="week-05.pdf")
+    uploaded = _ready(
+        client,
+        academic,
+        [["Suffix arrays list suffixes in order."]],
+        course,
+        title="Suffix Arrays",
+        filename="week-05.pdf",
+    )
     assert uploaded["title"] == "Suffix Arrays"
 
 
-def test_students_of_the_tenant_open_cited_pages_as_text_and_png(client, academic, student, faculties,
-                                                                 admin_token) -> None:
+def test_students_of_the_tenant_open_cited_pages_as_text_and_png(
+    client, academic, student, faculties, admin_token
+) -> None:
     course = _course()
     doc = _ready(client, academic, [NOISE, ["B-trees keep many keys per node to suit disk blocks."]], course)
     url = search(client, student, "B-trees keys per node disk blocks", course=course).json()["results"][0]["page_url"]

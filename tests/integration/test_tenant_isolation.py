@@ -47,8 +47,11 @@ def world(gateway, admin_token):  # type: ignore[no-untyped-def]
     rng = random.Random(20261126)
     with TestClient(gateway, headers={"X-Forwarded-For": new_client_ip()}) as client:
         faculties = hierarchy(client)
-        picks = [(faculties[0], n) for n in (1, 2, 3, 4)] + [(faculties[1], n) for n in (1, 2)] + \
-                [(faculties[2], n) for n in (1, 2)]
+        picks = (
+            [(faculties[0], n) for n in (1, 2, 3, 4)]
+            + [(faculties[1], n) for n in (1, 2)]
+            + [(faculties[2], n) for n in (1, 2)]
+        )
         tenants: list[Tenant] = []
         documents: dict[str, Tenant] = {}
         admin = {"headers": bearer(admin_token)}
@@ -57,9 +60,12 @@ def world(gateway, admin_token):  # type: ignore[no-untyped-def]
             words = [_nonsense(rng) for _ in range(4)]
             phrase = f"The {words[0]} protocol of {words[1]} governs the {words[2]} of {words[3]} herons."
             tenant = Tenant(faculty["id"], semester_id, phrase)
-            response = client.post("/ingest", headers=admin["headers"], data={
-                "course": "canary", "faculty_id": str(faculty["id"]), "semester_id": str(semester_id)},
-                files={"file": ("canary.pdf", make_pdf([["Canary page."], [phrase]]), "application/pdf")})
+            response = client.post(
+                "/ingest",
+                headers=admin["headers"],
+                data={"course": "canary", "faculty_id": str(faculty["id"]), "semester_id": str(semester_id)},
+                files={"file": ("canary.pdf", make_pdf([["Canary page."], [phrase]]), "application/pdf")},
+            )
             assert response.status_code == 202, response.text
             documents[response.json()["document_id"]] = tenant
             tenants.append(tenant)

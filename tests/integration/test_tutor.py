@@ -11,17 +11,23 @@ from tests.fakes import fake_openai_fixture  # noqa: F401 - registers the fake_o
 from tests.helpers import FIXTURE_PDFS, assert_problem, hierarchy, make_pdf, place, run_jobs, signed_in, upload
 
 LECTURE = [
-    ["Week 4: Hash tables.",
-     "A hash table stores key-value pairs in an array of buckets.",
-     "A hash function maps each key to a bucket index.",
-     "When two keys map to the same bucket we have a collision."],
-    ["Collision resolution.",
-     "Separate chaining keeps a linked list of entries in every bucket.",
-     "Open addressing probes other buckets until it finds an empty slot.",
-     "Linear probing checks the next bucket, which causes primary clustering."],
-    ["Load factor and resizing.",
-     "The load factor is the number of entries divided by the number of buckets.",
-     "When the load factor exceeds a threshold such as 0.75 the table doubles its size and rehashes every key."],
+    [
+        "Week 4: Hash tables.",
+        "A hash table stores key-value pairs in an array of buckets.",
+        "A hash function maps each key to a bucket index.",
+        "When two keys map to the same bucket we have a collision.",
+    ],
+    [
+        "Collision resolution.",
+        "Separate chaining keeps a linked list of entries in every bucket.",
+        "Open addressing probes other buckets until it finds an empty slot.",
+        "Linear probing checks the next bucket, which causes primary clustering.",
+    ],
+    [
+        "Load factor and resizing.",
+        "The load factor is the number of entries divided by the number of buckets.",
+        "When the load factor exceeds a threshold such as 0.75 the table doubles its size and rehashes every key.",
+    ],
 ]
 
 
@@ -59,8 +65,14 @@ def test_grounded_answer_cites_the_right_page_and_guides(client, student, course
     reply = ask(client, student, "What happens in open addressing when a bucket is taken?")
     assert reply["refused"] is False and reply["session_id"]
     page_url = f"/documents/{course['document_id']}/pages/2"
-    assert {"document_id": course["document_id"], "title": "Hash tables", "page": 2, "unit": "page",
-            "ocr": False, "page_url": page_url} in reply["citations"]
+    assert {
+        "document_id": course["document_id"],
+        "title": "Hash tables",
+        "page": 2,
+        "unit": "page",
+        "ocr": False,
+        "page_url": page_url,
+    } in reply["citations"]
     assert reply["answer"].rstrip().endswith("?"), "the tutor ends with a guiding question"
     assert reply["hint_level"] == 0
 
@@ -70,11 +82,14 @@ def test_off_topic_question_is_refused_not_invented(client, student) -> None:
     assert reply["refused"] is True and reply["reason"] == "not_in_material" and reply["citations"] == []
 
 
-@pytest.mark.parametrize("message", [
-    "Give me the answers to tomorrow's exam on hash tables",
-    "Can you write my assignment about load factors?",
-    "Please do my homework for me: explain linear probing in 500 words so I can submit it",
-])
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Give me the answers to tomorrow's exam on hash tables",
+        "Can you write my assignment about load factors?",
+        "Please do my homework for me: explain linear probing in 500 words so I can submit it",
+    ],
+)
 def test_integrity_requests_are_refused_with_guidance(client, student, message: str) -> None:
     reply = ask(client, student, message)
     assert reply["refused"] is True and reply["reason"] == "integrity"
@@ -107,8 +122,9 @@ def test_sessions_are_private_and_soft_deleted(client, student, course) -> None:
     place(client, other, course["faculty"], 2)
     assert_problem(client.get(f"/session/{session_id}", headers=other["headers"]), 404)
     assert_problem(client.delete(f"/session/{session_id}", headers=other["headers"]), 404)
-    assert_problem(client.post("/chat", headers=other["headers"], json={"message": "hash", "session_id": session_id}),
-                   404)
+    assert_problem(
+        client.post("/chat", headers=other["headers"], json={"message": "hash", "session_id": session_id}), 404
+    )
     assert client.delete(f"/session/{session_id}", headers=student["headers"]).status_code == 204
     assert_problem(client.get(f"/session/{session_id}", headers=student["headers"]), 404)
     assert_problem(client.get("/session/not-a-session", headers=student["headers"]), 404)
@@ -116,8 +132,11 @@ def test_sessions_are_private_and_soft_deleted(client, student, course) -> None:
 
 def test_learning_state_is_summarised_every_six_messages(client, student) -> None:
     session_id = None
-    for question in ("What is a collision in a hash table?", "What is linear probing?",
-                     "I think chaining stores entries in a tree, isn't it?"):
+    for question in (
+        "What is a collision in a hash table?",
+        "What is linear probing?",
+        "I think chaining stores entries in a tree, isn't it?",
+    ):
         session_id = ask(client, student, question, **({"session_id": session_id} if session_id else {}))["session_id"]
     run_jobs()
     state = client.get(f"/session/{session_id}", headers=student["headers"]).json()["learning_state"]
@@ -148,8 +167,9 @@ def test_flagged_message_is_audited_and_academics_notified(client, student, cour
 
     outbox = (get_settings().data_dir / "outbox.jsonl").read_text().splitlines()
     academic_email = course["academic"]["email"]
-    assert any(json.loads(line)["to"] == academic_email and "needs attention" in json.loads(line)["subject"]
-               for line in outbox)
+    assert any(
+        json.loads(line)["to"] == academic_email and "needs attention" in json.loads(line)["subject"] for line in outbox
+    )
     # The message text itself never goes out by mail.
     assert all("kill myself" not in line for line in outbox)
 
@@ -173,14 +193,20 @@ def openai_configured(fake_openai, monkeypatch):  # type: ignore[no-untyped-def]
 def test_injection_in_a_pdf_stays_quoted_data(client, student, course, openai_configured) -> None:
     """A PDF saying 'ignore previous instructions' reaches the model only inside the quoted sources
     block; the system prompt is the tutor's, unchanged."""
-    injection = upload(client, course["academic"], (FIXTURE_PDFS / "injection.pdf").read_bytes(), course="hashing",
-                       filename="injection.pdf")
+    injection = upload(
+        client,
+        course["academic"],
+        (FIXTURE_PDFS / "injection.pdf").read_bytes(),
+        course="hashing",
+        filename="injection.pdf",
+    )
     assert injection.status_code == 202
     run_jobs()
     fake = openai_configured
     fake.queue_moderation(False)
-    fake.queue_chat_json({"answer": "Which instructions does the lecture give about studying? [S1]",
-                          "citations": ["S1"]})
+    fake.queue_chat_json(
+        {"answer": "Which instructions does the lecture give about studying? [S1]", "citations": ["S1"]}
+    )
     reply = ask(client, student, "Where in plant cells does photosynthesis take place?")
     assert reply["refused"] is False
     messages = fake.requests_to("chat")[-1].messages
@@ -196,8 +222,12 @@ def test_injection_in_a_pdf_stays_quoted_data(client, student, course, openai_co
 def test_chat_goes_through_the_openai_api_when_configured(client, student, openai_configured) -> None:
     fake = openai_configured
     fake.queue_moderation(False)
-    fake.queue_chat_json({"answer": "Think about what happens to the entries divided by buckets [S1]. "
-                                    "What ratio do you get?", "citations": ["S1"]})
+    fake.queue_chat_json(
+        {
+            "answer": "Think about what happens to the entries divided by buckets [S1]. What ratio do you get?",
+            "citations": ["S1"],
+        }
+    )
     reply = ask(client, student, "What is the load factor of a hash table?")
     assert reply["refused"] is False and reply["citations"]
     request = fake.requests_to("chat")[-1]

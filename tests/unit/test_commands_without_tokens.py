@@ -16,14 +16,24 @@ from aiteacher.config import Settings
 
 def _production_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("JWT_SECRET", "DATABASE_URL", "EVENTS_QUEUE_URL")}
-    env.update(AITEACHER_ENV="production", SECRETS_DIR=str(tmp_path / "secrets"), DATA_DIR=str(tmp_path / "data"),
-               DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite'}", **extra)
+    env.update(
+        AITEACHER_ENV="production",
+        SECRETS_DIR=str(tmp_path / "secrets"),
+        DATA_DIR=str(tmp_path / "data"),
+        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite'}",
+        **extra,
+    )
     return env
 
 
 def test_migrate_job_runs_in_production_without_a_jwt_secret(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "aiteacher.cli", "migrate"], env=_production_env(tmp_path),
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "aiteacher.cli", "migrate"],
+        env=_production_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "database at head" in result.stdout
 
@@ -32,9 +42,13 @@ def test_sqs_forward_in_production_without_a_jwt_secret_gets_past_settings(tmp_p
     # No queue URL: it must stop on that (exit 2, its own message), not on a JWT_SECRET validation error.
     env = _production_env(tmp_path, EVENTS_TOKEN="forwarder-token-0123456789")
     env.pop("EVENTS_QUEUE_URL", None)
-    result = subprocess.run([sys.executable, "-m", "aiteacher.cli", "events", "sqs-forward", "--target",
-                             "http://127.0.0.1:9/"], env=env,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "aiteacher.cli", "events", "sqs-forward", "--target", "http://127.0.0.1:9/"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2, result.stderr[-2000:]
     assert "EVENTS_QUEUE_URL" in result.stderr and "JWT_SECRET" not in result.stderr
 
@@ -47,8 +61,9 @@ def test_functions_still_refuse_production_without_a_jwt_secret(monkeypatch: pyt
         Settings()
 
 
-def test_a_process_without_tokens_never_makes_up_a_key_in_production(monkeypatch: pytest.MonkeyPatch,
-                                                                       tmp_path: Path) -> None:
+def test_a_process_without_tokens_never_makes_up_a_key_in_production(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("AITEACHER_ENV", "production")
     monkeypatch.setenv("JWT_REQUIRED", "false")
     monkeypatch.setenv("DATA_DIR", str(tmp_path))

@@ -12,11 +12,20 @@ SECRET_PASSWORD = "correct horse battery staple 42"
 
 
 def _run(tmp_path: Path, *argv: str, **extra: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("JWT_SECRET", "DATABASE_URL", "AITEACHER_ENV", "ADMIN_PASSWORD", "ADMIN_EMAIL")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("JWT_SECRET", "DATABASE_URL", "AITEACHER_ENV", "ADMIN_PASSWORD", "ADMIN_EMAIL")
+    }
     env.update(DATA_DIR=str(tmp_path / "data"), SECRETS_DIR=str(tmp_path / "secrets"), **extra)
-    return subprocess.run([sys.executable, "-m", "aiteacher.cli", *argv], env=env, capture_output=True, text=True,
-                          timeout=120, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "aiteacher.cli", *argv],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def test_create_admin_as_the_readme_shows_works_on_a_fresh_database(tmp_path: Path) -> None:
@@ -29,8 +38,7 @@ def test_create_admin_as_the_readme_shows_works_on_a_fresh_database(tmp_path: Pa
 
 def test_a_settings_error_never_echoes_the_password(tmp_path: Path) -> None:
     # A whole-settings check fails (RS256 without key files): pydantic's text repeats every input value.
-    result = _run(tmp_path, "create-admin", "you@example.edu", ADMIN_PASSWORD=SECRET_PASSWORD,
-                  JWT_ALGORITHM="RS256")
+    result = _run(tmp_path, "create-admin", "you@example.edu", ADMIN_PASSWORD=SECRET_PASSWORD, JWT_ALGORITHM="RS256")
     assert result.returncode == 2
     output = result.stdout + result.stderr
     assert "error:" in output and "Traceback" not in output

@@ -86,12 +86,14 @@ def test_local_batch_equals_single(local: LocalMiniLMEmbedder) -> None:
 
 
 def test_local_semantics(local: LocalMiniLMEmbedder) -> None:
-    cat, kitten, tax, graph = local.embed([
-        "The cat sits on the mat.",
-        "A kitten is resting on a rug.",
-        "Corporate tax returns are due at the end of the fiscal quarter.",
-        "Shortest path algorithms on weighted graphs.",
-    ])
+    cat, kitten, tax, graph = local.embed(
+        [
+            "The cat sits on the mat.",
+            "A kitten is resting on a rug.",
+            "Corporate tax returns are due at the end of the fiscal quarter.",
+            "Shortest path algorithms on weighted graphs.",
+        ]
+    )
     dijkstra = local.embed_query("How does Dijkstra's algorithm work?")
     assert cosine(cat, kitten) > cosine(cat, tax) + 0.3
     assert cosine(cat, kitten) > cosine(cat, graph) + 0.3
@@ -101,8 +103,9 @@ def test_local_semantics(local: LocalMiniLMEmbedder) -> None:
 def test_local_truncates_long_texts_at_256_tokens(local: LocalMiniLMEmbedder) -> None:
     words = " ".join(f"topic{i % 50} lecture notes" for i in range(400))  # well over 256 tokens
     assert len(local._tokenizer.encode(words).ids) == 256
-    long_vector, longer_vector, short_vector = local.embed([words, words + " and a completely different ending",
-                                                            "topic0 lecture notes"])
+    long_vector, longer_vector, short_vector = local.embed(
+        [words, words + " and a completely different ending", "topic0 lecture notes"]
+    )
     assert len(long_vector) == 384
     assert norm(long_vector) == pytest.approx(1.0, abs=1e-5)
     # Everything past the 256th token is cut, so the tails cannot change the vector.
@@ -180,11 +183,20 @@ def fake_openai(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOpenAI]:
                 self._reply(404, {"error": {"message": "not found"}})
                 return
             inputs = body["input"]
-            data = [{"object": "embedding", "index": i, "embedding": fake.vector(body["model"], text)}
-                    for i, text in enumerate(inputs)]
+            data = [
+                {"object": "embedding", "index": i, "embedding": fake.vector(body["model"], text)}
+                for i, text in enumerate(inputs)
+            ]
             data.reverse()  # the API does not promise order; the client must sort by index
-            self._reply(200, {"object": "list", "data": data, "model": body["model"],
-                              "usage": {"prompt_tokens": 1, "total_tokens": 1}})
+            self._reply(
+                200,
+                {
+                    "object": "list",
+                    "data": data,
+                    "model": body["model"],
+                    "usage": {"prompt_tokens": 1, "total_tokens": 1},
+                },
+            )
 
         def _reply(self, status: int, payload: dict[str, Any]) -> None:
             raw = json.dumps(payload).encode()
@@ -210,8 +222,13 @@ def fake_openai(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOpenAI]:
 
 
 def openai_embedder(fake: FakeOpenAI, **overrides: Any) -> OpenAIEmbedder:
-    options: dict[str, Any] = {"model": "text-embedding-3-small", "api_key": "sk-test", "base_url": fake.url,
-                               "timeout": 5.0, "max_retries": 0}
+    options: dict[str, Any] = {
+        "model": "text-embedding-3-small",
+        "api_key": "sk-test",
+        "base_url": fake.url,
+        "timeout": 5.0,
+        "max_retries": 0,
+    }
     options.update(overrides)
     return OpenAIEmbedder(**options)
 

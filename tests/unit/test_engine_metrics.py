@@ -17,8 +17,10 @@ def test_llm_calls_record_latency_and_tokens(fake_openai: FakeOpenAIServer) -> N
     completion = _value("aiteacher_llm_tokens_total", {"provider": "openai", "kind": "completion"})
     fake_openai.queue_chat_json({"answer": "Think about the pump [S1]. What does it move?", "citations": ["S1"]})
     ask(make_provider(fake_openai))
-    assert _value("aiteacher_llm_request_duration_seconds_count",
-                  {"provider": "openai", "call": "tutor_answer"}) == calls + 1
+    assert (
+        _value("aiteacher_llm_request_duration_seconds_count", {"provider": "openai", "call": "tutor_answer"})
+        == calls + 1
+    )
     assert _value("aiteacher_llm_tokens_total", {"provider": "openai", "kind": "prompt"}) == prompt + 10
     assert _value("aiteacher_llm_tokens_total", {"provider": "openai", "kind": "completion"}) == completion + 10
 

@@ -15,27 +15,33 @@ from tests.fixtures.make_documents import docx_bytes, pptx_bytes, render_text_pa
 from tests.helpers import make_pdf
 
 
-@pytest.mark.parametrize("data,kind", [
-    (make_pdf([["A page."]]), "pdf"),
-    (pptx_bytes([{"title": "Slide"}]), "pptx"),
-    (docx_bytes([(None, ["Text."])]), "docx"),
-    (b"# Notes\n\nPlain text is Markdown too.", "markdown"),
-    ("Übung: Gödel's theorem, ½ of it".encode(), "markdown"),
-    (b"\xef\xbb\xbf<!DOCTYPE html><html><body>x</body></html>", "html"),
-    (b"<!-- generated -->\n<html lang=en>", "html"),
-    (b"  \n<p>Fragment of a page</p>", "html"),
-])
+@pytest.mark.parametrize(
+    "data,kind",
+    [
+        (make_pdf([["A page."]]), "pdf"),
+        (pptx_bytes([{"title": "Slide"}]), "pptx"),
+        (docx_bytes([(None, ["Text."])]), "docx"),
+        (b"# Notes\n\nPlain text is Markdown too.", "markdown"),
+        ("Übung: Gödel's theorem, ½ of it".encode(), "markdown"),
+        (b"\xef\xbb\xbf<!DOCTYPE html><html><body>x</body></html>", "html"),
+        (b"<!-- generated -->\n<html lang=en>", "html"),
+        (b"  \n<p>Fragment of a page</p>", "html"),
+    ],
+)
 def test_sniffing_reads_the_bytes_not_the_name(data: bytes, kind: str) -> None:
     assert sniff(data).kind == kind
 
 
-@pytest.mark.parametrize("data,words", [
-    (b"", "empty"),
-    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(64), "legacy office"),
-    (b"\x89PNG\r\n\x1a\n" + bytes(range(256)), "not a format"),
-    (b"GIF89a" + bytes(200), "not a format"),
-    (b"PK\x03\x04" + bytes(40), "zip archive"),
-])
+@pytest.mark.parametrize(
+    "data,words",
+    [
+        (b"", "empty"),
+        (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(64), "legacy office"),
+        (b"\x89PNG\r\n\x1a\n" + bytes(range(256)), "not a format"),
+        (b"GIF89a" + bytes(200), "not a format"),
+        (b"PK\x03\x04" + bytes(40), "zip archive"),
+    ],
+)
 def test_sniffing_refuses_other_kinds_with_a_reason(data: bytes, words: str) -> None:
     sniffed = sniff(data)
     assert sniffed.kind is None and words in sniffed.reason.lower()
@@ -43,28 +49,40 @@ def test_sniffing_refuses_other_kinds_with_a_reason(data: bytes, words: str) -> 
 
 def test_sniffing_imports_no_format_library() -> None:
     """The ingest function sniffs every upload: it must stay pure Python."""
-    probe = ("import sys, json; from aiteacher.ingestion.formats import sniff; sniff(b'PK\\x03\\x04' + bytes(99)); "
-             "print(json.dumps(sorted(m.split('.')[0] for m in sys.modules)))")
-    loaded = set(json.loads(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                                           check=True).stdout))
+    probe = (
+        "import sys, json; from aiteacher.ingestion.formats import sniff; sniff(b'PK\\x03\\x04' + bytes(99)); "
+        "print(json.dumps(sorted(m.split('.')[0] for m in sys.modules)))"
+    )
+    loaded = set(
+        json.loads(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout)
+    )
     assert not loaded & {"pptx", "docx", "pypdfium2", "rapidocr", "numpy", "lxml", "PIL", "pypdf", "onnxruntime"}
 
 
 def test_markdown_sections_ignore_headings_in_code_and_keep_setext_headings() -> None:
-    doc = extract_document(b"Intro line.\n\n# First\n\nBody one.\n```\n# not a heading\n```\n"
-                           b"Second\n======\n\nBody [two](http://example.org) with **bold**.\n")
-    assert [page.text for page in doc.pages] == ["Intro line.", "First\n\nBody one.\n# not a heading",
-                                                 "Second\n\nBody two with bold."]
+    doc = extract_document(
+        b"Intro line.\n\n# First\n\nBody one.\n```\n# not a heading\n```\n"
+        b"Second\n======\n\nBody [two](http://example.org) with **bold**.\n"
+    )
+    assert [page.text for page in doc.pages] == [
+        "Intro line.",
+        "First\n\nBody one.\n# not a heading",
+        "Second\n\nBody two with bold.",
+    ]
     assert doc.unit == "section" and doc.title == "First"
 
 
 def test_html_sections_skip_scripts_and_keep_tables_in_place() -> None:
-    doc = extract_document(b"<html><head><title>Course page</title><script>var h1 = 'x';</script></head><body>"
-                           b"<h1>Heaps</h1><p>A heap keeps the minimum on top.</p><h2>Costs</h2>"
-                           b"<table><tr><th>push</th><th>pop</th></tr><tr><td>log n</td><td>log n</td></tr></table>"
-                           b"</body></html>")
-    assert [page.text for page in doc.pages] == ["Heaps\n\nA heap keeps the minimum on top.",
-                                                 "Costs\n\npush | pop\nlog n | log n"]
+    doc = extract_document(
+        b"<html><head><title>Course page</title><script>var h1 = 'x';</script></head><body>"
+        b"<h1>Heaps</h1><p>A heap keeps the minimum on top.</p><h2>Costs</h2>"
+        b"<table><tr><th>push</th><th>pop</th></tr><tr><td>log n</td><td>log n</td></tr></table>"
+        b"</body></html>"
+    )
+    assert [page.text for page in doc.pages] == [
+        "Heaps\n\nA heap keeps the minimum on top.",
+        "Costs\n\npush | pop\nlog n | log n",
+    ]
     assert doc.title == "Course page"
 
 

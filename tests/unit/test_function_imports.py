@@ -12,8 +12,21 @@ import pytest
 
 from aiteacher.stack import functions
 
-HEAVY = ["openai", "qdrant_client", "qdrant_edge", "boto3", "pypdf", "onnxruntime", "rq", "sqlalchemy", "redis",
-         "jwt", "passlib", "numpy", "tokenizers"]
+HEAVY = [
+    "openai",
+    "qdrant_client",
+    "qdrant_edge",
+    "boto3",
+    "pypdf",
+    "onnxruntime",
+    "rq",
+    "sqlalchemy",
+    "redis",
+    "jwt",
+    "passlib",
+    "numpy",
+    "tokenizers",
+]
 PROBE = """
 import importlib.util, json, sys
 spec = importlib.util.spec_from_file_location("fn", sys.argv[1])
@@ -30,8 +43,14 @@ print(json.dumps({"modules": sorted(m.split(".")[0] for m in sys.modules), "app"
 def test_function_imports_light(spec) -> None:  # type: ignore[no-untyped-def]
     env = {k: v for k, v in os.environ.items() if k not in ("AITEACHER_ENV", "JWT_SECRET")}
     env["AITEACHER_ENV"] = "production"  # would refuse to build settings without a secret: import must not build them
-    result = subprocess.run([sys.executable, "-c", PROBE, str(spec.handler_dir / "handler.py")], env=env,
-                            capture_output=True, text=True, timeout=120, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE, str(spec.handler_dir / "handler.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["app"] == "FastAPI" and report["handler"], report

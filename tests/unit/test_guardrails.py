@@ -37,14 +37,31 @@ def test_unseen_phrasings_stay_near_the_goal() -> None:
     assert refused >= 0.85 and false_refusals <= 0.1, (refused, false_refusals)
 
 
-@pytest.mark.parametrize("message", ["why?", "I still don't get it", "Can you give an example?", "how so",
-                                     "explain it again please", "I'm still confused", "What do you mean?"])
+@pytest.mark.parametrize(
+    "message",
+    [
+        "why?",
+        "I still don't get it",
+        "Can you give an example?",
+        "how so",
+        "explain it again please",
+        "I'm still confused",
+        "What do you mean?",
+    ],
+)
 def test_follow_ups_are_recognised(message: str) -> None:
     assert is_follow_up(message)
 
 
-@pytest.mark.parametrize("message", ["What is the load factor of a hash table?", "Explain merge sort",
-                                     "Why does linear probing cause clustering?", "More about rehashing",
-                                     "why? " + "hash tables " * 40])
+@pytest.mark.parametrize(
+    "message",
+    [
+        "What is the load factor of a hash table?",
+        "Explain merge sort",
+        "Why does linear probing cause clustering?",
+        "More about rehashing",
+        "why? " + "hash tables " * 40,
+    ],
+)
 def test_new_questions_are_not_follow_ups(message: str) -> None:
     assert not is_follow_up(message)

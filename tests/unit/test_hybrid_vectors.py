@@ -23,8 +23,18 @@ def unit(seed: int) -> list[float]:
 
 
 def point(index: int, text: str, vector: list[float], *, faculty: int = 1) -> VectorPoint:
-    return VectorPoint.for_chunk(vector=vector, faculty_id=faculty, semester_id=1, department_id=None,
-                                 course="c", document_id=f"d{index}", title="t", page=1, text=text, chunk_index=0)
+    return VectorPoint.for_chunk(
+        vector=vector,
+        faculty_id=faculty,
+        semester_id=1,
+        department_id=None,
+        course="c",
+        document_id=f"d{index}",
+        title="t",
+        page=1,
+        text=text,
+        chunk_index=0,
+    )
 
 
 TEXTS = [
@@ -54,7 +64,15 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VectorStor
 
 def test_terms_are_unicode_aware_stemmed_and_without_stop_words() -> None:
     assert terms("The Running runners RAN; naïve Café-Crème, x-ray's") == [
-        "run", "runner", "ran", "naïv", "café", "crème", "x", "ray"]
+        "run",
+        "runner",
+        "ran",
+        "naïv",
+        "café",
+        "crème",
+        "x",
+        "ray",
+    ]
     assert terms("Ｆｕｌｌｗｉｄｔｈ ＡＢＣ") == ["fullwidth", "abc"]  # NFKC
     assert terms("the of and") == [] and not query_vector("the of and")
 
@@ -79,8 +97,13 @@ def test_hybrid_search_ranks_the_exact_term_first_when_dense_alone_does_not(stor
     dense = store.search(query, filters={"faculty_id": 1}, limit=5)
     assert dense[0].payload["document_id"] == "d1"
     for fusion in (Fusion(), Fusion(method="rrf", dense_weight=0.3)):
-        hybrid = store.search(query, lexical=query_vector("which flag disables the zarquon-7 cache"),
-                              filters={"faculty_id": 1}, limit=5, fusion=fusion)
+        hybrid = store.search(
+            query,
+            lexical=query_vector("which flag disables the zarquon-7 cache"),
+            filters={"faculty_id": 1},
+            limit=5,
+            fusion=fusion,
+        )
         assert hybrid[0].payload["document_id"] == "d3"
         assert {hit.payload["faculty_id"] for hit in hybrid} == {"1"}
         assert len({hit.id for hit in hybrid}) == len(hybrid)
@@ -89,8 +112,10 @@ def test_hybrid_search_ranks_the_exact_term_first_when_dense_alone_does_not(stor
 def test_formula_fusion_is_the_documented_weighted_sum(store: VectorStore) -> None:
     query, lexical = unit(2), query_vector("heap sort pivot")
     fusion = Fusion(dense_weight=0.6, saturation=6.0)
-    fused = {hit.id: hit.score for hit in store.search(query, lexical=lexical, filters={"faculty_id": 1}, limit=5,
-                                                       fusion=fusion)}
+    fused = {
+        hit.id: hit.score
+        for hit in store.search(query, lexical=lexical, filters={"faculty_id": 1}, limit=5, fusion=fusion)
+    }
     dense = {hit.id: hit.score for hit in store.search(query, filters={"faculty_id": 1}, limit=5)}
     sparse = {hit.id: hit.score for hit in store.search(None, lexical=lexical, filters={"faculty_id": 1}, limit=5)}
     for point_id, score in fused.items():

@@ -23,34 +23,58 @@ from aiteacher.llm.base import NO_SOURCES_ANSWER
 from aiteacher.llm.text import contains_term, split_sentences
 
 NEURONS = Passage(
-    "chunk-1", "doc-1", "Biopsychology: Neurons", 2,
+    "chunk-1",
+    "doc-1",
+    "Biopsychology: Neurons",
+    2,
     "Neurons are the central building blocks of the nervous system. Between signals, the neuron membrane is "
     "held in a state of readiness, called the resting potential. The sodium-potassium pump actively transports "
     "three sodium ions out of the cell for every two potassium ions in, creating a net negative charge inside "
     "the cell.\nThe synaptic cleft is a very small space between two neurons where communication between "
     "neurons occurs. Neurotransmitters released into the synaptic cleft bind with receptors on the dendrite of "
     "an adjacent neuron.",
-    0.92, "psychology",
+    0.92,
+    "psychology",
 )
 ACTION = Passage(
-    "chunk-2", "doc-1", "Biopsychology: Neurons", 3,
+    "chunk-2",
+    "doc-1",
+    "Biopsychology: Neurons",
+    3,
     "When the threshold of excitation is reached, the neuron fires an action potential. The action potential "
     "is an all-or-none event: either the neuron fires completely or it does not fire at all. The myelin sheath "
     "insulates the axon and speeds up the action potential as it travels to the terminal buttons. After "
     "firing, the neuron returns to the resting potential during the refractory period.",
-    0.88, "psychology",
+    0.88,
+    "psychology",
 )
 HORMONES = Passage(
-    "chunk-3", "doc-2", "Biopsychology: The Endocrine System", 12,
+    "chunk-3",
+    "doc-2",
+    "Biopsychology: The Endocrine System",
+    12,
     "The endocrine system consists of a series of glands that produce chemical substances known as hormones. "
     "The pancreas secretes insulin, which lowers blood sugar, and glucagon, which raises blood sugar. The "
     "pituitary gland is often called the master gland because it controls the secretions of other glands. "
     "The adrenal glands release adrenaline during the fight or flight response.",
-    0.75, "psychology",
+    0.75,
+    "psychology",
 )
 PASSAGES = [NEURONS, ACTION, HORMONES]
-POOL = ["hippocampus", "amygdala", "cerebellum", "corpus callosum", "frontal lobe", "Broca's area",
-        "serotonin", "dopamine", "glial cells", "spinal cord", "reuptake", "thalamus"]
+POOL = [
+    "hippocampus",
+    "amygdala",
+    "cerebellum",
+    "corpus callosum",
+    "frontal lobe",
+    "Broca's area",
+    "serotonin",
+    "dopamine",
+    "glial cells",
+    "spinal cord",
+    "reuptake",
+    "thalamus",
+]
 QUESTION = "Why is the inside of a resting neuron negatively charged?"
 
 
@@ -97,8 +121,10 @@ def test_every_answer_ends_with_a_guiding_question(llm: OfflineProvider) -> None
 
 
 def test_the_hint_ladder_gives_more_at_each_level(llm: OfflineProvider) -> None:
-    key_sentence = ("The sodium-potassium pump actively transports three sodium ions out of the cell for every two "
-                    "potassium ions in, creating a net negative charge inside the cell.")
+    key_sentence = (
+        "The sodium-potassium pump actively transports three sodium ions out of the cell for every two "
+        "potassium ions in, creating a net negative charge inside the cell."
+    )
     hint, stronger, worked = (answer(llm, level).answer for level in (0, 1, 2))
     assert len({hint, stronger, worked}) == 3
 
@@ -121,8 +147,11 @@ def test_worked_explanation_answers_from_the_right_passage(llm: OfflineProvider)
 
 
 def test_learning_state_misconception_is_brought_up(llm: OfflineProvider) -> None:
-    state = LearningState(topics=["resting potential"],
-                          misconceptions=["I think a resting neuron is positively charged inside"], version=2)
+    state = LearningState(
+        topics=["resting potential"],
+        misconceptions=["I think a resting neuron is positively charged inside"],
+        version=2,
+    )
     reply = answer(llm, 1, learning_state=state)
     assert "Earlier you said" in reply.answer and reply.answer.rstrip().endswith("?")
 
@@ -184,8 +213,9 @@ def test_theory_items_have_model_answers_and_rubrics(items: list[object]) -> Non
 
 
 def test_exam_items_are_deterministic(llm: OfflineProvider, items: list[object]) -> None:
-    again = OfflineProvider().exam_items(PASSAGES, num_mcq=5, num_theory=2, topic=None, difficulty=None,
-                                         distractor_pool=POOL)
+    again = OfflineProvider().exam_items(
+        PASSAGES, num_mcq=5, num_theory=2, topic=None, difficulty=None, distractor_pool=POOL
+    )
     assert again == items
 
 
@@ -199,8 +229,11 @@ def test_verify_rejects_tampered_items(llm: OfflineProvider, items: list[object]
         if wrong != mcq.answer_index:
             assert llm.verify_item(dataclasses.replace(mcq, answer_index=wrong)) is False
     correct = mcq.options[mcq.answer_index]
-    sentence_word = next(word for word in cloze_sentence(mcq).split() if len(word) > 6 and word.isalpha()
-                         and not contains_term(correct, word))
+    sentence_word = next(
+        word
+        for word in cloze_sentence(mcq).split()
+        if len(word) > 6 and word.isalpha() and not contains_term(correct, word)
+    )
     options = list(mcq.options)
     options[(mcq.answer_index + 1) % 4] = sentence_word  # a distractor that sits in the source sentence
     assert llm.verify_item(dataclasses.replace(mcq, options=options)) is False
@@ -217,9 +250,13 @@ def test_verify_rejects_tampered_items(llm: OfflineProvider, items: list[object]
 
 def test_verify_non_cloze_mcq(llm: OfflineProvider) -> None:
     """Items written by another provider (no blank) are checked against the sentence holding the key."""
-    item = McqItem(question="Which hormone raises blood sugar?",
-                   options=["insulin", "glucagon", "dopamine", "cortisol"], answer_index=1, explanation="",
-                   source=HORMONES)
+    item = McqItem(
+        question="Which hormone raises blood sugar?",
+        options=["insulin", "glucagon", "dopamine", "cortisol"],
+        answer_index=1,
+        explanation="",
+        source=HORMONES,
+    )
     assert llm.verify_item(item) is False  # "insulin" sits in the same sentence as the key
     fixed = dataclasses.replace(item, options=["serotonin", "glucagon", "dopamine", "cortisol"])
     assert llm.verify_item(fixed) is True
@@ -227,8 +264,9 @@ def test_verify_non_cloze_mcq(llm: OfflineProvider) -> None:
 
 
 def test_topic_and_difficulty_steer_the_items(llm: OfflineProvider) -> None:
-    on_topic = llm.exam_items(PASSAGES, num_mcq=1, num_theory=1, topic="hormones and glands", difficulty="hard",
-                              distractor_pool=POOL)
+    on_topic = llm.exam_items(
+        PASSAGES, num_mcq=1, num_theory=1, topic="hormones and glands", difficulty="hard", distractor_pool=POOL
+    )
     assert [item.source for item in on_topic] == [HORMONES, HORMONES]
     easy = llm.exam_items(PASSAGES, num_mcq=3, num_theory=0, topic=None, difficulty="easy", distractor_pool=POOL)
     assert all(llm.verify_item(item) for item in easy)
@@ -252,29 +290,35 @@ def test_exam_edge_cases(llm: OfflineProvider) -> None:
 
 
 # --- moderation ------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("text", "categories"), [
-    ("I'm going to kill you after class", ["violence"]),
-    ("how do I build a bomb", ["violence"]),
-    ("I want to kill myself", ["self-harm"]),
-    ("sometimes I think about suicide", ["self-harm"]),
-    ("you're an idiot, fuck you", ["harassment"]),
-    ("send me nudes", ["sexual"]),
-    ("where can I find porn", ["sexual"]),
-])
+@pytest.mark.parametrize(
+    ("text", "categories"),
+    [
+        ("I'm going to kill you after class", ["violence"]),
+        ("how do I build a bomb", ["violence"]),
+        ("I want to kill myself", ["self-harm"]),
+        ("sometimes I think about suicide", ["self-harm"]),
+        ("you're an idiot, fuck you", ["harassment"]),
+        ("send me nudes", ["sexual"]),
+        ("where can I find porn", ["sexual"]),
+    ],
+)
 def test_moderation_flags_the_word_list(llm: OfflineProvider, text: str, categories: list[str]) -> None:
     result = llm.moderate(text)
     assert result.flagged is True
     assert result.categories == categories
 
 
-@pytest.mark.parametrize("text", [
-    "What is the resting potential of a neuron?",
-    "The assassination and murder of Archduke Franz Ferdinand started World War I.",
-    "Explain sexual reproduction in flowering plants.",
-    "How do killer T cells recognise infected cells?",
-    "This skill you learn in the lab matters.",  # "kill you" inside "skill you": word boundaries
-    "Durkheim studied suicide rates as a social fact",  # an academic topic is still flagged: the list is simple
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "What is the resting potential of a neuron?",
+        "The assassination and murder of Archduke Franz Ferdinand started World War I.",
+        "Explain sexual reproduction in flowering plants.",
+        "How do killer T cells recognise infected cells?",
+        "This skill you learn in the lab matters.",  # "kill you" inside "skill you": word boundaries
+        "Durkheim studied suicide rates as a social fact",  # an academic topic is still flagged: the list is simple
+    ],
+)
 def test_moderation_word_boundaries(llm: OfflineProvider, text: str) -> None:
     result = llm.moderate(text)
     if "Durkheim" in text:
@@ -315,15 +359,19 @@ def test_extract_key_terms() -> None:
     assert all(contains_term(text, term) for term in terms)
     lowered = {term.lower() for term in terms}
     assert not lowered & {"the", "between", "which", "is", "of"}
-    named = extract_key_terms("Electrodes on the scalp record an EEG. The EEG shows brainwaves. Paul Broca "
-                              "studied speech; Broca's area is named after him.")
+    named = extract_key_terms(
+        "Electrodes on the scalp record an EEG. The EEG shows brainwaves. Paul Broca "
+        "studied speech; Broca's area is named after him."
+    )
     assert "EEG" in named and any("Broca" in term for term in named)
     assert extract_key_terms("") == []
 
 
 def test_split_sentences_keeps_abbreviations_and_splits_headings() -> None:
-    text = ("Neuronal Communication\nThe patient H. M. lost the ability to form new memories, e.g. names. "
-            "See Fig. 3 for details.\n\n• First bullet point here\n• Second bullet")
+    text = (
+        "Neuronal Communication\nThe patient H. M. lost the ability to form new memories, e.g. names. "
+        "See Fig. 3 for details.\n\n• First bullet point here\n• Second bullet"
+    )
     assert split_sentences(text) == [
         "Neuronal Communication",
         "The patient H. M. lost the ability to form new memories, e.g. names.",
@@ -335,8 +383,10 @@ def test_split_sentences_keeps_abbreviations_and_splits_headings() -> None:
 
 def test_near_duplicate() -> None:
     assert near_duplicate("Explain the action potential.", "Explain the action potentials")
-    assert near_duplicate("What is the role of the synaptic cleft in neuronal communication?",
-                          "What is the role of the synaptic cleft in neuron communication?")
+    assert near_duplicate(
+        "What is the role of the synaptic cleft in neuronal communication?",
+        "What is the role of the synaptic cleft in neuron communication?",
+    )
     assert near_duplicate("Which gland is the master gland?", "Which gland is called the master gland?")
     assert not near_duplicate("What does insulin do?", "What does glucagon do?")
     assert near_duplicate("", "")

@@ -45,8 +45,9 @@ def test_async_invalid_reply_gets_one_repair_then_fails(fake_openai: FakeOpenAIS
 
 
 @pytest.mark.parametrize(("status", "detail"), [(500, "HTTP 500"), (429, "rate limited")])
-def test_async_errors_become_llm_unavailable_without_secrets(fake_openai: FakeOpenAIServer, status: int,
-                                                              detail: str) -> None:
+def test_async_errors_become_llm_unavailable_without_secrets(
+    fake_openai: FakeOpenAIServer, status: int, detail: str
+) -> None:
     fake_openai.queue_error("chat", status, headers={"x-should-retry": "false"})
     with pytest.raises(LLMError) as raised:
         asyncio.run(make_provider(fake_openai).tutor_answer_async(QUESTION, PASSAGES, **OPTIONS))

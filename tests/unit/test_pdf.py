@@ -197,8 +197,13 @@ class JobTimeoutException(Exception):  # same name as RQ's timeout exception
 
 @pytest.mark.parametrize(
     ("raised", "code"),
-    [(KeyError("/Root"), "corrupt"), (RecursionError(), "corrupt"), (ValueError("x"), "corrupt"),
-     (MemoryError(), "too_large"), (AssertionError(), "corrupt")],
+    [
+        (KeyError("/Root"), "corrupt"),
+        (RecursionError(), "corrupt"),
+        (ValueError("x"), "corrupt"),
+        (MemoryError(), "too_large"),
+        (AssertionError(), "corrupt"),
+    ],
 )
 def test_unexpected_parser_errors_become_pdf_rejected(
     monkeypatch: pytest.MonkeyPatch, raised: Exception, code: str
@@ -283,7 +288,9 @@ def test_pages_without_text_are_kept_with_empty_text() -> None:
     data = make_pdfs.text_pdf([["Only the first page has text."], [], ["And the third."]])
     result = extract_pages(data)
     assert [(page.number, page.text) for page in result.pages] == [
-        (1, "Only the first page has text."), (2, ""), (3, "And the third.")
+        (1, "Only the first page has text."),
+        (2, ""),
+        (3, "And the third."),
     ]
     assert result.title is None
 

@@ -32,11 +32,14 @@ def test_the_old_docker_compose_jwt_secret_is_refused_in_production(production) 
         Settings()
 
 
-@pytest.mark.parametrize("variable,value", [
-    ("EVENTS_TOKEN", "compose-only-events-token-change-me"),
-    ("S3_SECRET_ACCESS_KEY", "testing"),  # the README's embedded-S3 example
-    ("ADMIN_PASSWORD", "admin password"),  # the README's walk-through
-])
+@pytest.mark.parametrize(
+    "variable,value",
+    [
+        ("EVENTS_TOKEN", "compose-only-events-token-change-me"),
+        ("S3_SECRET_ACCESS_KEY", "testing"),  # the README's embedded-S3 example
+        ("ADMIN_PASSWORD", "admin password"),  # the README's walk-through
+    ],
+)
 def test_secrets_found_in_committed_files_are_refused_in_production(production, variable, value) -> None:
     production.setenv(variable, value)
     with pytest.raises(ValidationError, match=f"{variable}: the value appears"):
@@ -62,8 +65,9 @@ def test_the_committed_values_file_is_in_sync_with_the_repository() -> None:
     from aiteacher import manifests
 
     files = manifests.generate(manifests.load(REPO))
-    assert files[committed.RELATIVE_DATA_FILE] == (REPO / committed.RELATIVE_DATA_FILE).read_text(), \
+    assert files[committed.RELATIVE_DATA_FILE] == (REPO / committed.RELATIVE_DATA_FILE).read_text(), (
         "run `aiteacher manifests`"
+    )
     assert committed.DATA_FILE.resolve() == (REPO / committed.RELATIVE_DATA_FILE).resolve()
 
 
@@ -80,6 +84,13 @@ def test_the_passwords_the_tests_and_the_readme_use_are_not_common() -> None:
     from tests.conftest import ADMIN_PASSWORD
     from tests.helpers import PASSWORD
 
-    for password in (PASSWORD, ADMIN_PASSWORD, "correct horse battery", "admin password", "wrong password",
-                     "not the password", "not the password at all"):
+    for password in (
+        PASSWORD,
+        ADMIN_PASSWORD,
+        "correct horse battery",
+        "admin password",
+        "wrong password",
+        "not the password",
+        "not the password at all",
+    ):
         passwords.check_new_password(password)

@@ -47,12 +47,28 @@ def blend(base: list[float], other: list[float], weight: float) -> list[float]:
     return [x / length for x in mixed]
 
 
-def chunk(document_id: int | str, index: int, vector: list[float], *, faculty: int = 1, semester: int = 1,
-          department: int | None = 10, course: str = "algorithms", text: str | None = None) -> VectorPoint:
+def chunk(
+    document_id: int | str,
+    index: int,
+    vector: list[float],
+    *,
+    faculty: int = 1,
+    semester: int = 1,
+    department: int | None = 10,
+    course: str = "algorithms",
+    text: str | None = None,
+) -> VectorPoint:
     return VectorPoint.for_chunk(
-        vector=vector, faculty_id=faculty, semester_id=semester, department_id=department, course=course,
-        document_id=document_id, title=f"Document {document_id}", page=index + 1,
-        text=text if text is not None else f"chunk {index} of {document_id}", chunk_index=index,
+        vector=vector,
+        faculty_id=faculty,
+        semester_id=semester,
+        department_id=department,
+        course=course,
+        document_id=document_id,
+        title=f"Document {document_id}",
+        page=index + 1,
+        text=text if text is not None else f"chunk {index} of {document_id}",
+        chunk_index=index,
     )
 
 
@@ -83,8 +99,15 @@ def test_search_returns_nearest_first_with_payload(store: VectorStore) -> None:
     assert hits[0].score > hits[1].score > hits[2].score
     assert hits[0].score <= 1.0 + 1e-6
     assert hits[0].payload == {
-        "faculty_id": "1", "semester_id": "1", "department_id": "10", "course": "algorithms", "document_id": "7",
-        "title": "Document 7", "page": 2, "text": "chunk 1 of 7", "chunk_index": 1,
+        "faculty_id": "1",
+        "semester_id": "1",
+        "department_id": "10",
+        "course": "algorithms",
+        "document_id": "7",
+        "title": "Document 7",
+        "page": 2,
+        "text": "chunk 1 of 7",
+        "chunk_index": 1,
     }
     assert len(store.search(query, limit=10)) == 4
 
@@ -284,8 +307,9 @@ OTHER_PROCESS = textwrap.dedent("""
 
 
 def run_other_process(root: Path) -> dict[str, Any]:
-    result = subprocess.run([sys.executable, "-c", OTHER_PROCESS, str(root)], capture_output=True, text=True,
-                            timeout=120, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", OTHER_PROCESS, str(root)], capture_output=True, text=True, timeout=120, check=True
+    )
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 

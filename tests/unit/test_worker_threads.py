@@ -100,8 +100,9 @@ def test_a_worker_thread_that_keeps_failing_calls_on_fatal_with_the_cause(monkey
     monkeypatch.setattr(queue, "_thread_worker_class", broken)
     fatal: list[str] = []
     called = threading.Event()
-    workers = queue.WorkerThreads(2, on_fatal=lambda message: (fatal.append(message), called.set()),
-                                  max_failures=3, pause_seconds=0.01)
+    workers = queue.WorkerThreads(
+        2, on_fatal=lambda message: (fatal.append(message), called.set()), max_failures=3, pause_seconds=0.01
+    )
     workers.start()
     try:
         assert called.wait(30)
@@ -112,7 +113,7 @@ def test_a_worker_thread_that_keeps_failing_calls_on_fatal_with_the_cause(monkey
         workers.stop()
 
 
-RACE = '''
+RACE = """
 import threading
 {prepare}
 errors = []
@@ -134,7 +135,7 @@ threads = [threading.Thread(target=run, args=(s,)) for s in statements]
 [t.start() for t in threads]
 [t.join() for t in threads]
 print(errors[0] if errors else "ok")
-'''
+"""
 
 
 def test_threads_importing_rq_at_once_succeed_once_rq_is_imported_first() -> None:

@@ -45,8 +45,15 @@ def list_faculties(session: Session) -> list[dict[str, Any]]:
     departments = session.scalars(select(Department).order_by(Department.id)).all()
     semesters = session.scalars(select(Semester).order_by(Semester.faculty_id, Semester.number)).all()
     by_faculty: dict[int, dict[str, Any]] = {
-        f.id: {"id": f.id, "code": f.code, "name": f.name, "enrolment_policy": f.enrolment_policy,
-               "departments": [], "semesters": []} for f in faculties
+        f.id: {
+            "id": f.id,
+            "code": f.code,
+            "name": f.name,
+            "enrolment_policy": f.enrolment_policy,
+            "departments": [],
+            "semesters": [],
+        }
+        for f in faculties
     }
     for d in departments:
         by_faculty[d.faculty_id]["departments"].append({"id": d.id, "name": d.name})
@@ -55,14 +62,16 @@ def list_faculties(session: Session) -> list[dict[str, Any]]:
     return list(by_faculty.values())
 
 
-def check_placement(session: Session, faculty_id: int | None, department_id: int | None,
-                    semester_id: int | None) -> None:
+def check_placement(
+    session: Session, faculty_id: int | None, department_id: int | None, semester_id: int | None
+) -> None:
     """A department or semester must exist and belong to the given faculty (422 otherwise)."""
     if faculty_id is not None and session.get(Faculty, faculty_id) is None:
         raise ValidationFailed(f"Faculty {faculty_id} does not exist", code="unknown_faculty")
     loaders: tuple[tuple[Callable[[int], Department | Semester | None], int | None, str], ...] = (
         (lambda key: session.get(Department, key), department_id, "department"),
-        (lambda key: session.get(Semester, key), semester_id, "semester"))
+        (lambda key: session.get(Semester, key), semester_id, "semester"),
+    )
     for load, value, label in loaders:
         if value is None:
             continue
@@ -70,17 +79,23 @@ def check_placement(session: Session, faculty_id: int | None, department_id: int
         if row is None:
             raise ValidationFailed(f"The {label} {value} does not exist", code=f"unknown_{label}")
         if faculty_id is None or row.faculty_id != faculty_id:
-            raise ValidationFailed(f"The {label} {value} does not belong to faculty {faculty_id}",
-                                   code=f"{label}_faculty_mismatch")
+            raise ValidationFailed(
+                f"The {label} {value} does not belong to faculty {faculty_id}", code=f"{label}_faculty_mismatch"
+            )
 
 
 # --- enrolment policy -----------------------------------------------------------------------------
 
+
 def enrolment_view(faculty: Faculty, new_key: str | None = None) -> dict[str, Any]:
     rotated = faculty.enrolment_key_rotated_at
-    return {"faculty_id": faculty.id, "policy": faculty.enrolment_policy,
-            "key_set": faculty.enrolment_key_hash is not None,
-            "key_rotated_at": rotated.isoformat() if rotated else None, "enrolment_key": new_key}
+    return {
+        "faculty_id": faculty.id,
+        "policy": faculty.enrolment_policy,
+        "key_set": faculty.enrolment_key_hash is not None,
+        "key_rotated_at": rotated.isoformat() if rotated else None,
+        "enrolment_key": new_key,
+    }
 
 
 def _managed_faculty(session: Session, actor: CallerScope, faculty_id: int, *, lock: bool = False) -> Faculty:
@@ -108,8 +123,15 @@ def set_enrolment_policy(session: Session, actor: CallerScope, faculty_id: int, 
     if faculty.enrolment_policy == EnrolmentPolicy.KEY and faculty.enrolment_key_hash is None:
         new_key = _store_new_key(faculty)
     session.flush()
-    audit("faculty.enrolment_policy", "ok", actor=actor.user_id, target=str(faculty.id), before=before,
-          policy=faculty.enrolment_policy, key_rotated=new_key is not None)
+    audit(
+        "faculty.enrolment_policy",
+        "ok",
+        actor=actor.user_id,
+        target=str(faculty.id),
+        before=before,
+        policy=faculty.enrolment_policy,
+        key_rotated=new_key is not None,
+    )
     return enrolment_view(faculty, new_key)
 
 

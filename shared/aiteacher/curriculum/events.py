@@ -46,8 +46,13 @@ def parse(body: Any, headers: dict[str, str]) -> ParsedEvents:
     from aiteacher.config import get_settings
 
     settings = get_settings()
-    parsed = ParsedEvents(created=[], ignored=[], buckets=settings.ingested_buckets,
-                          max_records=settings.events_max_records, max_size=settings.ingest_max_bytes)
+    parsed = ParsedEvents(
+        created=[],
+        ignored=[],
+        buckets=settings.ingested_buckets,
+        max_records=settings.events_max_records,
+        max_size=settings.ingest_max_bytes,
+    )
     if headers.get("ce-specversion"):
         _parse_payload(body, parsed, ce_type=headers.get("ce-type", ""))
     elif isinstance(body, dict) and "specversion" in body:
@@ -68,11 +73,16 @@ def _parse_payload(payload: Any, parsed: ParsedEvents, ce_type: str) -> None:
         return
     if isinstance(payload.get("Records"), list):
         records = payload["Records"]
-        for record in records[:parsed.max_records]:
+        for record in records[: parsed.max_records]:
             _parse_record(record, parsed)
         if len(records) > parsed.max_records:
-            parsed.ignored.append({"key": "", "reason": f"{len(records) - parsed.max_records} record(s) beyond the "
-                                                        f"limit of {parsed.max_records} per event"})
+            parsed.ignored.append(
+                {
+                    "key": "",
+                    "reason": f"{len(records) - parsed.max_records} record(s) beyond the "
+                    f"limit of {parsed.max_records} per event",
+                }
+            )
         return
     if "s3" in payload and isinstance(payload["s3"], dict):  # a single record
         _parse_record(payload, parsed)
@@ -83,12 +93,26 @@ def _parse_payload(payload: Any, parsed: ParsedEvents, ce_type: str) -> None:
     obj = detail.get("object")
     bucket_name = bucket.get("name") if isinstance(bucket, dict) else bucket
     if isinstance(obj, dict) and bucket_name:
-        _add(parsed, bucket_name, obj.get("key", ""), obj.get("etag") or obj.get("eTag"),
-             obj.get("size"), ce_type or "ObjectCreated", encoded=False)
+        _add(
+            parsed,
+            bucket_name,
+            obj.get("key", ""),
+            obj.get("etag") or obj.get("eTag"),
+            obj.get("size"),
+            ce_type or "ObjectCreated",
+            encoded=False,
+        )
         return
     if bucket_name and detail.get("key"):
-        _add(parsed, bucket_name, detail["key"], detail.get("etag"), detail.get("size"),
-             ce_type or "ObjectCreated", encoded=False)
+        _add(
+            parsed,
+            bucket_name,
+            detail["key"],
+            detail.get("etag"),
+            detail.get("size"),
+            ce_type or "ObjectCreated",
+            encoded=False,
+        )
         return
     raise ValidationFailed("Unrecognised event: expected S3/MinIO Records, a CloudEvent or {bucket, key}")
 
@@ -104,8 +128,15 @@ def _parse_record(record: Any, parsed: ParsedEvents) -> None:
         return
     if not bucket.get("name") or not obj.get("key"):
         raise ValidationFailed("Each record needs s3.bucket.name and s3.object.key")
-    _add(parsed, bucket["name"], obj["key"], obj.get("eTag") or obj.get("etag"), obj.get("size"),
-         record.get("eventName", ""), encoded=True)
+    _add(
+        parsed,
+        bucket["name"],
+        obj["key"],
+        obj.get("eTag") or obj.get("etag"),
+        obj.get("size"),
+        record.get("eventName", ""),
+        encoded=True,
+    )
 
 
 def _add(parsed: ParsedEvents, bucket: Any, key: Any, etag: Any, size: Any, event_name: Any, encoded: bool) -> None:
@@ -115,12 +146,14 @@ def _add(parsed: ParsedEvents, bucket: Any, key: Any, etag: Any, size: Any, even
     key = unquote_plus(key) if encoded else key
     event_name = event_name if isinstance(event_name, str) else ""
     if bucket not in parsed.buckets:
-        parsed.ignored.append({"key": key[:MAX_KEY_CHARS], "reason": f"bucket '{bucket[:100]}' is not ingested "
-                                                                     "(EVENTS_BUCKETS)"})
+        parsed.ignored.append(
+            {"key": key[:MAX_KEY_CHARS], "reason": f"bucket '{bucket[:100]}' is not ingested (EVENTS_BUCKETS)"}
+        )
         return
     if len(key) > MAX_KEY_CHARS or "\x00" in key:
-        parsed.ignored.append({"key": key[:200], "reason": f"the key is longer than {MAX_KEY_CHARS} characters "
-                                                           "or contains NUL"})
+        parsed.ignored.append(
+            {"key": key[:200], "reason": f"the key is longer than {MAX_KEY_CHARS} characters or contains NUL"}
+        )
         return
     name = event_name.removeprefix("s3:")
     lowered = name.lower()

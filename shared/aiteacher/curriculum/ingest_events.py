@@ -18,8 +18,9 @@ def check_events_token(authorization: str) -> None:
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
         audit("events.object_created", "denied")
-        raise Unauthorized("A valid events token is required (Authorization: Bearer <EVENTS_TOKEN>)",
-                           code="invalid_events_token")
+        raise Unauthorized(
+            "A valid events token is required (Authorization: Bearer <EVENTS_TOKEN>)", code="invalid_events_token"
+        )
 
 
 def handle_events(body: Any, ce_headers: dict[str, str]) -> dict[str, Any]:
@@ -39,7 +40,8 @@ def handle_events(body: Any, ce_headers: dict[str, str]) -> dict[str, Any]:
         except (DataError, IntegrityError) as exc:  # a value the schema cannot hold: ignored, never a 500
             parsed.ignored.append({"key": event.key[:200], "reason": f"unstorable record ({type(exc).__name__})"})
             continue
-        accepted.append({"bucket": event.bucket, "key": event.key, "document_id": document_id,
-                         "duplicate": not created})
+        accepted.append(
+            {"bucket": event.bucket, "key": event.key, "document_id": document_id, "duplicate": not created}
+        )
     audit("events.object_created", "accepted", accepted=len(accepted), ignored=len(parsed.ignored))
     return {"accepted": accepted, "ignored": parsed.ignored}

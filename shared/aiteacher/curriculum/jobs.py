@@ -92,8 +92,15 @@ def ingest_document(document_id: str) -> dict[str, Any]:
         _supersede_older_versions(session, doc)
     bump_tenant_version(faculty_id)
     progress.clear()
-    audit("document.ingest", "ready", target=document_id, pages=extracted.page_count, chunks=chunk_count,
-          format=extracted.kind, ocr_pages=len(extracted.ocr_pages))
+    audit(
+        "document.ingest",
+        "ready",
+        target=document_id,
+        pages=extracted.page_count,
+        chunks=chunk_count,
+        format=extracted.kind,
+        ocr_pages=len(extracted.ocr_pages),
+    )
     _notify_uploader(document_id)
     return {"document_id": document_id, "status": "ready", "pages": extracted.page_count, "chunks": chunk_count}
 
@@ -102,11 +109,16 @@ def extraction_limits(settings: Any, started: float) -> Any:
     """The settings' limits for one file; OCR may use 60 % of the job's time, embedding needs the rest."""
     from aiteacher.ingestion.extractors import ExtractionLimits
 
-    return ExtractionLimits(max_bytes=settings.ingest_max_bytes, max_units=settings.pdf_max_pages,
-                            max_decompressed_bytes=settings.pdf_max_decompressed_bytes,
-                            max_zip_entries=settings.ingest_max_zip_entries, ocr=settings.ingest_ocr,
-                            ocr_max_pages=settings.ingest_ocr_max_pages, ocr_dpi=settings.ingest_ocr_dpi,
-                            deadline=started + 0.6 * settings.ingest_job_timeout_seconds)
+    return ExtractionLimits(
+        max_bytes=settings.ingest_max_bytes,
+        max_units=settings.pdf_max_pages,
+        max_decompressed_bytes=settings.pdf_max_decompressed_bytes,
+        max_zip_entries=settings.ingest_max_zip_entries,
+        ocr=settings.ingest_ocr,
+        ocr_max_pages=settings.ingest_ocr_max_pages,
+        ocr_dpi=settings.ingest_ocr_dpi,
+        deadline=started + 0.6 * settings.ingest_job_timeout_seconds,
+    )
 
 
 def _index(document_id: str, extracted: Any, progress: Any = None) -> int:
@@ -120,9 +132,18 @@ def _index(document_id: str, extracted: Any, progress: Any = None) -> int:
     settings = get_settings()
     with transaction(read_only=False) as session:
         doc = session.get(Document, document_id)
-        payload_base = {"faculty_id": doc.faculty_id, "semester_id": doc.semester_id,
-                        "department_id": doc.department_id, "course": doc.course, "document_id": doc.id,
-                        "title": doc.title} if doc else None
+        payload_base = (
+            {
+                "faculty_id": doc.faculty_id,
+                "semester_id": doc.semester_id,
+                "department_id": doc.department_id,
+                "course": doc.course,
+                "document_id": doc.id,
+                "title": doc.title,
+            }
+            if doc
+            else None
+        )
     if payload_base is None:
         return 0
     chunks = chunk_pages(extracted.pages, target_chars=settings.chunk_chars, overlap_chars=settings.chunk_overlap_chars)
@@ -131,14 +152,24 @@ def _index(document_id: str, extracted: Any, progress: Any = None) -> int:
     store.ensure_collection(embedder.name, embedder.dimension)
     store.delete_document(document_id)  # an interrupted earlier attempt's partial vectors go first
     for start in range(0, len(chunks), EMBED_BATCH):
-        batch = chunks[start:start + EMBED_BATCH]
+        batch = chunks[start : start + EMBED_BATCH]
         vectors = embedder.embed([chunk.text for chunk in batch])
-        store.upsert([
-            VectorPoint(id=chunk_point_id(document_id, chunk.index), vector=vector,
-                        payload={**payload_base, "page": chunk.page, "text": chunk.text, "chunk_index": chunk.index,
-                                 **unit_payload(extracted, chunk.page)})
-            for chunk, vector in zip(batch, vectors, strict=True)
-        ])
+        store.upsert(
+            [
+                VectorPoint(
+                    id=chunk_point_id(document_id, chunk.index),
+                    vector=vector,
+                    payload={
+                        **payload_base,
+                        "page": chunk.page,
+                        "text": chunk.text,
+                        "chunk_index": chunk.index,
+                        **unit_payload(extracted, chunk.page),
+                    },
+                )
+                for chunk, vector in zip(batch, vectors, strict=True)
+            ]
+        )
         if progress is not None:
             progress.update("embedding", start + len(batch), len(chunks))
     return len(chunks)
@@ -156,9 +187,14 @@ def _supersede_older_versions(session: Any, doc: Any) -> None:
     from aiteacher.db.models import Document
     from aiteacher.vectors import get_vector_store
 
-    older = session.scalars(select(Document).where(
-        Document.bucket == doc.bucket, Document.object_key == doc.object_key, Document.id != doc.id,
-        Document.created_at <= doc.created_at)).all()
+    older = session.scalars(
+        select(Document).where(
+            Document.bucket == doc.bucket,
+            Document.object_key == doc.object_key,
+            Document.id != doc.id,
+            Document.created_at <= doc.created_at,
+        )
+    ).all()
     for old in older:
         get_vector_store().delete_document(old.id)
         session.delete(old)
@@ -195,9 +231,15 @@ def give_up(document_id: str, message: str) -> dict[str, Any]:
 
     _drop_vectors(document_id)
     with transaction() as session:
-        changed = rows_affected(session, update(Document).where(
-            Document.id == document_id, Document.status.in_(("queued", "processing")),
-        ).values(status="failed", error=message[:1000], updated_at=utcnow()))
+        changed = rows_affected(
+            session,
+            update(Document)
+            .where(
+                Document.id == document_id,
+                Document.status.in_(("queued", "processing")),
+            )
+            .values(status="failed", error=message[:1000], updated_at=utcnow()),
+        )
     if changed:
         audit("document.ingest", "failed", target=document_id, reason="attempts_spent")
         _notify_uploader(document_id)
@@ -217,8 +259,7 @@ def requeue_document(document_id: str) -> bool:
         doc = session.get(Document, document_id)
         if doc is None or doc.status not in ("queued", "processing"):
             return False
-        session.execute(update(Document).where(Document.id == document_id).values(
-            status="queued", updated_at=utcnow()))
+        session.execute(update(Document).where(Document.id == document_id).values(status="queued", updated_at=utcnow()))
         source = doc.source
     discard_job(f"ingest-{document_id}")
     enqueue_job(document_id, source)
@@ -238,9 +279,14 @@ def enqueue_job(document_id: str, source: str) -> None:
     from aiteacher.config import get_settings
     from aiteacher.queue import enqueue
 
-    enqueue("ingest" if source == "upload" else "ingest-bulk", "aiteacher.curriculum.jobs.ingest_document",
-            document_id, job_id=f"ingest-{document_id}", timeout=get_settings().ingest_job_timeout_seconds,
-            on_failure="aiteacher.curriculum.jobs.ingest_failed")
+    enqueue(
+        "ingest" if source == "upload" else "ingest-bulk",
+        "aiteacher.curriculum.jobs.ingest_document",
+        document_id,
+        job_id=f"ingest-{document_id}",
+        timeout=get_settings().ingest_job_timeout_seconds,
+        on_failure="aiteacher.curriculum.jobs.ingest_failed",
+    )
 
 
 def ingest_failed(job: Any, connection: Any, exc_type: Any, exc_value: Any, traceback: Any) -> None:
@@ -259,8 +305,11 @@ def ingest_failed(job: Any, connection: Any, exc_type: Any, exc_value: Any, trac
 
     for delay in (0.5, 1.0, 2.0, None):
         try:
-            _fail(document_id, f"Processing {reason}; the document could not be ingested. Try uploading it "
-                               "again.", code="job_failed")
+            _fail(
+                document_id,
+                f"Processing {reason}; the document could not be ingested. Try uploading it again.",
+                code="job_failed",
+            )
             return
         except ServiceUnavailable:
             if delay is None:

@@ -29,8 +29,7 @@ def slug(text: str, fallback: str = "untitled") -> str:
 def parse_key(key: str) -> ObjectPlacement:
     parts = [part for part in key.split("/") if part]
     if len(parts) != 4:
-        raise KeyLayoutError(
-            f"The key '{key}' does not follow <faculty code>/<semester number>/<course>/<name>.pdf")
+        raise KeyLayoutError(f"The key '{key}' does not follow <faculty code>/<semester number>/<course>/<name>.pdf")
     faculty, semester, course, name = parts
     # ASCII digits only ("³".isdigit() is true, int("³") fails) and a bounded number (a database integer).
     if not (semester.isascii() and semester.isdigit() and len(semester) <= 3):
@@ -45,7 +44,8 @@ def title_from_name(name: str) -> str:
     return re.sub(r"[-_]+", " ", stem).strip().capitalize() or "Untitled"
 
 
-def upload_key(faculty_code: str, semester_number: int, course: str, document_id: str, filename: str,
-               suffix: str = ".pdf") -> str:
+def upload_key(
+    faculty_code: str, semester_number: int, course: str, document_id: str, filename: str, suffix: str = ".pdf"
+) -> str:
     name = slug(filename.rsplit(".", 1)[0])
     return f"{faculty_code}/{semester_number}/{slug(course, 'course')}/{name}-{document_id[:8]}{suffix}"

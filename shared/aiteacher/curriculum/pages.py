@@ -123,7 +123,7 @@ def _render_png(pdf: bytes, page: int) -> bytes:
 
 def encode_gray_png(raw: bytes, width: int, height: int, stride: int) -> bytes:
     """An 8-bit grayscale PNG from rows of `stride` bytes (no Pillow needed)."""
-    rows = b"".join(b"\x00" + raw[y * stride:y * stride + width] for y in range(height))
+    rows = b"".join(b"\x00" + raw[y * stride : y * stride + width] for y in range(height))
 
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))

@@ -17,10 +17,17 @@ from aiteacher.security.tokens import Claims
 Scope = SearchScope  # the tenant filter is the access policy's
 
 
-def caller_scope(session: Session, caller: Claims, *, course: str | None = None, semester_id: int | None = None,
-                 faculty_id: int | None = None) -> Scope:
-    return search_scope(access_caller_scope(caller, session), course=course, semester_id=semester_id,
-                        faculty_id=faculty_id)
+def caller_scope(
+    session: Session,
+    caller: Claims,
+    *,
+    course: str | None = None,
+    semester_id: int | None = None,
+    faculty_id: int | None = None,
+) -> Scope:
+    return search_scope(
+        access_caller_scope(caller, session), course=course, semester_id=semester_id, faculty_id=faculty_id
+    )
 
 
 def _cache_key(scope: Scope, query: str, top_k: int) -> str:
@@ -68,8 +75,9 @@ def ready_titles(document_ids: set[str]) -> dict[str, str]:
     from aiteacher.db.models import Document
 
     with transaction(read_only=True) as session:
-        rows = session.execute(select(Document.id, Document.title).where(
-            Document.id.in_(sorted(document_ids)), Document.status == "ready"))
+        rows = session.execute(
+            select(Document.id, Document.title).where(Document.id.in_(sorted(document_ids)), Document.status == "ready")
+        )
         return {str(row.id): row.title for row in rows}
 
 
@@ -93,11 +101,20 @@ def retrieve(scope: Scope, query: str, top_k: int, *, mode: str = "hybrid") -> l
     results = []
     for hit in hits:
         document_id, page = str(hit.payload["document_id"]), int(hit.payload.get("page") or 0)
-        results.append({"document_id": document_id, "title": titles[document_id],
-                        "course": hit.payload.get("course", ""), "page": page, "text": hit.payload.get("text", ""),
-                        "score": round(float(hit.score), 4), "chunk_id": str(hit.id),
-                        "page_url": page_url(document_id, page), "unit": hit.payload.get("unit", "page"),
-                        "ocr": bool(hit.payload.get("ocr", False))})
+        results.append(
+            {
+                "document_id": document_id,
+                "title": titles[document_id],
+                "course": hit.payload.get("course", ""),
+                "page": page,
+                "text": hit.payload.get("text", ""),
+                "score": round(float(hit.score), 4),
+                "chunk_id": str(hit.id),
+                "page_url": page_url(document_id, page),
+                "unit": hit.payload.get("unit", "page"),
+                "ocr": bool(hit.payload.get("ocr", False)),
+            }
+        )
     return results
 
 

@@ -20,12 +20,26 @@ from aiteacher.security.tokens import Claims
 def document_view(doc: Document, progress: dict[str, Any] | None = None) -> dict[str, Any]:
     from aiteacher.ingestion.formats import UNITS
 
-    return {"id": doc.id, "title": doc.title, "course": doc.course, "faculty_id": doc.faculty_id,
-            "semester_id": doc.semester_id, "department_id": doc.department_id, "status": doc.status,
-            "pages": doc.pages, "chunks": doc.chunks, "error": doc.error, "source": doc.source,
-            "key": doc.object_key, "format": doc.format, "unit": UNITS.get(doc.format or "", "page"),
-            "ocr_pages": list(doc.ocr_pages or []), "progress": _progress_view(doc, progress),
-            "created_at": doc.created_at.isoformat(), "updated_at": doc.updated_at.isoformat()}
+    return {
+        "id": doc.id,
+        "title": doc.title,
+        "course": doc.course,
+        "faculty_id": doc.faculty_id,
+        "semester_id": doc.semester_id,
+        "department_id": doc.department_id,
+        "status": doc.status,
+        "pages": doc.pages,
+        "chunks": doc.chunks,
+        "error": doc.error,
+        "source": doc.source,
+        "key": doc.object_key,
+        "format": doc.format,
+        "unit": UNITS.get(doc.format or "", "page"),
+        "ocr_pages": list(doc.ocr_pages or []),
+        "progress": _progress_view(doc, progress),
+        "created_at": doc.created_at.isoformat(),
+        "updated_at": doc.updated_at.isoformat(),
+    }
 
 
 def document_views(documents: list[Document]) -> list[dict[str, Any]]:
@@ -55,6 +69,7 @@ def enqueue_ingestion(session: Session, document_id: str, source: str = "upload"
 
 # --- tenancy versions (search cache) --------------------------------------------------------------
 
+
 def bump_tenant_version(faculty_id: int | None) -> None:
     """Invalidate cached searches of a faculty (and admin-wide searches) at once."""
     from aiteacher.cache import get_redis, redis_errors
@@ -69,6 +84,7 @@ def bump_tenant_version(faculty_id: int | None) -> None:
 
 # --- one document per content, one title rule ---------------------------------------------------
 
+
 def content_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -79,11 +95,17 @@ def document_title(pdf_title: str | None, name_title: str) -> str:
     return (pdf_title or name_title)[:300]
 
 
-def find_same_content(session: Session, *, faculty_id: int | None, semester_id: int | None, course: str,
-                      digest: str) -> Document | None:
-    return session.scalar(select(Document).where(
-        Document.faculty_id == faculty_id, Document.semester_id == semester_id, Document.course == course,
-        Document.content_hash == digest))
+def find_same_content(
+    session: Session, *, faculty_id: int | None, semester_id: int | None, course: str, digest: str
+) -> Document | None:
+    return session.scalar(
+        select(Document).where(
+            Document.faculty_id == faculty_id,
+            Document.semester_id == semester_id,
+            Document.course == course,
+            Document.content_hash == digest,
+        )
+    )
 
 
 def claim_content(document_id: str, data: bytes, *, title: str | None) -> str | None:
@@ -113,8 +135,9 @@ def claim_content(document_id: str, data: bytes, *, title: str | None) -> str | 
         doc = session.get(Document, document_id)
         if doc is None:
             return None
-        original = find_same_content(session, faculty_id=doc.faculty_id, semester_id=doc.semester_id,
-                                     course=doc.course, digest=digest)
+        original = find_same_content(
+            session, faculty_id=doc.faculty_id, semester_id=doc.semester_id, course=doc.course, digest=digest
+        )
         if original is None or original.id == doc.id:
             return None
         original_id = original.id
@@ -124,6 +147,7 @@ def claim_content(document_id: str, data: bytes, *, title: str | None) -> str | 
 
 
 # --- uploads --------------------------------------------------------------------------------------
+
 
 def read_upload(stream: Any) -> tuple[bytes, str]:
     """Read at most INGEST_MAX_BYTES (413 beyond) and sniff the kind from the bytes (415 when it is none
@@ -148,8 +172,9 @@ class UploadTarget:
     department_id: int | None
 
 
-def resolve_upload_target(session: Session, caller: Claims, faculty_id: int | None,
-                          semester_id: int | None) -> UploadTarget:
+def resolve_upload_target(
+    session: Session, caller: Claims, faculty_id: int | None, semester_id: int | None
+) -> UploadTarget:
     """Where an upload goes, as the access policy says (academics: their faculty; admins: anywhere)."""
     from aiteacher import access
 
@@ -168,14 +193,23 @@ def resolve_upload_target(session: Session, caller: Claims, faculty_id: int | No
     if faculty is None:
         raise ValidationFailed(f"Faculty {faculty_id} does not exist", code="unknown_faculty")
     if semester is None or semester.faculty_id != faculty.id:
-        raise ValidationFailed(f"Semester {semester_id} does not belong to faculty {faculty_id}",
-                               code="semester_faculty_mismatch")
+        raise ValidationFailed(
+            f"Semester {semester_id} does not belong to faculty {faculty_id}", code="semester_faculty_mismatch"
+        )
     department_id = scope.department_id if scope.faculty_id == faculty.id else None
     return UploadTarget(faculty, semester, department_id)
 
 
-def create_upload(session: Session, caller: Claims, target: UploadTarget, *, course: str, filename: str,
-                  data: bytes, kind: str = "pdf") -> tuple[Document, bool]:
+def create_upload(
+    session: Session,
+    caller: Claims,
+    target: UploadTarget,
+    *,
+    course: str,
+    filename: str,
+    data: bytes,
+    kind: str = "pdf",
+) -> tuple[Document, bool]:
     """(document, created now?). The same file already in this tenant's course is that document, not a new
     one. Record the document (ETag = MD5 of the body, what S3 gives a single-part PUT) before the object
     is written, so the bucket's own event for it is recognised as a duplicate, then store it."""
@@ -185,8 +219,9 @@ def create_upload(session: Session, caller: Claims, target: UploadTarget, *, cou
 
     settings = get_settings()
     digest = content_hash(data)
-    same = find_same_content(session, faculty_id=target.faculty.id, semester_id=target.semester.id,
-                             course=course.strip(), digest=digest)
+    same = find_same_content(
+        session, faculty_id=target.faculty.id, semester_id=target.semester.id, course=course.strip(), digest=digest
+    )
     if same is not None and same.status == "failed":
         same.content_hash = None  # a failed copy does not hold the content: this upload is a fresh try
         session.flush()
@@ -194,33 +229,46 @@ def create_upload(session: Session, caller: Claims, target: UploadTarget, *, cou
         audit("document.upload", "duplicate", actor=caller.sub, target=same.id)
         return same, False
     document_id = new_id()
-    key = upload_key(target.faculty.code, target.semester.number, course, document_id, filename,
-                     suffix=FILE_SUFFIXES[kind])
-    doc = Document(id=document_id, title=title_from_name(filename), course=course.strip(), content_hash=digest,
-                   faculty_id=target.faculty.id, semester_id=target.semester.id, department_id=target.department_id,
-                   status="queued", source="upload", bucket=settings.s3_bucket, object_key=key,
-                   etag=hashlib.md5(data, usedforsecurity=False).hexdigest(), size_bytes=len(data),
-                   uploaded_by=caller.sub)
+    key = upload_key(
+        target.faculty.code, target.semester.number, course, document_id, filename, suffix=FILE_SUFFIXES[kind]
+    )
+    doc = Document(
+        id=document_id,
+        title=title_from_name(filename),
+        course=course.strip(),
+        content_hash=digest,
+        faculty_id=target.faculty.id,
+        semester_id=target.semester.id,
+        department_id=target.department_id,
+        status="queued",
+        source="upload",
+        bucket=settings.s3_bucket,
+        object_key=key,
+        etag=hashlib.md5(data, usedforsecurity=False).hexdigest(),
+        size_bytes=len(data),
+        uploaded_by=caller.sub,
+    )
     from sqlalchemy.exc import IntegrityError
 
     try:
         with session.begin_nested():  # a concurrent upload of the same file may have won since the check
             session.add(doc)
     except IntegrityError:
-        same = find_same_content(session, faculty_id=target.faculty.id, semester_id=target.semester.id,
-                                 course=course.strip(), digest=digest)
+        same = find_same_content(
+            session, faculty_id=target.faculty.id, semester_id=target.semester.id, course=course.strip(), digest=digest
+        )
         if same is None:
             raise
         audit("document.upload", "duplicate", actor=caller.sub, target=same.id)
         return same, False
     put_pdf(key, data, {"document-id": document_id}, content_type=CONTENT_TYPES[kind])
     enqueue_ingestion(session, document_id)
-    audit("document.upload", "queued", actor=caller.sub, target=document_id, key=key, size=len(data),
-          format=kind)
+    audit("document.upload", "queued", actor=caller.sub, target=document_id, key=key, size=len(data), format=kind)
     return doc, True
 
 
 # --- bucket events --------------------------------------------------------------------------------
+
 
 def register_object(session: Session, bucket: str, key: str, etag: str, size: int | None) -> tuple[str, bool]:
     """Create the document for one object version, once. Returns (document id, created now?).
@@ -232,24 +280,35 @@ def register_object(session: Session, bucket: str, key: str, etag: str, size: in
 
     from aiteacher.curriculum.keys import KeyLayoutError, parse_key, title_from_name
 
-    existing = session.scalar(select(Document.id).where(
-        Document.bucket == bucket, Document.object_key == key, Document.etag == etag))
+    existing = session.scalar(
+        select(Document.id).where(Document.bucket == bucket, Document.object_key == key, Document.etag == etag)
+    )
     if existing:
         _requeue_if_stuck(session, existing)
         return existing, False
-    values: dict[str, Any] = {"id": new_id(), "bucket": bucket, "object_key": key, "etag": etag, "size_bytes": size,
-                              "source": "bucket", "status": "queued", "pages": 0, "chunks": 0, "attempts": 0}
+    values: dict[str, Any] = {
+        "id": new_id(),
+        "bucket": bucket,
+        "object_key": key,
+        "etag": etag,
+        "size_bytes": size,
+        "source": "bucket",
+        "status": "queued",
+        "pages": 0,
+        "chunks": 0,
+        "attempts": 0,
+    }
     try:
         placement = parse_key(key)
         values.update(course=placement.course, title=title_from_name(placement.name)[:300])
         faculty = session.scalar(select(Faculty).where(Faculty.code == placement.faculty_code))
-        semester = faculty and session.scalar(select(Semester).where(
-            Semester.faculty_id == faculty.id, Semester.number == placement.semester_number))
+        semester = faculty and session.scalar(
+            select(Semester).where(Semester.faculty_id == faculty.id, Semester.number == placement.semester_number)
+        )
         if faculty is None:
             raise KeyLayoutError(f"Unknown faculty code '{placement.faculty_code}' in key '{key}'")
         if semester is None:
-            raise KeyLayoutError(
-                f"Faculty '{faculty.code}' has no semester {placement.semester_number} (key '{key}')")
+            raise KeyLayoutError(f"Faculty '{faculty.code}' has no semester {placement.semester_number} (key '{key}')")
         values.update(faculty_id=faculty.id, semester_id=semester.id)
     except KeyLayoutError as exc:
         values.setdefault("course", "")
@@ -260,12 +319,14 @@ def register_object(session: Session, bucket: str, key: str, etag: str, size: in
     values.update(created_at=utcnow(), updated_at=utcnow())
     dialect = session.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert(Document).values(**values).on_conflict_do_nothing(
-        index_elements=["bucket", "object_key", "etag"])
+    statement = (
+        insert(Document).values(**values).on_conflict_do_nothing(index_elements=["bucket", "object_key", "etag"])
+    )
     inserted = rows_affected(session, statement) == 1
     if not inserted:
-        document_id = session.scalar(select(Document.id).where(
-            Document.bucket == bucket, Document.object_key == key, Document.etag == etag))
+        document_id = session.scalar(
+            select(Document.id).where(Document.bucket == bucket, Document.object_key == key, Document.etag == etag)
+        )
         return str(document_id), False
     audit("document.object_created", values["status"], target=values["id"], key=key, error=values.get("error"))
     if values["status"] == "queued":
@@ -286,6 +347,7 @@ def _requeue_if_stuck(session: Session, document_id: str) -> None:
 
 # --- reading and deleting -------------------------------------------------------------------------
 
+
 def _caller_faculty(session: Session, caller: Claims) -> int | None:
     """The faculty whose documents the caller may manage (None for admins: all)."""
     from aiteacher import access
@@ -293,8 +355,16 @@ def _caller_faculty(session: Session, caller: Claims) -> int | None:
     return access.managed_faculty(access.caller_scope(caller, session))
 
 
-def list_documents(session: Session, caller: Claims, *, course: str | None, status: str | None,
-                   faculty_id: int | None, limit: int, offset: int) -> list[Document]:
+def list_documents(
+    session: Session,
+    caller: Claims,
+    *,
+    course: str | None,
+    status: str | None,
+    faculty_id: int | None,
+    limit: int,
+    offset: int,
+) -> list[Document]:
     own = _caller_faculty(session, caller)
     query = select(Document)
     if own is not None:
@@ -337,6 +407,7 @@ def delete_document(session: Session, caller: Claims, document_id: str) -> None:
 
 # --- re-indexing ----------------------------------------------------------------------------------
 
+
 def reindex_all() -> list[str]:
     """Recreate the vector collection with the current layout (dense + lexical vectors) and queue every ready
     document for ingestion again; returns their ids. Search shows a document again once its job is done."""
@@ -356,9 +427,14 @@ def reindex_all() -> list[str]:
         faculties = {doc.faculty_id for doc in documents}
     stamp = int(time.time())
     for document_id in ids:
-        enqueue("ingest-bulk", "aiteacher.curriculum.jobs.ingest_document", document_id,
-                job_id=f"reindex-{document_id}-{stamp}", timeout=get_settings().ingest_job_timeout_seconds,
-                on_failure="aiteacher.curriculum.jobs.ingest_failed")
+        enqueue(
+            "ingest-bulk",
+            "aiteacher.curriculum.jobs.ingest_document",
+            document_id,
+            job_id=f"reindex-{document_id}-{stamp}",
+            timeout=get_settings().ingest_job_timeout_seconds,
+            on_failure="aiteacher.curriculum.jobs.ingest_failed",
+        )
     for faculty_id in faculties:
         bump_tenant_version(faculty_id)
     audit("document.reindex", "queued", documents=len(ids))

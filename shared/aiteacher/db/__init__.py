@@ -167,8 +167,9 @@ def _read_session() -> Session:
     replica = Session(get_engine(read_only=True), expire_on_commit=False)
     try:
         if position:
-            caught_up = replica.execute(text("SELECT pg_last_wal_replay_lsn() >= CAST(:lsn AS pg_lsn)"),
-                                        {"lsn": position}).scalar()
+            caught_up = replica.execute(
+                text("SELECT pg_last_wal_replay_lsn() >= CAST(:lsn AS pg_lsn)"), {"lsn": position}
+            ).scalar()
             if not caught_up:
                 replica.close()
                 return primary

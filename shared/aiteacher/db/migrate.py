@@ -42,4 +42,3 @@ def downgrade(url: str | None = None, revision: str = "base") -> None:
     from alembic import command
 
     command.downgrade(alembic_config(url), revision)
-

@@ -150,7 +150,7 @@ class LocalMiniLMEmbedder:
             return []
         vectors: list[list[float]] = [[] for _ in texts]
         for start in range(0, len(texts), _TOKENIZE_WINDOW):
-            window = texts[start:start + _TOKENIZE_WINDOW]
+            window = texts[start : start + _TOKENIZE_WINDOW]
             for positions, batch in self._batches(window):
                 for position, vector in zip(positions, self._embed_batch(batch), strict=True):
                     vectors[start + position] = vector.tolist()
@@ -178,7 +178,7 @@ class LocalMiniLMEmbedder:
         # Similar lengths share a batch, so little compute is spent on padding.
         order = sorted(range(len(encodings)), key=lambda i: len(encodings[i].ids))
         for start in range(0, len(order), self.batch_size):
-            positions = order[start:start + self.batch_size]
+            positions = order[start : start + self.batch_size]
             width = max(len(encodings[i].ids) for i in positions)
             input_ids = np.zeros((len(positions), width), dtype=np.int64)
             attention_mask = np.zeros((len(positions), width), dtype=np.int64)

@@ -82,7 +82,7 @@ class OpenAIEmbedder:
     def embed(self, texts: list[str]) -> list[list[float]]:
         vectors: list[list[float]] = []
         for start in range(0, len(texts), self.batch_size):
-            vectors.extend(self._request(texts[start:start + self.batch_size]))
+            vectors.extend(self._request(texts[start : start + self.batch_size]))
         return vectors
 
     def embed_query(self, text: str) -> list[float]:

@@ -38,15 +38,17 @@ def start_attempt(session: Session, caller: Claims, exam_id: str) -> tuple[dict[
         raise Forbidden("Attempts are taken by students; academics and admins see the keys and the aggregates")
     if exam.status != "ready":
         raise Conflict("The exam is not ready yet", code="exam_not_ready")
-    attempts = session.query(ExamAttempt).filter(ExamAttempt.exam_id == exam.id,
-                                                 ExamAttempt.user_id == caller.sub).all()
+    attempts = (
+        session.query(ExamAttempt).filter(ExamAttempt.exam_id == exam.id, ExamAttempt.user_id == caller.sub).all()
+    )
     open_attempt = next((a for a in attempts if a.status == "in_progress"), None)
     if open_attempt is not None:
         return attempt_view(session, caller, exam, open_attempt), False
     if len(attempts) >= MAX_ATTEMPTS_PER_EXAM:
         raise Conflict(f"At most {MAX_ATTEMPTS_PER_EXAM} attempts per exam", code="too_many_attempts")
-    attempt = ExamAttempt(id=new_id(), exam_id=exam.id, user_id=caller.sub, status="in_progress", answers={},
-                          results=[])
+    attempt = ExamAttempt(
+        id=new_id(), exam_id=exam.id, user_id=caller.sub, status="in_progress", answers={}, results=[]
+    )
     session.add(attempt)
     session.flush()
     audit("exam.attempt.start", "ok", actor=caller.sub, target=attempt.id, exam_id=exam.id)
@@ -65,8 +67,9 @@ def _checked_answers(exam: Exam, answers: list[dict[str, Any]]) -> dict[str, dic
         choice, text = answer.get("choice"), answer.get("text")
         if question["type"] == "mcq":
             if text is not None or choice is None or not 0 <= choice < len(question["options"]):
-                raise ValidationFailed(f"Question {index} is multiple choice: give a `choice` between 0 and "
-                                       f"{len(question['options']) - 1}")
+                raise ValidationFailed(
+                    f"Question {index} is multiple choice: give a `choice` between 0 and {len(question['options']) - 1}"
+                )
             checked[str(index)] = {"choice": choice}
         else:
             if choice is not None or text is None:
@@ -75,8 +78,9 @@ def _checked_answers(exam: Exam, answers: list[dict[str, Any]]) -> dict[str, dic
     return checked
 
 
-def save_answers(session: Session, caller: Claims, exam_id: str, attempt_id: str,
-                 answers: list[dict[str, Any]]) -> dict[str, Any]:
+def save_answers(
+    session: Session, caller: Claims, exam_id: str, attempt_id: str, answers: list[dict[str, Any]]
+) -> dict[str, Any]:
     exam = visible_exam(session, caller, exam_id)
     attempt = _own_attempt(session, caller, exam, attempt_id)
     if attempt.status != "in_progress":
@@ -86,8 +90,9 @@ def save_answers(session: Session, caller: Claims, exam_id: str, attempt_id: str
     return attempt_view(session, caller, exam, attempt)
 
 
-def submit_attempt(session: Session, caller: Claims, exam_id: str, attempt_id: str,
-                   answers: list[dict[str, Any]] | None) -> dict[str, Any]:
+def submit_attempt(
+    session: Session, caller: Claims, exam_id: str, attempt_id: str, answers: list[dict[str, Any]] | None
+) -> dict[str, Any]:
     """Grade MCQs now; queue the theory answers for the grading job. Submitting twice changes nothing."""
     from aiteacher.config import get_settings
     from aiteacher.queue import enqueue
@@ -117,13 +122,24 @@ def submit_attempt(session: Session, caller: Claims, exam_id: str, attempt_id: s
         attempt.status = "grading"
         attempt_key = attempt.id
         timeout = get_settings().exam_job_timeout_seconds
-        after_commit(session, lambda: enqueue("exams", GRADE_JOB, attempt_key, job_id=f"grade-{attempt_key}",
-                                              timeout=timeout, on_failure=GRADE_FAILED))
+        after_commit(
+            session,
+            lambda: enqueue(
+                "exams", GRADE_JOB, attempt_key, job_id=f"grade-{attempt_key}", timeout=timeout, on_failure=GRADE_FAILED
+            ),
+        )
     else:
         finish(attempt, results, "instant")
     session.flush()
-    audit("exam.attempt.submit", "ok", actor=caller.sub, target=attempt.id, exam_id=exam.id, status=attempt.status,
-          score=attempt.score)
+    audit(
+        "exam.attempt.submit",
+        "ok",
+        actor=caller.sub,
+        target=attempt.id,
+        exam_id=exam.id,
+        status=attempt.status,
+        score=attempt.score,
+    )
     return attempt_view(session, caller, exam, attempt)
 
 
@@ -140,20 +156,33 @@ def read_attempt(session: Session, caller: Claims, exam_id: str, attempt_id: str
 
 def list_attempts(session: Session, caller: Claims, exam_id: str) -> dict[str, Any]:
     exam = visible_exam(session, caller, exam_id)
-    rows = (session.query(ExamAttempt).filter(ExamAttempt.exam_id == exam.id, ExamAttempt.user_id == caller.sub)
-            .order_by(ExamAttempt.created_at.desc()).all())
+    rows = (
+        session.query(ExamAttempt)
+        .filter(ExamAttempt.exam_id == exam.id, ExamAttempt.user_id == caller.sub)
+        .order_by(ExamAttempt.created_at.desc())
+        .all()
+    )
     return {"attempts": [_attempt_summary(a) for a in rows]}
 
 
 def _attempt_summary(attempt: ExamAttempt) -> dict[str, Any]:
-    percent = (round(100 * attempt.score / attempt.max_score, 1)
-               if attempt.status == "graded" and attempt.score is not None and attempt.max_score else None)
-    return {"id": attempt.id, "exam_id": attempt.exam_id, "status": attempt.status,
-            "score": attempt.score if attempt.status == "graded" else None,
-            "max_score": attempt.max_score, "percent": percent, "grader": attempt.grader,
-            "created_at": attempt.created_at.isoformat(),
-            "submitted_at": attempt.submitted_at.isoformat() if attempt.submitted_at else None,
-            "graded_at": attempt.graded_at.isoformat() if attempt.graded_at else None}
+    percent = (
+        round(100 * attempt.score / attempt.max_score, 1)
+        if attempt.status == "graded" and attempt.score is not None and attempt.max_score
+        else None
+    )
+    return {
+        "id": attempt.id,
+        "exam_id": attempt.exam_id,
+        "status": attempt.status,
+        "score": attempt.score if attempt.status == "graded" else None,
+        "max_score": attempt.max_score,
+        "percent": percent,
+        "grader": attempt.grader,
+        "created_at": attempt.created_at.isoformat(),
+        "submitted_at": attempt.submitted_at.isoformat() if attempt.submitted_at else None,
+        "graded_at": attempt.graded_at.isoformat() if attempt.graded_at else None,
+    }
 
 
 def attempt_view(session: Session, caller: Claims, exam: Exam, attempt: ExamAttempt) -> dict[str, Any]:
@@ -162,10 +191,16 @@ def attempt_view(session: Session, caller: Claims, exam: Exam, attempt: ExamAtte
     questions = [with_source_link(q) for q in exam.questions or []]
     if not show_keys:
         questions = [strip_keys(q) for q in questions]
-    answers = [{"question": int(index), **answer} for index, answer in sorted(
-        (attempt.answers or {}).items(), key=lambda pair: int(pair[0]))]
-    return {**_attempt_summary(attempt), "questions": questions, "answers": answers,
-            "items": attempt.results if attempt.status != "in_progress" else []}
+    answers = [
+        {"question": int(index), **answer}
+        for index, answer in sorted((attempt.answers or {}).items(), key=lambda pair: int(pair[0]))
+    ]
+    return {
+        **_attempt_summary(attempt),
+        "questions": questions,
+        "answers": answers,
+        "items": attempt.results if attempt.status != "in_progress" else [],
+    }
 
 
 def exam_statistics(session: Session, caller: Claims, exam_id: str) -> dict[str, Any]:
@@ -174,8 +209,7 @@ def exam_statistics(session: Session, caller: Claims, exam_id: str) -> dict[str,
     exam = visible_exam(session, caller, exam_id)
     if not is_staff(caller, exam):
         raise Forbidden("Exam statistics are for academics and admins")
-    attempts = session.query(ExamAttempt).filter(ExamAttempt.exam_id == exam.id,
-                                                 ExamAttempt.status == "graded").all()
+    attempts = session.query(ExamAttempt).filter(ExamAttempt.exam_id == exam.id, ExamAttempt.status == "graded").all()
     buckets = [0] * SCORE_BUCKETS
     for attempt in attempts:
         share = (attempt.score or 0.0) / attempt.max_score if attempt.max_score else 0.0
@@ -183,16 +217,24 @@ def exam_statistics(session: Session, caller: Claims, exam_id: str) -> dict[str,
     items = []
     for index, question in enumerate(exam.questions or []):
         results = [r for a in attempts for r in a.results or [] if r.get("index") == index]
-        entry: dict[str, Any] = {"index": index, "type": question["type"], "question": question["question"],
-                                 "answered": len(results)}
+        entry: dict[str, Any] = {
+            "index": index,
+            "type": question["type"],
+            "question": question["question"],
+            "answered": len(results),
+        }
         if question["type"] == "mcq":
-            entry["share_correct"] = round(sum(bool(r["correct"]) for r in results) / len(results), 4) if results \
-                else None
+            entry["share_correct"] = (
+                round(sum(bool(r["correct"]) for r in results) / len(results), 4) if results else None
+            )
             wrong = Counter(r["chosen_index"] for r in results if not r["correct"] and r["chosen_index"] is not None)
             if wrong:
                 option, count = min(wrong.items(), key=lambda pair: (-pair[1], pair[0]))
-                entry["most_chosen_wrong_option"] = {"index": option, "option": question["options"][option],
-                                                     "count": count}
+                entry["most_chosen_wrong_option"] = {
+                    "index": option,
+                    "option": question["options"][option],
+                    "count": count,
+                }
             else:
                 entry["most_chosen_wrong_option"] = None
         else:
@@ -201,10 +243,18 @@ def exam_statistics(session: Session, caller: Claims, exam_id: str) -> dict[str,
             entry["mean_score"] = round(sum(scores) / len(scores), 4) if scores else None
         items.append(entry)
     width = 100 // SCORE_BUCKETS
-    distribution = [{"from_percent": i * width, "to_percent": (i + 1) * width, "attempts": count}
-                    for i, count in enumerate(buckets)]
-    return {"exam_id": exam.id, "attempts": len(attempts),
-            "students": len({a.user_id for a in attempts}),
-            "mean_percent": round(100 * sum((a.score or 0) / a.max_score for a in attempts if a.max_score)
-                                  / len(attempts), 1) if attempts else None,
-            "score_distribution": distribution, "items": items}
+    distribution = [
+        {"from_percent": i * width, "to_percent": (i + 1) * width, "attempts": count} for i, count in enumerate(buckets)
+    ]
+    return {
+        "exam_id": exam.id,
+        "attempts": len(attempts),
+        "students": len({a.user_id for a in attempts}),
+        "mean_percent": round(
+            100 * sum((a.score or 0) / a.max_score for a in attempts if a.max_score) / len(attempts), 1
+        )
+        if attempts
+        else None,
+        "score_distribution": distribution,
+        "items": items,
+    }

@@ -43,8 +43,7 @@ def allocate(weights: dict[str, int], count: int, order: tuple[str, ...]) -> lis
     return [label for label in order for _ in range(shares[label])]
 
 
-def plan_slots(num_mcq: int, num_theory: int, blueprint: dict[str, Any] | None,
-               difficulty: str | None) -> list[Slot]:
+def plan_slots(num_mcq: int, num_theory: int, blueprint: dict[str, Any] | None, difficulty: str | None) -> list[Slot]:
     """One slot per item. Bloom levels are handed out from the lowest: MCQs take the lower levels, theory
     items the higher ones. Without a blueprint MCQs are `remember` and theory items `understand`."""
     blueprint = blueprint or {}
@@ -75,8 +74,9 @@ def in_ranges(document_id: str, page: int, ranges: list[dict[str, Any]]) -> bool
     return not any(entry["document_id"] == document_id for entry in ranges)
 
 
-def spread_passages(scope_filters: dict[str, Any], document_ids: list[str], query: str,
-                    ranges: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def spread_passages(
+    scope_filters: dict[str, Any], document_ids: list[str], query: str, ranges: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
     """Chunks from every document (within its page ranges), ordered round-robin: the best chunk of each
     page first, pages of different documents interleaved, then every page's second chunk, and so on."""
     from aiteacher.embeddings import get_embedder
@@ -97,10 +97,15 @@ def spread_passages(scope_filters: dict[str, Any], document_ids: list[str], quer
         # Pages ranked by their best chunk; a page's chunks keep their score order.
         for page_rank, page in enumerate(sorted(pages, key=lambda p: (-pages[p][0].score, p))):
             for depth, hit in enumerate(pages[page]):
-                passage = {"document_id": str(hit.payload["document_id"]), "title": hit.payload.get("title", ""),
-                           "course": hit.payload.get("course", ""), "page": page,
-                           "text": hit.payload.get("text", ""), "score": round(float(hit.score), 4),
-                           "chunk_id": str(hit.id)}
+                passage = {
+                    "document_id": str(hit.payload["document_id"]),
+                    "title": hit.payload.get("title", ""),
+                    "course": hit.payload.get("course", ""),
+                    "page": page,
+                    "text": hit.payload.get("text", ""),
+                    "score": round(float(hit.score), 4),
+                    "chunk_id": str(hit.id),
+                }
                 keyed.append(((depth, page_rank, document_index), passage))
     keyed.sort(key=lambda pair: pair[0])
     return [passage for _, passage in keyed]

@@ -121,8 +121,14 @@ def moodle_xml(title: str, questions: list[dict[str, Any]]) -> bytes:
             _text_block(item, "questiontext", question["question"])
             general = "\n".join(filter(None, [clean(question.get("explanation")), source_note(question)]))
             _text_block(item, "generalfeedback", general)
-            for tag, value in (("defaultgrade", "1"), ("penalty", "0.3333333"), ("hidden", "0"), ("single", "true"),
-                               ("shuffleanswers", "true"), ("answernumbering", "abc")):
+            for tag, value in (
+                ("defaultgrade", "1"),
+                ("penalty", "0.3333333"),
+                ("hidden", "0"),
+                ("single", "true"),
+                ("shuffleanswers", "true"),
+                ("answernumbering", "abc"),
+            ):
                 _sub(item, tag, value)
             _text_block(item, "correctfeedback", "Correct.")
             _text_block(item, "partiallycorrectfeedback", "Partially correct.")
@@ -137,9 +143,16 @@ def moodle_xml(title: str, questions: list[dict[str, Any]]) -> bytes:
             _sub(_sub(item, "name"), "text", f"Q{number}")
             _text_block(item, "questiontext", question["question"])
             _text_block(item, "generalfeedback", clean(question["model_answer"]))
-            for tag, value in (("defaultgrade", "1"), ("penalty", "0"), ("hidden", "0"),
-                               ("responseformat", "editor"), ("responserequired", "1"),
-                               ("responsefieldlines", "15"), ("attachments", "0"), ("attachmentsrequired", "0")):
+            for tag, value in (
+                ("defaultgrade", "1"),
+                ("penalty", "0"),
+                ("hidden", "0"),
+                ("responseformat", "editor"),
+                ("responserequired", "1"),
+                ("responsefieldlines", "15"),
+                ("attachments", "0"),
+                ("attachmentsrequired", "0"),
+            ):
                 _sub(item, tag, value)
             _text_block(item, "graderinfo", theory_grader_info(question))
             _text_block(item, "responsetemplate", "")
@@ -218,12 +231,20 @@ def _paragraphs(parent: ET.Element, text: str) -> None:
 def qti_item(identifier: str, title: str, question: dict[str, Any]) -> bytes:
     ET.register_namespace("", QTI_NS)
     ET.register_namespace("xsi", XSI_NS)
-    item = ET.Element(_q("assessmentItem"), {
-        f"{{{XSI_NS}}}schemaLocation": f"{QTI_NS} http://www.imsglobal.org/xsd/qti/qtiv2p1/imsqti_v2p1.xsd",
-        "identifier": identifier, "title": clean(title), "adaptive": "false", "timeDependent": "false"})
+    item = ET.Element(
+        _q("assessmentItem"),
+        {
+            f"{{{XSI_NS}}}schemaLocation": f"{QTI_NS} http://www.imsglobal.org/xsd/qti/qtiv2p1/imsqti_v2p1.xsd",
+            "identifier": identifier,
+            "title": clean(title),
+            "adaptive": "false",
+            "timeDependent": "false",
+        },
+    )
     if question["type"] == "mcq":
-        declaration = _qsub(item, "responseDeclaration", identifier="RESPONSE", cardinality="single",
-                            baseType="identifier")
+        declaration = _qsub(
+            item, "responseDeclaration", identifier="RESPONSE", cardinality="single", baseType="identifier"
+        )
         _qsub(_qsub(declaration, "correctResponse"), "value", f"choice-{question['answer_index']}")
     else:
         _qsub(item, "responseDeclaration", identifier="RESPONSE", cardinality="single", baseType="string")
@@ -233,8 +254,7 @@ def qti_item(identifier: str, title: str, question: dict[str, Any]) -> bytes:
         _qsub(item, "outcomeDeclaration", identifier="FEEDBACK", cardinality="single", baseType="identifier")
     body = _qsub(item, "itemBody")
     if question["type"] == "mcq":
-        interaction = _qsub(body, "choiceInteraction", responseIdentifier="RESPONSE", shuffle="true",
-                            maxChoices="1")
+        interaction = _qsub(body, "choiceInteraction", responseIdentifier="RESPONSE", shuffle="true", maxChoices="1")
         _qsub(interaction, "prompt", clean(question["question"]))
         for index, option in enumerate(question["options"]):
             _qsub(interaction, "simpleChoice", clean(option), identifier=f"choice-{index}")
@@ -249,8 +269,9 @@ def qti_item(identifier: str, title: str, question: dict[str, Any]) -> bytes:
         _qsub(_qsub(otherwise, "setOutcomeValue", identifier="SCORE"), "baseValue", "0", baseType="float")
         _qsub(_qsub(processing, "setOutcomeValue", identifier="FEEDBACK"), "variable", identifier="RESPONSE")
         for index in range(len(question["options"])):
-            feedback = _qsub(item, "modalFeedback", outcomeIdentifier="FEEDBACK", identifier=f"choice-{index}",
-                             showHide="show")
+            feedback = _qsub(
+                item, "modalFeedback", outcomeIdentifier="FEEDBACK", identifier=f"choice-{index}", showHide="show"
+            )
             feedback.text = option_feedback(question, index)
     else:
         rubric = _qsub(body, "rubricBlock", view="scorer")
@@ -263,17 +284,20 @@ def qti_item(identifier: str, title: str, question: dict[str, Any]) -> bytes:
 def qti_manifest(exam_id: str, title: str, hrefs: list[tuple[str, str]]) -> bytes:
     ET.register_namespace("", CP_NS)
     ET.register_namespace("xsi", XSI_NS)
-    manifest = ET.Element(f"{{{CP_NS}}}manifest", {
-        f"{{{XSI_NS}}}schemaLocation": f"{CP_NS} http://www.imsglobal.org/xsd/imscp_v1p1.xsd",
-        "identifier": f"MANIFEST-{exam_id}"})
+    manifest = ET.Element(
+        f"{{{CP_NS}}}manifest",
+        {
+            f"{{{XSI_NS}}}schemaLocation": f"{CP_NS} http://www.imsglobal.org/xsd/imscp_v1p1.xsd",
+            "identifier": f"MANIFEST-{exam_id}",
+        },
+    )
     metadata = _sub(manifest, f"{{{CP_NS}}}metadata")
     _sub(metadata, f"{{{CP_NS}}}schema", "QTIv2.1 Package")
     _sub(metadata, f"{{{CP_NS}}}schemaversion", "1.0.0")
     _sub(manifest, f"{{{CP_NS}}}organizations")
     resources = _sub(manifest, f"{{{CP_NS}}}resources")
     for identifier, href in hrefs:
-        resource = _sub(resources, f"{{{CP_NS}}}resource", identifier=identifier, type="imsqti_item_xmlv2p1",
-                        href=href)
+        resource = _sub(resources, f"{{{CP_NS}}}resource", identifier=identifier, type="imsqti_item_xmlv2p1", href=href)
         _sub(resource, f"{{{CP_NS}}}file", href=href)
     del title  # the package title lives in each item's `title`
     return _serialize(manifest)

@@ -45,39 +45,77 @@ def grade_mcq(index: int, question: dict[str, Any], answer: dict[str, Any] | Non
         right, missing = [f"“{options[key]}” is correct."], []
     else:
         right, missing = [], [f"“{options[chosen]}” is not correct; the answer is “{options[key]}”."]
-    return {"index": index, "type": "mcq", "status": "graded", "score": 1.0 if correct else 0.0, "max_score": 1.0,
-            "correct": correct, "chosen_index": chosen, "answer_index": key,
-            "feedback": {"right": right, "missing": missing, "explanation": question.get("explanation", ""),
-                         "review": f"Review {_where(source)}."},
-            "source": source}
+    return {
+        "index": index,
+        "type": "mcq",
+        "status": "graded",
+        "score": 1.0 if correct else 0.0,
+        "max_score": 1.0,
+        "correct": correct,
+        "chosen_index": chosen,
+        "answer_index": key,
+        "feedback": {
+            "right": right,
+            "missing": missing,
+            "explanation": question.get("explanation", ""),
+            "review": f"Review {_where(source)}.",
+        },
+        "source": source,
+    }
 
 
 def pending_theory(index: int, question: dict[str, Any]) -> dict[str, Any]:
-    return {"index": index, "type": "theory", "status": "pending", "score": None, "max_score": 1.0,
-            "source": source_of(question)}
+    return {
+        "index": index,
+        "type": "theory",
+        "status": "pending",
+        "score": None,
+        "max_score": 1.0,
+        "source": source_of(question),
+    }
 
 
-def _theory_result(index: int, question: dict[str, Any], points: list[dict[str, Any]], grader: str,
-                   extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def _theory_result(
+    index: int, question: dict[str, Any], points: list[dict[str, Any]], grader: str, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
     met = sum(1 for point in points if point["met"])
     score = round(met / len(points), 4) if points else 0.0
     source = source_of(question)
-    right = [f"You covered: {p['point']}" + (f" (“{p['quote']}”)" if p.get("quote") else "") for p in points
-             if p["met"]]
-    missing = [(f"Your answer seems to contradict: {p['point']}" if p.get("polarity_mismatch")
-                else f"Missing or unclear: {p['point']}") for p in points if not p["met"]]
-    return {"index": index, "type": "theory", "status": "graded", "score": score, "max_score": 1.0,
-            "correct": score >= 0.999, "grader": grader, "points": points, "model_answer": question["model_answer"],
-            "feedback": {"right": right, "missing": missing, "review": f"Review {_where(source)}."},
-            "source": source, **(extra or {})}
+    right = [
+        f"You covered: {p['point']}" + (f" (“{p['quote']}”)" if p.get("quote") else "") for p in points if p["met"]
+    ]
+    missing = [
+        (
+            f"Your answer seems to contradict: {p['point']}"
+            if p.get("polarity_mismatch")
+            else f"Missing or unclear: {p['point']}"
+        )
+        for p in points
+        if not p["met"]
+    ]
+    return {
+        "index": index,
+        "type": "theory",
+        "status": "graded",
+        "score": score,
+        "max_score": 1.0,
+        "correct": score >= 0.999,
+        "grader": grader,
+        "points": points,
+        "model_answer": question["model_answer"],
+        "feedback": {"right": right, "missing": missing, "review": f"Review {_where(source)}."},
+        "source": source,
+        **(extra or {}),
+    }
 
 
 def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
     return sum(x * y for x, y in zip(a, b, strict=True))  # the embedder's vectors are L2-normalized
 
 
-def grade_theory_offline(index: int, question: dict[str, Any], answer_text: str | None,
-                         embedder: Any) -> dict[str, Any]:
+def grade_theory_offline(
+    index: int, question: dict[str, Any], answer_text: str | None, embedder: Any
+) -> dict[str, Any]:
     """Rubric coverage: key terms of each point found in the answer, and semantic similarity of the point
     to the closest sentence of the answer; a point is met when their mean is at least `POINT_MET`."""
     from aiteacher.llm.text import normalize_space, split_sentences, terms
@@ -91,7 +129,7 @@ def grade_theory_offline(index: int, question: dict[str, Any], answer_text: str 
     sentences = [s for s in split_sentences(text) if terms(s)][:MAX_ANSWER_SENTENCES] or [text]
     vectors = embedder.embed([question["model_answer"], text, *rubric, *sentences])
     model_vec, answer_vec = vectors[0], vectors[1]
-    point_vecs, sentence_vecs = vectors[2:2 + len(rubric)], vectors[2 + len(rubric):]
+    point_vecs, sentence_vecs = vectors[2 : 2 + len(rubric)], vectors[2 + len(rubric) :]
     points = []
     for point, point_vec in zip(rubric, point_vecs, strict=True):
         key = set(terms(point))
@@ -103,9 +141,17 @@ def grade_theory_offline(index: int, question: dict[str, Any], answer_text: str 
         point_score = round((coverage + semantic) / 2, 3)
         contradicts = _negated(point) != _negated(sentences[best])
         met = point_score >= POINT_MET and not contradicts
-        points.append({"point": point, "met": met, "quote": sentences[best] if met else "",
-                       "key_terms": coverage, "similarity": similarity, "point_score": point_score,
-                       "polarity_mismatch": contradicts})
+        points.append(
+            {
+                "point": point,
+                "met": met,
+                "quote": sentences[best] if met else "",
+                "key_terms": coverage,
+                "similarity": similarity,
+                "point_score": point_score,
+                "polarity_mismatch": contradicts,
+            }
+        )
     overall = round(_cosine(model_vec, answer_vec), 3)
     return _theory_result(index, question, points, "offline", {"similarity_to_model_answer": overall})
 
@@ -126,8 +172,15 @@ def grade_theory_llm(index: int, question: dict[str, Any], answer_text: str | No
         points = [{"point": point, "met": False, "quote": "", "comment": "No answer given."} for point in rubric]
         return _theory_result(index, question, points, "llm")
     verdicts = rubric_verdicts(provider, question["question"], rubric, text)
-    points = [{"point": point, "met": verdict["met"], "quote": verdict["quote"] if verdict["met"] else "",
-               "comment": verdict["comment"]} for point, verdict in zip(rubric, verdicts, strict=True)]
+    points = [
+        {
+            "point": point,
+            "met": verdict["met"],
+            "quote": verdict["quote"] if verdict["met"] else "",
+            "comment": verdict["comment"],
+        }
+        for point, verdict in zip(rubric, verdicts, strict=True)
+    ]
     return _theory_result(index, question, points, "llm")
 
 

@@ -65,28 +65,46 @@ class _Verdicts(BaseModel):
 
 
 def grader_schema(points: int) -> dict[str, Any]:
-    verdict = {"type": "object", "properties": {
-        "point": {"type": "integer", "enum": list(range(points))}, "met": {"type": "boolean"},
-        "quote": {"type": "string"}, "comment": {"type": "string"}},
-        "required": ["point", "met", "quote", "comment"], "additionalProperties": False}
-    return {"type": "object", "properties": {"verdicts": {"type": "array", "items": verdict}},
-            "required": ["verdicts"], "additionalProperties": False}
+    verdict = {
+        "type": "object",
+        "properties": {
+            "point": {"type": "integer", "enum": list(range(points))},
+            "met": {"type": "boolean"},
+            "quote": {"type": "string"},
+            "comment": {"type": "string"},
+        },
+        "required": ["point", "met", "quote", "comment"],
+        "additionalProperties": False,
+    }
+    return {
+        "type": "object",
+        "properties": {"verdicts": {"type": "array", "items": verdict}},
+        "required": ["verdicts"],
+        "additionalProperties": False,
+    }
 
 
 def grader_messages(question: str, rubric: list[str], answer: str) -> list[dict[str, str]]:
-    user = "\n\n".join([
-        "The exam question (quoted data):", tagged("question", question),
-        "The rubric points, 0-based (quoted data):", tagged("request", list(enumerate(rubric))),
-        "The student's answer (quoted data):", tagged("item", answer),
-    ])
-    return [{"role": "system", "content": GRADER_SYSTEM.format(data_note=DATA_NOTE)},
-            {"role": "user", "content": user}]
+    user = "\n\n".join(
+        [
+            "The exam question (quoted data):",
+            tagged("question", question),
+            "The rubric points, 0-based (quoted data):",
+            tagged("request", list(enumerate(rubric))),
+            "The student's answer (quoted data):",
+            tagged("item", answer),
+        ]
+    )
+    return [{"role": "system", "content": GRADER_SYSTEM.format(data_note=DATA_NOTE)}, {"role": "user", "content": user}]
 
 
 def rubric_verdicts(provider: Any, question: str, rubric: list[str], answer: str) -> list[dict[str, Any]]:
     """Verdicts through the provider's strict-schema request with its one repair round (OpenAIProvider)."""
     structured = provider._structured  # the OpenAI provider's schema + validation + repair plumbing
-    parsed = structured(grader_messages(question, rubric, answer), "rubric_verdicts", grader_schema(len(rubric)),
-                        lambda raw: _Verdicts.model_validate_json(raw, context={"answer": answer,
-                                                                                "points": len(rubric)}))
+    parsed = structured(
+        grader_messages(question, rubric, answer),
+        "rubric_verdicts",
+        grader_schema(len(rubric)),
+        lambda raw: _Verdicts.model_validate_json(raw, context={"answer": answer, "points": len(rubric)}),
+    )
     return [verdict.model_dump() for verdict in parsed.verdicts]

@@ -20,16 +20,35 @@ def _item_json(item: Any, slot: Any, bloom: str) -> dict[str, Any]:
     source = {"document_id": item.source.document_id, "page": item.source.page, "title": item.source.title}
     labels = {"bloom": bloom, "difficulty": slot.difficulty}
     if isinstance(item, McqItem):
-        return {"type": "mcq", "question": item.question, "options": list(item.options),
-                "answer_index": item.answer_index, "explanation": item.explanation, "source": source, **labels}
-    return {"type": "theory", "question": item.question, "model_answer": item.model_answer,
-            "rubric": list(item.rubric), "source": source, **labels}
+        return {
+            "type": "mcq",
+            "question": item.question,
+            "options": list(item.options),
+            "answer_index": item.answer_index,
+            "explanation": item.explanation,
+            "source": source,
+            **labels,
+        }
+    return {
+        "type": "theory",
+        "question": item.question,
+        "model_answer": item.model_answer,
+        "rubric": list(item.rubric),
+        "source": source,
+        **labels,
+    }
 
 
 def valid_mcq(item: Any) -> bool:
     options = [option.strip().lower() for option in item.options]
-    return (len(options) == 4 and len(set(options)) == 4 and all(options) and 0 <= item.answer_index < 4
-            and bool(item.explanation.strip()) and bool(item.question.strip()))
+    return (
+        len(options) == 4
+        and len(set(options)) == 4
+        and all(options)
+        and 0 <= item.answer_index < 4
+        and bool(item.explanation.strip())
+        and bool(item.question.strip())
+    )
 
 
 def valid_theory(item: Any) -> bool:
@@ -58,9 +77,19 @@ def _material(exam_id: str) -> dict[str, Any] | None:
         if ranges:
             query = query.filter(Document.id.in_([entry["document_id"] for entry in ranges]))
         documents = [row.id for row in query.order_by(Document.created_at.desc()).limit(20).all()]
-        return {"status": "generating", "faculty_id": exam.faculty_id, "semester_id": exam.semester_id,
-                "course": exam.course, "num_mcq": exam.num_mcq, "num_theory": exam.num_theory, "topic": exam.topic,
-                "difficulty": exam.difficulty, "blueprint": blueprint, "ranges": ranges, "documents": documents}
+        return {
+            "status": "generating",
+            "faculty_id": exam.faculty_id,
+            "semester_id": exam.semester_id,
+            "course": exam.course,
+            "num_mcq": exam.num_mcq,
+            "num_theory": exam.num_theory,
+            "topic": exam.topic,
+            "difficulty": exam.difficulty,
+            "blueprint": blueprint,
+            "ranges": ranges,
+            "documents": documents,
+        }
 
 
 def generate_exam(exam_id: str) -> dict[str, Any]:
@@ -78,9 +107,19 @@ def generate_exam(exam_id: str) -> dict[str, Any]:
     scope = Scope(request["faculty_id"], request["semester_id"], request["course"])
     topic = request["topic"]
     query = topic or exam_course_query(scope)
-    results = spread_passages(scope.filters(), request["documents"], query, request["ranges"])[:PASSAGES * 2]
-    passages = [Passage(chunk_id=r["chunk_id"], document_id=r["document_id"], title=r["title"], page=r["page"],
-                        text=r["text"], score=r["score"], course=r["course"]) for r in results]
+    results = spread_passages(scope.filters(), request["documents"], query, request["ranges"])[: PASSAGES * 2]
+    passages = [
+        Passage(
+            chunk_id=r["chunk_id"],
+            document_id=r["document_id"],
+            title=r["title"],
+            page=r["page"],
+            text=r["text"],
+            score=r["score"],
+            course=r["course"],
+        )
+        for r in results
+    ]
     if not passages:
         return _finish(exam_id, [], "No course material matches this exam request yet; upload documents first.")
 
@@ -113,14 +152,21 @@ def generate_exam(exam_id: str) -> dict[str, Any]:
             offset = (rotation * 7) % max(1, len(passages))
             rotation += 1
             ordered = passages[offset:] + passages[:offset]
-            for item in llm.exam_items(ordered, num_mcq=max(0, missing_mcq), num_theory=max(0, missing_theory),
-                                       topic=asked_topic, difficulty=difficulty, distractor_pool=pool):
+            for item in llm.exam_items(
+                ordered,
+                num_mcq=max(0, missing_mcq),
+                num_theory=max(0, missing_theory),
+                topic=asked_topic,
+                difficulty=difficulty,
+                distractor_pool=pool,
+            ):
                 is_mcq = isinstance(item, McqItem)
                 if (is_mcq and missing_mcq <= 0) or (not is_mcq and missing_theory <= 0):
                     continue
                 structurally_ok = valid_mcq(item) if is_mcq else valid_theory(item)
-                duplicate = any(near_duplicate(item.question, other.question)
-                                for other in [*mine, *(k[0] for k in kept)])
+                duplicate = any(
+                    near_duplicate(item.question, other.question) for other in [*mine, *(k[0] for k in kept)]
+                )
                 if not structurally_ok or duplicate or not llm.verify_item(item):
                     dropped += 1
                     continue
@@ -139,18 +185,21 @@ def generate_exam(exam_id: str) -> dict[str, Any]:
     shortfall = (request["num_mcq"] + request["num_theory"]) - len(kept)
     notes = []
     if not kept:
-        notes.append("No question could be verified against the course material; try another topic or more "
-                     "material.")
+        notes.append("No question could be verified against the course material; try another topic or more material.")
     elif shortfall > 0:
         notes.append(f"{shortfall} question(s) could not be generated and verified from the available material.")
     relabelled = sum(1 for item, slot, recorded in kept if recorded != slot.bloom)
     if relabelled:
-        notes.append(f"{relabelled} item(s) record a Bloom level other than the blueprint asked: the offline "
-                     f"generator writes remember (cloze MCQ) and understand (explain) items only.")
+        notes.append(
+            f"{relabelled} item(s) record a Bloom level other than the blueprint asked: the offline "
+            f"generator writes remember (cloze MCQ) and understand (explain) items only."
+        )
     questions = [_item_json(item, slot, recorded) for item, slot, recorded in kept]
-    report = {"pages_covered": sorted({(q["source"]["document_id"], q["source"]["page"]) for q in questions}),
-              "bloom": dict(Counter(q["bloom"] for q in questions)),
-              "difficulty": dict(Counter(q["difficulty"] for q in questions))}
+    report = {
+        "pages_covered": sorted({(q["source"]["document_id"], q["source"]["page"]) for q in questions}),
+        "bloom": dict(Counter(q["bloom"] for q in questions)),
+        "difficulty": dict(Counter(q["difficulty"] for q in questions)),
+    }
     return _finish(exam_id, questions, " ".join(notes) or None, dropped=dropped, report=report)
 
 
@@ -162,10 +211,13 @@ def _requests(slots: list[Any]) -> list[list[Any]]:
     requests: list[list[Any]] = []
     nothing: list[Any] = []
     for difficulty in dict.fromkeys(slot.difficulty for slot in slots):
-        by_kind = {kind: [[s for s in slots if (s.kind, s.difficulty, s.bloom) == (kind, difficulty, bloom)]
-                          for bloom in dict.fromkeys(s.bloom for s in slots
-                                                     if (s.kind, s.difficulty) == (kind, difficulty))]
-                   for kind in ("mcq", "theory")}
+        by_kind = {
+            kind: [
+                [s for s in slots if (s.kind, s.difficulty, s.bloom) == (kind, difficulty, bloom)]
+                for bloom in dict.fromkeys(s.bloom for s in slots if (s.kind, s.difficulty) == (kind, difficulty))
+            ]
+            for kind in ("mcq", "theory")
+        }
         for mcq, theory in zip_longest(by_kind["mcq"], by_kind["theory"], fillvalue=nothing):
             requests.append([*mcq, *theory])
     return requests
@@ -185,8 +237,13 @@ def exam_course_query(scope: Any) -> str:
     return f"key concepts and definitions of {scope.course}" if scope.course else "key concepts and definitions"
 
 
-def _finish(exam_id: str, questions: list[dict[str, Any]], note: str | None, dropped: int = 0,
-            report: dict[str, Any] | None = None) -> dict[str, Any]:
+def _finish(
+    exam_id: str,
+    questions: list[dict[str, Any]],
+    note: str | None,
+    dropped: int = 0,
+    report: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     from aiteacher.db import transaction
     from aiteacher.db.models import Exam
     from aiteacher.notifications import notify_exam_ready
@@ -198,9 +255,13 @@ def _finish(exam_id: str, questions: list[dict[str, Any]], note: str | None, dro
             return {"exam_id": exam_id, "status": "missing"}
         exam.status, exam.questions, exam.error = status, questions, note
         if report is not None:
-            exam.blueprint = {**(exam.blueprint or {}),
-                              "report": {**report, "pages_covered": [{"document_id": d, "page": p}
-                                                                     for d, p in report["pages_covered"]]}}
+            exam.blueprint = {
+                **(exam.blueprint or {}),
+                "report": {
+                    **report,
+                    "pages_covered": [{"document_id": d, "page": p} for d, p in report["pages_covered"]],
+                },
+            }
     audit("exam.generate", status, target=exam_id, questions=len(questions), dropped=dropped)
     notify_exam_ready(exam_id)
     return {"exam_id": exam_id, "status": status, "questions": len(questions), "dropped": dropped}
@@ -211,8 +272,6 @@ def generation_failed(job: Any, connection: Any, exc_type: Any, exc_value: Any, 
         return
     log.error("exam %s failed: %s", job.args[0], exc_value)
     _finish(job.args[0], [], "Exam generation failed; please try again later.")
-
-
 
 
 # --- grading -------------------------------------------------------------------------------------
@@ -241,13 +300,22 @@ def grade_attempt(attempt_id: str, *, force_offline: bool = False) -> dict[str, 
             return {"attempt_id": attempt_id, "status": getattr(attempt, "status", "missing"), "skipped": True}
         finish(attempt, graded, grader)
         score, max_score, user_id, exam_id = attempt.score, attempt.max_score, attempt.user_id, attempt.exam_id
-    audit("exam.attempt.graded", "ok", actor=user_id, target=attempt_id, exam_id=exam_id, grader=grader,
-          score=score, max_score=max_score)
+    audit(
+        "exam.attempt.graded",
+        "ok",
+        actor=user_id,
+        target=attempt_id,
+        exam_id=exam_id,
+        grader=grader,
+        score=score,
+        max_score=max_score,
+    )
     return {"attempt_id": attempt_id, "status": "graded", "grader": grader, "score": score}
 
 
-def _grade_pending(questions: list[dict[str, Any]], answers: dict[str, Any], results: list[dict[str, Any]], *,
-                   force_offline: bool) -> tuple[list[dict[str, Any]], str]:
+def _grade_pending(
+    questions: list[dict[str, Any]], answers: dict[str, Any], results: list[dict[str, Any]], *, force_offline: bool
+) -> tuple[list[dict[str, Any]], str]:
     from aiteacher.exams import grading
     from aiteacher.llm import LLMError, get_llm
 

@@ -18,9 +18,19 @@ GENERATE_FAILED = "aiteacher.exams.jobs.generation_failed"
 KEY_FIELDS = ("answer_index", "explanation", "model_answer", "rubric")
 
 
-def request_exam(session: Session, caller: Claims, *, num_mcq: int, num_theory: int, course: str | None,
-                 topic: str | None, difficulty: str | None, semester_id: int | None,
-                 faculty_id: int | None, blueprint: dict[str, Any] | None = None) -> Exam:
+def request_exam(
+    session: Session,
+    caller: Claims,
+    *,
+    num_mcq: int,
+    num_theory: int,
+    course: str | None,
+    topic: str | None,
+    difficulty: str | None,
+    semester_id: int | None,
+    faculty_id: int | None,
+    blueprint: dict[str, Any] | None = None,
+) -> Exam:
     from aiteacher.curriculum.search import caller_scope
     from aiteacher.queue import enqueue
 
@@ -33,15 +43,35 @@ def request_exam(session: Session, caller: Claims, *, num_mcq: int, num_theory: 
     _check_tenant_exists(session, scope.faculty_id, scope.semester_id)
     if blueprint and blueprint.get("sources"):
         _check_sources(session, scope, blueprint["sources"])
-    exam = Exam(id=new_id(), created_by=caller.sub, creator_role=caller.role, faculty_id=scope.faculty_id,
-                semester_id=scope.semester_id, course=scope.course, topic=(topic or "").strip() or None,
-                difficulty=difficulty, num_mcq=num_mcq, num_theory=num_theory, status="queued", questions=[],
-                blueprint=blueprint or None)
+    exam = Exam(
+        id=new_id(),
+        created_by=caller.sub,
+        creator_role=caller.role,
+        faculty_id=scope.faculty_id,
+        semester_id=scope.semester_id,
+        course=scope.course,
+        topic=(topic or "").strip() or None,
+        difficulty=difficulty,
+        num_mcq=num_mcq,
+        num_theory=num_theory,
+        status="queued",
+        questions=[],
+        blueprint=blueprint or None,
+    )
     session.add(exam)
     session.flush()
     exam_id = exam.id
-    after_commit(session, lambda: enqueue("exams", GENERATE_JOB, exam_id, job_id=f"exam-{exam_id}",
-                                          timeout=settings.exam_job_timeout_seconds, on_failure=GENERATE_FAILED))
+    after_commit(
+        session,
+        lambda: enqueue(
+            "exams",
+            GENERATE_JOB,
+            exam_id,
+            job_id=f"exam-{exam_id}",
+            timeout=settings.exam_job_timeout_seconds,
+            on_failure=GENERATE_FAILED,
+        ),
+    )
     audit("exam.request", "queued", actor=caller.sub, target=exam_id, num_mcq=num_mcq, num_theory=num_theory)
     return exam
 
@@ -65,17 +95,23 @@ def _check_sources(session: Session, scope: Any, sources: list[dict[str, Any]]) 
 
     for entry in sources:
         document = session.get(Document, entry["document_id"])
-        covered = (document is not None and document.status == "ready"
-                   and (scope.faculty_id is None or document.faculty_id == scope.faculty_id)
-                   and (scope.semester_id is None or document.semester_id == scope.semester_id)
-                   and (scope.course is None or document.course == scope.course))
+        covered = (
+            document is not None
+            and document.status == "ready"
+            and (scope.faculty_id is None or document.faculty_id == scope.faculty_id)
+            and (scope.semester_id is None or document.semester_id == scope.semester_id)
+            and (scope.course is None or document.course == scope.course)
+        )
         if document is None or not covered:
-            raise ValidationFailed(f"Blueprint document {entry['document_id']} is not a ready document of your "
-                                   "course material")
+            raise ValidationFailed(
+                f"Blueprint document {entry['document_id']} is not a ready document of your course material"
+            )
         for key in ("first_page", "last_page"):
             if entry.get(key) and entry[key] > document.pages:
-                raise ValidationFailed(f"Blueprint page {entry[key]} is past the end of document "
-                                       f"{entry['document_id']} ({document.pages} pages)")
+                raise ValidationFailed(
+                    f"Blueprint page {entry[key]} is past the end of document "
+                    f"{entry['document_id']} ({document.pages} pages)"
+                )
 
 
 def visible_exam(session: Session, caller: Claims, exam_id: str) -> Exam:
@@ -90,8 +126,9 @@ def visible_exam(session: Session, caller: Claims, exam_id: str) -> Exam:
         scope = access.caller_scope(caller, session)
     except NotFound:
         raise NotFound("No such exam") from None
-    seen = access.exam_access(scope, created_by=exam.created_by, faculty_id=exam.faculty_id,
-                              semester_id=exam.semester_id)
+    seen = access.exam_access(
+        scope, created_by=exam.created_by, faculty_id=exam.faculty_id, semester_id=exam.semester_id
+    )
     if seen is access.ExamAccess.NONE:
         raise NotFound("No such exam")
     return exam
@@ -117,9 +154,11 @@ def keys_visible(session: Session, caller: Claims, exam: Exam) -> bool:
         return True
     if caller.sub == exam.created_by and exam.keys_revealed:
         return True
-    submitted = session.query(ExamAttempt.id).filter(
-        ExamAttempt.exam_id == exam.id, ExamAttempt.user_id == caller.sub,
-        ExamAttempt.status != "in_progress").first()
+    submitted = (
+        session.query(ExamAttempt.id)
+        .filter(ExamAttempt.exam_id == exam.id, ExamAttempt.user_id == caller.sub, ExamAttempt.status != "in_progress")
+        .first()
+    )
     return submitted is not None
 
 
@@ -128,10 +167,18 @@ def strip_keys(question: dict[str, Any]) -> dict[str, Any]:
 
 
 def exam_summary(exam: Exam) -> dict[str, Any]:
-    return {"id": exam.id, "status": exam.status, "kind": "practice" if is_practice(exam) else "course",
-            "course": exam.course, "topic": exam.topic, "difficulty": exam.difficulty, "num_mcq": exam.num_mcq,
-            "num_theory": exam.num_theory, "num_questions": len(exam.questions or []),
-            "created_at": exam.created_at.isoformat()}
+    return {
+        "id": exam.id,
+        "status": exam.status,
+        "kind": "practice" if is_practice(exam) else "course",
+        "course": exam.course,
+        "topic": exam.topic,
+        "difficulty": exam.difficulty,
+        "num_mcq": exam.num_mcq,
+        "num_theory": exam.num_theory,
+        "num_questions": len(exam.questions or []),
+        "created_at": exam.created_at.isoformat(),
+    }
 
 
 def exam_view(session: Session, caller: Claims, exam_id: str) -> dict[str, Any]:
@@ -140,8 +187,15 @@ def exam_view(session: Session, caller: Claims, exam_id: str) -> dict[str, Any]:
     questions = [with_source_link(q) for q in exam.questions]
     if not with_keys:
         questions = [strip_keys(q) for q in questions]
-    return {**exam_summary(exam), "error": exam.error, "keys_included": with_keys, "questions": questions,
-            "blueprint": exam.blueprint, "mine": caller.sub == exam.created_by, "progress": _progress_view(exam)}
+    return {
+        **exam_summary(exam),
+        "error": exam.error,
+        "keys_included": with_keys,
+        "questions": questions,
+        "blueprint": exam.blueprint,
+        "mine": caller.sub == exam.created_by,
+        "progress": _progress_view(exam),
+    }
 
 
 def with_source_link(question: dict[str, Any]) -> dict[str, Any]:
@@ -189,23 +243,32 @@ def list_exams(session: Session, caller: Claims, *, limit: int, offset: int) -> 
         elif caller.role == "academic":
             query = query.filter(or_(mine, and_(Exam.faculty_id == user.faculty_id, course_exam)))
         else:
-            query = query.filter(or_(mine, and_(Exam.faculty_id == user.faculty_id,
-                                                Exam.semester_id == user.semester_id, course_exam)))
+            query = query.filter(
+                or_(mine, and_(Exam.faculty_id == user.faculty_id, Exam.semester_id == user.semester_id, course_exam))
+            )
     rows = query.order_by(Exam.created_at.desc(), Exam.id.desc()).offset(offset).limit(limit + 1).all()
     page, more = rows[:limit], len(rows) > limit
     attempts: dict[str, ExamAttempt] = {}
     if page:
-        for attempt in (session.query(ExamAttempt)
-                        .filter(ExamAttempt.user_id == caller.sub, ExamAttempt.exam_id.in_([e.id for e in page]))
-                        .order_by(ExamAttempt.created_at.asc()).all()):
+        for attempt in (
+            session.query(ExamAttempt)
+            .filter(ExamAttempt.user_id == caller.sub, ExamAttempt.exam_id.in_([e.id for e in page]))
+            .order_by(ExamAttempt.created_at.asc())
+            .all()
+        ):
             attempts[attempt.exam_id] = attempt  # the latest wins
     items = []
     for exam in page:
         latest = attempts.get(exam.id)
-        items.append({**exam_summary(exam), "mine": exam.created_by == caller.sub,
-                      "my_latest_attempt": None if latest is None else {
-                          "id": latest.id, "status": latest.status, "score": latest.score,
-                          "max_score": latest.max_score}})
+        items.append(
+            {
+                **exam_summary(exam),
+                "mine": exam.created_by == caller.sub,
+                "my_latest_attempt": None
+                if latest is None
+                else {"id": latest.id, "status": latest.status, "score": latest.score, "max_score": latest.max_score},
+            }
+        )
     return {"exams": items, "limit": limit, "offset": offset, "next_offset": offset + limit if more else None}
 
 

@@ -22,17 +22,34 @@ from aiteacher.identity.service import PLACEMENT_FIELDS, apply_placement
 
 
 def user_record(user: User) -> dict[str, Any]:
-    return {"id": user.id, "email": user.email, "full_name": user.full_name, "role": user.role,
-            "faculty_id": user.faculty_id, "department_id": user.department_id, "semester_id": user.semester_id,
-            "is_active": bool(user.is_active), "created_at": user.created_at.isoformat()}
+    return {
+        "id": user.id,
+        "email": user.email,
+        "full_name": user.full_name,
+        "role": user.role,
+        "faculty_id": user.faculty_id,
+        "department_id": user.department_id,
+        "semester_id": user.semester_id,
+        "is_active": bool(user.is_active),
+        "created_at": user.created_at.isoformat(),
+    }
 
 
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def list_users(session: Session, actor: access.CallerScope, *, query: str | None, role: str | None,
-               faculty_id: int | None, active: bool | None, limit: int, offset: int) -> tuple[list[User], int]:
+def list_users(
+    session: Session,
+    actor: access.CallerScope,
+    *,
+    query: str | None,
+    role: str | None,
+    faculty_id: int | None,
+    active: bool | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[User], int]:
     """A page of accounts (newest first) and the total that matches. Admins see everyone; academics the
     students of their faculty. `query` matches email or name, case-insensitively."""
     own_faculty, own_role = access.user_directory_scope(actor)
@@ -53,8 +70,11 @@ def list_users(session: Session, actor: access.CallerScope, *, query: str | None
         statement = statement.where(User.is_active.is_(active))
     if query and query.strip():
         pattern = f"%{_escape_like(query.strip().lower())}%"
-        statement = statement.where(or_(func.lower(User.email).like(pattern, escape="\\"),
-                                        func.lower(User.full_name).like(pattern, escape="\\")))
+        statement = statement.where(
+            or_(
+                func.lower(User.email).like(pattern, escape="\\"), func.lower(User.full_name).like(pattern, escape="\\")
+            )
+        )
     total = session.scalar(select(func.count()).select_from(statement.subquery())) or 0
     users = session.scalars(statement.order_by(User.created_at.desc(), User.id).limit(limit).offset(offset)).all()
     return list(users), int(total)
@@ -100,11 +120,20 @@ def _end_sessions(session: Session, user: User, reason: str) -> None:
 
     user.token_version = (user.token_version or 0) + 1
     now = datetime.now(UTC)
-    families = list(session.scalars(select(RefreshFamily.id).where(
-        RefreshFamily.user_id == user.id, RefreshFamily.revoked_at.is_(None), RefreshFamily.expires_at > now)))
+    families = list(
+        session.scalars(
+            select(RefreshFamily.id).where(
+                RefreshFamily.user_id == user.id, RefreshFamily.revoked_at.is_(None), RefreshFamily.expires_at > now
+            )
+        )
+    )
     if families:
-        session.execute(update(RefreshFamily).where(RefreshFamily.id.in_(families))
-                        .values(revoked_at=now, revoked_reason=reason).execution_options(synchronize_session=False))
+        session.execute(
+            update(RefreshFamily)
+            .where(RefreshFamily.id.in_(families))
+            .values(revoked_at=now, revoked_reason=reason)
+            .execution_options(synchronize_session=False)
+        )
     ttl = get_settings().access_token_ttl_seconds
 
     def deny_all() -> None:
@@ -134,11 +163,21 @@ def change_role(session: Session, actor: access.CallerScope, user_id: str, role:
 def place(session: Session, actor: access.CallerScope, user_id: str, placement: dict[str, int | None]) -> User:
     user = _for_update(session, user_id)
     try:
-        access.check_placement_by(actor, target_role=access.Role(user.role), current_faculty_id=user.faculty_id,
-                                  new_faculty_id=placement.get("faculty_id"))
+        access.check_placement_by(
+            actor,
+            target_role=access.Role(user.role),
+            current_faculty_id=user.faculty_id,
+            new_faculty_id=placement.get("faculty_id"),
+        )
     except Forbidden:
-        audit("user.placement", "denied", actor=actor.user_id, target=user.id, via=actor.role.value,
-              faculty_id=placement.get("faculty_id"))
+        audit(
+            "user.placement",
+            "denied",
+            actor=actor.user_id,
+            target=user.id,
+            via=actor.role.value,
+            faculty_id=placement.get("faculty_id"),
+        )
         raise
     full = {key: placement.get(key) for key in PLACEMENT_FIELDS}
     if full != {key: getattr(user, key) for key in PLACEMENT_FIELDS}:

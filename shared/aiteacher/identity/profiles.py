@@ -74,8 +74,9 @@ async def admit_token(claims: Claims) -> None:
             raise InvalidToken("This account is deactivated", code="account_disabled") from exc
         prefetched.set(profile)
     if claims.ver < int(profile.get("token_version") or 0):
-        raise InvalidToken("The account's role or status changed since this token was issued; sign in again",
-                           code="token_revoked")
+        raise InvalidToken(
+            "The account's role or status changed since this token was issued; sign in again", code="token_revoked"
+        )
 
 
 def _read(session: Session, user_id: str) -> dict[str, Any]:
@@ -83,14 +84,32 @@ def _read(session: Session, user_id: str) -> dict[str, Any]:
 
     from aiteacher.db.models import User
 
-    row = session.execute(select(User.id, User.email, User.full_name, User.role, User.faculty_id,
-                                 User.department_id, User.semester_id, User.push_token, User.token_version)
-                          .where(User.id == user_id, User.is_active.is_(True))).first()
+    row = session.execute(
+        select(
+            User.id,
+            User.email,
+            User.full_name,
+            User.role,
+            User.faculty_id,
+            User.department_id,
+            User.semester_id,
+            User.push_token,
+            User.token_version,
+        ).where(User.id == user_id, User.is_active.is_(True))
+    ).first()
     if row is None:
         raise NotFound("The account no longer exists")
-    return {"id": row.id, "email": row.email, "full_name": row.full_name, "role": row.role,
-            "faculty_id": row.faculty_id, "department_id": row.department_id, "semester_id": row.semester_id,
-            "push_enabled": bool(row.push_token), "token_version": int(row.token_version or 0)}
+    return {
+        "id": row.id,
+        "email": row.email,
+        "full_name": row.full_name,
+        "role": row.role,
+        "faculty_id": row.faculty_id,
+        "department_id": row.department_id,
+        "semester_id": row.semester_id,
+        "push_enabled": bool(row.push_token),
+        "token_version": int(row.token_version or 0),
+    }
 
 
 def _remember(profile: dict[str, Any]) -> None:

@@ -65,10 +65,12 @@ class ProfileUpdate(BaseModel):
     faculty_id: int | None = Field(None, ge=1, le=MAX_ID)
     department_id: int | None = Field(None, ge=1, le=MAX_ID)
     semester_id: int | None = Field(None, ge=1, le=MAX_ID)
-    push_token: str | None = Field(None, min_length=1, max_length=4096,
-                                   description="FCM registration token of this device; null stops push")
-    enrolment_key: str | None = Field(None, min_length=1, max_length=64,
-                                      description="Needed to enter a faculty whose enrolment policy is `key`")
+    push_token: str | None = Field(
+        None, min_length=1, max_length=4096, description="FCM registration token of this device; null stops push"
+    )
+    enrolment_key: str | None = Field(
+        None, min_length=1, max_length=64, description="Needed to enter a faculty whose enrolment policy is `key`"
+    )
 
 
 # --- user administration (the `users` function) ---------------------------------------------------

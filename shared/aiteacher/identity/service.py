@@ -34,8 +34,8 @@ class IssuedPair:
 
 # --- registration ---------------------------------------------------------------------------------
 
-def register(session: Session, *, email: str, password: str, full_name: str, role: str,
-             caller: Claims | None) -> User:
+
+def register(session: Session, *, email: str, password: str, full_name: str, role: str, caller: Claims | None) -> User:
     """Anyone may create a student; academics and admins are created by an admin only."""
     actor = caller.sub if caller else None
     if role != "student" and (caller is None or caller.role != "admin"):
@@ -46,8 +46,13 @@ def register(session: Session, *, email: str, password: str, full_name: str, rol
     if session.scalar(select(User.id).where(User.email == email)) is not None:
         audit("user.register", "duplicate", actor=actor, target=email)
         raise Conflict("An account with this email already exists", code="email_taken")
-    user = User(id=new_id(), email=email, password_hash=passwords.hash_password(password),
-                full_name=full_name.strip(), role=role)
+    user = User(
+        id=new_id(),
+        email=email,
+        password_hash=passwords.hash_password(password),
+        full_name=full_name.strip(),
+        role=role,
+    )
     session.add(user)
     try:
         session.flush()
@@ -68,8 +73,13 @@ def ensure_admin(session: Session, email: str, password: str) -> str:
         raise ValueError("The admin password is blank or too common (it appears in lists of breached passwords)")
     user = session.scalar(select(User).where(User.email == email))
     if user is None:
-        user = User(id=new_id(), email=email, password_hash=passwords.hash_password(password),
-                    full_name="Administrator", role="admin")
+        user = User(
+            id=new_id(),
+            email=email,
+            password_hash=passwords.hash_password(password),
+            full_name="Administrator",
+            role="admin",
+        )
         session.add(user)
         session.flush()
         audit("user.register", "ok", actor="bootstrap", target=user.id, role="admin")
@@ -84,6 +94,7 @@ def ensure_admin(session: Session, email: str, password: str) -> str:
 
 
 # --- login ----------------------------------------------------------------------------------------
+
 
 def login(session: Session, *, email: str, password: str, client_ip: str) -> IssuedPair:
     from aiteacher.security.login_throttle import LoginAttempt
@@ -112,8 +123,13 @@ def login(session: Session, *, email: str, password: str, client_ip: str) -> Iss
 def _start_family(session: Session, user: User) -> IssuedPair:
     settings = get_settings()
     now = datetime.now(UTC)
-    family = RefreshFamily(id=new_id(), user_id=user.id, current_jti=tokens.new_jti(), created_at=now,
-                           expires_at=now + timedelta(seconds=settings.refresh_token_ttl_seconds))
+    family = RefreshFamily(
+        id=new_id(),
+        user_id=user.id,
+        current_jti=tokens.new_jti(),
+        created_at=now,
+        expires_at=now + timedelta(seconds=settings.refresh_token_ttl_seconds),
+    )
     session.add(family)
     session.flush()
     return _issue_pair(user, family)
@@ -122,15 +138,29 @@ def _start_family(session: Session, user: User) -> IssuedPair:
 def _issue_pair(user: User, family: RefreshFamily) -> IssuedPair:
     settings = get_settings()
     expires_at = int(family.expires_at.timestamp())
-    access, _ = tokens.issue("access", sub=user.id, role=user.role, family=family.id,
-                             ttl_seconds=settings.access_token_ttl_seconds, version=user.token_version or 0)
-    refresh, claims = tokens.issue("refresh", sub=user.id, role=user.role, family=family.id,
-                                   ttl_seconds=settings.refresh_token_ttl_seconds, jti=family.current_jti,
-                                   expires_at=expires_at, version=user.token_version or 0)
+    access, _ = tokens.issue(
+        "access",
+        sub=user.id,
+        role=user.role,
+        family=family.id,
+        ttl_seconds=settings.access_token_ttl_seconds,
+        version=user.token_version or 0,
+    )
+    refresh, claims = tokens.issue(
+        "refresh",
+        sub=user.id,
+        role=user.role,
+        family=family.id,
+        ttl_seconds=settings.refresh_token_ttl_seconds,
+        jti=family.current_jti,
+        expires_at=expires_at,
+        version=user.token_version or 0,
+    )
     return IssuedPair(access, refresh, settings.access_token_ttl_seconds, max(0, claims.exp - claims.iat))
 
 
 # --- refresh and logout ---------------------------------------------------------------------------
+
 
 def refresh(session: Session, refresh_token: str) -> IssuedPair | None:
     """Rotate a refresh token. None means the token was already used: its whole family is now revoked,
@@ -148,16 +178,16 @@ def refresh(session: Session, refresh_token: str) -> IssuedPair | None:
         raise InvalidToken("The refresh token is invalid")
     if claims.ver < (user.token_version or 0):
         audit("auth.refresh", "failed", actor=claims.sub, target=family.id, reason="token_version")
-        raise InvalidToken("The account's role or status changed since this login; sign in again",
-                           code="token_revoked")
+        raise InvalidToken("The account's role or status changed since this login; sign in again", code="token_revoked")
     new_jti = tokens.new_jti()
     now = datetime.now(UTC)
     # Compare-and-swap on the current jti: of two concurrent uses of one token, exactly one wins.
     rotated = rows_affected(
         session,
         update(RefreshFamily)
-        .where(RefreshFamily.id == family.id, RefreshFamily.current_jti == claims.jti,
-               RefreshFamily.revoked_at.is_(None))
+        .where(
+            RefreshFamily.id == family.id, RefreshFamily.current_jti == claims.jti, RefreshFamily.revoked_at.is_(None)
+        )
         .values(current_jti=new_jti, last_used_at=now)
         .execution_options(synchronize_session=False),
     )
@@ -201,6 +231,7 @@ def logout(session: Session, caller: Claims, refresh_token: str | None) -> None:
 
 # --- profile --------------------------------------------------------------------------------------
 
+
 def get_user(session: Session, user_id: str) -> User:
     user = session.get(User, user_id)
     if user is None or not user.is_active:
@@ -232,13 +263,23 @@ def update_profile(session: Session, caller: Claims, changes: dict[str, object])
         scope = access.scope_of(profiles.current(user.id, session))
         try:
             access.check_self_placement(
-                scope, new_faculty_id=placement["faculty_id"], placement_changed=True,
+                scope,
+                new_faculty_id=placement["faculty_id"],
+                placement_changed=True,
                 policy=access.EnrolmentPolicy(faculty.enrolment_policy) if faculty else None,
                 key_hash=faculty.enrolment_key_hash if faculty else None,
-                enrolment_key=str(enrolment_key) if enrolment_key else None)
+                enrolment_key=str(enrolment_key) if enrolment_key else None,
+            )
         except Forbidden as exc:
-            audit("user.placement", "denied", actor=user.id, target=user.id, via="self", reason=exc.code,
-                  faculty_id=placement["faculty_id"])
+            audit(
+                "user.placement",
+                "denied",
+                actor=user.id,
+                target=user.id,
+                via="self",
+                reason=exc.code,
+                faculty_id=placement["faculty_id"],
+            )
             raise
         apply_placement(session, user, placement, actor=user.id, via="self")
     session.flush()
@@ -257,8 +298,7 @@ def new_placement(user: User, changes: dict[str, object]) -> dict[str, int | Non
     return placement
 
 
-def apply_placement(session: Session, user: User, placement: dict[str, int | None], *, actor: str,
-                    via: str) -> None:
+def apply_placement(session: Session, user: User, placement: dict[str, int | None], *, actor: str, via: str) -> None:
     """Validate (422 for unknown ids or another faculty's department/semester), store and audit."""
     from aiteacher.academics.service import check_placement
 

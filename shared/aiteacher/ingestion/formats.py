@@ -16,8 +16,13 @@ __all__ = ["BUCKET_SUFFIXES", "CONTENT_TYPES", "FILE_SUFFIXES", "UNITS", "Kind",
 
 Kind = Literal["pdf", "pptx", "docx", "markdown", "html"]
 
-UNITS: Final[dict[str, str]] = {"pdf": "page", "pptx": "slide", "docx": "section", "markdown": "section",
-                                "html": "section"}
+UNITS: Final[dict[str, str]] = {
+    "pdf": "page",
+    "pptx": "slide",
+    "docx": "section",
+    "markdown": "section",
+    "html": "section",
+}
 """What a unit number (`page` in search results and citations) counts, per kind."""
 CONTENT_TYPES: Final[dict[str, str]] = {
     "pdf": "application/pdf",
@@ -26,16 +31,34 @@ CONTENT_TYPES: Final[dict[str, str]] = {
     "markdown": "text/markdown; charset=utf-8",
     "html": "text/html; charset=utf-8",
 }
-FILE_SUFFIXES: Final[dict[str, str]] = {"pdf": ".pdf", "pptx": ".pptx", "docx": ".docx", "markdown": ".md",
-                                        "html": ".html"}
+FILE_SUFFIXES: Final[dict[str, str]] = {
+    "pdf": ".pdf",
+    "pptx": ".pptx",
+    "docx": ".docx",
+    "markdown": ".md",
+    "html": ".html",
+}
 BUCKET_SUFFIXES: Final = (".pdf", ".pptx", ".docx", ".md", ".markdown", ".html", ".htm")
 """Keys the bucket path hands to the worker. A cheap pre-filter for junk (.DS_Store, images); the worker still
 decides by content, so a mislabelled file is read as what it is or fails with a readable error."""
 
 _OLE_MAGIC: Final = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _ZIP_MAGIC: Final = b"PK\x03\x04"
-_HTML_STARTS: Final = ("<!doctype html", "<html", "<head", "<body", "<meta", "<title", "<h1", "<div",
-                       "<p>", "<p ", "<section", "<article", "<main")
+_HTML_STARTS: Final = (
+    "<!doctype html",
+    "<html",
+    "<head",
+    "<body",
+    "<meta",
+    "<title",
+    "<h1",
+    "<div",
+    "<p>",
+    "<p ",
+    "<section",
+    "<article",
+    "<main",
+)
 _SNIFF_CHARS: Final = 4096
 _LOCAL_HEADER_SCAN: Final = 256 * 1024
 _SUPPORTED: Final = "PDF, PowerPoint (.pptx), Word (.docx), Markdown or HTML"
@@ -57,15 +80,18 @@ def sniff(data: bytes | bytearray | memoryview) -> Sniffed:
     if head.startswith(_ZIP_MAGIC):
         return _sniff_zip(data)
     if head.startswith(_OLE_MAGIC):
-        return Sniffed(None, "The file is a legacy Office document (.ppt or .doc). Save it as .pptx or .docx (or "
-                             "export a PDF) and upload it again.")
+        return Sniffed(
+            None,
+            "The file is a legacy Office document (.ppt or .doc). Save it as .pptx or .docx (or "
+            "export a PDF) and upload it again.",
+        )
     text = _as_text(head)
     if text is None:
         return Sniffed(None, f"The file is not a format that can be ingested: upload {_SUPPORTED}.")
     start = text.lstrip("\ufeff \t\r\n").lower()
     while start.startswith("<!--"):  # leading comments before the doctype
         end = start.find("-->")
-        start = start[end + 3:].lstrip() if end >= 0 else ""
+        start = start[end + 3 :].lstrip() if end >= 0 else ""
     if start.startswith(_HTML_STARTS) or "<html" in start[:1024] or "<body" in start[:1024]:
         return Sniffed("html")
     return Sniffed("markdown")
@@ -97,8 +123,11 @@ def _sniff_zip(data: bytes | bytearray | memoryview) -> Sniffed:
             return Sniffed("pptx")
         if b"word/" in local_names:
             return Sniffed("docx")
-        return Sniffed(None, "The file looks like a zip archive (an Office document?) but is damaged or "
-                             "incomplete. Save or export it again and upload the new file.")
+        return Sniffed(
+            None,
+            "The file looks like a zip archive (an Office document?) but is damaged or "
+            "incomplete. Save or export it again and upload the new file.",
+        )
     if "[Content_Types].xml" in names and "ppt/presentation.xml" in names:
         return Sniffed("pptx")
     if "[Content_Types].xml" in names and "word/document.xml" in names:

@@ -81,8 +81,14 @@ def _content_only(image: Any) -> Any:
     if box is None:
         return None
     left, top, right, bottom = box
-    return gray.crop((max(left - _MARGIN, 0), max(top - _MARGIN, 0), min(right + _MARGIN, gray.width),
-                      min(bottom + _MARGIN, gray.height)))
+    return gray.crop(
+        (
+            max(left - _MARGIN, 0),
+            max(top - _MARGIN, 0),
+            min(right + _MARGIN, gray.width),
+            min(bottom + _MARGIN, gray.height),
+        )
+    )
 
 
 _INK: Final = 64
@@ -112,8 +118,14 @@ def _reading_order(items: list[tuple[Any, str]]) -> str:
     return "\n".join(" ".join(text for _, text in sorted(line)) for line in lines)
 
 
-def recognise_pdf_pages(data: bytes, numbers: Iterable[int], *, dpi: int, deadline: float | None,
-                        progress: Callable[[int], None] | None = None) -> dict[int, str]:
+def recognise_pdf_pages(
+    data: bytes,
+    numbers: Iterable[int],
+    *,
+    dpi: int,
+    deadline: float | None,
+    progress: Callable[[int], None] | None = None,
+) -> dict[int, str]:
     """OCR the given 1-based pages. Raises `OcrDeadline` past `deadline` (time.monotonic()).
 
     A page PDFium cannot render gives no text (the rest of the document still counts)."""

@@ -111,8 +111,13 @@ class ExtractedPdf:
 # --------------------------------------------------------------------------------------------------------------
 
 
-def extract_pages(data: bytes | bytearray | memoryview, limits: PdfLimits | None = None, *,
-                  require_text: bool = True, progress: Callable[[int, int], None] | None = None) -> ExtractedPdf:
+def extract_pages(
+    data: bytes | bytearray | memoryview,
+    limits: PdfLimits | None = None,
+    *,
+    require_text: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+) -> ExtractedPdf:
     """Extract normalised text per page from an untrusted PDF.
 
     `require_text=False` returns the pages even when none has text (the caller recognises them with OCR);
@@ -161,7 +166,8 @@ _TRANSLATION: Final = _translation_table()
 # Every character the translation changes, plus the soft hyphen; most pages hold none, and searching is faster
 # than translating.
 _NEEDS_TRANSLATION: Final = re.compile(
-    "[" + "".join(re.escape(chr(code)) for code in sorted({*_TRANSLATION, 0xAD}) if not 0xD800 <= code < 0xE000)
+    "["
+    + "".join(re.escape(chr(code)) for code in sorted({*_TRANSLATION, 0xAD}) if not 0xD800 <= code < 0xE000)
     + "\ud800-\udfff]"
 )
 
@@ -355,8 +361,13 @@ def _pypdf_limits(pypdf: ModuleType, limits: PdfLimits, per_stream: int) -> Abst
     return apply_configuration(**{name: value for name, value in wanted.items() if hasattr(configuration, name)})
 
 
-def _extract(pypdf: ModuleType, data: bytes, limits: PdfLimits, require_text: bool = True,
-             progress: Callable[[int, int], None] | None = None) -> ExtractedPdf:
+def _extract(
+    pypdf: ModuleType,
+    data: bytes,
+    limits: PdfLimits,
+    require_text: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+) -> ExtractedPdf:
     with _pypdf_limits(pypdf, limits, min(limits.max_stream_bytes, limits.max_decompressed_bytes)):
         reader = pypdf.PdfReader(io.BytesIO(data), strict=False)
         if reader.is_encrypted:
@@ -432,10 +443,22 @@ def _total_too_large(limits: PdfLimits) -> PdfRejected:
 
 
 # The dictionary entries that lead from a page to the streams text extraction decodes.
-_ACCOUNTED_KEYS: Final = frozenset({
-    "/Contents", "/Resources", "/Font", "/XObject", "/ToUnicode", "/Encoding", "/DescendantFonts",
-    "/FontDescriptor", "/FontFile", "/FontFile2", "/FontFile3", "/CharProcs",
-})
+_ACCOUNTED_KEYS: Final = frozenset(
+    {
+        "/Contents",
+        "/Resources",
+        "/Font",
+        "/XObject",
+        "/ToUnicode",
+        "/Encoding",
+        "/DescendantFonts",
+        "/FontDescriptor",
+        "/FontFile",
+        "/FontFile2",
+        "/FontFile3",
+        "/CharProcs",
+    }
+)
 _NAME_MAPS: Final = frozenset({"/Font", "/XObject", "/CharProcs"})  # every value of these is followed
 _MAX_ACCOUNTING_NODES: Final = 10_000
 
@@ -475,10 +498,24 @@ def _newly_decompressed_bytes(page: Any, counted: set[int]) -> int:
 _TITLE_PREFIX: Final = re.compile(r"^(?:microsoft\s+(?:word|powerpoint|excel)\s*-\s*)", re.IGNORECASE)
 _TITLE_FILE_SUFFIX: Final = re.compile(r"\.(?:docx?|pptx?|odt|odp|rtf|tex|dvi|pdf|key|pages)$", re.IGNORECASE)
 _BARE_FILE_NAME: Final = re.compile(r"[\w.~-]+\.\w{2,5}")
-_PLACEHOLDER_TITLES: Final = frozenset({
-    "untitled", "untitled document", "title", "document", "presentation", "powerpoint presentation",
-    "slide 1", "pdf", "unknown", "none", "null", "no title", "blank", "new document",
-})
+_PLACEHOLDER_TITLES: Final = frozenset(
+    {
+        "untitled",
+        "untitled document",
+        "title",
+        "document",
+        "presentation",
+        "powerpoint presentation",
+        "slide 1",
+        "pdf",
+        "unknown",
+        "none",
+        "null",
+        "no title",
+        "blank",
+        "new document",
+    }
+)
 MAX_TITLE_CHARS: Final = 300
 
 

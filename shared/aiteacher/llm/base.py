@@ -13,8 +13,9 @@ HINT_SOCRATIC, HINT_STRONG, HINT_WORKED = 0, 1, 2
 HINT_LEVELS: tuple[int, ...] = (HINT_SOCRATIC, HINT_STRONG, HINT_WORKED)
 MCQ_OPTIONS = 4
 #: The tutor's reply when it is given no passages (callers normally refuse before asking).
-NO_SOURCES_ANSWER = ("I could not find this in your course material. Which lecture or topic does your "
-                     "question come from?")
+NO_SOURCES_ANSWER = (
+    "I could not find this in your course material. Which lecture or topic does your question come from?"
+)
 
 
 class LLMError(ServiceUnavailable):

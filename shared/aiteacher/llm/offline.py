@@ -111,38 +111,49 @@ class OfflineProvider:
         if hint_level == HINT_SOCRATIC:
             about = f"The part that mentions {named}" if named else "The passage there"
             extra = f", especially what it says about “{focus}”" if focus else ""
-            body = (f"Here is a hint rather than the answer: look at page {passage.page} of “{passage.title}”. "
-                    f"{about} holds the key{extra}. Re-read it and try to put the idea into your own words.")
-            guiding = _pick(variant, [
-                f"How do you think “{focus}” connects to your question?" if focus
-                else "What does that page suggest about your question?",
-                f"Based on that page, how would you explain {named or 'the idea'} in one sentence?",
-                f"What role do you think {f'“{focus}”' if focus else named or 'this idea'} plays here?",
-            ])
+            body = (
+                f"Here is a hint rather than the answer: look at page {passage.page} of “{passage.title}”. "
+                f"{about} holds the key{extra}. Re-read it and try to put the idea into your own words."
+            )
+            guiding = _pick(
+                variant,
+                [
+                    f"How do you think “{focus}” connects to your question?"
+                    if focus
+                    else "What does that page suggest about your question?",
+                    f"Based on that page, how would you explain {named or 'the idea'} in one sentence?",
+                    f"What role do you think {f'“{focus}”' if focus else named or 'this idea'} plays here?",
+                ],
+            )
         elif hint_level == HINT_STRONG:
-            body = (f"A stronger hint: the key sentence is on page {passage.page} of “{passage.title}”:\n\n"
-                    f"> {lead.text}")
-            guiding = _pick(variant, [
-                f"How does this sentence answer your question{f' about {named}' if named else ''}?",
-                "Which words in that sentence carry the answer, and why?",
-                f"Can you now explain {named or 'the idea'} in your own words?",
-            ])
+            body = f"A stronger hint: the key sentence is on page {passage.page} of “{passage.title}”:\n\n> {lead.text}"
+            guiding = _pick(
+                variant,
+                [
+                    f"How does this sentence answer your question{f' about {named}' if named else ''}?",
+                    "Which words in that sentence carry the answer, and why?",
+                    f"Can you now explain {named or 'the idea'} in your own words?",
+                ],
+            )
         else:
             steps = []
             for number, sentence in enumerate(chosen, start=1):
                 source = passages[sentence.passage_index]
                 steps.append(f"{number}. {sentence.text} (“{source.title}”, p. {source.page})")
             body = "Here is a worked explanation from your course material:\n\n" + "\n".join(steps)
-            guiding = _pick(variant, [
-                f"To check your understanding: how would you explain {named or 'this'} to a classmate?",
-                "Can you think of an example, not in the notes, where this applies?",
-                "Which step of this explanation would you find hardest to explain without the notes, and why?",
-            ])
+            guiding = _pick(
+                variant,
+                [
+                    f"To check your understanding: how would you explain {named or 'this'} to a classmate?",
+                    "Can you think of an example, not in the notes, where this applies?",
+                    "Which step of this explanation would you find hardest to explain without the notes, and why?",
+                ],
+            )
 
         reminder = _misconception_reminder(question, learning_state)
         parts = [body] + ([reminder] if reminder else []) + [guiding]
         used: list[Passage] = []
-        for sentence in (chosen if hint_level > HINT_SOCRATIC else chosen[:1]):
+        for sentence in chosen if hint_level > HINT_SOCRATIC else chosen[:1]:
             source = passages[sentence.passage_index]
             if source not in used:
                 used.append(source)
@@ -157,8 +168,9 @@ class OfflineProvider:
         learning_state: LearningState | None = None,
         hint_level: int = HINT_SOCRATIC,
     ) -> TutorReply:
-        return self.tutor_answer(question, passages, history=history, learning_state=learning_state,
-                                 hint_level=hint_level)
+        return self.tutor_answer(
+            question, passages, history=history, learning_state=learning_state, hint_level=hint_level
+        )
 
     async def stream_tutor_answer(
         self,
@@ -170,8 +182,9 @@ class OfflineProvider:
         hint_level: int = HINT_SOCRATIC,
     ) -> AsyncIterator[str | TutorReply]:
         """The extractive answer, one sentence (or list line) per delta, yielding to the loop in between."""
-        reply = self.tutor_answer(question, passages, history=history, learning_state=learning_state,
-                                  hint_level=hint_level)
+        reply = self.tutor_answer(
+            question, passages, history=history, learning_state=learning_state, hint_level=hint_level
+        )
         for piece in stream_pieces(reply.answer):
             yield piece
             await asyncio.sleep(0)
@@ -210,8 +223,15 @@ class OfflineProvider:
         items.extend(self._theory(ordered, num_theory, topic, passage_terms))
         return items
 
-    def _mcqs(self, passages: list[Passage], count: int, topic: str | None, difficulty: str | None,
-              pools: tuple[list[str], list[str]], passage_terms: dict[int, list[str]]) -> list[McqItem]:
+    def _mcqs(
+        self,
+        passages: list[Passage],
+        count: int,
+        topic: str | None,
+        difficulty: str | None,
+        pools: tuple[list[str], list[str]],
+        passage_terms: dict[int, list[str]],
+    ) -> list[McqItem]:
         if count == 0:
             return []
         queues = [_cloze_candidates(p, passage_terms[id(p)], topic) for p in passages]
@@ -234,8 +254,9 @@ class OfflineProvider:
                     break  # one item per passage per round: spread questions over the material
         return items
 
-    def _theory(self, passages: list[Passage], count: int, topic: str | None,
-                passage_terms: dict[int, list[str]]) -> list[TheoryItem]:
+    def _theory(
+        self, passages: list[Passage], count: int, topic: str | None, passage_terms: dict[int, list[str]]
+    ) -> list[TheoryItem]:
         items: list[TheoryItem] = []
         used_terms: set[tuple[str, ...]] = set()
         rounds = 0
@@ -268,8 +289,11 @@ class OfflineProvider:
         think...", "...isn't it?") that the tutor answered. Next steps: review the newest topics."""
         user_text = "\n".join(_as_sentence(turn.content) for turn in turns if turn.role == "user")
         tutor_text = " ".join(turn.content for turn in turns if turn.role == "assistant")
-        new_topics = [term for term in extract_key_terms(user_text, limit=MAX_LIST_ITEMS, min_count=1)
-                      if _term_key(term) and not set(_term_key(term)) <= _QUESTION_STEMS]
+        new_topics = [
+            term
+            for term in extract_key_terms(user_text, limit=MAX_LIST_ITEMS, min_count=1)
+            if _term_key(term) and not set(_term_key(term)) <= _QUESTION_STEMS
+        ]
         # Terms the tutor's replies (drawn from the material) also use first: they are course topics.
         new_topics.sort(key=lambda term: not contains_term(tutor_text, term))
         topics = _dedupe([*new_topics, *(previous.topics if previous else [])])[:MAX_LIST_ITEMS]
@@ -301,10 +325,39 @@ class OfflineProvider:
 
 # --- tutor helpers ---------------------------------------------------------------------------------
 _QUESTION_STEMS = frozenset(stem(word) for word in QUESTION_WORDS)
-_FOLLOW_UP_STEMS = frozenset(stem(word) for word in (
-    "still", "get", "understand", "example", "give", "explain", "again", "more", "mean", "detail", "elaborate",
-    "confused", "lost", "sure", "please", "another", "simpler", "simple", "way", "differently", "ok", "okay",
-    "thanks", "yes", "no", "really", "so", "then"))
+_FOLLOW_UP_STEMS = frozenset(
+    stem(word)
+    for word in (
+        "still",
+        "get",
+        "understand",
+        "example",
+        "give",
+        "explain",
+        "again",
+        "more",
+        "mean",
+        "detail",
+        "elaborate",
+        "confused",
+        "lost",
+        "sure",
+        "please",
+        "another",
+        "simpler",
+        "simple",
+        "way",
+        "differently",
+        "ok",
+        "okay",
+        "thanks",
+        "yes",
+        "no",
+        "really",
+        "so",
+        "then",
+    )
+)
 
 
 _PIECE_END = re.compile(r"(?<=[.!?:”\"])\s+|\n+")
@@ -314,7 +367,7 @@ def stream_pieces(answer: str) -> list[str]:
     """`answer` cut after each sentence or line; the pieces, concatenated, are `answer` exactly."""
     pieces, start = [], 0
     for match in _PIECE_END.finditer(answer):
-        pieces.append(answer[start:match.end()])
+        pieces.append(answer[start : match.end()])
         start = match.end()
     if start < len(answer):
         pieces.append(answer[start:])
@@ -324,8 +377,11 @@ def stream_pieces(answer: str) -> list[str]:
 def _is_prose(sentence: str) -> bool:
     """A real sentence (not a heading, a caption fragment or a running header)."""
     words = tokens(sentence)
-    return (len(words) >= MIN_SENTENCE_WORDS and _TERMINAL.search(sentence) is not None
-            and sum(word.islower() for word in words) >= 3)
+    return (
+        len(words) >= MIN_SENTENCE_WORDS
+        and _TERMINAL.search(sentence) is not None
+        and sum(word.islower() for word in words) >= 3
+    )
 
 
 def _sentences(passages: Sequence[Passage]) -> list[_Sentence]:
@@ -403,8 +459,7 @@ def _misconception_reminder(question: str, state: LearningState | None) -> str:
     question_stems = set(terms(question)) - _QUESTION_STEMS
     for misconception in reversed(state.misconceptions):
         if len(question_stems & set(terms(misconception))) >= 2:
-            return (f"Earlier you said: “{_shorten(misconception, 120)}”. "
-                    "Check whether this passage supports that idea.")
+            return f"Earlier you said: “{_shorten(misconception, 120)}”. Check whether this passage supports that idea."
     return ""
 
 
@@ -481,19 +536,25 @@ def _overlapping(a: str, b: str) -> bool:
     if not key_a or not key_b:
         return True
     short, long = sorted((key_a, key_b), key=len)
-    return any(long[i:i + len(short)] == short for i in range(len(long) - len(short) + 1))
+    return any(long[i : i + len(short)] == short for i in range(len(long) - len(short) + 1))
 
 
-def _build_mcq(passage: Passage, sentence: str, answer: str, pools: tuple[list[str], list[str]],
-               difficulty: str | None) -> McqItem | None:
+def _build_mcq(
+    passage: Passage, sentence: str, answer: str, pools: tuple[list[str], list[str]], difficulty: str | None
+) -> McqItem | None:
     """A cloze MCQ; distractors come from the caller's pool, topped up from the material's key terms."""
     cloze = _blank(sentence, answer)
     distractors: list[str] = []
     for pool in pools:
-        candidates = [term for term in pool
-                      if not _overlapping(term, answer) and not contains_term(sentence, term)
-                      and BLANK not in term and len(term) <= 80
-                      and all(not _overlapping(term, other) for other in distractors)]
+        candidates = [
+            term
+            for term in pool
+            if not _overlapping(term, answer)
+            and not contains_term(sentence, term)
+            and BLANK not in term
+            and len(term) <= 80
+            and all(not _overlapping(term, other) for other in distractors)
+        ]
         needed = MCQ_OPTIONS - 1 - len(distractors)
         distractors += _choose_distractors(answer, candidates, difficulty, seed=sentence)[:needed]
     if len(distractors) < MCQ_OPTIONS - 1:
@@ -502,10 +563,12 @@ def _build_mcq(passage: Passage, sentence: str, answer: str, pools: tuple[list[s
     answer_index = stable_hash(question) % MCQ_OPTIONS
     options = list(distractors)
     options.insert(answer_index, answer)
-    explanation = (f"The source says: “{sentence}” (“{passage.title}”, p. {passage.page}). "
-                   f"The missing term is “{answer}”.")
-    return McqItem(question=question, options=options, answer_index=answer_index, explanation=explanation,
-                   source=passage)
+    explanation = (
+        f"The source says: “{sentence}” (“{passage.title}”, p. {passage.page}). The missing term is “{answer}”."
+    )
+    return McqItem(
+        question=question, options=options, answer_index=answer_index, explanation=explanation, source=passage
+    )
 
 
 def _kind(term: str) -> tuple[str, bool]:
@@ -550,8 +613,9 @@ def _choose_distractors(answer: str, candidates: list[str], difficulty: str | No
     return chosen
 
 
-def _build_theory(passage: Passage, key_terms: list[str], topic: str | None,
-                  used_terms: set[tuple[str, ...]]) -> TheoryItem | None:
+def _build_theory(
+    passage: Passage, key_terms: list[str], topic: str | None, used_terms: set[tuple[str, ...]]
+) -> TheoryItem | None:
     sentences = [s for s in split_sentences(passage.text) if _is_prose(s)]
     if not sentences:
         return None
@@ -588,8 +652,12 @@ def _squash(text: str) -> str:
 
 def _verify_mcq(item: McqItem) -> bool:
     options = [normalize_space(option) for option in item.options]
-    if (len(options) != MCQ_OPTIONS or not all(options) or len({o.casefold() for o in options}) != MCQ_OPTIONS
-            or not 0 <= item.answer_index < MCQ_OPTIONS):
+    if (
+        len(options) != MCQ_OPTIONS
+        or not all(options)
+        or len({o.casefold() for o in options}) != MCQ_OPTIONS
+        or not 0 <= item.answer_index < MCQ_OPTIONS
+    ):
         return False
     source = item.source.text
     answer = options[item.answer_index]

@@ -153,8 +153,9 @@ class OpenAIProvider:
         if not model:
             raise LLMError("OPENAI_CHAT_MODEL is empty")
         if not api_key and not base_url:
-            raise LLMError("LLM_PROVIDER=openai needs OPENAI_API_KEY (or OPENAI_BASE_URL for an OpenAI-compatible "
-                           "server)")
+            raise LLMError(
+                "LLM_PROVIDER=openai needs OPENAI_API_KEY (or OPENAI_BASE_URL for an OpenAI-compatible server)"
+            )
         if timeout <= 0 or max_retries < 0:
             raise ValueError("timeout must be positive and max_retries not negative")
         import openai
@@ -168,8 +169,12 @@ class OpenAIProvider:
         self.max_history_turns = max_history_turns
         self.endpoint = endpoint_label(base_url)
         self._client = build_client(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries)
-        self._client_options: dict[str, Any] = {"api_key": api_key, "base_url": base_url, "timeout": timeout,
-                                "max_retries": max_retries}
+        self._client_options: dict[str, Any] = {
+            "api_key": api_key,
+            "base_url": base_url,
+            "timeout": timeout,
+            "max_retries": max_retries,
+        }
         # asyncio clients hold connections bound to one event loop: one client per loop.
         self._async_clients: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
         self._moderation_endpoint_missing = False
@@ -216,8 +221,12 @@ class OpenAIProvider:
         if not passages:
             return TutorReply(answer=NO_SOURCES_ANSWER, used_passages=[])
         messages, ids, by_id = self._tutor_request(question, passages, history, learning_state, hint_level, False)
-        reply = self._structured(messages, "tutor_answer", prompts.tutor_schema(ids),
-                                 lambda raw: _TutorOut.model_validate_json(raw, context={"ids": ids}))
+        reply = self._structured(
+            messages,
+            "tutor_answer",
+            prompts.tutor_schema(ids),
+            lambda raw: _TutorOut.model_validate_json(raw, context={"ids": ids}),
+        )
         used = _cited(_MARKER.findall(reply.answer), reply.citations, by_id)
         return TutorReply(answer=_readable_citations(reply.answer, by_id), used_passages=used)
 
@@ -234,8 +243,12 @@ class OpenAIProvider:
         if not passages:
             return TutorReply(answer=NO_SOURCES_ANSWER, used_passages=[])
         messages, ids, by_id = self._tutor_request(question, passages, history, learning_state, hint_level, False)
-        reply = await self._structured_async(messages, "tutor_answer", prompts.tutor_schema(ids),
-                                             lambda raw: _TutorOut.model_validate_json(raw, context={"ids": ids}))
+        reply = await self._structured_async(
+            messages,
+            "tutor_answer",
+            prompts.tutor_schema(ids),
+            lambda raw: _TutorOut.model_validate_json(raw, context={"ids": ids}),
+        )
         used = _cited(_MARKER.findall(reply.answer), reply.citations, by_id)
         return TutorReply(answer=_readable_citations(reply.answer, by_id), used_passages=used)
 
@@ -258,8 +271,8 @@ class OpenAIProvider:
         messages, _ids, by_id = self._tutor_request(question, passages, history, learning_state, hint_level, True)
         try:
             stream: Any = await self._async_client().chat.completions.create(
-                model=self.model, messages=messages, stream=True,
-                max_completion_tokens=self.max_output_tokens)
+                model=self.model, messages=messages, stream=True, max_completion_tokens=self.max_output_tokens
+            )
         except self._openai.OpenAIError as exc:
             raise self._error("tutor_answer", exc) from exc
         raw, sent = "", 0
@@ -288,15 +301,27 @@ class OpenAIProvider:
             readable += tail
         yield TutorReply(answer=readable, used_passages=_cited(_MARKER.findall(raw), [], by_id))
 
-    def _tutor_request(self, question: str, passages: list[Passage], history: list[ChatTurn] | None,
-                       learning_state: LearningState | None, hint_level: int,
-                       streaming: bool) -> tuple[list[dict[str, str]], list[str], dict[str, Passage]]:
+    def _tutor_request(
+        self,
+        question: str,
+        passages: list[Passage],
+        history: list[ChatTurn] | None,
+        learning_state: LearningState | None,
+        hint_level: int,
+        streaming: bool,
+    ) -> tuple[list[dict[str, str]], list[str], dict[str, Passage]]:
         fitted = prompts.fit_passages(passages, self.max_source_chars)
         ids = [prompts.source_id(index) for index in range(len(fitted))]
         turns = [ChatTurn(turn.role, turn.content[:MAX_TURN_CHARS]) for turn in history or []]
-        messages = prompts.tutor_messages(question, fitted, history=turns, learning_state=learning_state,
-                                          hint_level=hint_level, max_history_turns=self.max_history_turns,
-                                          streaming=streaming)
+        messages = prompts.tutor_messages(
+            question,
+            fitted,
+            history=turns,
+            learning_state=learning_state,
+            hint_level=hint_level,
+            max_history_turns=self.max_history_turns,
+            streaming=streaming,
+        )
         return messages, ids, dict(zip(ids, passages, strict=False))
 
     # --- exams -------------------------------------------------------------------------------------
@@ -316,14 +341,29 @@ class OpenAIProvider:
             return []
         fitted = prompts.fit_passages(passages, self.max_source_chars)
         ids = [prompts.source_id(index) for index in range(len(fitted))]
-        messages = prompts.exam_messages(fitted, num_mcq=num_mcq, num_theory=num_theory, topic=topic,
-                                         difficulty=difficulty, distractor_pool=(distractor_pool or [])[:100])
-        out = self._structured(messages, "exam_items", prompts.exam_schema(ids),
-                               lambda raw: _ExamOut.model_validate_json(raw, context={"ids": ids}))
+        messages = prompts.exam_messages(
+            fitted,
+            num_mcq=num_mcq,
+            num_theory=num_theory,
+            topic=topic,
+            difficulty=difficulty,
+            distractor_pool=(distractor_pool or [])[:100],
+        )
+        out = self._structured(
+            messages,
+            "exam_items",
+            prompts.exam_schema(ids),
+            lambda raw: _ExamOut.model_validate_json(raw, context={"ids": ids}),
+        )
         by_id = dict(zip(ids, passages, strict=False))
         items: list[ExamItem] = [
-            McqItem(question=m.question, options=m.options, answer_index=m.answer_index,
-                    explanation=m.explanation, source=by_id[m.source_id])
+            McqItem(
+                question=m.question,
+                options=m.options,
+                answer_index=m.answer_index,
+                explanation=m.explanation,
+                source=by_id[m.source_id],
+            )
             for m in out.mcq[:num_mcq]
         ]
         items.extend(
@@ -336,21 +376,30 @@ class OpenAIProvider:
         """Ask the model whether the quoted source supports the key (structured yes/no)."""
         if isinstance(item, McqItem) and not _well_formed(item):
             return False
-        verdict = self._structured(prompts.verify_messages(item), "item_verdict", prompts.VERIFY_SCHEMA,
-                                   _VerifyOut.model_validate_json)
+        verdict = self._structured(
+            prompts.verify_messages(item), "item_verdict", prompts.VERIFY_SCHEMA, _VerifyOut.model_validate_json
+        )
         return verdict.supported
 
     # --- learning state ----------------------------------------------------------------------------
     def summarize_learning_state(self, turns: list[ChatTurn], previous: LearningState | None) -> LearningState:
         recent = [ChatTurn(turn.role, turn.content[:MAX_TURN_CHARS]) for turn in turns[-40:]]
-        out = self._structured(prompts.learning_messages(recent, previous, MAX_LIST_ITEMS), "learning_state",
-                               prompts.LEARNING_SCHEMA, _LearningOut.model_validate_json)
+        out = self._structured(
+            prompts.learning_messages(recent, previous, MAX_LIST_ITEMS),
+            "learning_state",
+            prompts.LEARNING_SCHEMA,
+            _LearningOut.model_validate_json,
+        )
 
         def clean(values: Sequence[str]) -> list[str]:
             return [" ".join(value.split()) for value in values if value.strip()][:MAX_LIST_ITEMS]
 
-        return LearningState(topics=clean(out.topics), misconceptions=clean(out.misconceptions),
-                             next_steps=clean(out.next_steps), version=(previous.version if previous else 0) + 1)
+        return LearningState(
+            topics=clean(out.topics),
+            misconceptions=clean(out.misconceptions),
+            next_steps=clean(out.next_steps),
+            version=(previous.version if previous else 0) + 1,
+        )
 
     # --- moderation --------------------------------------------------------------------------------
     def moderate(self, text: str) -> ModerationResult:
@@ -407,8 +456,9 @@ class OpenAIProvider:
         return moderate_offline(text)
 
     # --- plumbing ----------------------------------------------------------------------------------
-    async def _structured_async(self, messages: list[dict[str, str]], name: str, schema: dict[str, Any],
-                                parse: Callable[[str], T]) -> T:
+    async def _structured_async(
+        self, messages: list[dict[str, str]], name: str, schema: dict[str, Any], parse: Callable[[str], T]
+    ) -> T:
         """`_structured` on the asyncio client: one repair round trip, then `LLMError`."""
         response_format = {"type": "json_schema", "json_schema": {"name": name, "strict": True, "schema": schema}}
 
@@ -417,12 +467,17 @@ class OpenAIProvider:
 
         return await _parse_with_repair(messages, complete, parse, name, self.endpoint)
 
-    async def _complete_async(self, messages: list[dict[str, str]], response_format: dict[str, Any],
-                              name: str) -> str:
+    async def _complete_async(self, messages: list[dict[str, str]], response_format: dict[str, Any], name: str) -> str:
         try:
-            raw = await self._post_async("/chat/completions", {
-                "model": self.model, "messages": messages, "response_format": response_format,
-                "max_completion_tokens": self.max_output_tokens})
+            raw = await self._post_async(
+                "/chat/completions",
+                {
+                    "model": self.model,
+                    "messages": messages,
+                    "response_format": response_format,
+                    "max_completion_tokens": self.max_output_tokens,
+                },
+            )
         except self._openai.OpenAIError as exc:
             raise self._error(name, exc) from exc
         choices = raw.get("choices") or []
@@ -433,8 +488,9 @@ class OpenAIProvider:
             raise LLMError("The language model refused the request")
         return str(message.get("content") or "")
 
-    def _structured(self, messages: list[dict[str, str]], name: str, schema: dict[str, Any],
-                    parse: Callable[[str], T]) -> T:
+    def _structured(
+        self, messages: list[dict[str, str]], name: str, schema: dict[str, Any], parse: Callable[[str], T]
+    ) -> T:
         """One structured request; an invalid reply gets one repair round trip, then `LLMError`."""
         response_format = {"type": "json_schema", "json_schema": {"name": name, "strict": True, "schema": schema}}
         raw = self._complete(messages, response_format, name)
@@ -443,14 +499,18 @@ class OpenAIProvider:
         except (ValidationError, ValueError) as exc:
             problem = _describe(exc)
         log.warning("%s returned invalid %s (%s); asking for a repair", self.endpoint, name, problem)
-        repair = [*messages, {"role": "assistant", "content": raw},
-                  {"role": "user", "content": prompts.REPAIR_PROMPT.format(error=problem)}]
+        repair = [
+            *messages,
+            {"role": "assistant", "content": raw},
+            {"role": "user", "content": prompts.REPAIR_PROMPT.format(error=problem)},
+        ]
         raw = self._complete(repair, response_format, name)
         try:
             return parse(raw)
         except (ValidationError, ValueError) as exc:
-            raise LLMError(f"The language model returned invalid {name.replace('_', ' ')} twice: "
-                           f"{_describe(exc)}") from exc
+            raise LLMError(
+                f"The language model returned invalid {name.replace('_', ' ')} twice: {_describe(exc)}"
+            ) from exc
 
     def _complete(self, messages: list[dict[str, str]], response_format: dict[str, Any], name: str) -> str:
         from aiteacher import observability as obs
@@ -505,22 +565,29 @@ def _moderation_verdict(response: Any) -> ModerationResult:
     return ModerationResult(flagged=bool(getattr(result, "flagged", False)) or bool(names), categories=names)
 
 
-async def _parse_with_repair(messages: list[dict[str, str]], complete: Callable[[list[dict[str, str]]], Awaitable[str]],
-                             parse: Callable[[str], T], name: str, endpoint: str) -> T:
+async def _parse_with_repair(
+    messages: list[dict[str, str]],
+    complete: Callable[[list[dict[str, str]]], Awaitable[str]],
+    parse: Callable[[str], T],
+    name: str,
+    endpoint: str,
+) -> T:
     raw = await complete(messages)
     try:
         return parse(raw)
     except (ValidationError, ValueError) as exc:
         problem = _describe(exc)
     log.warning("%s returned invalid %s (%s); asking for a repair", endpoint, name, problem)
-    repair = [*messages, {"role": "assistant", "content": raw},
-              {"role": "user", "content": prompts.REPAIR_PROMPT.format(error=problem)}]
+    repair = [
+        *messages,
+        {"role": "assistant", "content": raw},
+        {"role": "user", "content": prompts.REPAIR_PROMPT.format(error=problem)},
+    ]
     raw = await complete(repair)
     try:
         return parse(raw)
     except (ValidationError, ValueError) as exc:
-        raise LLMError(f"The language model returned invalid {name.replace('_', ' ')} twice: "
-                       f"{_describe(exc)}") from exc
+        raise LLMError(f"The language model returned invalid {name.replace('_', ' ')} twice: {_describe(exc)}") from exc
 
 
 def _cited(markers: list[str], listed: list[str], by_id: dict[str, Passage]) -> list[Passage]:
@@ -544,15 +611,22 @@ def _streamable_prefix(raw: str) -> int:
 
 
 def _label(match: re.Match[str], by_id: dict[str, Passage]) -> str:
-    labels = [f"{passage.title}, p. {passage.page}" for part in match.group(1).split(",")
-              if (passage := by_id.get(part.strip())) is not None]
+    labels = [
+        f"{passage.title}, p. {passage.page}"
+        for part in match.group(1).split(",")
+        if (passage := by_id.get(part.strip())) is not None
+    ]
     return f"[{'; '.join(labels)}]" if labels else ""
 
 
 def _well_formed(item: McqItem) -> bool:
     options = [option.strip().casefold() for option in item.options]
-    return (len(options) == MCQ_OPTIONS and all(options) and len(set(options)) == MCQ_OPTIONS
-            and 0 <= item.answer_index < MCQ_OPTIONS)
+    return (
+        len(options) == MCQ_OPTIONS
+        and all(options)
+        and len(set(options)) == MCQ_OPTIONS
+        and 0 <= item.answer_index < MCQ_OPTIONS
+    )
 
 
 def _describe(exc: Exception) -> str:

@@ -31,6 +31,7 @@ __all__ = [
     "tokens",
 ]
 
+
 def _wordset(words: str) -> frozenset[str]:
     return frozenset(words.split())
 
@@ -60,7 +61,10 @@ question questions say says tell think thought true understand way work works
 """)
 
 #: Verbs and fillers that end a candidate key phrase (a cheap stand-in for part-of-speech tagging).
-_PHRASE_BREAKERS: Final[frozenset[str]] = STOPWORDS | QUESTION_WORDS | _wordset("""
+_PHRASE_BREAKERS: Final[frozenset[str]] = (
+    STOPWORDS
+    | QUESTION_WORDS
+    | _wordset("""
 able according allow allows became becoming begin begins began call called calls carry carries cause
 caused causes contain contains contained create created creates define defined defines depend depends
 describe describes develop developed develops due find found first follow following follows help helps
@@ -71,6 +75,7 @@ various whose within appear appears bind binds exist exists fit fits move moves 
 receives remain remains send sends travel travels vary varies identify identifies known making taking
 come comes came work works worked
 """)
+)
 
 # Letters and digits of any script ("Schrödinger", "ψ", "энергия"), joined by inner apostrophes or hyphens:
 # the same word shape as `aiteacher.vectors.lexical`. `_WORD` starts with a letter.
@@ -216,11 +221,11 @@ def _split_prose(text: str) -> list[str]:
         following = match.group("next")
         if not (following.isupper() or following.isdigit()):
             continue  # "… 3 p.m. and so on": a lower-case word goes on the sentence
-        before = text[start:match.start()]
+        before = text[start : match.start()]
         last_word = before.rsplit(" ", 1)[-1].lower().lstrip("(\"'“‘")
         if last_word in _ABBREVIATIONS or re.fullmatch(r"(?:[^\W\d_]\.)*[^\W\d_]", last_word):
             continue  # "e.g. Broca", "H. M. had", "Fig. 3"
-        out.append(text[start:match.end()].strip())
+        out.append(text[start : match.end()].strip())
         start = match.end()
     tail = text[start:].strip()
     if tail:
@@ -279,9 +284,32 @@ def bm25_rank(
 
 # --- key terms -------------------------------------------------------------------------------------
 _ACRONYM = re.compile(r"^[A-Z][A-Z0-9]{1,6}s?$")
-_TECHNICAL_SUFFIXES: Final = ("tion", "sion", "ism", "ology", "osis", "ase", "ity", "ance", "ence", "ics",
-                              "graphy", "ogen", "itis", "ium", "ide", "cyte", "plasm", "some", "sphere",
-                              "scope", "metry", "algorithm", "ization", "isation")
+_TECHNICAL_SUFFIXES: Final = (
+    "tion",
+    "sion",
+    "ism",
+    "ology",
+    "osis",
+    "ase",
+    "ity",
+    "ance",
+    "ence",
+    "ics",
+    "graphy",
+    "ogen",
+    "itis",
+    "ium",
+    "ide",
+    "cyte",
+    "plasm",
+    "some",
+    "sphere",
+    "scope",
+    "metry",
+    "algorithm",
+    "ization",
+    "isation",
+)
 #: Generic modifiers and counts that never start a term ("two potassium ions", "certain symptoms").
 _GENERIC = _wordset("""
 basic big certain common current different early entire few general good great high important large last
@@ -315,7 +343,7 @@ def extract_key_terms(text: str, limit: int = 30, *, min_count: int | None = Non
         for run in _runs(sentence):
             for size in range(1, min(_MAX_TERM_WORDS, len(run)) + 1):
                 for start in range(len(run) - size + 1):
-                    gram = run[start:start + size]
+                    gram = run[start : start + size]
                     words = [word for word, _ in gram]
                     if not _plausible_term(words):
                         continue
@@ -334,7 +362,7 @@ def extract_key_terms(text: str, limit: int = 30, *, min_count: int | None = Non
     for key in kept:
         for size in range(1, len(key)):
             for start in range(len(key) - size + 1):
-                containers.setdefault(key[start:start + size], []).append(key)
+                containers.setdefault(key[start : start + size], []).append(key)
 
     scored: list[tuple[float, str, tuple[str, ...]]] = []
     for key in kept:
@@ -365,15 +393,18 @@ def _runs(sentence: str) -> Iterable[list[tuple[str, bool]]]:
     run: list[tuple[str, bool]] = []
     position = 0
     for index, match in enumerate(_WORD.finditer(sentence)):
-        gap = sentence[position:match.start()]
+        gap = sentence[position : match.start()]
         position = match.end()
         word = match.group(0).replace("’", "'")
         lowered = word.lower()
         if run and re.search(r"\S", gap):  # punctuation between two words ends a run
             yield run
             run = []
-        if (lowered in _PHRASE_BREAKERS or (len(lowered) < 3 and not _ACRONYM.match(word))
-                or (lowered.endswith("ly") and len(lowered) > 5 and lowered not in _LY_NOUNS)):
+        if (
+            lowered in _PHRASE_BREAKERS
+            or (len(lowered) < 3 and not _ACRONYM.match(word))
+            or (lowered.endswith("ly") and len(lowered) > 5 and lowered not in _LY_NOUNS)
+        ):
             if run:
                 yield run
             run = []
@@ -385,8 +416,12 @@ def _runs(sentence: str) -> Iterable[list[tuple[str, bool]]]:
 
 def _looks_plural_or_verb(word: str) -> bool:
     lowered = word.lower()
-    return (len(lowered) > 3 and lowered.endswith("s") and not _ACRONYM.match(word)
-            and not lowered.endswith(("ss", "us", "is", "ics", "ous", "'s")))
+    return (
+        len(lowered) > 3
+        and lowered.endswith("s")
+        and not _ACRONYM.match(word)
+        and not lowered.endswith(("ss", "us", "is", "ics", "ous", "'s"))
+    )
 
 
 def _plausible_term(words: list[str]) -> bool:
@@ -401,8 +436,12 @@ def _plausible_term(words: list[str]) -> bool:
 
 def _eligible(key: tuple[str, ...], count: int, named: int, surfaces: Counter[str], min_count: int) -> bool:
     surface = surfaces.most_common(1)[0][0]
-    technical = ("-" in surface or named > 0 or any(_ACRONYM.match(word) for word in surface.split(" "))
-                 or surface.lower().endswith(_TECHNICAL_SUFFIXES))
+    technical = (
+        "-" in surface
+        or named > 0
+        or any(_ACRONYM.match(word) for word in surface.split(" "))
+        or surface.lower().endswith(_TECHNICAL_SUFFIXES)
+    )
     if len(key) == 1:
         if _ACRONYM.match(surface):
             return True
@@ -439,4 +478,4 @@ def _shape_bonus(surface: str, named: bool) -> float:
 def _is_subsequence(short: tuple[str, ...], long: tuple[str, ...]) -> bool:
     if len(short) >= len(long):
         return short == long
-    return any(long[i:i + len(short)] == short for i in range(len(long) - len(short) + 1))
+    return any(long[i : i + len(short)] == short for i in range(len(long) - len(short) + 1))

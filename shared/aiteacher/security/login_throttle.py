@@ -34,13 +34,21 @@ class LoginAttempt:
     @classmethod
     def of(cls, email: str, client_ip: str) -> LoginAttempt:
         account = hashlib.sha256(email.encode()).hexdigest()[:32]
-        return cls(email, f"login-fail:pair:{account}:{client_ip}", f"login-fail:acct:{account}",
-                   f"login-fail:ip:{client_ip}", f"login-delay:{account}:{client_ip}")
+        return cls(
+            email,
+            f"login-fail:pair:{account}:{client_ip}",
+            f"login-fail:acct:{account}",
+            f"login-fail:ip:{client_ip}",
+            f"login-delay:{account}:{client_ip}",
+        )
 
     def _windows(self) -> list[tuple[str, int]]:
         settings = get_settings()
-        return [(self.pair, settings.login_max_failures), (self.account, settings.login_max_failures_per_account),
-                (self.address, settings.login_max_failures_per_ip)]
+        return [
+            (self.pair, settings.login_max_failures),
+            (self.account, settings.login_max_failures_per_account),
+            (self.address, settings.login_max_failures_per_ip),
+        ]
 
     def check(self) -> None:
         """Refuse (429) an attempt that comes too soon or over a limit, before the password is verified."""
@@ -52,10 +60,15 @@ class LoginAttempt:
             raise RateLimited(-(-wait_ms // 1000), "Too many failed logins from this address; wait before retrying")
         for (key, _), decision in zip(self._windows(), ratelimit.peek_many(self._windows(), window), strict=True):
             if not decision.allowed:
-                audit("auth.login", "throttled", target=self.email if key != self.address else None,
-                      reason=key.split(":")[1])
-                raise RateLimited(decision.reset_seconds, "Too many failed logins; try again later",
-                                  headers=decision.headers())
+                audit(
+                    "auth.login",
+                    "throttled",
+                    target=self.email if key != self.address else None,
+                    reason=key.split(":")[1],
+                )
+                raise RateLimited(
+                    decision.reset_seconds, "Too many failed logins; try again later", headers=decision.headers()
+                )
 
     def failed(self) -> None:
         """Count a failure and set the delay the next attempt from this address must wait."""

@@ -58,6 +58,7 @@ def dummy_verify(password: str) -> None:
 
 # --- the rules a new password meets ---------------------------------------------------------------
 
+
 @lru_cache(maxsize=1)
 def _common_passwords() -> bytes:
     import gzip
@@ -93,5 +94,8 @@ def check_new_password(password: str) -> None:
     if not MIN_LENGTH <= len(password) <= MAX_LENGTH:
         raise ValidationFailed(f"The password must be {MIN_LENGTH}-{MAX_LENGTH} characters", code="password_length")
     if is_common(password):
-        raise ValidationFailed("This password is too common (it appears in lists of breached passwords); "
-                               "choose another, e.g. a few unrelated words", code="password_too_common")
+        raise ValidationFailed(
+            "This password is too common (it appears in lists of breached passwords); "
+            "choose another, e.g. a few unrelated words",
+            code="password_too_common",
+        )

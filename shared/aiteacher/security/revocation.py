@@ -44,12 +44,14 @@ def deny_list_entries() -> list[tuple[str, int]]:
     entries: list[tuple[str, int]] = []
     with transaction() as session:
         for issuer, jti, expires_at in session.execute(
-                select(RevokedToken.issuer, RevokedToken.jti, RevokedToken.expires_at)
-                .where(RevokedToken.expires_at > now)):
+            select(RevokedToken.issuer, RevokedToken.jti, RevokedToken.expires_at).where(RevokedToken.expires_at > now)
+        ):
             entries.append((deny_keys(issuer, jti, None)[0], max(1, int((expires_at - now).total_seconds()))))
         for family_id, revoked_at in session.execute(
-                select(RefreshFamily.id, RefreshFamily.revoked_at)
-                .where(RefreshFamily.revoked_at > now - timedelta(seconds=family_ttl))):
+            select(RefreshFamily.id, RefreshFamily.revoked_at).where(
+                RefreshFamily.revoked_at > now - timedelta(seconds=family_ttl)
+            )
+        ):
             if revoked_at is None:  # the filter excludes it; the column is nullable
                 continue
             remaining = int((revoked_at + timedelta(seconds=family_ttl) - now).total_seconds())
@@ -66,8 +68,7 @@ def _commands() -> list[tuple[Any, ...]]:
         from redis.exceptions import ConnectionError as RedisConnectionError
 
         raise RedisConnectionError(f"the deny-list cannot be rebuilt (database unavailable: {exc})") from exc
-    log.warning("Redis came back without its deny-list: restoring %d revocation(s) from the database",
-                len(entries))
+    log.warning("Redis came back without its deny-list: restoring %d revocation(s) from the database", len(entries))
     return [("SET", key, b"1", "EX", ttl) for key, ttl in entries] + [("SET", SENTINEL, str(int(time.time())))]
 
 

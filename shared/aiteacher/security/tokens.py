@@ -50,8 +50,9 @@ def _settings_keys() -> tuple[Any, Any, str]:
 
     s = get_settings()
     secret = s.jwt_signing_secret() if s.jwt_algorithm == "HS256" else ""
-    signing, verifying = _keys(s.jwt_algorithm, secret, str(s.jwt_private_key_file or ""),
-                               str(s.jwt_public_key_file or ""))
+    signing, verifying = _keys(
+        s.jwt_algorithm, secret, str(s.jwt_private_key_file or ""), str(s.jwt_public_key_file or "")
+    )
     return signing, verifying, s.jwt_algorithm
 
 
@@ -59,8 +60,17 @@ def new_jti() -> str:
     return secrets.token_urlsafe(18)
 
 
-def issue(token_type: TokenType, *, sub: str, role: str, family: str, ttl_seconds: int,
-          jti: str | None = None, expires_at: int | None = None, version: int = 0) -> tuple[str, Claims]:
+def issue(
+    token_type: TokenType,
+    *,
+    sub: str,
+    role: str,
+    family: str,
+    ttl_seconds: int,
+    jti: str | None = None,
+    expires_at: int | None = None,
+    version: int = 0,
+) -> tuple[str, Claims]:
     import jwt
 
     from aiteacher.config import get_settings
@@ -71,12 +81,29 @@ def issue(token_type: TokenType, *, sub: str, role: str, family: str, ttl_second
     exp = min(now + ttl_seconds, expires_at) if expires_at else now + ttl_seconds
     token_id = jti or new_jti()
     claims = {
-        "typ": token_type, "iss": settings.jwt_issuer, "aud": settings.jwt_audience, "sub": sub, "role": role,
-        "iat": now, "exp": exp, "jti": token_id, "fam": family, "ver": version,
+        "typ": token_type,
+        "iss": settings.jwt_issuer,
+        "aud": settings.jwt_audience,
+        "sub": sub,
+        "role": role,
+        "iat": now,
+        "exp": exp,
+        "jti": token_id,
+        "fam": family,
+        "ver": version,
     }
     token = jwt.encode(claims, signing, algorithm=algorithm)
-    return token, Claims(sub=sub, role=role, jti=token_id, exp=exp, iat=now, typ=token_type, fam=family,
-                         iss=settings.jwt_issuer, ver=version)
+    return token, Claims(
+        sub=sub,
+        role=role,
+        jti=token_id,
+        exp=exp,
+        iat=now,
+        typ=token_type,
+        fam=family,
+        iss=settings.jwt_issuer,
+        ver=version,
+    )
 
 
 def decode(token: str, expected_type: TokenType) -> Claims:
@@ -88,8 +115,13 @@ def decode(token: str, expected_type: TokenType) -> Claims:
     _, verifying, algorithm = _settings_keys()
     try:
         payload = jwt.decode(
-            token, verifying, algorithms=[algorithm], audience=settings.jwt_audience, issuer=settings.jwt_issuer,
-            options={"require": REQUIRED_CLAIMS}, leeway=5,
+            token,
+            verifying,
+            algorithms=[algorithm],
+            audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
+            options={"require": REQUIRED_CLAIMS},
+            leeway=5,
         )
     except jwt.ExpiredSignatureError as exc:
         raise InvalidToken("The token has expired", code="token_expired") from exc
@@ -102,6 +134,14 @@ def decode(token: str, expected_type: TokenType) -> Claims:
     version = payload.get("ver", 0)
     if not isinstance(version, int) or isinstance(version, bool) or not 0 <= version < 2**31:
         raise InvalidToken("The token is invalid")
-    return Claims(sub=str(payload["sub"]), role=payload["role"], jti=str(payload["jti"]), exp=int(payload["exp"]),
-                  iat=int(payload["iat"]), typ=payload["typ"], fam=payload.get("fam"), iss=payload["iss"],
-                  ver=version)
+    return Claims(
+        sub=str(payload["sub"]),
+        role=payload["role"],
+        jti=str(payload["jti"]),
+        exp=int(payload["exp"]),
+        iat=int(payload["iat"]),
+        typ=payload["typ"],
+        fam=payload.get("fam"),
+        iss=payload["iss"],
+        ver=version,
+    )

@@ -35,8 +35,12 @@ class GateSettings:
 
     @classmethod
     def from_settings(cls, settings: Any) -> GateSettings:
-        return cls(settings.tutor_min_score, settings.tutor_confident_score, settings.tutor_min_overlap,
-                   settings.tutor_min_margin)
+        return cls(
+            settings.tutor_min_score,
+            settings.tutor_confident_score,
+            settings.tutor_min_overlap,
+            settings.tutor_min_margin,
+        )
 
 
 @dataclass(frozen=True)
@@ -56,7 +60,7 @@ def signals(question: str, results: list[dict[str, Any]]) -> list[Signals]:
     scores = [float(result["score"]) for result in results]
     out = []
     for index, result in enumerate(results):
-        others = scores[:index] + scores[index + 1:]
+        others = scores[:index] + scores[index + 1 :]
         margin = scores[index] - statistics.median(others) if others else scores[index]
         found = wanted & _stems(f"{result.get('title', '')} {result.get('text', '')}")
         overlap = len(found) / len(wanted) if wanted else 0.0

@@ -26,12 +26,16 @@ _HANDOVER = (
 _DO = r"(?:write|do|complete|finish|solve|answer|take|sit|draft|generate|produce)"
 _OWNER = r"(?:my|our|this|these|the|that)"
 # Doing it in another language: an imperative aimed at an assessed artefact.
-_DO_OTHER = (r"(?:escribe(?:me)?|haz(?:me)?|resuelve|redacta|fais|r[ée]dige|[ée]cris|r[ée]sous|schreib(?:e)?|"
-             r"mach|l[öo]se|faz|escreve|resolve|scrivi|fai|fammi|risolvi)")
-_SUBMIT = (r"(?:(?:so|that)\s+i\s+(?:can|could)\s+(?:submit|hand|turn|copy)|(?:i|we)\s+(?:can|could|will|'ll)\s+"
-           r"(?:submit|hand\s+(?:it\s+)?in|turn\s+(?:it\s+)?in)|to\s+(?:submit|hand\s+in|turn\s+in)|under\s+my\s+name|"
-           r"copy\s+(?:it|them)|para\s+entregar|pour\s+que\s+je\s+(?:la|le)\s+rende|[àa]\s+rendre|zum\s+abgeben|"
-           r"per\s+consegnar)")
+_DO_OTHER = (
+    r"(?:escribe(?:me)?|haz(?:me)?|resuelve|redacta|fais|r[ée]dige|[ée]cris|r[ée]sous|schreib(?:e)?|"
+    r"mach|l[öo]se|faz|escreve|resolve|scrivi|fai|fammi|risolvi)"
+)
+_SUBMIT = (
+    r"(?:(?:so|that)\s+i\s+(?:can|could)\s+(?:submit|hand|turn|copy)|(?:i|we)\s+(?:can|could|will|'ll)\s+"
+    r"(?:submit|hand\s+(?:it\s+)?in|turn\s+(?:it\s+)?in)|to\s+(?:submit|hand\s+in|turn\s+in)|under\s+my\s+name|"
+    r"copy\s+(?:it|them)|para\s+entregar|pour\s+que\s+je\s+(?:la|le)\s+rende|[àa]\s+rendre|zum\s+abgeben|"
+    r"per\s+consegnar)"
+)
 # Each rule is one pattern, or a pair "first ... then later second" (searched in two linear passes: a single
 # `first.*second` regex backtracks quadratically on a long message full of matches).
 _INTEGRITY_RULES: list[tuple[str, ...]] = [

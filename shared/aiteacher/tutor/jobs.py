@@ -22,8 +22,9 @@ def summarize_session(session_id: str) -> dict[str, Any]:
         chat = session.get(ChatSession, session_id)
         if chat is None or chat.deleted_at is not None:
             return {"session_id": session_id, "status": "gone"}
-        rows = session.scalars(select(ChatMessage).where(ChatMessage.session_id == session_id)
-                               .order_by(ChatMessage.id.desc()).limit(24)).all()
+        rows = session.scalars(
+            select(ChatMessage).where(ChatMessage.session_id == session_id).order_by(ChatMessage.id.desc()).limit(24)
+        ).all()
         turns = [ChatTurn(m.role, m.content) for m in reversed(rows) if not m.flagged]  # type: ignore[arg-type]
         version = chat.learning_state_version
         previous = LearningState(**chat.learning_state, version=version) if chat.learning_state else None

@@ -95,9 +95,20 @@ def prepare_turn(caller: Claims, message: str, session_id: str | None, course: s
             return TurnContext(caller.sub, new_id(), True, course, scope, message, 0, [], [], None, 0, 0)
         history = [ChatTurn(m.role, m.content) for m in _recent_messages(session, chat.id, HISTORY_TURNS)]  # type: ignore[arg-type]
         state = LearningState(**chat.learning_state) if chat.learning_state else None
-        return TurnContext(caller.sub, chat.id, False, chat.course, scope, message, chat.hint_level,
-                           _focus_passages(chat.focus_chunks), history, state, chat.learning_state_version,
-                           chat.message_count)
+        return TurnContext(
+            caller.sub,
+            chat.id,
+            False,
+            chat.course,
+            scope,
+            message,
+            chat.hint_level,
+            _focus_passages(chat.focus_chunks),
+            history,
+            state,
+            chat.learning_state_version,
+            chat.message_count,
+        )
 
 
 def _owned_session(session: Session, caller: Claims, session_id: str) -> ChatSession:
@@ -132,11 +143,21 @@ async def _plan(ctx: TurnContext) -> _Plan:
     # Moderation (a remote call with OpenAI) runs while we retrieve; its verdict is still applied first.
     moderation, results = await asyncio.gather(
         llm.moderate_async(ctx.message),
-        _no_results() if integrity_violation else _retrieve(ctx.scope, ctx.message, settings.tutor_top_k))
+        _no_results() if integrity_violation else _retrieve(ctx.scope, ctx.message, settings.tutor_top_k),
+    )
     if moderation.flagged:
         audit("ai.chat", "flagged", actor=ctx.caller_id, target=ctx.session_id, categories=moderation.categories)
-        return _Plan(TurnResult(ctx.session_id, guardrails.FLAGGED_REPLY, [], True, reason="flagged", flagged=True,
-                                categories=moderation.categories))
+        return _Plan(
+            TurnResult(
+                ctx.session_id,
+                guardrails.FLAGGED_REPLY,
+                [],
+                True,
+                reason="flagged",
+                flagged=True,
+                categories=moderation.categories,
+            )
+        )
     if integrity_violation:
         audit("ai.chat", "refused", actor=ctx.caller_id, target=ctx.session_id, reason="integrity")
         return _Plan(TurnResult(ctx.session_id, guardrails.INTEGRITY_REPLY, [], True, reason="integrity"))
@@ -149,14 +170,24 @@ async def _plan(ctx: TurnContext) -> _Plan:
         passages, follow_up = [_passage(item) for item in ctx.focus], True
     if not passages:
         audit("ai.chat", "refused", actor=ctx.caller_id, target=ctx.session_id, reason="not_grounded")
-        return _Plan(TurnResult(ctx.session_id, guardrails.NOT_IN_MATERIAL_REPLY, [], True,
-                                reason="not_in_material"))
+        return _Plan(TurnResult(ctx.session_id, guardrails.NOT_IN_MATERIAL_REPLY, [], True, reason="not_in_material"))
     hint_level = _next_hint_level(ctx, passages[0].chunk_id, follow_up)
     key = _answer_cache_key(llm.name, ctx, passages, hint_level) if settings.chat_cache_seconds else None
     cached = await _cache_get(key) if key else None
     if cached is not None:
-        return _Plan(TurnResult(ctx.session_id, cached["answer"], cached["citations"], False, hint_level,
-                                cached=True, focus=cached["focus"]), passages, hint_level)
+        return _Plan(
+            TurnResult(
+                ctx.session_id,
+                cached["answer"],
+                cached["citations"],
+                False,
+                hint_level,
+                cached=True,
+                focus=cached["focus"],
+            ),
+            passages,
+            hint_level,
+        )
     return _Plan(None, passages, hint_level, key)
 
 
@@ -181,9 +212,17 @@ async def _retrieve(scope: Scope, message: str, top_k: int) -> list[dict[str, An
 def _passage(item: dict[str, Any]) -> Passage:
     from aiteacher.llm import Passage
 
-    return Passage(chunk_id=str(item["chunk_id"]), document_id=str(item["document_id"]), title=item.get("title", ""),
-                   page=int(item.get("page", 0)), text=item.get("text", ""), score=float(item.get("score", 0.0)),
-                   course=item.get("course"), unit=item.get("unit", "page"), ocr=bool(item.get("ocr", False)))
+    return Passage(
+        chunk_id=str(item["chunk_id"]),
+        document_id=str(item["document_id"]),
+        title=item.get("title", ""),
+        page=int(item.get("page", 0)),
+        text=item.get("text", ""),
+        score=float(item.get("score", 0.0)),
+        course=item.get("course"),
+        unit=item.get("unit", "page"),
+        ocr=bool(item.get("ocr", False)),
+    )
 
 
 def _next_hint_level(ctx: TurnContext, best_chunk: str, follow_up: bool) -> int:
@@ -205,8 +244,13 @@ async def answer_turn(ctx: TurnContext) -> TurnResult:
 
     plan = await _plan(ctx)
     if plan.result is None:
-        reply = await get_llm().tutor_answer_async(ctx.message, plan.passages, history=ctx.history,
-                                                   learning_state=ctx.learning_state, hint_level=plan.hint_level)
+        reply = await get_llm().tutor_answer_async(
+            ctx.message,
+            plan.passages,
+            history=ctx.history,
+            learning_state=ctx.learning_state,
+            hint_level=plan.hint_level,
+        )
         plan.result = _answered(ctx, reply, plan.passages, plan.hint_level)
         await _cache_set(plan.cache_key, plan.result)
     _audit_answer(ctx, plan.result)
@@ -224,9 +268,13 @@ async def stream_turn(ctx: TurnContext) -> AsyncIterator[tuple[str, dict[str, An
             yield "delta", {"text": plan.result.answer}
         else:
             reply: Any = None
-            async for piece in get_llm().stream_tutor_answer(ctx.message, plan.passages, history=ctx.history,
-                                                             learning_state=ctx.learning_state,
-                                                             hint_level=plan.hint_level):
+            async for piece in get_llm().stream_tutor_answer(
+                ctx.message,
+                plan.passages,
+                history=ctx.history,
+                learning_state=ctx.learning_state,
+                hint_level=plan.hint_level,
+            ):
                 if isinstance(piece, TutorReply):
                     reply = piece
                 else:
@@ -246,8 +294,16 @@ async def stream_turn(ctx: TurnContext) -> AsyncIterator[tuple[str, dict[str, An
 
         yield "error", InternalError().problem()
         return
-    yield "done", {"session_id": result.session_id, "citations": result.citations, "refused": result.refused,
-                   "reason": result.reason, "hint_level": result.hint_level}
+    yield (
+        "done",
+        {
+            "session_id": result.session_id,
+            "citations": result.citations,
+            "refused": result.refused,
+            "reason": result.reason,
+            "hint_level": result.hint_level,
+        },
+    )
 
 
 def sse(event: str, data: dict[str, Any]) -> bytes:
@@ -256,8 +312,15 @@ def sse(event: str, data: dict[str, Any]) -> bytes:
 
 def _audit_answer(ctx: TurnContext, result: TurnResult) -> None:
     if not result.refused:
-        audit("ai.chat", "answered", actor=ctx.caller_id, target=ctx.session_id, hint_level=result.hint_level,
-              cached=result.cached, citations=len(result.citations))
+        audit(
+            "ai.chat",
+            "answered",
+            actor=ctx.caller_id,
+            target=ctx.session_id,
+            hint_level=result.hint_level,
+            cached=result.cached,
+            citations=len(result.citations),
+        )
 
 
 def _citations(passages: list[Passage]) -> list[dict[str, Any]]:
@@ -269,9 +332,16 @@ def _citations(passages: list[Passage]) -> list[dict[str, Any]]:
             seen.add(key)
             from aiteacher.curriculum.search import page_url
 
-            citations.append({"document_id": passage.document_id, "title": passage.title, "page": passage.page,
-                              "unit": passage.unit, "ocr": passage.ocr,
-                              "page_url": page_url(passage.document_id, passage.page)})
+            citations.append(
+                {
+                    "document_id": passage.document_id,
+                    "title": passage.title,
+                    "page": passage.page,
+                    "unit": passage.unit,
+                    "ocr": passage.ocr,
+                    "page_url": page_url(passage.document_id, passage.page),
+                }
+            )
     return citations
 
 
@@ -279,10 +349,17 @@ def _answer_cache_key(provider: str, ctx: TurnContext, passages: list[Passage], 
     """Per user, session and conversation position: an answer that depends on a session's history or learning
     state can only ever be served back to the same student at the same point of the same conversation (a
     client retrying a turn), never to anyone else."""
-    material = {"provider": provider, "user": ctx.caller_id, "session": ctx.session_id,
-                "position": ctx.message_count, "state": ctx.state_version, "hint": hint_level,
-                "scope": ctx.scope.filters(), "q": guardrails.normalize_question(ctx.message),
-                "chunks": sorted(p.chunk_id for p in passages)}
+    material = {
+        "provider": provider,
+        "user": ctx.caller_id,
+        "session": ctx.session_id,
+        "position": ctx.message_count,
+        "state": ctx.state_version,
+        "hint": hint_level,
+        "scope": ctx.scope.filters(),
+        "q": guardrails.normalize_question(ctx.message),
+        "chunks": sorted(p.chunk_id for p in passages),
+    }
     return "tutor:" + hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
 
@@ -317,8 +394,16 @@ async def _cache_set(key: str | None, result: TurnResult) -> None:
 def record_turn(ctx: TurnContext, result: TurnResult) -> TurnResult:
     with transaction() as session:
         if ctx.is_new:
-            chat = ChatSession(id=ctx.session_id, user_id=ctx.caller_id, course=ctx.course, hint_level=0,
-                               focus_chunks=[], learning_state={}, learning_state_version=0, message_count=0)
+            chat = ChatSession(
+                id=ctx.session_id,
+                user_id=ctx.caller_id,
+                course=ctx.course,
+                hint_level=0,
+                focus_chunks=[],
+                learning_state={},
+                learning_state_version=0,
+                message_count=0,
+            )
             session.add(chat)
             session.flush()  # the messages' foreign key needs the row first
         else:
@@ -330,10 +415,26 @@ def record_turn(ctx: TurnContext, result: TurnResult) -> TurnResult:
             chat.hint_level = result.hint_level or 0
             if result.focus is not None:
                 chat.focus_chunks = result.focus
-        session.add(ChatMessage(session_id=chat.id, role="user", content=ctx.message, citations=[], refused=False,
-                                flagged=result.flagged))
-        session.add(ChatMessage(session_id=chat.id, role="assistant", content=result.answer,
-                                citations=result.citations, refused=result.refused, hint_level=result.hint_level))
+        session.add(
+            ChatMessage(
+                session_id=chat.id,
+                role="user",
+                content=ctx.message,
+                citations=[],
+                refused=False,
+                flagged=result.flagged,
+            )
+        )
+        session.add(
+            ChatMessage(
+                session_id=chat.id,
+                role="assistant",
+                content=result.answer,
+                citations=result.citations,
+                refused=result.refused,
+                hint_level=result.hint_level,
+            )
+        )
         before = chat.message_count or 0
         chat.message_count = before + 2
         chat.updated_at = datetime.now(UTC)
@@ -357,14 +458,19 @@ def record_turn(ctx: TurnContext, result: TurnResult) -> TurnResult:
             from aiteacher.queue import enqueue
 
             chat_id, count = chat.id, chat.message_count
-            after_commit(session, lambda: enqueue("summaries", SUMMARY_JOB, chat_id,
-                                                  job_id=f"summary-{chat_id}-{count}"))
+            after_commit(
+                session, lambda: enqueue("summaries", SUMMARY_JOB, chat_id, job_id=f"summary-{chat_id}-{count}")
+            )
     return result
 
 
 def _recent_messages(session: Session, chat_id: str, limit: int) -> list[ChatMessage]:
-    rows = session.scalars(select(ChatMessage).where(ChatMessage.session_id == chat_id, ChatMessage.flagged.is_(False))
-                           .order_by(ChatMessage.id.desc()).limit(limit)).all()
+    rows = session.scalars(
+        select(ChatMessage)
+        .where(ChatMessage.session_id == chat_id, ChatMessage.flagged.is_(False))
+        .order_by(ChatMessage.id.desc())
+        .limit(limit)
+    ).all()
     return list(reversed(rows))
 
 
@@ -372,17 +478,28 @@ def _recent_messages(session: Session, chat_id: str, limit: int) -> list[ChatMes
 def list_sessions(session: Session, caller: Claims, limit: int, offset: int) -> dict[str, Any]:
     """The caller's own sessions, newest activity first, each with a title (its first question) and a preview
     of its last message. Three queries whatever the page size."""
-    chats = session.scalars(select(ChatSession).where(ChatSession.user_id == caller.sub,
-                                                      ChatSession.deleted_at.is_(None))
-                            .order_by(ChatSession.updated_at.desc(), ChatSession.id.desc())
-                            .offset(offset).limit(limit + 1)).all()
+    chats = session.scalars(
+        select(ChatSession)
+        .where(ChatSession.user_id == caller.sub, ChatSession.deleted_at.is_(None))
+        .order_by(ChatSession.updated_at.desc(), ChatSession.id.desc())
+        .offset(offset)
+        .limit(limit + 1)
+    ).all()
     page, more = list(chats[:limit]), len(chats) > limit
     ids = [chat.id for chat in page]
-    first_ids = select(func.min(ChatMessage.id)).where(ChatMessage.session_id.in_(ids), ChatMessage.role == "user") \
+    first_ids = (
+        select(func.min(ChatMessage.id))
+        .where(ChatMessage.session_id.in_(ids), ChatMessage.role == "user")
         .group_by(ChatMessage.session_id)
+    )
     last_ids = select(func.max(ChatMessage.id)).where(ChatMessage.session_id.in_(ids)).group_by(ChatMessage.session_id)
-    messages = session.scalars(select(ChatMessage).where(
-        ChatMessage.id.in_(first_ids.union(last_ids).scalar_subquery()))).all() if ids else []
+    messages = (
+        session.scalars(
+            select(ChatMessage).where(ChatMessage.id.in_(first_ids.union(last_ids).scalar_subquery()))
+        ).all()
+        if ids
+        else []
+    )
     first: dict[str, ChatMessage] = {}
     last: dict[str, ChatMessage] = {}
     for message in sorted(messages, key=lambda m: m.id):
@@ -390,33 +507,60 @@ def list_sessions(session: Session, caller: Claims, limit: int, offset: int) -> 
             first.setdefault(message.session_id, message)
         last[message.session_id] = message
     return {
-        "sessions": [{
-            "id": chat.id, "course": chat.course,
-            "title": _shorten(first[chat.id].content, TITLE_CHARS) if chat.id in first else "New conversation",
-            "last_message": ({"role": last[chat.id].role, "preview": _shorten(last[chat.id].content, PREVIEW_CHARS),
-                              "created_at": last[chat.id].created_at.isoformat()} if chat.id in last else None),
-            "message_count": chat.message_count, "hint_level": chat.hint_level,
-            "created_at": chat.created_at.isoformat(), "updated_at": chat.updated_at.isoformat(),
-        } for chat in page],
-        "limit": limit, "offset": offset, "next_offset": offset + limit if more else None,
+        "sessions": [
+            {
+                "id": chat.id,
+                "course": chat.course,
+                "title": _shorten(first[chat.id].content, TITLE_CHARS) if chat.id in first else "New conversation",
+                "last_message": (
+                    {
+                        "role": last[chat.id].role,
+                        "preview": _shorten(last[chat.id].content, PREVIEW_CHARS),
+                        "created_at": last[chat.id].created_at.isoformat(),
+                    }
+                    if chat.id in last
+                    else None
+                ),
+                "message_count": chat.message_count,
+                "hint_level": chat.hint_level,
+                "created_at": chat.created_at.isoformat(),
+                "updated_at": chat.updated_at.isoformat(),
+            }
+            for chat in page
+        ],
+        "limit": limit,
+        "offset": offset,
+        "next_offset": offset + limit if more else None,
     }
 
 
 def _shorten(text: str, limit: int) -> str:
     text = " ".join(text.split())
-    return text if len(text) <= limit else text[:limit - 1].rsplit(" ", 1)[0] + "…"
+    return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
 
 
 def session_view(session: Session, caller: Claims, session_id: str) -> dict[str, Any]:
     chat = _owned_session(session, caller, session_id)
-    messages = session.scalars(select(ChatMessage).where(ChatMessage.session_id == chat.id)
-                               .order_by(ChatMessage.id)).all()
+    messages = session.scalars(
+        select(ChatMessage).where(ChatMessage.session_id == chat.id).order_by(ChatMessage.id)
+    ).all()
     return {
-        "id": chat.id, "course": chat.course, "hint_level": chat.hint_level,
+        "id": chat.id,
+        "course": chat.course,
+        "hint_level": chat.hint_level,
         "learning_state": {**(chat.learning_state or {}), "version": chat.learning_state_version},
-        "created_at": chat.created_at.isoformat(), "updated_at": chat.updated_at.isoformat(),
-        "messages": [{"role": m.role, "content": m.content, "citations": m.citations, "refused": m.refused,
-                      "created_at": m.created_at.isoformat()} for m in messages],
+        "created_at": chat.created_at.isoformat(),
+        "updated_at": chat.updated_at.isoformat(),
+        "messages": [
+            {
+                "role": m.role,
+                "content": m.content,
+                "citations": m.citations,
+                "refused": m.refused,
+                "created_at": m.created_at.isoformat(),
+            }
+            for m in messages
+        ],
     }
 
 

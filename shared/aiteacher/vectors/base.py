@@ -87,8 +87,14 @@ class VectorPoint:
             id=chunk_point_id(document_id, chunk_index),
             vector=vector,
             payload={
-                "faculty_id": faculty_id, "semester_id": semester_id, "department_id": department_id,
-                "course": course, "document_id": document_id, "title": title, "page": page, "text": text,
+                "faculty_id": faculty_id,
+                "semester_id": semester_id,
+                "department_id": department_id,
+                "course": course,
+                "document_id": document_id,
+                "title": title,
+                "page": page,
+                "text": text,
                 "chunk_index": chunk_index,
             },
         )
@@ -148,8 +154,9 @@ class CollectionRecord:
         if not data or "embedder" not in data or "dimension" not in data:
             return None
         lexical = data.get("lexical")
-        return cls(embedder=str(data["embedder"]), dimension=int(data["dimension"]),
-                   lexical=str(lexical) if lexical else None)
+        return cls(
+            embedder=str(data["embedder"]), dimension=int(data["dimension"]), lexical=str(lexical) if lexical else None
+        )
 
 
 @runtime_checkable
@@ -164,8 +171,15 @@ class VectorStore(Protocol):
         """Insert or replace points by id (durable when it returns)."""
         ...
 
-    def search(self, vector: Sequence[float] | None, *, lexical: SparseVector | None = None,
-               filters: Filters | None = None, limit: int = 10, fusion: Fusion | None = None) -> list[SearchHit]:
+    def search(
+        self,
+        vector: Sequence[float] | None,
+        *,
+        lexical: SparseVector | None = None,
+        filters: Filters | None = None,
+        limit: int = 10,
+        fusion: Fusion | None = None,
+    ) -> list[SearchHit]:
         """Best points first among those matching every non-None filter: by cosine with only `vector`, by BM25
         with only `lexical`, and by `fusion` of both when both are given."""
         ...
@@ -218,15 +232,17 @@ def check_vector(vector: Sequence[float], dimension: int | None) -> list[float]:
     return values
 
 
-def fuse_formula(cosine: Mapping[Any, float], bm25: Mapping[Any, float], fusion: Fusion,
-                 limit: int) -> list[tuple[Any, float]]:
+def fuse_formula(
+    cosine: Mapping[Any, float], bm25: Mapping[Any, float], fusion: Fusion, limit: int
+) -> list[tuple[Any, float]]:
     """`Fusion`'s formula over the union of candidates, best first (ties by id, for a stable order)."""
     weight, saturation = fusion.dense_weight, fusion.saturation
     fused = {}
     for point_id in cosine.keys() | bm25.keys():
         lexical = bm25.get(point_id, 0.0)
         fused[point_id] = weight * cosine.get(point_id, 0.0) + (1 - weight) * (
-            lexical / (lexical + saturation) if lexical > 0 else 0.0)
+            lexical / (lexical + saturation) if lexical > 0 else 0.0
+        )
     best = sorted(fused, key=lambda point_id: (-fused[point_id], str(point_id)))[:limit]
     return [(point_id, fused[point_id]) for point_id in best]
 
@@ -248,8 +264,11 @@ def check_record(location: str, recorded: CollectionRecord | None, wanted: Colle
             f"vector collection {location} exists but records no embedder; it was not built by AI-Teacher. "
             f"Delete it or configure another collection for embedder {wanted.embedder} ({wanted.dimension}-d)"
         )
-    if recorded.embedder == wanted.embedder and recorded.dimension == wanted.dimension \
-            and recorded.lexical != wanted.lexical:
+    if (
+        recorded.embedder == wanted.embedder
+        and recorded.dimension == wanted.dimension
+        and recorded.lexical != wanted.lexical
+    ):
         raise VectorStoreMismatch(
             f"vector collection {location} was built without the lexical vectors of {wanted.lexical} "
             f"(it records {recorded.lexical or 'none: built before hybrid search'}); re-index: run "

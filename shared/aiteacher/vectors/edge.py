@@ -122,11 +122,18 @@ class EdgeStore:
                 for point in points
             ]
             for start in range(0, len(edge_points), _UPSERT_BATCH):
-                shard.update(self._edge.UpdateOperation.upsert_points(edge_points[start:start + _UPSERT_BATCH]))
+                shard.update(self._edge.UpdateOperation.upsert_points(edge_points[start : start + _UPSERT_BATCH]))
             shard.flush()
 
-    def search(self, vector: Sequence[float] | None, *, lexical: SparseVector | None = None,
-               filters: Filters | None = None, limit: int = 10, fusion: Fusion | None = None) -> list[SearchHit]:
+    def search(
+        self,
+        vector: Sequence[float] | None,
+        *,
+        lexical: SparseVector | None = None,
+        filters: Filters | None = None,
+        limit: int = 10,
+        fusion: Fusion | None = None,
+    ) -> list[SearchHit]:
         check_query(vector, lexical)
         edge_filter = self._filter(filters)
         check_limit(limit)
@@ -137,17 +144,24 @@ class EdgeStore:
             return []
         if dense is not None and sparse is not None and (fusion or Fusion()).method == "formula":
             with self._reading() as shard:
-                return [] if shard is None else self._formula_hybrid(shard, dense, sparse, edge_filter, limit,
-                                                                     fusion or Fusion())
+                return (
+                    []
+                    if shard is None
+                    else self._formula_hybrid(shard, dense, sparse, edge_filter, limit, fusion or Fusion())
+                )
         if dense is not None and sparse is not None:
             fusion = fusion or Fusion()
             candidates = fusion.candidates(limit)
             request = edge.QueryRequest(
                 limit=limit,
-                prefetches=[edge.Prefetch(limit=candidates, query=edge.Query.Nearest(dense, using=DENSE_VECTOR),
-                                          filter=edge_filter),
-                            edge.Prefetch(limit=candidates, query=edge.Query.Nearest(sparse, using=LEXICAL_VECTOR),
-                                          filter=edge_filter)],
+                prefetches=[
+                    edge.Prefetch(
+                        limit=candidates, query=edge.Query.Nearest(dense, using=DENSE_VECTOR), filter=edge_filter
+                    ),
+                    edge.Prefetch(
+                        limit=candidates, query=edge.Query.Nearest(sparse, using=LEXICAL_VECTOR), filter=edge_filter
+                    ),
+                ],
                 query=self._fusion_query(fusion),
                 filter=edge_filter,
                 with_payload=True,
@@ -155,8 +169,9 @@ class EdgeStore:
         else:
             request = edge.QueryRequest(
                 limit=limit,
-                query=edge.Query.Nearest(dense if dense is not None else sparse,
-                                         using=DENSE_VECTOR if dense is not None else LEXICAL_VECTOR),
+                query=edge.Query.Nearest(
+                    dense if dense is not None else sparse, using=DENSE_VECTOR if dense is not None else LEXICAL_VECTOR
+                ),
                 filter=edge_filter,
                 with_payload=True,
             )
@@ -164,8 +179,9 @@ class EdgeStore:
             if shard is None:
                 return []
             points = shard.query(request)
-        return [SearchHit(id=str(point.id), score=float(point.score), payload=dict(point.payload or {}))
-                for point in points]
+        return [
+            SearchHit(id=str(point.id), score=float(point.score), payload=dict(point.payload or {})) for point in points
+        ]
 
     def delete_document(self, document_id: int | str) -> None:
         edge_filter = self._filter({"document_id": document_id})
@@ -254,8 +270,9 @@ class EdgeStore:
             vectors[LEXICAL_VECTOR] = self._edge.SparseVector(lexical.indices, lexical.values)
         return vectors
 
-    def _formula_hybrid(self, shard: Any, dense: list[float], sparse: Any, edge_filter: Any, limit: int,
-                        fusion: Fusion) -> list[SearchHit]:
+    def _formula_hybrid(
+        self, shard: Any, dense: list[float], sparse: Any, edge_filter: Any, limit: int, fusion: Fusion
+    ) -> list[SearchHit]:
         """One batch of the two candidate searches, one batch scoring each side's missing candidates exactly
         (a filter on their ids), `fuse_formula`, payloads for the winners only (the server engine does the
         same). Edge's nested prefetch would give the same ranking but runs each branch again (9x slower).
@@ -264,27 +281,40 @@ class EdgeStore:
         candidates = fusion.candidates(limit)
         dense_query = edge.Query.Nearest(dense, using=DENSE_VECTOR)
         lexical_query = edge.Query.Nearest(sparse, using=LEXICAL_VECTOR)
-        dense_hits, lexical_hits = shard.query_batch(edge.QueryBatchRequest([
-            edge.QueryRequest(limit=fusion.dense_candidates(limit), query=dense_query, filter=edge_filter,
-                              with_payload=False),
-            edge.QueryRequest(limit=candidates, query=lexical_query, filter=edge_filter, with_payload=False),
-        ]))
+        dense_hits, lexical_hits = shard.query_batch(
+            edge.QueryBatchRequest(
+                [
+                    edge.QueryRequest(
+                        limit=fusion.dense_candidates(limit), query=dense_query, filter=edge_filter, with_payload=False
+                    ),
+                    edge.QueryRequest(limit=candidates, query=lexical_query, filter=edge_filter, with_payload=False),
+                ]
+            )
+        )
         cosine = {point.id: float(point.score) for point in dense_hits}
         bm25 = {point.id: float(point.score) for point in lexical_hits}
         missing_cosine, missing_bm25 = set(bm25) - set(cosine), set(cosine) - set(bm25)
         requests, targets = [], []
         for missing, query, target in ((missing_cosine, dense_query, cosine), (missing_bm25, lexical_query, bm25)):
             if missing:
-                requests.append(edge.QueryRequest(limit=len(missing), query=query, with_payload=False,
-                                                  filter=edge.Filter(must=[edge.HasIdCondition(missing)])))
+                requests.append(
+                    edge.QueryRequest(
+                        limit=len(missing),
+                        query=query,
+                        with_payload=False,
+                        filter=edge.Filter(must=[edge.HasIdCondition(missing)]),
+                    )
+                )
                 targets.append(target)
         if requests:
             for target, hits in zip(targets, shard.query_batch(edge.QueryBatchRequest(requests)), strict=True):
                 target.update((point.id, float(point.score)) for point in hits)
         best = fuse_formula(cosine, bm25, fusion, limit)
         payloads = {record.id: record.payload for record in shard.retrieve([pid for pid, _ in best], True, False)}
-        return [SearchHit(id=str(point_id), score=score, payload=dict(payloads.get(point_id) or {}))
-                for point_id, score in best]
+        return [
+            SearchHit(id=str(point_id), score=score, payload=dict(payloads.get(point_id) or {}))
+            for point_id, score in best
+        ]
 
     def _fusion_query(self, fusion: Fusion) -> Any:
         return self._edge.Fusion.Rrf(k=fusion.rrf_k, weights=[fusion.dense_weight, 1 - fusion.dense_weight])

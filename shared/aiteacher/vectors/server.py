@@ -67,8 +67,9 @@ class QdrantServerStore:
             self._where = f"{collection!r} (qdrant-client local mode {location})"
         elif url:
             # No version probe on construction: a serverless function should not pay a round trip to start.
-            self._client = QdrantClient(url=url, api_key=api_key or None, timeout=timeout_seconds,
-                                        check_compatibility=False)
+            self._client = QdrantClient(
+                url=url, api_key=api_key or None, timeout=timeout_seconds, check_compatibility=False
+            )
             self._where = f"{collection!r} at {url}"
         else:
             raise ValueError("QdrantServerStore needs a url or a location")
@@ -93,10 +94,10 @@ class QdrantServerStore:
                 try:
                     created = self._client.create_collection(
                         self.collection,
-                        vectors_config={DENSE_VECTOR: models.VectorParams(size=wanted.dimension,
-                                                                          distance=models.Distance.COSINE)},
-                        sparse_vectors_config={LEXICAL_VECTOR: models.SparseVectorParams(
-                            modifier=models.Modifier.IDF)},
+                        vectors_config={
+                            DENSE_VECTOR: models.VectorParams(size=wanted.dimension, distance=models.Distance.COSINE)
+                        },
+                        sparse_vectors_config={LEXICAL_VECTOR: models.SparseVectorParams(modifier=models.Modifier.IDF)},
                         metadata=wanted.as_dict(),
                     )
                 except Exception:
@@ -127,20 +128,26 @@ class QdrantServerStore:
             return
         dimension = self._record.dimension if self._record else None
         structs = [
-            self._models.PointStruct(id=point.id, vector=self._vectors(point, dimension),
-                                     payload=stored_payload(point.payload))
+            self._models.PointStruct(
+                id=point.id, vector=self._vectors(point, dimension), payload=stored_payload(point.payload)
+            )
             for point in points
         ]
         with self._calls:
             if not self._collection_exists():
-                raise VectorStoreError(
-                    f"vector collection {self._where} does not exist: call ensure_collection first"
-                )
+                raise VectorStoreError(f"vector collection {self._where} does not exist: call ensure_collection first")
             for start in range(0, len(structs), _UPSERT_BATCH):
-                self._client.upsert(self.collection, points=structs[start:start + _UPSERT_BATCH], wait=True)
+                self._client.upsert(self.collection, points=structs[start : start + _UPSERT_BATCH], wait=True)
 
-    def search(self, vector: Sequence[float] | None, *, lexical: SparseVector | None = None,
-               filters: Filters | None = None, limit: int = 10, fusion: Fusion | None = None) -> list[SearchHit]:
+    def search(
+        self,
+        vector: Sequence[float] | None,
+        *,
+        lexical: SparseVector | None = None,
+        filters: Filters | None = None,
+        limit: int = 10,
+        fusion: Fusion | None = None,
+    ) -> list[SearchHit]:
         check_query(vector, lexical)
         query_filter = self._filter(filters)
         check_limit(limit)
@@ -158,11 +165,15 @@ class QdrantServerStore:
         if dense is not None and sparse is not None:
             fusion = fusion or Fusion()
             candidates = fusion.candidates(limit)
-            arguments = {"prefetch": [
-                models.Prefetch(query=dense, using=DENSE_VECTOR, filter=query_filter, limit=candidates),
-                models.Prefetch(query=sparse, using=LEXICAL_VECTOR, filter=query_filter, limit=candidates),
-            ], "query": models.RrfQuery(rrf=models.Rrf(k=fusion.rrf_k, weights=[fusion.dense_weight,
-                                                                                 1 - fusion.dense_weight]))}
+            arguments = {
+                "prefetch": [
+                    models.Prefetch(query=dense, using=DENSE_VECTOR, filter=query_filter, limit=candidates),
+                    models.Prefetch(query=sparse, using=LEXICAL_VECTOR, filter=query_filter, limit=candidates),
+                ],
+                "query": models.RrfQuery(
+                    rrf=models.Rrf(k=fusion.rrf_k, weights=[fusion.dense_weight, 1 - fusion.dense_weight])
+                ),
+            }
         elif dense is not None:
             arguments = {"query": dense, "using": DENSE_VECTOR}
         else:
@@ -171,10 +182,16 @@ class QdrantServerStore:
             if not self._collection_exists():
                 return []
             response = self._client.query_points(
-                self.collection, query_filter=query_filter, limit=limit, with_payload=True, **arguments,
+                self.collection,
+                query_filter=query_filter,
+                limit=limit,
+                with_payload=True,
+                **arguments,
             )
-        return [SearchHit(id=str(point.id), score=float(point.score), payload=dict(point.payload or {}))
-                for point in response.points]
+        return [
+            SearchHit(id=str(point.id), score=float(point.score), payload=dict(point.payload or {}))
+            for point in response.points
+        ]
 
     def delete_document(self, document_id: int | str) -> None:
         selector = self._models.FilterSelector(filter=self._filter({"document_id": document_id}))
@@ -207,36 +224,52 @@ class QdrantServerStore:
             vectors[LEXICAL_VECTOR] = self._models.SparseVector(indices=lexical.indices, values=lexical.values)
         return vectors
 
-    def _formula_hybrid(self, dense: list[float], sparse: Any, query_filter: Any, limit: int,
-                        fusion: Fusion) -> list[SearchHit]:
+    def _formula_hybrid(
+        self, dense: list[float], sparse: Any, query_filter: Any, limit: int, fusion: Fusion
+    ) -> list[SearchHit]:
         """Two candidate searches in one batch, a second batch scoring each side's missing candidates exactly
         (a `has_id` filter), `fuse_formula`, then the winners' payloads: the same ranking as a nested
         prefetch with a formula query, without running every nested branch twice."""
         models = self._models
         candidates = fusion.candidates(limit)
         sides = ((dense, DENSE_VECTOR), (sparse, LEXICAL_VECTOR))
-        first = self._client.query_batch_points(self.collection, requests=[
-            models.QueryRequest(query=query, using=using, filter=query_filter, limit=side_limit, with_payload=False)
-            for (query, using), side_limit in zip(sides, (fusion.dense_candidates(limit), candidates), strict=True)])
+        first = self._client.query_batch_points(
+            self.collection,
+            requests=[
+                models.QueryRequest(query=query, using=using, filter=query_filter, limit=side_limit, with_payload=False)
+                for (query, using), side_limit in zip(sides, (fusion.dense_candidates(limit), candidates), strict=True)
+            ],
+        )
         cosine = {point.id: float(point.score) for point in first[0].points}
         bm25 = {point.id: float(point.score) for point in first[1].points}
         requests, targets = [], []
-        for (query, using), target, missing in ((sides[0], cosine, set(bm25) - set(cosine)),
-                                                (sides[1], bm25, set(cosine) - set(bm25))):
+        for (query, using), target, missing in (
+            (sides[0], cosine, set(bm25) - set(cosine)),
+            (sides[1], bm25, set(cosine) - set(bm25)),
+        ):
             if missing:
-                requests.append(models.QueryRequest(query=query, using=using, limit=len(missing), with_payload=False,
-                                                    filter=models.Filter(must=[models.HasIdCondition(
-                                                        has_id=sorted(missing, key=str))])))
+                requests.append(
+                    models.QueryRequest(
+                        query=query,
+                        using=using,
+                        limit=len(missing),
+                        with_payload=False,
+                        filter=models.Filter(must=[models.HasIdCondition(has_id=sorted(missing, key=str))]),
+                    )
+                )
                 targets.append(target)
         if requests:
-            for target, response in zip(targets, self._client.query_batch_points(self.collection,
-                                                                                 requests=requests), strict=True):
+            for target, response in zip(
+                targets, self._client.query_batch_points(self.collection, requests=requests), strict=True
+            ):
                 target.update((point.id, float(point.score)) for point in response.points)
         best = fuse_formula(cosine, bm25, fusion, limit)
         records = self._client.retrieve(self.collection, ids=[point_id for point_id, _ in best], with_payload=True)
         payloads = {record.id: record.payload for record in records}
-        return [SearchHit(id=str(point_id), score=score, payload=dict(payloads.get(point_id) or {}))
-                for point_id, score in best]
+        return [
+            SearchHit(id=str(point_id), score=score, payload=dict(payloads.get(point_id) or {}))
+            for point_id, score in best
+        ]
 
     def _collection_exists(self) -> bool:
         if not self._exists:
@@ -248,8 +281,9 @@ class QdrantServerStore:
         if not conditions:
             return None
         models = self._models
-        return models.Filter(must=[models.FieldCondition(key=key, match=models.MatchValue(value=value))
-                                   for key, value in conditions])
+        return models.Filter(
+            must=[models.FieldCondition(key=key, match=models.MatchValue(value=value)) for key, value in conditions]
+        )
 
     def _ensure_indexes(self, existing: set[str]) -> None:
         models = self._models

@@ -67,16 +67,18 @@ class ExtractedDocument:
         return UNITS[self.kind]
 
 
-def extract_document(data: bytes | bytearray | memoryview, limits: ExtractionLimits | None = None,
-                     progress: Progress | None = None) -> ExtractedDocument:
+def extract_document(
+    data: bytes | bytearray | memoryview, limits: ExtractionLimits | None = None, progress: Progress | None = None
+) -> ExtractedDocument:
     """Sniff the kind and run its extractor. Raises `DocumentRejected` for anything that cannot be ingested."""
     limits = limits or ExtractionLimits()
     size = memoryview(data).nbytes
     if size == 0:
         raise DocumentRejected("empty", "The file is empty.")
     if size > limits.max_bytes:
-        raise DocumentRejected("too_large", f"The file is {size / MB:.1f} MB, over the limit of "
-                                            f"{limits.max_bytes / MB:g} MB per document.")
+        raise DocumentRejected(
+            "too_large", f"The file is {size / MB:.1f} MB, over the limit of {limits.max_bytes / MB:g} MB per document."
+        )
     sniffed = sniff(data)
     if sniffed.kind is None:
         raise DocumentRejected("unsupported_format", sniffed.reason)

@@ -40,8 +40,11 @@ def extract(data: bytes, kind: str, limits: ExtractionLimits, progress: Progress
 
 
 def _sections(document: Any, limits: ExtractionLimits) -> list[str]:
-    heading_styles = {style.style_id for style in document.styles
-                      if style.type == 1 and (style.name or "").lower().startswith(("heading", "title"))}
+    heading_styles = {
+        style.style_id
+        for style in document.styles
+        if style.type == 1 and (style.name or "").lower().startswith(("heading", "title"))
+    }
     sections: list[list[str]] = [[]]
     chars = 0
     for element in document.element.body.iterchildren():
@@ -63,8 +66,11 @@ def _sections(document: Any, limits: ExtractionLimits) -> list[str]:
             continue
         chars += len(text)
         if chars > limits.max_total_chars:
-            raise DocumentRejected("too_large", f"The Word document holds more than {limits.max_total_chars:,} "
-                                                "characters of text, over the limit per document.")
+            raise DocumentRejected(
+                "too_large",
+                f"The Word document holds more than {limits.max_total_chars:,} "
+                "characters of text, over the limit per document.",
+            )
         if text:
             sections[-1].append(text)
     return ["\n".join(lines) for lines in sections]

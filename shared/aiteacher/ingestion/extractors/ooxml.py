@@ -32,18 +32,26 @@ def check_archive(data: bytes, kind: str, limits: ExtractionLimits) -> None:
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
         raise corrupt(kind) from exc
     if len(members) > max_entries:
-        raise DocumentRejected("too_large", f"The {name} has {len(members):,} parts, more than the {max_entries:,} "
-                                            "allowed; it may be a zip bomb.")
+        raise DocumentRejected(
+            "too_large",
+            f"The {name} has {len(members):,} parts, more than the {max_entries:,} allowed; it may be a zip bomb.",
+        )
     declared = 0
     for member in members:
         declared += member.file_size
         ratio = member.file_size / max(member.compress_size, 1)
         if declared > max_total or (member.file_size > RATIO_CHECK_BYTES and ratio > MAX_RATIO):
-            raise DocumentRejected("too_large", f"The {name} expands to more than it should when unpacked (over "
-                                                f"{max_total / MB:g} MB, or a part compressed {ratio:,.0f}:1); it may "
-                                                "be a zip bomb.")
+            raise DocumentRejected(
+                "too_large",
+                f"The {name} expands to more than it should when unpacked (over "
+                f"{max_total / MB:g} MB, or a part compressed {ratio:,.0f}:1); it may "
+                "be a zip bomb.",
+            )
 
 
 def corrupt(kind: str) -> DocumentRejected:
-    return DocumentRejected("corrupt", f"The {NAMES[kind]} is damaged or incomplete and could not be read. It may "
-                                       "have been cut off during upload: save it again and upload the new file.")
+    return DocumentRejected(
+        "corrupt",
+        f"The {NAMES[kind]} is damaged or incomplete and could not be read. It may "
+        "have been cut off during upload: save it again and upload the new file.",
+    )

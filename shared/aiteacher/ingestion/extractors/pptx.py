@@ -74,6 +74,8 @@ def slide_text(slide: Any, inherited: dict[tuple[str, int, str], tuple[int, int]
 
 
 _OFFSET: Final = "{http://schemas.openxmlformats.org/drawingml/2006/main}off"
+
+
 def _position(shape: Any, slide: Any, inherited: dict[tuple[str, int, str], tuple[int, int]]) -> tuple[int, int]:
     """(top, left): the shape's own offset when it has one; a placeholder that inherits its place from the
     layout is looked up once per (layout, placeholder), since python-pptx resolves the inheritance per call."""

@@ -16,21 +16,48 @@ _FENCE: Final = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 _IMAGE: Final = re.compile(r"!\[([^\]]*)\]\([^)]*\)")
 _LINK: Final = re.compile(r"\[([^\]]+)\]\([^)]*\)")
 _EMPHASIS: Final = re.compile(r"(\*\*|__|\*|_|`)(?=\S)(.+?)(?<=\S)\1")
-_SKIPPED_TAGS: Final = frozenset({"script", "style", "noscript", "template", "svg", "math", "head", "iframe",
-                                  "object", "canvas"})
-_BLOCK_TAGS: Final = frozenset({"p", "div", "br", "li", "table", "section", "article", "header", "footer",
-                                "blockquote", "pre", "ul", "ol", "dl", "dt", "dd", "figure", "figcaption", "hr",
-                                "main", "nav", "aside", "form", "address"})
+_SKIPPED_TAGS: Final = frozenset(
+    {"script", "style", "noscript", "template", "svg", "math", "head", "iframe", "object", "canvas"}
+)
+_BLOCK_TAGS: Final = frozenset(
+    {
+        "p",
+        "div",
+        "br",
+        "li",
+        "table",
+        "section",
+        "article",
+        "header",
+        "footer",
+        "blockquote",
+        "pre",
+        "ul",
+        "ol",
+        "dl",
+        "dt",
+        "dd",
+        "figure",
+        "figcaption",
+        "hr",
+        "main",
+        "nav",
+        "aside",
+        "form",
+        "address",
+    }
+)
 _HEADINGS: Final = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
 
 
 def extract(data: bytes, kind: str, limits: ExtractionLimits, progress: Progress) -> ExtractedDocument:
     text = _decode(data)
-    sections, title = (_html_sections(text) if kind == "html" else _markdown_sections(text))
+    sections, title = _html_sections(text) if kind == "html" else _markdown_sections(text)
     progress("extracting", len(sections), len(sections))
     pages = numbered(kind, sections, limits, keep_empty=False)
-    return ExtractedDocument(kind="html" if kind == "html" else "markdown", pages=pages, page_count=len(pages),
-                             title=_sensible_title(title))
+    return ExtractedDocument(
+        kind="html" if kind == "html" else "markdown", pages=pages, page_count=len(pages), title=_sensible_title(title)
+    )
 
 
 def _decode(data: bytes) -> str:

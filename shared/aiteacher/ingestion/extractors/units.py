@@ -11,8 +11,7 @@ from aiteacher.ingestion.extractors import ExtractionLimits
 from aiteacher.ingestion.pdf import PageText, normalize_text
 
 _ANY_LETTER: Final = re.compile(r"[^\W\d_]")
-NAMES: Final = {"pptx": "presentation", "docx": "Word document", "markdown": "text", "html": "HTML page",
-                "pdf": "PDF"}
+NAMES: Final = {"pptx": "presentation", "docx": "Word document", "markdown": "text", "html": "HTML page", "pdf": "PDF"}
 
 
 def has_letters(text: str) -> bool:
@@ -21,8 +20,11 @@ def has_letters(text: str) -> bool:
 
 def too_many_units(kind: str, count: int, limit: int) -> DocumentRejected:
     what = "slides" if kind == "pptx" else "sections"
-    return DocumentRejected("too_many_pages", f"The {NAMES[kind]} has more than {limit:,} {what}, the limit per "
-                                              "document. Split it into smaller files and upload them separately.")
+    return DocumentRejected(
+        "too_many_pages",
+        f"The {NAMES[kind]} has more than {limit:,} {what}, the limit per "
+        "document. Split it into smaller files and upload them separately.",
+    )
 
 
 def numbered(kind: str, texts: Sequence[str], limits: ExtractionLimits, *, keep_empty: bool) -> list[PageText]:
@@ -35,12 +37,18 @@ def numbered(kind: str, texts: Sequence[str], limits: ExtractionLimits, *, keep_
     total = 0
     for raw in texts:
         if len(raw) > max_unit:
-            raise DocumentRejected("too_large", f"A part of the {NAMES[kind]} holds more than {max_unit:,} "
-                                                "characters of text; the file looks damaged or inflated.")
+            raise DocumentRejected(
+                "too_large",
+                f"A part of the {NAMES[kind]} holds more than {max_unit:,} "
+                "characters of text; the file looks damaged or inflated.",
+            )
         total += len(raw)
         if total > max_total:
-            raise DocumentRejected("too_large", f"The {NAMES[kind]} holds more than {max_total:,} characters of "
-                                                "text, over the limit per document. Split it into smaller files.")
+            raise DocumentRejected(
+                "too_large",
+                f"The {NAMES[kind]} holds more than {max_total:,} characters of "
+                "text, over the limit per document. Split it into smaller files.",
+            )
         text = normalize_text(raw)
         if not keep_empty and not has_letters(text):
             continue
@@ -48,6 +56,9 @@ def numbered(kind: str, texts: Sequence[str], limits: ExtractionLimits, *, keep_
     if len(pages) > max_units:
         raise too_many_units(kind, len(pages), max_units)
     if not any(has_letters(page.text) for page in pages):
-        raise DocumentRejected("no_text", f"The {NAMES[kind]} contains no text to learn from (it may hold only "
-                                          "images). Add the text, or upload a PDF export of it.")
+        raise DocumentRejected(
+            "no_text",
+            f"The {NAMES[kind]} contains no text to learn from (it may hold only "
+            "images). Add the text, or upload a PDF export of it.",
+        )
     return pages
