@@ -366,3 +366,29 @@ def test_problem_replies_are_shown_as_messages_and_a_dead_session_returns_to_sig
     page.goto("/#/profile")
     page.get_by_role("button", name="Sign in").wait_for()
     assert "session has ended" in page.locator("#status").inner_text()
+
+
+def test_signing_in_works_from_the_keyboard_alone(browser, dev_server) -> None:
+    import httpx
+
+    email = f"keys-{time.time_ns()}@example.edu"
+    assert (
+        httpx.post(
+            dev_server["base"] + "/auth/register",
+            json={"email": email, "password": ACADEMIC_PASSWORD, "full_name": "Keyboard User"},
+        ).status_code
+        == 201
+    )
+    page = _page(browser, dev_server)
+    page.goto("/#/login")
+    page.get_by_role("button", name="Sign in").wait_for()
+    assert page.evaluate("document.activeElement.tagName") == "H1"  # a new screen starts at its heading
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.name") == "email"
+    page.keyboard.type(email)
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.name") == "password"
+    page.keyboard.type(ACADEMIC_PASSWORD)
+    page.keyboard.press("Enter")
+    page.get_by_role("button", name="Sign out").wait_for()
+    assert page.evaluate("document.activeElement.tagName") == "H1"  # focus moves to the new screen's heading
