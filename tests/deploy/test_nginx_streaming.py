@@ -40,7 +40,7 @@ def test_chat_streams_through_nginx_before_the_model_finishes(
     local = f"127.{random.randint(1, 250)}.{random.randint(1, 250)}.{random.randint(2, 250)}"
     with TestClient(gateway, headers={"X-Forwarded-For": local}) as setup:
         user = signed_in(setup)
-        place(setup, user, hierarchy(setup)[1], 2)
+        place(setup, user, hierarchy(setup)[1], course["semester"])
     hold, finished = threading.Event(), threading.Event()
     openai_configured.queue_chat_stream(
         ["Compare the entries ", "with the buckets [S1]. What ratio is that?"], hold_after_first=hold, finished=finished

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import threading
-import uuid
 from typing import Any
 
 import pytest
@@ -23,6 +22,9 @@ MISCONCEPTION = "I think separate chaining keeps the entries of a bucket in a bi
 QUESTION = "How does separate chaining store the entries of every bucket?"
 
 
+_SEMESTERS = iter(range(2, 9))  # one semester per module that instantiates `course`
+
+
 @pytest.fixture(scope="module")
 def course(gateway, admin_token):  # type: ignore[no-untyped-def]
     """Two academics of one faculty: one teaches `hashing` (semester 2), the other another course."""
@@ -33,13 +35,13 @@ def course(gateway, admin_token):  # type: ignore[no-untyped-def]
     with TestClient(gateway, headers={"X-Forwarded-For": new_client_ip()}) as client:
         faculty = hierarchy(client)[1]
         academic = signed_in(client, "academic", admin_token)
-        place(client, academic, faculty, 2)
+        # Each module that uses this fixture (tests/deploy/test_nginx_streaming.py does too) gets a semester
+        # of its own: its students see its lecture only (the same file in one tenant's course is one document).
+        semester = next(_SEMESTERS)
+        place(client, academic, faculty, semester)
         other_academic = signed_in(client, "academic", admin_token)
-        place(client, other_academic, faculty, 2)
-        # A file of this fixture's own (a trailing PDF comment): the same bytes in one course are one
-        # document, and another module uploads this very lecture to `hashing` too.
-        own_copy = make_pdf(LECTURE) + f"% copy {uuid.uuid4().hex}\n".encode()
-        response = upload(client, academic, own_copy, course="hashing", filename="hash-tables.pdf")
+        place(client, other_academic, faculty, semester)
+        response = upload(client, academic, make_pdf(LECTURE), course="hashing", filename="hash-tables.pdf")
         assert response.status_code == 202
         other = upload(
             client,
@@ -52,6 +54,7 @@ def course(gateway, admin_token):  # type: ignore[no-untyped-def]
         run_jobs()
         return {
             "faculty": faculty,
+            "semester": semester,
             "academic": academic,
             "other_academic": other_academic,
             "document_id": response.json()["document_id"],
@@ -61,7 +64,7 @@ def course(gateway, admin_token):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def student(client, course) -> dict:
     user = signed_in(client)
-    place(client, user, course["faculty"], 2)
+    place(client, user, course["faculty"], course["semester"])
     return user
 
 
@@ -79,7 +82,7 @@ def test_two_students_asking_the_same_question_never_get_each_others_words(clien
     "Earlier you said: ..." and A's own words included."""
     alice, bob = signed_in(client), signed_in(client)
     for user in (alice, bob):
-        place(client, user, course["faculty"], 2)
+        place(client, user, course["faculty"], course["semester"])
     # Same length of history, so both learning states are at version 1 and both ask at hint level 0.
     alice_session = converse(
         client,
@@ -152,7 +155,7 @@ def test_session_list_is_own_paginated_newest_first_with_title_and_preview(clien
     ids = [ask(client, student, question)["session_id"] for question in questions]
     ask(client, student, "I still don't get it", session_id=ids[0])  # the oldest session becomes the newest
     outsider = signed_in(client)
-    place(client, outsider, course["faculty"], 2)
+    place(client, outsider, course["faculty"], course["semester"])
     ask(client, outsider, "What does a hash function do?")
 
     page = client.get("/session", headers=student["headers"], params={"limit": 2})
@@ -294,7 +297,7 @@ def test_first_event_arrives_before_the_model_has_finished(live_gateway, gateway
     with TestClient(gateway, headers={"X-Forwarded-For": address}) as setup:
         course_faculty = hierarchy(setup)[1]
         user = signed_in(setup)
-        place(setup, user, course_faculty, 2)
+        place(setup, user, course_faculty, course["semester"])
     headers = {**user["headers"], "Accept": "text/event-stream", "X-Forwarded-For": address}
     try:
         with (
