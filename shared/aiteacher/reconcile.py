@@ -14,6 +14,7 @@ import secrets
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 log = logging.getLogger("aiteacher.reconcile")
 LOCK_KEY = "aiteacher:reconcile:lock"
@@ -90,25 +91,28 @@ def reconcile_round(*, force: bool = False) -> Report:
             _release(token)
 
 
-def _documents(report: Report) -> None:
+def _stale(model: Any, statuses: tuple[str, ...]) -> list[tuple[str, int]]:
+    """(id, attempts) of the oldest rows in `statuses` not touched since the grace period began."""
     from sqlalchemy import select
 
-    from aiteacher.curriculum.jobs import give_up, requeue_document
     from aiteacher.db import transaction
+
+    with transaction(read_only=False) as session:
+        rows = session.execute(
+            select(model.id, model.attempts)
+            .where(model.status.in_(statuses), model.updated_at < _stale_before())
+            .order_by(model.updated_at)
+            .limit(BATCH)
+        ).all()
+    return [(row[0], int(row[1] or 0)) for row in rows]
+
+
+def _documents(report: Report) -> None:
+    from aiteacher.curriculum.jobs import give_up, requeue_document
     from aiteacher.db.models import Document
     from aiteacher.queue import job_is_live
 
-    with transaction(read_only=False) as session:
-        stale = session.execute(
-            select(Document.id, Document.attempts)
-            .where(
-                Document.status.in_(("queued", "processing")),
-                Document.updated_at < _stale_before(),
-            )
-            .order_by(Document.updated_at)
-            .limit(BATCH)
-        ).all()
-    for document_id, attempts in stale:
+    for document_id, attempts in _stale(Document, ("queued", "processing")):
         if job_is_live(f"ingest-{document_id}"):
             continue
         if attempts >= max_attempts():
@@ -123,23 +127,13 @@ def _documents(report: Report) -> None:
 
 
 def _exams(report: Report) -> None:
-    from sqlalchemy import select, update
+    from sqlalchemy import update
 
     from aiteacher.db import transaction
     from aiteacher.db.models import Exam, utcnow
     from aiteacher.queue import discard_job, job_is_live
 
-    with transaction(read_only=False) as session:
-        stale = session.execute(
-            select(Exam.id, Exam.attempts)
-            .where(
-                Exam.status.in_(("queued", "generating")),
-                Exam.updated_at < _stale_before(),
-            )
-            .order_by(Exam.updated_at)
-            .limit(BATCH)
-        ).all()
-    for exam_id, attempts in stale:
+    for exam_id, attempts in _stale(Exam, ("queued", "generating")):
         job_id = f"exam-{exam_id}"
         if job_is_live(job_id):
             continue
