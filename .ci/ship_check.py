@@ -37,9 +37,9 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "shared"))
+sys.path[:0] = [str(ROOT / "shared"), str(ROOT / "devtools")]
 
-from aiteacher import manifests  # noqa: E402
+from aiteacher_devtools import manifests  # noqa: E402
 
 UVICORN = "uvicorn>=0.32,<1"
 JWT_SECRET = "ship-check-jwt-secret-0123456789abcdef0123456789abcdef"

@@ -252,7 +252,7 @@ def _run(args: argparse.Namespace, fake_url: str) -> int:
         env.upload(text_pdf_builder()(LECTURE, title="Hash tables"), "hash-tables.pdf")
         env.run_jobs()
         students = [env.new_user("student", env.faculties[0], 1) for _ in range(STUDENTS)]
-        from aiteacher.stack import functions, load_app
+        from aiteacher_devtools.stack import functions, load_app
 
         app = load_app(next(spec for spec in functions() if spec.name == "chat"))
         phases = _trace_phases() if os.environ.get("BENCH_TRACE") else None

@@ -527,7 +527,7 @@ def test_importing_the_package_loads_no_openai() -> None:
 
 
 def test_env_example_lists_the_llm_settings() -> None:
-    from aiteacher.cli import env_example
+    from aiteacher_devtools.cli import env_example
 
     text = env_example()
     for name in (

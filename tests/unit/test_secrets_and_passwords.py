@@ -47,8 +47,10 @@ def test_secrets_found_in_committed_files_are_refused_in_production(production, 
 
 
 def test_every_secret_looking_value_of_docker_compose_and_the_docs_is_known() -> None:
-    texts = committed.scanned_texts(REPO)
-    values = set().union(*(committed.candidates(text) for text in texts.values()))
+    from aiteacher_devtools.manifests import secrets
+
+    texts = secrets.scanned_texts(REPO)
+    values = set().union(*(secrets.candidates(text) for text in texts.values()))
     assert "aiteacher-minio-secret" in values or committed.is_committed("aiteacher-minio-secret")
     for value in values:
         assert committed.is_committed(value), value
@@ -62,13 +64,14 @@ def test_own_secrets_are_accepted_in_production_and_committed_ones_in_dev(produc
 
 
 def test_the_committed_values_file_is_in_sync_with_the_repository() -> None:
-    from aiteacher import manifests
+    from aiteacher_devtools import manifests
+    from aiteacher_devtools.manifests import secrets
 
     files = manifests.generate(manifests.load(REPO))
-    assert files[committed.RELATIVE_DATA_FILE] == (REPO / committed.RELATIVE_DATA_FILE).read_text(), (
+    assert files[secrets.RELATIVE_DATA_FILE] == (REPO / secrets.RELATIVE_DATA_FILE).read_text(), (
         "run `aiteacher manifests`"
     )
-    assert committed.DATA_FILE.resolve() == (REPO / committed.RELATIVE_DATA_FILE).resolve()
+    assert committed.DATA_FILE.resolve() == (REPO / secrets.RELATIVE_DATA_FILE).resolve()
 
 
 def test_the_common_password_list_has_over_100k_entries_and_every_one_is_found() -> None:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Receive, Scope, Send
 
-    from aiteacher.stack import FunctionSpec
+    from aiteacher_devtools.stack import FunctionSpec
 
 # Swagger UI from the flask-swagger-ui wheel's dist/ folder (read as files; flask is never imported), so the
 # page works offline and under a CSP without inline scripts or other origins.
@@ -41,7 +41,7 @@ def swagger_ui_dist() -> Path | None:
 
 class Gateway:
     def __init__(self, specs: list[FunctionSpec]):
-        from aiteacher.stack import load_app
+        from aiteacher_devtools.stack import load_app
 
         self.specs = specs
         self.apps: dict[str, ASGIApp] = {spec.name: load_app(spec) for spec in specs}
@@ -52,7 +52,7 @@ class Gateway:
         # Longest prefix first, so /documents/{id} never falls to a shorter alias.
         self.routes = sorted(routes, key=lambda route: len(route[0]), reverse=True)
         self._openapi: bytes | None = None
-        from aiteacher.webapp import load_web_app
+        from aiteacher_devtools.webapp import load_web_app
 
         self.web = load_web_app()
 
@@ -195,6 +195,6 @@ def merged_openapi(specs: list[FunctionSpec], apps: dict[str, Any]) -> dict[str,
 
 
 def build_gateway() -> Gateway:
-    from aiteacher.stack import functions
+    from aiteacher_devtools.stack import functions
 
     return Gateway(functions())

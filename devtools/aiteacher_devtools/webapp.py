@@ -26,7 +26,7 @@ _TYPES = {
 
 
 def default_web_dir() -> Path | None:
-    """`web/` next to `shared/` in a checkout (the editable install `make dev` uses)."""
+    """`web/` next to `devtools/` in a checkout (the editable install `make dev` uses)."""
     candidate = Path(__file__).resolve().parents[2] / "web"
     return candidate if (candidate / "index.html").is_file() else None
 

@@ -93,8 +93,8 @@ class EmbeddedServices:
             return 0
         import threading
 
-        from aiteacher.dev_s3 import S3Mirror
         from aiteacher.storage import get_s3
+        from aiteacher_devtools.dev_s3 import S3Mirror
 
         mirror = S3Mirror(folder, get_s3())
         restored = mirror.restore()
@@ -182,7 +182,7 @@ def run(host: str | None = None, port: int | None = None) -> None:
         from aiteacher.seed import migrate_and_seed
 
         report = migrate_and_seed()
-        from aiteacher.gateway import build_gateway
+        from aiteacher_devtools.gateway import build_gateway
 
         gateway = build_gateway()
         from aiteacher.queue import import_rq_in_this_thread
