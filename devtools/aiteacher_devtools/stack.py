@@ -1,4 +1,5 @@
-"""Reads stack.yml, the one list of functions (the gateway, the generated manifests and the tests use it)."""
+"""Reads stack.yml, the one list of functions (the gateway, the generated manifests and the tests use it).
+No function reads it at run time: each gets what stack.yml says through its environment."""
 
 from __future__ import annotations
 
@@ -26,6 +27,11 @@ class FunctionSpec:
     labels: dict[str, str] = field(default_factory=dict)
     annotations: dict[str, str] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rate_limit(self) -> str:
+        """Its RATE_LIMIT ("requests/seconds" per caller) from stack.yml; empty: the default limit."""
+        return self.environment.get("RATE_LIMIT", "")
 
 
 def find_stack_file() -> Path:
@@ -69,10 +75,14 @@ def functions() -> list[FunctionSpec]:
 
 
 def load_app(spec: FunctionSpec) -> Any:
-    """Import functions/<name>/handler.py under a unique module name and return its ASGI `app`."""
+    """Import functions/<name>/handler.py under a unique module name and return its ASGI `app`, carrying its
+    stack.yml rate limit (`app.state.rate_limit`: one process serves many functions, so RATE_LIMIT, which
+    is one per process, cannot)."""
     module_name = "aiteacher_fn_" + spec.name.replace("-", "_")
     if module_name in sys.modules:
-        return sys.modules[module_name].app
+        app = sys.modules[module_name].app
+        app.state.rate_limit = spec.rate_limit
+        return app
     location = spec.handler_dir / "handler.py"
     module_spec = importlib.util.spec_from_file_location(module_name, location)
     if module_spec is None or module_spec.loader is None:
@@ -80,4 +90,5 @@ def load_app(spec: FunctionSpec) -> Any:
     module = importlib.util.module_from_spec(module_spec)
     sys.modules[module_name] = module
     module_spec.loader.exec_module(module)
+    module.app.state.rate_limit = spec.rate_limit
     return module.app

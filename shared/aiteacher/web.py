@@ -285,7 +285,8 @@ async def admit(request: Request, response: Response) -> None:
         claims, request.state.auth_error = None, exc
     function = function_var.get() or "unknown"
     settings = get_settings()
-    base_limit, window = settings.rate_limit_for(function)
+    # The dev gateway serves every function in one process: it gives each app its stack.yml limit.
+    base_limit, window = settings.rate_limit_for(function, getattr(request.app.state, "rate_limit", None))
     limit = base_limit * settings.rate_limit_admin_multiplier if claims and claims.role == "admin" else base_limit
     caller = f"user:{claims.sub}" if claims else f"ip:{client_ip_var.get()}"
     decision = await ratelimit.hit_async(
