@@ -99,3 +99,11 @@ def test_a_function_image_install_set_has_no_tooling(wheel: Path, extras: str, t
         [str(venv / "bin" / "python"), "-c", f"import {DEVTOOLS}"], capture_output=True, timeout=60, cwd=tmp_path
     )
     assert probe.returncode != 0
+
+
+def test_no_build_context_carries_the_tooling() -> None:
+    template = REPO / "template" / "aiteacher-fastapi"
+    assert "devtools" in (template / "Dockerfile.dockerignore").read_text().splitlines()
+    # faas-cli copies only stack.yml's `configuration.copy` paths next to the handler.
+    copied = {str(path).strip("./") for path in manifests.load(REPO).document["configuration"]["copy"]}
+    assert copied and not {path for path in copied if path.split("/")[0] == "devtools"}
