@@ -122,3 +122,22 @@ def test_the_committed_files_carry_the_committed_limits() -> None:
         env = {item["name"]: item["value"] for item in knative["spec"]["template"]["spec"]["containers"][0]["env"]}
         assert env.get("RATE_LIMIT", "") == spec.rate_limit == committed_limit(spec.name), spec.name
         assert compose["services"][spec.name]["environment"].get("RATE_LIMIT", "") == spec.rate_limit, spec.name
+
+
+def test_limits_are_checked_and_an_empty_override_is_none(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from pydantic import ValidationError
+
+    from aiteacher.config import Settings
+
+    monkeypatch.setenv("RATE_LIMITS", "")  # as .env.example writes it: no override
+    monkeypatch.setenv("RATE_LIMIT", "5/10")
+    settings = Settings()
+    assert settings.rate_limits is None and settings.rate_limit_for("any") == (5, 10)
+    assert settings.rate_limit_for("any", "") == (settings.rate_limit_requests, settings.rate_limit_window_seconds)
+    monkeypatch.setenv("RATE_LIMIT", "thirty a minute")
+    with pytest.raises(ValidationError, match="rate_limit"):
+        Settings()
+    monkeypatch.setenv("RATE_LIMIT", "")
+    monkeypatch.setenv("RATE_LIMITS", json.dumps({"chat": "lots"}))
+    with pytest.raises(ValidationError, match="requests/seconds"):
+        Settings()
