@@ -22,27 +22,16 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from enum import Enum, StrEnum
+from enum import Enum
 from typing import TYPE_CHECKING, Any
 
+from aiteacher.enums import EnrolmentPolicy, Role  # re-exported: `access.Role` is the policy's vocabulary
 from aiteacher.errors import Conflict, Forbidden
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from aiteacher.security.tokens import Claims
-
-
-class Role(StrEnum):
-    STUDENT = "student"
-    ACADEMIC = "academic"
-    ADMIN = "admin"
-
-
-class EnrolmentPolicy(StrEnum):
-    OPEN = "open"  # students place themselves (the demo faculties)
-    KEY = "key"  # students place themselves with the faculty's enrolment key
-    MANAGED = "managed"  # only the faculty's academics and admins place students
 
 
 class ProfileIncomplete(Conflict):

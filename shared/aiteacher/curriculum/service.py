@@ -413,8 +413,8 @@ def reindex_all() -> list[str]:
     document for ingestion again; returns their ids. Search shows a document again once its job is done."""
     import time
 
+    from aiteacher.curriculum.jobs import ingest_document
     from aiteacher.db import transaction
-    from aiteacher.queue import enqueue
     from aiteacher.vectors import get_vector_store
 
     get_vector_store().drop_collection()
@@ -427,14 +427,7 @@ def reindex_all() -> list[str]:
         faculties = {doc.faculty_id for doc in documents}
     stamp = int(time.time())
     for document_id in ids:
-        enqueue(
-            "ingest-bulk",
-            "aiteacher.curriculum.jobs.ingest_document",
-            document_id,
-            job_id=f"reindex-{document_id}-{stamp}",
-            timeout=get_settings().ingest_job_timeout_seconds,
-            on_failure="aiteacher.curriculum.jobs.ingest_failed",
-        )
+        ingest_document.enqueue(document_id, queue="ingest-bulk", job_id=f"reindex-{document_id}-{stamp}")
     for faculty_id in faculties:
         bump_tenant_version(faculty_id)
     audit("document.reindex", "queued", documents=len(ids))

@@ -17,8 +17,6 @@ from aiteacher.exams import grading
 from aiteacher.exams.service import is_staff, keys_visible, strip_keys, visible_exam, with_source_link
 from aiteacher.security.tokens import Claims
 
-GRADE_JOB = "aiteacher.exams.jobs.grade_attempt"
-GRADE_FAILED = "aiteacher.exams.jobs.grading_failed"
 MAX_ATTEMPTS_PER_EXAM = 20
 MAX_ANSWER_CHARS = 10_000
 SCORE_BUCKETS = 10
@@ -94,8 +92,7 @@ def submit_attempt(
     session: Session, caller: Claims, exam_id: str, attempt_id: str, answers: list[dict[str, Any]] | None
 ) -> dict[str, Any]:
     """Grade MCQs now; queue the theory answers for the grading job. Submitting twice changes nothing."""
-    from aiteacher.config import get_settings
-    from aiteacher.queue import enqueue
+    from aiteacher.exams.jobs import grade_attempt
 
     exam = visible_exam(session, caller, exam_id)
     attempt = _own_attempt(session, caller, exam, attempt_id)
@@ -121,13 +118,7 @@ def submit_attempt(
     if needs_job:
         attempt.status = "grading"
         attempt_key = attempt.id
-        timeout = get_settings().exam_job_timeout_seconds
-        after_commit(
-            session,
-            lambda: enqueue(
-                "exams", GRADE_JOB, attempt_key, job_id=f"grade-{attempt_key}", timeout=timeout, on_failure=GRADE_FAILED
-            ),
-        )
+        after_commit(session, lambda: grade_attempt.enqueue(attempt_key))
     else:
         finish(attempt, results, "instant")
     session.flush()

@@ -8,6 +8,8 @@ import logging
 from typing import Any
 
 from aiteacher.audit import audit
+from aiteacher.enums import EXAM_DONE, AttemptStatus, DocumentStatus, ExamStatus
+from aiteacher.jobs import StatusGate, job
 
 log = logging.getLogger("aiteacher.exams")
 ROUNDS = 3
@@ -62,14 +64,14 @@ def _material(exam_id: str) -> dict[str, Any] | None:
 
     with transaction() as session:
         exam = session.get(Exam, exam_id)
-        if exam is None:
+        if exam is None:  # deleted since the gate looked
             return {"status": "missing"}
-        if exam.status in ("ready", "failed"):
-            return {"status": exam.status, "skipped": True}
-        exam.status = "generating"
+        exam.status = ExamStatus.GENERATING
         blueprint = dict(exam.blueprint or {})
         ranges = list(blueprint.get("sources") or [])
-        query = session.query(Document.id).filter(Document.status == "ready", Document.faculty_id == exam.faculty_id)
+        query = session.query(Document.id).filter(
+            Document.status == DocumentStatus.READY, Document.faculty_id == exam.faculty_id
+        )
         if exam.semester_id is not None:
             query = query.filter(Document.semester_id == exam.semester_id)
         if exam.course:
@@ -92,6 +94,12 @@ def _material(exam_id: str) -> dict[str, Any] | None:
         }
 
 
+@job(
+    queue="exams",
+    timeout=lambda settings: settings.exam_job_timeout_seconds,
+    job_id=lambda exam_id: f"exam-{exam_id}",
+    gate=StatusGate("Exam", "exam_id", done=EXAM_DONE),
+)
 def generate_exam(exam_id: str) -> dict[str, Any]:
     """Three phases: a short read, then retrieval and every LLM call with no connection checked out, then a
     short write (`_finish`)."""
@@ -102,7 +110,7 @@ def generate_exam(exam_id: str) -> dict[str, Any]:
     from aiteacher.llm import McqItem, Passage, extract_key_terms, get_llm, near_duplicate
 
     request = _material(exam_id)
-    if request is None or request["status"] != "generating":
+    if request is None or request["status"] != ExamStatus.GENERATING:
         return {"exam_id": exam_id, **(request or {})}
     scope = Scope(request["faculty_id"], request["semester_id"], request["course"])
     topic = request["topic"]
@@ -248,7 +256,7 @@ def _finish(
     from aiteacher.db.models import Exam
     from aiteacher.notifications import notify_exam_ready
 
-    status = "ready" if questions else "failed"
+    status = ExamStatus.READY if questions else ExamStatus.FAILED
     with transaction() as session:
         exam = session.get(Exam, exam_id)
         if exam is None:
@@ -267,14 +275,21 @@ def _finish(
     return {"exam_id": exam_id, "status": status, "questions": len(questions), "dropped": dropped}
 
 
-def generation_failed(job: Any, connection: Any, exc_type: Any, exc_value: Any, traceback: Any) -> None:
-    if (getattr(job, "retries_left", 0) or 0) > 0 or not job.args:
-        return
-    log.error("exam %s failed: %s", job.args[0], exc_value)
-    _finish(job.args[0], [], "Exam generation failed; please try again later.")
+@generate_exam.on_failure
+def _generation_failed(exam_id: str, reason: str) -> None:
+    _finish(exam_id, [], "Exam generation failed; please try again later.")
+
+
+generation_failed = generate_exam.failed  # the callback path that jobs enqueued before `aiteacher.jobs` name
 
 
 # --- grading -------------------------------------------------------------------------------------
+@job(
+    queue="exams",
+    timeout=lambda settings: settings.exam_job_timeout_seconds,
+    job_id=lambda attempt_id: f"grade-{attempt_id}",
+    gate=StatusGate("ExamAttempt", "attempt_id", only=frozenset({AttemptStatus.GRADING})),
+)
 def grade_attempt(attempt_id: str, *, force_offline: bool = False) -> dict[str, Any]:
     """Grade the theory answers of a submitted attempt. Three phases, so no pooled connection is held while
     the LLM (or the embedder) works: a short read, the grading, a short write."""
@@ -283,8 +298,8 @@ def grade_attempt(attempt_id: str, *, force_offline: bool = False) -> dict[str, 
 
     with transaction(read_only=True) as session:
         attempt = session.get(ExamAttempt, attempt_id)
-        if attempt is None or attempt.status != "grading":
-            return {"attempt_id": attempt_id, "status": getattr(attempt, "status", "missing"), "skipped": True}
+        if attempt is None:  # deleted since the gate looked
+            return {"attempt_id": attempt_id, "status": "missing", "skipped": True}
         exam = session.get(Exam, attempt.exam_id)
         questions = list(exam.questions or []) if exam is not None else []
         answers = dict(attempt.answers or {})
@@ -296,7 +311,7 @@ def grade_attempt(attempt_id: str, *, force_offline: bool = False) -> dict[str, 
 
     with transaction() as session:
         attempt = session.get(ExamAttempt, attempt_id)
-        if attempt is None or attempt.status != "grading":
+        if attempt is None or attempt.status != AttemptStatus.GRADING:  # graded meanwhile (a duplicate job)
             return {"attempt_id": attempt_id, "status": getattr(attempt, "status", "missing"), "skipped": True}
         finish(attempt, graded, grader)
         score, max_score, user_id, exam_id = attempt.score, attempt.max_score, attempt.user_id, attempt.exam_id
@@ -348,9 +363,11 @@ def _grade_pending(
     return graded, grader
 
 
-def grading_failed(job: Any, connection: Any, exc_type: Any, exc_value: Any, traceback: Any) -> None:
+@grade_attempt.on_failure
+def _grading_failed(attempt_id: str, reason: str) -> None:
     """Retries exhausted: grade offline, so an attempt never stays `grading` for ever."""
-    if (getattr(job, "retries_left", 0) or 0) > 0 or not job.args:
-        return
-    log.error("grading of attempt %s failed: %s; grading offline", job.args[0], exc_value)
-    grade_attempt(job.args[0], force_offline=True)
+    log.warning("grading attempt %s offline", attempt_id)
+    grade_attempt(attempt_id, force_offline=True)
+
+
+grading_failed = grade_attempt.failed  # the callback path that jobs enqueued before `aiteacher.jobs` name

@@ -13,8 +13,6 @@ from aiteacher.db.models import Exam, User, new_id
 from aiteacher.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from aiteacher.security.tokens import Claims
 
-GENERATE_JOB = "aiteacher.exams.jobs.generate_exam"
-GENERATE_FAILED = "aiteacher.exams.jobs.generation_failed"
 KEY_FIELDS = ("answer_index", "explanation", "model_answer", "rubric")
 
 
@@ -32,7 +30,7 @@ def request_exam(
     blueprint: dict[str, Any] | None = None,
 ) -> Exam:
     from aiteacher.curriculum.search import caller_scope
-    from aiteacher.queue import enqueue
+    from aiteacher.exams.jobs import generate_exam
 
     settings = get_settings()
     if num_mcq + num_theory < 1:
@@ -61,17 +59,7 @@ def request_exam(
     session.add(exam)
     session.flush()
     exam_id = exam.id
-    after_commit(
-        session,
-        lambda: enqueue(
-            "exams",
-            GENERATE_JOB,
-            exam_id,
-            job_id=f"exam-{exam_id}",
-            timeout=settings.exam_job_timeout_seconds,
-            on_failure=GENERATE_FAILED,
-        ),
-    )
+    after_commit(session, lambda: generate_exam.enqueue(exam_id))
     audit("exam.request", "queued", actor=caller.sub, target=exam_id, num_mcq=num_mcq, num_theory=num_theory)
     return exam
 

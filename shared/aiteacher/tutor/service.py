@@ -39,7 +39,6 @@ if TYPE_CHECKING:
     from aiteacher.llm import ChatTurn, LearningState, Passage
 
 HISTORY_TURNS = 6
-SUMMARY_JOB = "aiteacher.tutor.jobs.summarize_session"
 TITLE_CHARS = 80
 PREVIEW_CHARS = 160
 
@@ -455,12 +454,10 @@ def record_turn(ctx: TurnContext, result: TurnResult) -> TurnResult:
             after_commit(session, notify)
         every = get_settings().summary_every_messages
         if chat.message_count // every > before // every:
-            from aiteacher.queue import enqueue
+            from aiteacher.tutor.jobs import summarize_session
 
             chat_id, count = chat.id, chat.message_count
-            after_commit(
-                session, lambda: enqueue("summaries", SUMMARY_JOB, chat_id, job_id=f"summary-{chat_id}-{count}")
-            )
+            after_commit(session, lambda: summarize_session.enqueue(chat_id, job_id=f"summary-{chat_id}-{count}"))
     return result
 
 
