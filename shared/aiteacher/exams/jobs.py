@@ -107,7 +107,7 @@ def generate_exam(exam_id: str) -> dict[str, Any]:
 
     from aiteacher.curriculum.search import Scope
     from aiteacher.exams.blueprint import plan_slots, spread_passages
-    from aiteacher.llm import McqItem, Passage, extract_key_terms, get_llm, near_duplicate
+    from aiteacher.llm import McqItem, extract_key_terms, get_llm, near_duplicate
 
     request = _material(exam_id)
     if request is None or request["status"] != ExamStatus.GENERATING:
@@ -116,18 +116,7 @@ def generate_exam(exam_id: str) -> dict[str, Any]:
     topic = request["topic"]
     query = topic or exam_course_query(scope)
     results = spread_passages(scope.filters(), request["documents"], query, request["ranges"])[: PASSAGES * 2]
-    passages = [
-        Passage(
-            chunk_id=r["chunk_id"],
-            document_id=r["document_id"],
-            title=r["title"],
-            page=r["page"],
-            text=r["text"],
-            score=r["score"],
-            course=r["course"],
-        )
-        for r in results
-    ]
+    passages = [hit.passage() for hit in results]
     if not passages:
         return _finish(exam_id, [], "No course material matches this exam request yet; upload documents first.")
 
