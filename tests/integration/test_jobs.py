@@ -77,7 +77,7 @@ def test_every_job_module_is_registered_and_every_job_keeps_its_rq_path() -> Non
 
 
 def test_each_job_gets_its_own_queue_timeout_retries_and_failure_callback(settings_override) -> None:
-    from aiteacher.jobs import FAILURE_CALLBACK, registered
+    from aiteacher.jobs import FAILURE_CALLBACK, job_failed, registered
 
     settings_override(
         INGEST_JOB_TIMEOUT_SECONDS="301",
@@ -105,7 +105,7 @@ def test_each_job_gets_its_own_queue_timeout_retries_and_failure_callback(settin
         try:
             rq_job = _rq_job(job_id)
             assert (rq_job.origin, rq_job.timeout, rq_job.retries_left) == (queue, timeout, retries), path
-            assert (rq_job.failure_callback_name or None) == callback, path
+            assert rq_job.failure_callback is (job_failed if callback else None), path
             assert rq_job.func_name == path
         finally:
             _rq_job(job_id).delete(remove_from_queue=True)
@@ -166,6 +166,7 @@ def test_a_failing_job_marks_its_document_failed_through_the_one_callback(
     client, admin_token, settings_override, monkeypatch
 ) -> None:
     import aiteacher.ingestion.extractors as extractors
+    from aiteacher.jobs import job_failed
 
     run_jobs()
     settings_override(JOB_MAX_RETRIES="0")
@@ -179,13 +180,14 @@ def test_a_failing_job_marks_its_document_failed_through_the_one_callback(
     document = _document(client, admin_token, document_id)
     assert document["status"] == "failed"
     assert "Processing failed unexpectedly" in document["error"]
-    assert _rq_job(f"ingest-{document_id}").failure_callback_name == "aiteacher.jobs.job_failed"
+    assert _rq_job(f"ingest-{document_id}").failure_callback is job_failed
 
 
 def test_a_failing_exam_job_marks_its_exam_failed_through_the_one_callback(
     client, admin_token, settings_override, monkeypatch
 ) -> None:
     import aiteacher.exams.blueprint as blueprint
+    from aiteacher.jobs import job_failed
 
     run_jobs()
     settings_override(JOB_MAX_RETRIES="0")
@@ -208,7 +210,7 @@ def test_a_failing_exam_job_marks_its_exam_failed_through_the_one_callback(
 
     with transaction(read_only=True) as session:
         assert "Exam generation failed" in (session.get(Exam, exam_id).error or "")
-    assert _rq_job(f"exam-{exam_id}").failure_callback_name == "aiteacher.jobs.job_failed"
+    assert _rq_job(f"exam-{exam_id}").failure_callback is job_failed
 
 
 def test_the_one_callback_leaves_a_job_with_retries_left_alone() -> None:
