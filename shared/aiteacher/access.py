@@ -1,9 +1,9 @@
 """The access policy: who may read or write what, in which tenant.
 
 Every function and domain asks here; nothing else compares roles or faculties. The caller's role and
-placement come from the stored profile (cached in Redis, see `identity.profiles`), never from the
-request body, and a token older than the account's last role change or deactivation never gets this
-far (`identity.profiles.admit_token`).
+placement come from the stored profile (cached in Redis, see `identity.profiles`, reached through the
+`aiteacher.accounts` port), never from the request body, and a token older than the account's last role
+change or deactivation never gets this far (`identity.profiles.admit_token`).
 
 Tenants are faculties (and, for students, semesters). The rules in one place:
 
@@ -75,9 +75,9 @@ def scope_of(profile: dict[str, Any]) -> CallerScope:
 
 def caller_scope(caller: Claims, session: Session | None = None) -> CallerScope:
     """The caller's scope from the stored profile (the copy `admit` prefetched, else the database)."""
-    from aiteacher.identity import profiles
+    from aiteacher.accounts import provider
 
-    return scope_of(profiles.current(caller.sub, session))
+    return scope_of(provider().current(caller.sub, session))
 
 
 # --- course material: search, chat and exam generation --------------------------------------------

@@ -38,15 +38,9 @@ P = ParamSpec("P")
 R = TypeVar("R")
 log = logging.getLogger("aiteacher.jobs")
 FAILURE_CALLBACK = "aiteacher.jobs.job_failed"
-#: Every job, by the dotted path RQ stores (filled as the job modules are imported).
+#: Every job, by the dotted path RQ stores (filled as the job modules are imported; the composition
+#: layer's `reconcile.JOB_MODULES` lists them).
 JOBS: dict[str, Job[Any, Any]] = {}
-#: The modules that declare jobs (`registered()` imports them all; a test checks the list is complete).
-JOB_MODULES = (
-    "aiteacher.curriculum.jobs",
-    "aiteacher.exams.jobs",
-    "aiteacher.tutor.jobs",
-    "aiteacher.notifications",
-)
 
 
 @dataclass(frozen=True)
@@ -205,15 +199,6 @@ def job(
         return declared
 
     return declare
-
-
-def registered() -> dict[str, Job[Any, Any]]:
-    """Every declared job (imports the job modules)."""
-    import importlib
-
-    for module in JOB_MODULES:
-        importlib.import_module(module)
-    return dict(JOBS)
 
 
 def _declared(path: str) -> Job[Any, Any] | None:

@@ -386,11 +386,10 @@ def _preload_for_background() -> None:
     first import was seen)."""
     import importlib
 
+    from aiteacher import reconcile
+
     for module in (
-        "aiteacher.reconcile",
-        "aiteacher.curriculum.jobs",
-        "aiteacher.curriculum.service",
-        "aiteacher.exams.service",
+        *reconcile.PRELOAD,
         "aiteacher.security.revocation",
         "aiteacher.db.models",
         "rq.job",

@@ -19,6 +19,10 @@ from typing import Any
 from aiteacher.enums import DOCUMENT_PENDING, EXAM_PENDING, ExamStatus
 
 log = logging.getLogger("aiteacher.reconcile")
+#: The modules that declare RQ jobs (`aiteacher.jobs.job`); a test checks the list is complete.
+JOB_MODULES = ("aiteacher.curriculum.jobs", "aiteacher.exams.jobs", "aiteacher.tutor.jobs", "aiteacher.notifications")
+#: What a worker's background thread (this reconciler) imports, loaded before it starts (`queue.run_worker`).
+PRELOAD = (*JOB_MODULES, "aiteacher.curriculum.service", "aiteacher.exams.service")
 LOCK_KEY = "aiteacher:reconcile:lock"
 BATCH = 200
 

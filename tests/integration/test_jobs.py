@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +19,18 @@ EXPECTED_JOBS = {
     "aiteacher.notifications.deliver",
     "aiteacher.notifications.deliver_push",
 }
+
+
+def registered() -> dict:
+    """Every declared job: the job modules the composition layer lists, imported."""
+    import importlib
+
+    from aiteacher import jobs
+    from aiteacher.reconcile import JOB_MODULES
+
+    for module in JOB_MODULES:
+        importlib.import_module(module)
+    return dict(jobs.JOBS)
 
 
 @pytest.fixture
@@ -59,10 +72,21 @@ def _document(client, admin_token: str, document_id: str) -> dict:
 def test_every_job_module_is_registered_and_every_job_keeps_its_rq_path() -> None:
     from rq.utils import import_attribute
 
-    from aiteacher.jobs import FAILURE_CALLBACK, Job, job_failed, registered
+    from aiteacher.jobs import FAILURE_CALLBACK, Job, job_failed
 
     jobs = registered()
     assert set(jobs) == EXPECTED_JOBS
+    # Every module that declares a job is listed (the worker preloads them; this test imports them).
+    import aiteacher
+    from aiteacher.reconcile import JOB_MODULES
+
+    package = Path(aiteacher.__file__).parent
+    declaring = {
+        "aiteacher." + ".".join(path.relative_to(package).with_suffix("").parts)
+        for path in package.rglob("*.py")
+        if "\n@job(" in path.read_text(encoding="utf-8")
+    }
+    assert declaring == set(JOB_MODULES)
     for path, declared in jobs.items():
         assert isinstance(declared, Job) and declared.path == path
         assert import_attribute(path) is declared  # what a worker resolves, for new and in-flight jobs alike
@@ -77,7 +101,7 @@ def test_every_job_module_is_registered_and_every_job_keeps_its_rq_path() -> Non
 
 
 def test_each_job_gets_its_own_queue_timeout_retries_and_failure_callback(settings_override) -> None:
-    from aiteacher.jobs import FAILURE_CALLBACK, job_failed, registered
+    from aiteacher.jobs import FAILURE_CALLBACK, job_failed
 
     settings_override(
         INGEST_JOB_TIMEOUT_SECONDS="301",
