@@ -32,6 +32,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, cast
 
 if TYPE_CHECKING:
+    from types import TracebackType
+
+    from redis import Redis
+    from rq.job import Job as RQJob
+
     from aiteacher.config import Settings
 
 P = ParamSpec("P")
@@ -74,9 +79,6 @@ class StatusGate:
         if self.admits(status):
             return None
         return {self.key: row_id, "status": status, "skipped": True}
-
-
-SettingsValue = Callable[["Settings"], Any]
 
 
 class Job(Generic[P, R]):
@@ -123,7 +125,14 @@ class Job(Generic[P, R]):
         self.failure_handler = handler
         return handler
 
-    def failed(self, job: Any, connection: Any, exc_type: Any, exc_value: Any, traceback: Any) -> None:
+    def failed(
+        self,
+        job: RQJob,
+        connection: Redis | None,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
         """RQ failed this job: when no retry is left (timeout, crash), run the failure handler on its row.
         Recording needs the database, which may be the very thing that is down: it is retried briefly,
         and the reconciler finishes the job if the database stays away longer."""
@@ -214,7 +223,13 @@ def _declared(path: str) -> Job[Any, Any] | None:
     return found
 
 
-def job_failed(job: Any, connection: Any, exc_type: Any, exc_value: Any, traceback: Any) -> None:
+def job_failed(
+    job: RQJob,
+    connection: Redis | None,
+    exc_type: type[BaseException] | None,
+    exc_value: BaseException | None,
+    traceback: TracebackType | None,
+) -> None:
     """The RQ failure callback of every job: hands the failure to the job it belongs to (`Job.failed`)."""
     declared = _declared(str(job.func_name))
     if declared is None:

@@ -10,12 +10,15 @@ import logging
 import smtplib
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from aiteacher.audit import audit
 from aiteacher.enums import DocumentStatus, ExamStatus, Role
 from aiteacher.jobs import job
+
+if TYPE_CHECKING:
+    from aiteacher.config import Settings
 
 log = logging.getLogger("aiteacher.notifications")
 
@@ -42,11 +45,11 @@ def queue_notification(
         )
 
 
-def _retries(settings: Any) -> int:
+def _retries(settings: Settings) -> int:
     return len(settings.notification_retry_intervals)
 
 
-def _intervals(settings: Any) -> list[int]:
+def _intervals(settings: Settings) -> list[int]:
     return list(settings.notification_retry_intervals)
 
 

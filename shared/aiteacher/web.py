@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from aiteacher.audit import audit, client_ip_var, function_var, request_id_var
+from aiteacher.enums import Role
 from aiteacher.errors import (
     AppError,
     Forbidden,
@@ -285,7 +286,7 @@ async def admit(request: Request, response: Response) -> None:
     function = function_var.get() or "unknown"
     settings = get_settings()
     base_limit, window = settings.rate_limit_for(function)
-    limit = base_limit * settings.rate_limit_admin_multiplier if claims and claims.role == "admin" else base_limit
+    limit = base_limit * settings.rate_limit_admin_multiplier if claims and claims.role == Role.ADMIN else base_limit
     caller = f"user:{claims.sub}" if claims else f"ip:{client_ip_var.get()}"
     account = accounts.provider() if claims else None
     decision = await ratelimit.hit_async(

@@ -9,17 +9,25 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiteacher.audit import audit
 from aiteacher.enums import DOCUMENT_DONE, DOCUMENT_PENDING, DocumentStatus
 from aiteacher.jobs import StatusGate, job
 
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from aiteacher.config import Settings
+    from aiteacher.db.models import Document
+    from aiteacher.ingestion.extractors import ExtractedDocument, ExtractionLimits
+    from aiteacher.progress import Tracker
+
 log = logging.getLogger("aiteacher.ingest")
 EMBED_BATCH = 32  # texts handed to the embedder at once (it runs its own batches of <= 8)
 
 
-def _set_status(document_id: str, **values: Any) -> Any:
+def _set_status(document_id: str, **values: Any) -> Document | None:
     from aiteacher.db import transaction
     from aiteacher.db.models import Document
 
@@ -112,7 +120,7 @@ def ingest_document(document_id: str) -> dict[str, Any]:
     return {"document_id": document_id, "status": "ready", "pages": extracted.page_count, "chunks": chunk_count}
 
 
-def extraction_limits(settings: Any, started: float) -> Any:
+def extraction_limits(settings: Settings, started: float) -> ExtractionLimits:
     """The settings' limits for one file; OCR may use 60 % of the job's time, embedding needs the rest."""
     from aiteacher.ingestion.extractors import ExtractionLimits
 
@@ -128,7 +136,7 @@ def extraction_limits(settings: Any, started: float) -> Any:
     )
 
 
-def _index(document_id: str, extracted: Any, progress: Any = None) -> int:
+def _index(document_id: str, extracted: ExtractedDocument, progress: Tracker | None = None) -> int:
     from aiteacher.config import get_settings
     from aiteacher.db import transaction
     from aiteacher.db.models import Document
@@ -182,12 +190,12 @@ def _index(document_id: str, extracted: Any, progress: Any = None) -> int:
     return len(chunks)
 
 
-def unit_payload(extracted: Any, page: int) -> dict[str, Any]:
+def unit_payload(extracted: ExtractedDocument, page: int) -> dict[str, Any]:
     """What a chunk's `page` counts (page, slide, section) and whether its text came from OCR."""
-    return {"unit": getattr(extracted, "unit", "page"), "ocr": page in getattr(extracted, "ocr_pages", ())}
+    return {"unit": extracted.unit, "ocr": page in extracted.ocr_pages}
 
 
-def _supersede_older_versions(session: Any, doc: Any) -> None:
+def _supersede_older_versions(session: Session, doc: Document) -> None:
     """A new version of a bucket object replaces the old one's vectors and row."""
     from sqlalchemy import select
 

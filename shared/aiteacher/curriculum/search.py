@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from aiteacher.access import SearchScope, search_scope
 from aiteacher.access import caller_scope as access_caller_scope
+from aiteacher.enums import DocumentStatus
 from aiteacher.security.tokens import Claims
 
 if TYPE_CHECKING:
@@ -131,7 +132,9 @@ def ready_titles(document_ids: set[str]) -> dict[str, str]:
 
     with transaction(read_only=True) as session:
         rows = session.execute(
-            select(Document.id, Document.title).where(Document.id.in_(sorted(document_ids)), Document.status == "ready")
+            select(Document.id, Document.title).where(
+                Document.id.in_(sorted(document_ids)), Document.status == DocumentStatus.READY
+            )
         )
         return {str(row.id): row.title for row in rows}
 

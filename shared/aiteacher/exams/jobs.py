@@ -5,18 +5,25 @@ numbers are reached (a bounded number of rounds)."""
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiteacher.audit import audit
 from aiteacher.enums import EXAM_DONE, AttemptStatus, DocumentStatus, ExamStatus
 from aiteacher.jobs import StatusGate, job
+
+if TYPE_CHECKING:
+    from aiteacher.access import SearchScope
+    from aiteacher.exams.blueprint import Slot
+    from aiteacher.llm import McqItem, TheoryItem
+
+    Item = McqItem | TheoryItem
 
 log = logging.getLogger("aiteacher.exams")
 ROUNDS = 3
 PASSAGES = 40
 
 
-def _item_json(item: Any, slot: Any, bloom: str) -> dict[str, Any]:
+def _item_json(item: Item, slot: Slot, bloom: str) -> dict[str, Any]:
     from aiteacher.llm import McqItem
 
     source = {"document_id": item.source.document_id, "page": item.source.page, "title": item.source.title}
@@ -41,7 +48,7 @@ def _item_json(item: Any, slot: Any, bloom: str) -> dict[str, Any]:
     }
 
 
-def valid_mcq(item: Any) -> bool:
+def valid_mcq(item: McqItem) -> bool:
     options = [option.strip().lower() for option in item.options]
     return (
         len(options) == 4
@@ -53,7 +60,7 @@ def valid_mcq(item: Any) -> bool:
     )
 
 
-def valid_theory(item: Any) -> bool:
+def valid_theory(item: TheoryItem) -> bool:
     return bool(item.question.strip() and item.model_answer.strip() and item.rubric)
 
 
@@ -124,7 +131,7 @@ def generate_exam(exam_id: str) -> dict[str, Any]:
     pool = sorted({term for p in passages for term in extract_key_terms(p.text, limit=10)})
     llm = get_llm()
     writes_bloom = getattr(llm, "name", "") == "openai"
-    kept: list[tuple[Any, Any, str]] = []  # (item, slot, recorded Bloom level)
+    kept: list[tuple[Item, Slot, str]] = []  # (item, slot, recorded Bloom level)
     dropped = 0
     from aiteacher.progress import Tracker
 
@@ -139,7 +146,7 @@ def generate_exam(exam_id: str) -> dict[str, Any]:
         # The LLM is asked for the levels; the offline generator writes cloze MCQs (remember) and "explain"
         # items (understand) whatever was asked, and each item records what it really is.
         asked_topic = _bloom_topic(topic, group_slots) if writes_bloom else topic
-        mine: list[Any] = []
+        mine: list[Item] = []
         for _round in range(ROUNDS):
             missing_mcq = want_mcq - sum(isinstance(i, McqItem) for i in mine)
             missing_theory = want_theory - sum(not isinstance(i, McqItem) for i in mine)
@@ -160,7 +167,7 @@ def generate_exam(exam_id: str) -> dict[str, Any]:
                 is_mcq = isinstance(item, McqItem)
                 if (is_mcq and missing_mcq <= 0) or (not is_mcq and missing_theory <= 0):
                     continue
-                structurally_ok = valid_mcq(item) if is_mcq else valid_theory(item)
+                structurally_ok = valid_mcq(item) if isinstance(item, McqItem) else valid_theory(item)
                 duplicate = any(
                     near_duplicate(item.question, other.question) for other in [*mine, *(k[0] for k in kept)]
                 )
@@ -200,13 +207,13 @@ def generate_exam(exam_id: str) -> dict[str, Any]:
     return _finish(exam_id, questions, " ".join(notes) or None, dropped=dropped, report=report)
 
 
-def _requests(slots: list[Any]) -> list[list[Any]]:
+def _requests(slots: list[Slot]) -> list[list[Slot]]:
     """Slots grouped into generation requests: per difficulty, the i-th Bloom level of the MCQs paired with
     the i-th Bloom level of the theory items, so an exam without a blueprint is one request."""
     from itertools import zip_longest
 
-    requests: list[list[Any]] = []
-    nothing: list[Any] = []
+    requests: list[list[Slot]] = []
+    nothing: list[Slot] = []
     for difficulty in dict.fromkeys(slot.difficulty for slot in slots):
         by_kind = {
             kind: [
@@ -220,7 +227,7 @@ def _requests(slots: list[Any]) -> list[list[Any]]:
     return requests
 
 
-def _bloom_topic(topic: str | None, group: list[Any]) -> str:
+def _bloom_topic(topic: str | None, group: list[Slot]) -> str:
     from aiteacher.exams.blueprint import BLOOM_HINTS
 
     parts = []
@@ -230,7 +237,7 @@ def _bloom_topic(topic: str | None, group: list[Any]) -> str:
     return f"{topic or 'the course material'}; write " + "; ".join(parts)
 
 
-def exam_course_query(scope: Any) -> str:
+def exam_course_query(scope: SearchScope) -> str:
     return f"key concepts and definitions of {scope.course}" if scope.course else "key concepts and definitions"
 
 

@@ -30,6 +30,7 @@ from aiteacher.audit import audit
 from aiteacher.config import get_settings
 from aiteacher.db import after_commit, transaction
 from aiteacher.db.models import ChatMessage, ChatSession, new_id
+from aiteacher.enums import HintLevel
 from aiteacher.errors import AppError, NotFound, ValidationFailed
 from aiteacher.security.tokens import Claims
 from aiteacher.tutor import guardrails
@@ -219,7 +220,7 @@ def _next_hint_level(ctx: TurnContext, best_chunk: str, follow_up: bool) -> int:
     """Another attempt at the same material (a follow-up, or the same best passage) climbs one rung (hint ->
     stronger hint -> worked explanation); a new topic starts again at a hint."""
     same_topic = follow_up or best_chunk in {item.get("chunk_id") for item in ctx.focus}
-    return min(ctx.hint_level + 1, 2) if same_topic and not ctx.is_new else 0
+    return min(ctx.hint_level + 1, HintLevel.WORKED) if same_topic and not ctx.is_new else HintLevel.SOCRATIC
 
 
 def _answered(ctx: TurnContext, reply: Any, passages: list[Passage], hint_level: int) -> TurnResult:
