@@ -17,9 +17,6 @@ class Role(StrEnum):
     ADMIN = "admin"
 
 
-STAFF_ROLES = (Role.ACADEMIC, Role.ADMIN)
-
-
 class EnrolmentPolicy(StrEnum):
     OPEN = "open"  # students place themselves (the demo faculties)
     KEY = "key"  # students place themselves with the faculty's enrolment key
