@@ -172,9 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     unanswered_scores = sorted(
         round(row["results"][0].score, 3) for row in rows if not row["answerable"] and row["results"]
     )
-    answered_scores = sorted(
-        round(row["results"][0].score, 3) for row in rows if row["answerable"] and row["results"]
-    )
+    answered_scores = sorted(round(row["results"][0].score, 3) for row in rows if row["answerable"] and row["results"])
     print(f"top score, answerable:   {answered_scores}")
     print(f"top score, unanswerable: {unanswered_scores}")
     for row in rows:
