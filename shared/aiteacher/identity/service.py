@@ -252,7 +252,8 @@ def update_profile(session: Session, caller: Claims, changes: dict[str, object])
     user = get_user(session, caller.sub)
     enrolment_key = changes.pop("enrolment_key", None)
     if "push_token" in changes:
-        user.push_token = changes.pop("push_token")  # type: ignore[assignment]
+        push_token = changes.pop("push_token")
+        user.push_token = None if push_token is None else str(push_token)
     if "full_name" in changes:
         if changes["full_name"] is None:
             changes.pop("full_name")
