@@ -11,8 +11,10 @@ never through a dotted string written elsewhere.
 
 - The job keeps its module path (`aiteacher.exams.jobs.generate_exam`): the decorated object is what RQ
   imports and calls, so jobs already in Redis still resolve.
-- The **status gate** runs before the job body: a job whose row is gone, or whose status says its work is
-  done (or was given up), returns `{<key>: id, "status": ..., "skipped": True}` without running.
+- The **status gate** runs before the job body, in a short transaction of its own: a job whose row is
+  gone, or whose status says its work is done (or was given up), returns
+  `{<key>: id, "status": ..., "skipped": True}` without running. (The body still handles its row
+  vanishing after the gate looked.)
 - **One failure callback** (`job_failed`) for every job: when RQ has no retry left (a crash, a timeout),
   it calls the job's own `on_failure(row_id, reason)`, retrying briefly while the database is away (the
   reconciler finishes the job if it stays away longer).
@@ -57,7 +59,7 @@ class StatusGate:
     have the row a request just committed)."""
 
     model: str
-    """A class name in `aiteacher.db.models` (named, not imported: this module imports no models)."""
+    """A class name in `aiteacher.db.models` (named, so declaring a job imports no models)."""
     key: str
     """The id field of the skipped job's reply: `document_id`, `exam_id`..."""
     done: frozenset[str] = field(default_factory=frozenset)

@@ -265,3 +265,41 @@ def test_the_one_callback_leaves_a_job_with_retries_left_alone() -> None:
         assert handled == [("row-1", "timed out")]
     finally:
         registry.JOBS.pop(probe.path, None)
+
+
+def test_a_job_enqueued_before_the_helper_still_runs_and_fails_through_its_old_callback(
+    client, admin_token, monkeypatch
+) -> None:
+    """An in-flight job of the previous release: its dotted path and callback name, as it enqueued them."""
+    run_jobs()
+    _, ready_id = _upload(client, admin_token, f"Old-style job material {time.time_ns()}.")
+    _, failing_id = _upload(client, admin_token, f"Old-style failing material {time.time_ns()}.")
+    from aiteacher import storage
+    from aiteacher.db import transaction
+    from aiteacher.db.models import Document
+    from aiteacher.queue import discard_job, enqueue
+
+    for document_id in (ready_id, failing_id):  # what the upload queued, replaced by old-style jobs
+        discard_job(f"ingest-{document_id}")
+        enqueue(
+            "ingest",
+            "aiteacher.curriculum.jobs.ingest_document",
+            document_id,
+            job_id=f"old-{document_id}",
+            on_failure="aiteacher.curriculum.jobs.ingest_failed",
+            retries=0,
+        )
+    with transaction(read_only=True) as session:
+        failing_key = session.get(Document, failing_id).object_key
+    real = storage.get_object
+
+    def crash_one(bucket, key, *args, **kwargs):
+        if key == failing_key:
+            raise RuntimeError("the object store crashed")
+        return real(bucket, key, *args, **kwargs)
+
+    monkeypatch.setattr(storage, "get_object", crash_one)
+    run_jobs()
+    assert _document(client, admin_token, ready_id)["status"] == "ready"
+    failed = _document(client, admin_token, failing_id)
+    assert failed["status"] == "failed" and "Processing failed unexpectedly" in failed["error"]
