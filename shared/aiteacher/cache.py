@@ -26,8 +26,11 @@ from aiteacher import registry
 from aiteacher.errors import ServiceUnavailable
 
 if TYPE_CHECKING:
+    from asyncio import AbstractEventLoop
+
     from pydantic import TypeAdapter
     from redis import Redis
+    from redis.asyncio import Redis as AsyncRedis
 
 T = TypeVar("T")
 log = logging.getLogger("aiteacher.cache")
@@ -79,11 +82,11 @@ def _redis_options() -> tuple[str, dict[str, Any]]:
     }
 
 
-_async_clients: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+_async_clients: weakref.WeakKeyDictionary[AbstractEventLoop, tuple[int, AsyncRedis]] = weakref.WeakKeyDictionary()
 _async_generation = [0]
 
 
-def get_async_redis() -> Any:
+def get_async_redis() -> AsyncRedis:
     """An asyncio Redis client for the running event loop (the request hot path uses it, so a rate
     limit and deny-list check costs no thread hop). One per loop: asyncio connections cannot cross loops."""
     import asyncio

@@ -14,9 +14,12 @@ import secrets
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 from aiteacher.enums import DOCUMENT_PENDING, EXAM_PENDING, ExamStatus
+
+if TYPE_CHECKING:
+    from aiteacher.db.models import Document, Exam
 
 log = logging.getLogger("aiteacher.reconcile")
 #: The modules that declare RQ jobs (`aiteacher.jobs.job`); a test checks the list is complete.
@@ -97,7 +100,7 @@ def reconcile_round(*, force: bool = False) -> Report:
             _release(token)
 
 
-def _stale(model: Any, statuses: tuple[str, ...]) -> list[tuple[str, int]]:
+def _stale(model: type[Document] | type[Exam], statuses: tuple[str, ...]) -> list[tuple[str, int]]:
     """(id, attempts) of the oldest rows in `statuses` not touched since the grace period began."""
     from sqlalchemy import select
 
