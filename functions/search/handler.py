@@ -51,7 +51,7 @@ def search(body: SearchIn, caller: CurrentUser, response: Response) -> SearchOut
         # Whether a query was cached tells a student what classmates searched: staff only (issue #8.4).
         response.headers["X-Cache"] = "hit" if cached else "miss"
     audit("ai.search", "ok", actor=caller.sub, results=len(results), cached=cached)
-    return SearchOut(results=[SearchResult(**r) for r in results])
+    return SearchOut(results=[SearchResult(**hit.model_dump()) for hit in results])
 
 
 handler = lambda_handler(app)

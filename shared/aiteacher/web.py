@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from aiteacher.audit import audit, client_ip_var, function_var, request_id_var
+from aiteacher.enums import Role
 from aiteacher.errors import (
     AppError,
     Forbidden,
@@ -273,11 +274,10 @@ async def admit(request: Request, response: Response) -> None:
     request.state.claims, request.state.auth_error = None, None
     if request.url.path == HEALTH_PATH:
         return
-    from aiteacher import ratelimit
+    from aiteacher import accounts, ratelimit
     from aiteacher.cache import deny_keys
     from aiteacher.config import get_settings
     from aiteacher.errors import RateLimited
-    from aiteacher.identity import profiles
 
     try:
         claims = _decode_bearer(request)
@@ -287,14 +287,15 @@ async def admit(request: Request, response: Response) -> None:
     settings = get_settings()
     # The dev gateway serves every function in one process: it gives each app its stack.yml limit.
     base_limit, window = settings.rate_limit_for(function, getattr(request.app.state, "rate_limit", None))
-    limit = base_limit * settings.rate_limit_admin_multiplier if claims and claims.role == "admin" else base_limit
+    limit = base_limit * settings.rate_limit_admin_multiplier if claims and claims.role == Role.ADMIN else base_limit
     caller = f"user:{claims.sub}" if claims else f"ip:{client_ip_var.get()}"
+    account = accounts.provider() if claims else None
     decision = await ratelimit.hit_async(
         f"{function}:{caller}",
         limit,
         window,
         deny_keys=deny_keys(claims.iss, claims.jti, claims.fam) if claims else (),
-        fetch_key=profiles.cache_key(claims.sub) if claims else None,
+        fetch_key=account.cache_key(claims.sub) if claims and account else None,
     )
     if claims and decision.revoked:
         # A revoked token is an anonymous caller: it is counted against its address like any other, so
@@ -302,8 +303,8 @@ async def admit(request: Request, response: Response) -> None:
         request.state.auth_error = InvalidToken("The token has been revoked", code="token_revoked")
         claims = None
         decision = await ratelimit.hit_async(f"{function}:ip:{client_ip_var.get()}", base_limit, window)
-    elif claims:
-        profiles.accept_prefetched(claims.sub, decision.fetched)
+    elif claims and account:
+        account.accept_prefetched(claims.sub, decision.fetched)
     if not decision.allowed:
         audit("ratelimit", "rejected", actor=claims.sub if claims else None, target=function)
         raise RateLimited(decision.reset_seconds, headers=decision.headers())
@@ -321,9 +322,9 @@ async def optional_user(request: Request) -> Claims | None:
         raise error
     claims = getattr(request.state, "claims", None)
     if claims is not None:
-        from aiteacher.identity.profiles import admit_token
+        from aiteacher.accounts import provider
 
-        await admit_token(claims)  # role changes and deactivation refuse older tokens on the next request
+        await provider().admit_token(claims)  # role changes and deactivation refuse older tokens on the next request
     return claims
 
 

@@ -95,7 +95,7 @@ def test_hybrid_search_finds_an_exact_term_query_that_dense_search_misses(client
     doc = _ready(client, academic, pages, course)
     query = "what does the kelvarsh option do to balanced trees"
     dense = retrieve(Scope(faculties[0]["id"], None, course), query, 1, mode="dense")
-    assert dense and dense[0]["page"] != len(pages)  # the weakness: the embedder alone ranks another page first
+    assert dense and dense[0].page != len(pages)  # the weakness: the embedder alone ranks another page first
 
     response = search(client, student, query, top_k=3, course=course)
     assert response.status_code == 200

@@ -13,6 +13,7 @@ from aiteacher.audit import audit
 from aiteacher.config import get_settings
 from aiteacher.db import after_commit, rows_affected
 from aiteacher.db.models import Document, Faculty, Semester, new_id
+from aiteacher.enums import DocumentStatus
 from aiteacher.errors import Forbidden, NotFound, ValidationFailed
 from aiteacher.security.tokens import Claims
 
@@ -46,15 +47,15 @@ def document_views(documents: list[Document]) -> list[dict[str, Any]]:
     """Views with the live progress of the documents being processed (one Redis round trip)."""
     from aiteacher import progress
 
-    recorded = progress.read("document", [doc.id for doc in documents if doc.status == "processing"])
+    recorded = progress.read("document", [doc.id for doc in documents if doc.status == DocumentStatus.PROCESSING])
     return [document_view(doc, recorded.get(doc.id)) for doc in documents]
 
 
 def _progress_view(doc: Document, recorded: dict[str, Any] | None) -> dict[str, Any]:
     """`{stage, done, total}`: pages for extracting and ocr, chunks for embedding and indexing."""
-    if doc.status == "processing":
+    if doc.status == DocumentStatus.PROCESSING:
         return recorded or {"stage": "extracting", "done": 0, "total": 0}
-    if doc.status == "ready":
+    if doc.status == DocumentStatus.READY:
         return {"stage": "done", "done": doc.pages, "total": doc.pages}
     return {"stage": doc.status, "done": 0, "total": 0}
 
@@ -222,7 +223,7 @@ def create_upload(
     same = find_same_content(
         session, faculty_id=target.faculty.id, semester_id=target.semester.id, course=course.strip(), digest=digest
     )
-    if same is not None and same.status == "failed":
+    if same is not None and same.status == DocumentStatus.FAILED:
         same.content_hash = None  # a failed copy does not hold the content: this upload is a fresh try
         session.flush()
     elif same is not None:
@@ -240,7 +241,7 @@ def create_upload(
         faculty_id=target.faculty.id,
         semester_id=target.semester.id,
         department_id=target.department_id,
-        status="queued",
+        status=DocumentStatus.QUEUED,
         source="upload",
         bucket=settings.s3_bucket,
         object_key=key,
@@ -293,7 +294,7 @@ def register_object(session: Session, bucket: str, key: str, etag: str, size: in
         "etag": etag,
         "size_bytes": size,
         "source": "bucket",
-        "status": "queued",
+        "status": DocumentStatus.QUEUED,
         "pages": 0,
         "chunks": 0,
         "attempts": 0,
@@ -313,7 +314,7 @@ def register_object(session: Session, bucket: str, key: str, etag: str, size: in
     except KeyLayoutError as exc:
         values.setdefault("course", "")
         values.setdefault("title", key.rsplit("/", 1)[-1][:300] or "Untitled")
-        values.update(status="failed", error=str(exc)[:1000])
+        values.update(status=DocumentStatus.FAILED, error=str(exc)[:1000])
     from aiteacher.db.models import utcnow
 
     values.update(created_at=utcnow(), updated_at=utcnow())
@@ -329,7 +330,7 @@ def register_object(session: Session, bucket: str, key: str, etag: str, size: in
         )
         return str(document_id), False
     audit("document.object_created", values["status"], target=values["id"], key=key, error=values.get("error"))
-    if values["status"] == "queued":
+    if values["status"] == DocumentStatus.QUEUED:
         enqueue_ingestion(session, values["id"], source="bucket")
     return values["id"], True
 
@@ -341,7 +342,7 @@ def _requeue_if_stuck(session: Session, document_id: str) -> None:
     from aiteacher.curriculum.jobs import requeue_if_stuck
 
     status = session.scalar(select(Document.status).where(Document.id == document_id))
-    if status in ("queued", "processing"):
+    if status in (DocumentStatus.QUEUED, DocumentStatus.PROCESSING):
         after_commit(session, lambda: requeue_if_stuck(document_id))
 
 
@@ -413,28 +414,21 @@ def reindex_all() -> list[str]:
     document for ingestion again; returns their ids. Search shows a document again once its job is done."""
     import time
 
+    from aiteacher.curriculum.jobs import ingest_document
     from aiteacher.db import transaction
-    from aiteacher.queue import enqueue
     from aiteacher.vectors import get_vector_store
 
     get_vector_store().drop_collection()
     with transaction() as session:
-        documents = list(session.scalars(select(Document).where(Document.status == "ready")))
+        documents = list(session.scalars(select(Document).where(Document.status == DocumentStatus.READY)))
         for doc in documents:
-            doc.status = "queued"
+            doc.status = DocumentStatus.QUEUED
             doc.attempts = 0  # a re-index is a fresh start, not a retry of a failing job
         ids = [doc.id for doc in documents]
         faculties = {doc.faculty_id for doc in documents}
     stamp = int(time.time())
     for document_id in ids:
-        enqueue(
-            "ingest-bulk",
-            "aiteacher.curriculum.jobs.ingest_document",
-            document_id,
-            job_id=f"reindex-{document_id}-{stamp}",
-            timeout=get_settings().ingest_job_timeout_seconds,
-            on_failure="aiteacher.curriculum.jobs.ingest_failed",
-        )
+        ingest_document.enqueue(document_id, queue="ingest-bulk", job_id=f"reindex-{document_id}-{stamp}")
     for faculty_id in faculties:
         bump_tenant_version(faculty_id)
     audit("document.reindex", "queued", documents=len(ids))

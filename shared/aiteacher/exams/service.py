@@ -10,11 +10,10 @@ from aiteacher.audit import audit
 from aiteacher.config import get_settings
 from aiteacher.db import after_commit
 from aiteacher.db.models import Exam, User, new_id
+from aiteacher.enums import AttemptStatus, DocumentStatus, ExamStatus, Role
 from aiteacher.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from aiteacher.security.tokens import Claims
 
-GENERATE_JOB = "aiteacher.exams.jobs.generate_exam"
-GENERATE_FAILED = "aiteacher.exams.jobs.generation_failed"
 KEY_FIELDS = ("answer_index", "explanation", "model_answer", "rubric")
 
 
@@ -32,7 +31,7 @@ def request_exam(
     blueprint: dict[str, Any] | None = None,
 ) -> Exam:
     from aiteacher.curriculum.search import caller_scope
-    from aiteacher.queue import enqueue
+    from aiteacher.exams.jobs import generate_exam
 
     settings = get_settings()
     if num_mcq + num_theory < 1:
@@ -54,24 +53,14 @@ def request_exam(
         difficulty=difficulty,
         num_mcq=num_mcq,
         num_theory=num_theory,
-        status="queued",
+        status=ExamStatus.QUEUED,
         questions=[],
         blueprint=blueprint or None,
     )
     session.add(exam)
     session.flush()
     exam_id = exam.id
-    after_commit(
-        session,
-        lambda: enqueue(
-            "exams",
-            GENERATE_JOB,
-            exam_id,
-            job_id=f"exam-{exam_id}",
-            timeout=settings.exam_job_timeout_seconds,
-            on_failure=GENERATE_FAILED,
-        ),
-    )
+    after_commit(session, lambda: generate_exam.enqueue(exam_id))
     audit("exam.request", "queued", actor=caller.sub, target=exam_id, num_mcq=num_mcq, num_theory=num_theory)
     return exam
 
@@ -97,7 +86,7 @@ def _check_sources(session: Session, scope: Any, sources: list[dict[str, Any]]) 
         document = session.get(Document, entry["document_id"])
         covered = (
             document is not None
-            and document.status == "ready"
+            and document.status == DocumentStatus.READY
             and (scope.faculty_id is None or document.faculty_id == scope.faculty_id)
             and (scope.semester_id is None or document.semester_id == scope.semester_id)
             and (scope.course is None or document.course == scope.course)
@@ -138,11 +127,11 @@ def is_staff(caller: Claims, exam: Exam) -> bool:
     """Admins and the academics who manage the exam's faculty (the access policy): they always see keys."""
     from aiteacher import access
 
-    return caller.role != "student" and access.may_manage_faculty(access.caller_scope(caller), exam.faculty_id)
+    return caller.role != Role.STUDENT and access.may_manage_faculty(access.caller_scope(caller), exam.faculty_id)
 
 
 def is_practice(exam: Exam) -> bool:
-    return exam.creator_role == "student"
+    return exam.creator_role == Role.STUDENT
 
 
 def keys_visible(session: Session, caller: Claims, exam: Exam) -> bool:
@@ -156,7 +145,11 @@ def keys_visible(session: Session, caller: Claims, exam: Exam) -> bool:
         return True
     submitted = (
         session.query(ExamAttempt.id)
-        .filter(ExamAttempt.exam_id == exam.id, ExamAttempt.user_id == caller.sub, ExamAttempt.status != "in_progress")
+        .filter(
+            ExamAttempt.exam_id == exam.id,
+            ExamAttempt.user_id == caller.sub,
+            ExamAttempt.status != AttemptStatus.IN_PROGRESS,
+        )
         .first()
     )
     return submitted is not None
@@ -217,7 +210,7 @@ def reveal_keys(session: Session, caller: Claims, exam_id: str) -> dict[str, Any
         if caller.sub != exam.created_by:
             audit("exam.reveal", "denied", actor=caller.sub, target=exam.id)
             raise Forbidden("Only the creator of a practice exam can reveal its keys")
-        if exam.status != "ready":
+        if exam.status != ExamStatus.READY:
             raise Conflict("The exam is not ready yet", code="exam_not_ready")
         if not exam.keys_revealed:
             exam.keys_revealed = True
@@ -234,13 +227,13 @@ def list_exams(session: Session, caller: Claims, *, limit: int, offset: int) -> 
     from aiteacher.db.models import ExamAttempt
 
     query = session.query(Exam)
-    if caller.role != "admin":
+    if caller.role != Role.ADMIN:
         user = session.get(User, caller.sub)
         mine = Exam.created_by == caller.sub
-        course_exam = Exam.creator_role.in_(("academic", "admin"))
+        course_exam = Exam.creator_role.in_((Role.ACADEMIC, Role.ADMIN))
         if user is None or user.faculty_id is None:
             query = query.filter(mine)
-        elif caller.role == "academic":
+        elif caller.role == Role.ACADEMIC:
             query = query.filter(or_(mine, and_(Exam.faculty_id == user.faculty_id, course_exam)))
         else:
             query = query.filter(
@@ -275,9 +268,9 @@ def list_exams(session: Session, caller: Claims, *, limit: int, offset: int) -> 
 def _progress_view(exam: Exam) -> dict[str, Any]:
     """`{stage, done, total}`: questions kept so far of those asked for."""
     asked = exam.num_mcq + exam.num_theory
-    if exam.status == "generating":
+    if exam.status == ExamStatus.GENERATING:
         from aiteacher import progress
 
         return progress.read("exam", [exam.id]).get(exam.id) or {"stage": "generating", "done": 0, "total": asked}
-    done = len(exam.questions or []) if exam.status == "ready" else 0
-    return {"stage": "done" if exam.status == "ready" else exam.status, "done": done, "total": asked}
+    done = len(exam.questions or []) if exam.status == ExamStatus.READY else 0
+    return {"stage": "done" if exam.status == ExamStatus.READY else exam.status, "done": done, "total": asked}

@@ -7,8 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from aiteacher.bounds import MAX_ID
-
-Role = Literal["student", "academic", "admin"]
+from aiteacher.enums import EnrolmentPolicy, Role
 
 
 class RegisterIn(BaseModel):
@@ -16,7 +15,7 @@ class RegisterIn(BaseModel):
     email: EmailStr = Field(max_length=320)
     password: str = Field(min_length=8, max_length=128)
     full_name: str = Field(min_length=1, max_length=200)
-    role: Role = "student"
+    role: Role = Role.STUDENT
 
 
 class RegisterOut(BaseModel):
@@ -75,7 +74,7 @@ class ProfileUpdate(BaseModel):
 
 # --- user administration (the `users` function) ---------------------------------------------------
 
-EnrolmentPolicyName = Literal["open", "key", "managed"]
+EnrolmentPolicyName = EnrolmentPolicy
 
 
 class UserRecord(BaseModel):

@@ -14,6 +14,7 @@ from aiteacher.cache import deny_family, deny_token
 from aiteacher.config import get_settings
 from aiteacher.db import rows_affected
 from aiteacher.db.models import RefreshFamily, User, new_id
+from aiteacher.enums import Role
 from aiteacher.errors import Conflict, Forbidden, InvalidCredentials, InvalidToken, NotFound
 from aiteacher.identity import profiles
 from aiteacher.security import passwords, tokens
@@ -38,7 +39,7 @@ class IssuedPair:
 def register(session: Session, *, email: str, password: str, full_name: str, role: str, caller: Claims | None) -> User:
     """Anyone may create a student; academics and admins are created by an admin only."""
     actor = caller.sub if caller else None
-    if role != "student" and (caller is None or caller.role != "admin"):
+    if role != Role.STUDENT and (caller is None or caller.role != Role.ADMIN):
         audit("user.register", "denied", actor=actor, target=normalize_email(email), role=role)
         raise Forbidden("Only an admin can create academic or admin accounts")
     email = normalize_email(email)
@@ -59,7 +60,7 @@ def register(session: Session, *, email: str, password: str, full_name: str, rol
     except IntegrityError as exc:  # a concurrent registration won the race
         raise Conflict("An account with this email already exists", code="email_taken") from exc
     audit("user.register", "ok", actor=actor or user.id, target=user.id, role=role)
-    if role != "student":
+    if role != Role.STUDENT:
         audit("user.role_change", "ok", actor=actor, target=user.id, role=role)
     return user
 
@@ -78,18 +79,18 @@ def ensure_admin(session: Session, email: str, password: str) -> str:
             email=email,
             password_hash=passwords.hash_password(password),
             full_name="Administrator",
-            role="admin",
+            role=Role.ADMIN,
         )
         session.add(user)
         session.flush()
-        audit("user.register", "ok", actor="bootstrap", target=user.id, role="admin")
-    elif user.role != "admin" or not passwords.verify_password(password, user.password_hash)[0]:
-        if user.role != "admin":  # tokens of the old role are refused from the next request on
+        audit("user.register", "ok", actor="bootstrap", target=user.id, role=Role.ADMIN)
+    elif user.role != Role.ADMIN or not passwords.verify_password(password, user.password_hash)[0]:
+        if user.role != Role.ADMIN:  # tokens of the old role are refused from the next request on
             user.token_version = (user.token_version or 0) + 1
-        user.role = "admin"
+        user.role = Role.ADMIN
         user.password_hash = passwords.hash_password(password)
         profiles.forget_after_commit(session, user.id)
-        audit("user.role_change", "ok", actor="bootstrap", target=user.id, role="admin")
+        audit("user.role_change", "ok", actor="bootstrap", target=user.id, role=Role.ADMIN)
     return user.id
 
 
@@ -251,7 +252,8 @@ def update_profile(session: Session, caller: Claims, changes: dict[str, object])
     user = get_user(session, caller.sub)
     enrolment_key = changes.pop("enrolment_key", None)
     if "push_token" in changes:
-        user.push_token = changes.pop("push_token")  # type: ignore[assignment]
+        push_token = changes.pop("push_token")
+        user.push_token = None if push_token is None else str(push_token)
     if "full_name" in changes:
         if changes["full_name"] is None:
             changes.pop("full_name")

@@ -30,16 +30,16 @@ from aiteacher.audit import audit
 from aiteacher.config import get_settings
 from aiteacher.db import after_commit, transaction
 from aiteacher.db.models import ChatMessage, ChatSession, new_id
+from aiteacher.enums import HintLevel
 from aiteacher.errors import AppError, NotFound, ValidationFailed
 from aiteacher.security.tokens import Claims
 from aiteacher.tutor import guardrails
 
 if TYPE_CHECKING:
-    from aiteacher.curriculum.search import Scope
+    from aiteacher.curriculum.search import Scope, SearchHit
     from aiteacher.llm import ChatTurn, LearningState, Passage
 
 HISTORY_TURNS = 6
-SUMMARY_JOB = "aiteacher.tutor.jobs.summarize_session"
 TITLE_CHARS = 80
 PREVIEW_CHARS = 160
 
@@ -164,7 +164,7 @@ async def _plan(ctx: TurnContext) -> _Plan:
 
     from aiteacher.tutor.grounding import GateSettings, grounded
 
-    passages = [_passage(r) for r in grounded(ctx.message, results, GateSettings.from_settings(settings))]
+    passages = [hit.passage() for hit in grounded(ctx.message, results, GateSettings.from_settings(settings))]
     follow_up = False
     if not passages and ctx.focus and guardrails.is_follow_up(ctx.message):
         passages, follow_up = [_passage(item) for item in ctx.focus], True
@@ -191,7 +191,7 @@ async def _plan(ctx: TurnContext) -> _Plan:
     return _Plan(None, passages, hint_level, key)
 
 
-async def _no_results() -> list[dict[str, Any]]:
+async def _no_results() -> list[SearchHit]:
     return []
 
 
@@ -201,7 +201,7 @@ def _retrieval_pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=get_settings().tutor_retrieval_workers, thread_name_prefix="tutor-rag")
 
 
-async def _retrieve(scope: Scope, message: str, top_k: int) -> list[dict[str, Any]]:
+async def _retrieve(scope: Scope, message: str, top_k: int) -> list[SearchHit]:
     from aiteacher.curriculum.search import search
 
     loop = asyncio.get_running_loop()
@@ -210,26 +210,17 @@ async def _retrieve(scope: Scope, message: str, top_k: int) -> list[dict[str, An
 
 
 def _passage(item: dict[str, Any]) -> Passage:
-    from aiteacher.llm import Passage
+    """A focus passage the session stored (`asdict(Passage)`) back as a passage: the search hit's conversion."""
+    from aiteacher.curriculum.search import SearchHit
 
-    return Passage(
-        chunk_id=str(item["chunk_id"]),
-        document_id=str(item["document_id"]),
-        title=item.get("title", ""),
-        page=int(item.get("page", 0)),
-        text=item.get("text", ""),
-        score=float(item.get("score", 0.0)),
-        course=item.get("course"),
-        unit=item.get("unit", "page"),
-        ocr=bool(item.get("ocr", False)),
-    )
+    return SearchHit.model_validate(item).passage()
 
 
 def _next_hint_level(ctx: TurnContext, best_chunk: str, follow_up: bool) -> int:
     """Another attempt at the same material (a follow-up, or the same best passage) climbs one rung (hint ->
     stronger hint -> worked explanation); a new topic starts again at a hint."""
     same_topic = follow_up or best_chunk in {item.get("chunk_id") for item in ctx.focus}
-    return min(ctx.hint_level + 1, 2) if same_topic and not ctx.is_new else 0
+    return min(ctx.hint_level + 1, HintLevel.WORKED) if same_topic and not ctx.is_new else HintLevel.SOCRATIC
 
 
 def _answered(ctx: TurnContext, reply: Any, passages: list[Passage], hint_level: int) -> TurnResult:
@@ -364,30 +355,18 @@ def _answer_cache_key(provider: str, ctx: TurnContext, passages: list[Passage], 
 
 
 async def _cache_get(key: str) -> dict[str, Any] | None:
-    from redis.exceptions import RedisError
+    from aiteacher.cache import get_json_async
 
-    from aiteacher.cache import get_async_redis
-
-    try:
-        raw = await get_async_redis().get(key)
-    except (RedisError, OSError):
-        return None
-    return json.loads(raw) if raw else None
+    cached = await get_json_async(key)
+    return cached if isinstance(cached, dict) else None
 
 
 async def _cache_set(key: str | None, result: TurnResult) -> None:
-    from redis.exceptions import RedisError
+    from aiteacher.cache import set_json_async
 
-    from aiteacher.cache import get_async_redis
-
-    ttl = get_settings().chat_cache_seconds
-    if not key or ttl <= 0:
-        return
-    value = {"answer": result.answer, "citations": result.citations, "focus": result.focus}
-    try:
-        await get_async_redis().set(key, json.dumps(value), ex=ttl)
-    except (RedisError, OSError):
-        pass
+    if key:
+        value = {"answer": result.answer, "citations": result.citations, "focus": result.focus}
+        await set_json_async(key, value, get_settings().chat_cache_seconds)
 
 
 # --- phase 3: a short write -------------------------------------------------------------------------
@@ -455,12 +434,10 @@ def record_turn(ctx: TurnContext, result: TurnResult) -> TurnResult:
             after_commit(session, notify)
         every = get_settings().summary_every_messages
         if chat.message_count // every > before // every:
-            from aiteacher.queue import enqueue
+            from aiteacher.tutor.jobs import summarize_session
 
             chat_id, count = chat.id, chat.message_count
-            after_commit(
-                session, lambda: enqueue("summaries", SUMMARY_JOB, chat_id, job_id=f"summary-{chat_id}-{count}")
-            )
+            after_commit(session, lambda: summarize_session.enqueue(chat_id, job_id=f"summary-{chat_id}-{count}"))
     return result
 
 
