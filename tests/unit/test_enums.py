@@ -39,7 +39,7 @@ def test_check_constraints_are_written_from_the_enums_with_the_migrations_text()
 def test_the_openapi_document_still_offers_exactly_the_three_roles() -> None:
     from fastapi.testclient import TestClient
 
-    from aiteacher.gateway import build_gateway
+    from aiteacher_devtools.gateway import build_gateway
 
     document = TestClient(build_gateway()).get("/openapi.json").json()
     schemas = document["components"]["schemas"]
