@@ -126,7 +126,7 @@ def _index(document_id: str, extracted: Any, progress: Any = None) -> int:
     from aiteacher.db import transaction
     from aiteacher.db.models import Document
     from aiteacher.embeddings import get_embedder
-    from aiteacher.ingestion.chunking import chunk_pages
+    from aiteacher.ingestion.chunking import chunk_pages, embedding_text
     from aiteacher.vectors import VectorPoint, chunk_point_id, get_vector_store
 
     settings = get_settings()
@@ -153,7 +153,8 @@ def _index(document_id: str, extracted: Any, progress: Any = None) -> int:
     store.delete_document(document_id)  # an interrupted earlier attempt's partial vectors go first
     for start in range(0, len(chunks), EMBED_BATCH):
         batch = chunks[start : start + EMBED_BATCH]
-        vectors = embedder.embed([chunk.text for chunk in batch])
+        # Each chunk is embedded in its context (title, section heading); its lexical vector is too (VectorPoint).
+        vectors = embedder.embed([embedding_text(payload_base["title"], chunk) for chunk in batch])
         store.upsert(
             [
                 VectorPoint(
@@ -163,6 +164,7 @@ def _index(document_id: str, extracted: Any, progress: Any = None) -> int:
                         **payload_base,
                         "page": chunk.page,
                         "text": chunk.text,
+                        "section": chunk.section,
                         "chunk_index": chunk.index,
                         **unit_payload(extracted, chunk.page),
                     },

@@ -19,8 +19,16 @@ from dataclasses import dataclass
 from typing import Final
 
 from aiteacher.ingestion.pdf import PageText
+from aiteacher.text import context_text, heading_at, is_heading
 
-__all__ = ["DEFAULT_MIN_CHARS", "DEFAULT_OVERLAP_CHARS", "DEFAULT_TARGET_CHARS", "Chunk", "chunk_pages"]
+__all__ = [
+    "DEFAULT_MIN_CHARS",
+    "DEFAULT_OVERLAP_CHARS",
+    "DEFAULT_TARGET_CHARS",
+    "Chunk",
+    "chunk_pages",
+    "embedding_text",
+]
 
 DEFAULT_TARGET_CHARS: Final = 1000
 DEFAULT_OVERLAP_CHARS: Final = 200
@@ -39,6 +47,9 @@ class Chunk:
     """Offset of `text` in the page's text (as passed to `chunk_pages`)."""
     end: int = 0
     """Offset just past `text` in the page's text."""
+    section: str = ""
+    """The heading the chunk falls under: the last heading line at or before its start, on its page or an
+    earlier one ("" before the first heading)."""
 
 
 # Boundary strengths, strongest first.
@@ -60,6 +71,7 @@ _BOUNDARY: Final = re.compile(
 _SPACE_RUN: Final = re.compile(r"\s++")
 _NON_SPACE: Final = re.compile(r"\S")
 _REAL_TEXT: Final = re.compile(r"[^\W_]")  # a letter or a digit
+_DIGITS: Final = re.compile(r"\d+")
 _LOOKAHEAD: Final = 64  # characters scanned past a window, so that boundaries at its edge are seen whole
 
 
@@ -79,11 +91,75 @@ def chunk_pages(
     without one give none. A word longer than `target_chars` (a pasted URL, garbage) is the only thing ever cut.
     """
     _validate(target_chars, overlap_chars, min_chars)
+    pages = list(pages)
+    repeated = _repeated_lines(pages)
     chunks: list[Chunk] = []
+    section = ""
     for page in pages:
-        for start, end in _page_spans(page.text, target_chars, overlap_chars, min_chars):
-            chunks.append(Chunk(index=len(chunks), page=page.number, text=page.text[start:end], start=start, end=end))
+        headings = _headings(page.text, repeated)
+        body = _body(page.text, repeated)
+        for start, end in _page_spans(page.text, target_chars, overlap_chars, min_chars, body):
+            while headings and headings[0][0] <= start:
+                section = headings.pop(0)[1]
+            chunks.append(
+                Chunk(
+                    index=len(chunks),
+                    page=page.number,
+                    text=page.text[start:end],
+                    start=start,
+                    end=end,
+                    section=section,
+                )
+            )
+        if headings:
+            section = headings[-1][1]
     return chunks
+
+
+def _shape(line: str) -> str:
+    return _DIGITS.sub("#", " ".join(line.split()).lower())
+
+
+def _repeated_lines(pages: list[PageText]) -> frozenset[str]:
+    """Lines (digits aside) found on at least two pages and 30 % of them: running heads and footers."""
+    counts: dict[str, int] = {}
+    for page in pages:
+        for shape in {_shape(line) for line in page.text.split("\n") if line.strip()}:
+            counts[shape] = counts.get(shape, 0) + 1
+    floor = max(2, 0.3 * len(pages))
+    return frozenset(shape for shape, count in counts.items() if count >= floor)
+
+
+def _body(text: str, repeated: frozenset[str]) -> tuple[int, int]:
+    """The page's text without its running head and foot: the span between the repeated lines at its top and
+    at its bottom (a footer like "Legislatures | Page 12 of 13" would otherwise join the page's last chunk and
+    match every question about legislatures)."""
+    lines = text.split("\n")
+    low, high = 0, len(lines)
+    while low < high and (not lines[low].strip() or _shape(lines[low]) in repeated):
+        low += 1
+    while high > low and (not lines[high - 1].strip() or _shape(lines[high - 1]) in repeated):
+        high -= 1
+    start = sum(len(line) + 1 for line in lines[:low])
+    end = start + sum(len(line) + 1 for line in lines[low:high]) - 1 if high > low else start
+    return start, max(start, end)
+
+
+def _headings(text: str, repeated: frozenset[str]) -> list[tuple[int, str]]:
+    """(offset, heading) of each heading line of a page, in order; a heading's short continuation line
+    ("Systems?") is joined to it."""
+    lines = text.split("\n")
+    found: list[tuple[int, str]] = []
+    offset = 0
+    for index, line in enumerate(lines):
+        if _shape(line) not in repeated and heading_at(lines, index):
+            heading = " ".join(line.split())
+            following = lines[index + 1].strip() if index + 1 < len(lines) else ""
+            if heading[-1] != "?" and 0 < len(following) <= 40 and is_heading(following):
+                heading = f"{heading} {following}"
+            found.append((offset, heading[:200]))
+        offset += len(line) + 1
+    return found
 
 
 def _validate(target_chars: int, overlap_chars: int, min_chars: int) -> None:
@@ -95,11 +171,14 @@ def _validate(target_chars: int, overlap_chars: int, min_chars: int) -> None:
         raise ValueError(f"min_chars must be between 0 and target_chars // 2, got {min_chars}")
 
 
-def _page_spans(text: str, target: int, overlap: int, min_chars: int) -> list[tuple[int, int]]:
-    if _REAL_TEXT.search(text) is None:
+def _page_spans(
+    text: str, target: int, overlap: int, min_chars: int, body: tuple[int, int] | None = None
+) -> list[tuple[int, int]]:
+    low, high = body if body is not None else (0, len(text))
+    if _REAL_TEXT.search(text, low, high) is None:
         return []
-    first = len(text) - len(text.lstrip())
-    last = len(text.rstrip())
+    first = low + len(text[low:high]) - len(text[low:high].lstrip())
+    last = len(text[:high].rstrip())
     min_length = max(min_chars, overlap + 1)
     spans: list[tuple[int, int]] = []
     start = first
@@ -215,3 +294,11 @@ def _next_start(text: str, start: int, end: int, next_word: int, overlap: int) -
         if match.end() >= window:
             return match.end() if match.end() < end else next_word
     return next_word
+
+
+def embedding_text(title: str, chunk: Chunk) -> str:
+    """What a chunk's dense vector is computed from: its context (the document's title and the chunk's section
+    heading) on a line of its own, then the chunk. A chunk alone often does not say what it is about:
+    "-k keeps the input files" is about bzip2 only by its title."""
+    context = context_text(title, chunk.section)
+    return f"{context}\n\n{chunk.text}" if context else chunk.text

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from aiteacher.llm.text import QUESTION_WORDS, stem, terms
+from aiteacher.llm.text import QUESTION_WORDS
+from aiteacher.text import stem, terms
 
 _QUESTION_STEMS = frozenset(stem(word) for word in QUESTION_WORDS)
 
