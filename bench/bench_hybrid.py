@@ -192,14 +192,14 @@ class CachedEmbedder:
 
 #: Index variants: what each chunk's dense and lexical vectors are computed from.
 VARIANTS: dict[str, dict[str, Any]] = {
-    "plain": {"dense": False, "lexical": False, "section": False},
-    "title": {"dense": True, "lexical": True, "section": False},
-    "title-dense": {"dense": True, "lexical": False, "section": False},
-    "title-lexical": {"dense": False, "lexical": True, "section": False},
-    "context": {"dense": True, "lexical": True, "section": True},
+    # Before issue 13's second round: chunk text alone on both sides, BM25 b 0.75.
+    "plain": {"dense": False, "lexical": False, "section": False, "b": 0.75},
+    "title": {"dense": True, "lexical": True, "section": False, "b": 0.75},
+    "context-b0.75": {"dense": True, "lexical": True, "section": True, "b": 0.75},
     "context-dense": {"dense": True, "lexical": False, "section": True},
+    # What ingestion does now: title and section heading on both sides, the lexical module's k1 and b.
+    "context": {"dense": True, "lexical": True, "section": True},
     "context-b0.5": {"dense": True, "lexical": True, "section": True, "b": 0.5},
-    "context-b0.3": {"dense": True, "lexical": True, "section": True, "b": 0.3},
     "context-k0.9": {"dense": True, "lexical": True, "section": True, "k1": 0.9, "b": 0.4},
 }
 
@@ -375,7 +375,7 @@ def main() -> int:
     parser.add_argument(
         "--normalize", default="saturation", help="score normalisations to sweep with --weights: saturation,minmax,dbsf"
     )
-    parser.add_argument("--variants", default="plain", help=f"index variants: {','.join(VARIANTS)}")
+    parser.add_argument("--variants", default="plain,context", help=f"index variants: {','.join(VARIANTS)}")
     parser.add_argument("--second", default="0", help="page score = best + X * second-best chunk; sweep e.g. 0,0.5")
     parser.add_argument("--cache", type=Path, default=None, help="embedding cache file (for sweeps)")
     parser.add_argument("--dump", type=Path, default=None, help="write per-question ranks to FILE.<set>.json")
@@ -384,9 +384,9 @@ def main() -> int:
     args = parser.parse_args()
     weights = [float(w) for w in args.weights.split(",") if w]
     saturations = [float(s) for s in args.saturations.split(",") if s]
-    modes = fusion_modes(weights, saturations, [n for n in args.normalize.split(",") if n])
     variants = [v for v in args.variants.split(",") if v]
     SECOND_WEIGHTS[:] = [float(w) for w in args.second.split(",")]
+    modes = fusion_modes(weights, saturations, [n for n in args.normalize.split(",") if n])
     out = []
     if args.set in ("gnu", "both"):
         out.append(

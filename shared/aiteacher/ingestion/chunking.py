@@ -121,10 +121,12 @@ def _shape(line: str) -> str:
 
 
 def _repeated_lines(pages: list[PageText]) -> frozenset[str]:
-    """Lines (digits aside) found on at least two pages and 30 % of them: running heads and footers."""
+    """Running heads and feet: short lines that are no sentence (at most 80 characters, not ending in . ! ?) found
+    on at least two pages and 30 % of them, digits aside ("Legislatures | Page 12 of 13")."""
     counts: dict[str, int] = {}
     for page in pages:
-        for shape in {_shape(line) for line in page.text.split("\n") if line.strip()}:
+        lines = {line.strip() for line in page.text.split("\n")}
+        for shape in {_shape(line) for line in lines if line and len(line) <= 80 and line[-1] not in ".!?"}:
             counts[shape] = counts.get(shape, 0) + 1
     floor = max(2, 0.3 * len(pages))
     return frozenset(shape for shape, count in counts.items() if count >= floor)
@@ -133,7 +135,7 @@ def _repeated_lines(pages: list[PageText]) -> frozenset[str]:
 def _body(text: str, repeated: frozenset[str]) -> tuple[int, int]:
     """The page's text without its running head and foot: the span between the repeated lines at its top and
     at its bottom (a footer like "Legislatures | Page 12 of 13" would otherwise join the page's last chunk and
-    match every question about legislatures)."""
+    match every question about legislatures). A page with nothing else keeps them."""
     lines = text.split("\n")
     low, high = 0, len(lines)
     while low < high and (not lines[low].strip() or _shape(lines[low]) in repeated):
@@ -142,6 +144,8 @@ def _body(text: str, repeated: frozenset[str]) -> tuple[int, int]:
         high -= 1
     start = sum(len(line) + 1 for line in lines[:low])
     end = start + sum(len(line) + 1 for line in lines[low:high]) - 1 if high > low else start
+    if _REAL_TEXT.search(text, start, max(start, end)) is None:
+        return 0, len(text)  # nothing but running lines: the page keeps them, so that it still has a chunk
     return start, max(start, end)
 
 

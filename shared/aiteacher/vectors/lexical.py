@@ -1,13 +1,15 @@
 """The sparse (lexical) side of hybrid search: one Unicode-aware tokenizer with Snowball stemming, BM25 weights.
 
 A document's sparse vector holds, for each stemmed term, BM25's saturated term frequency
-`tf * (k1 + 1) / (tf + k1 * (1 - b + b * length / AVERAGE_LENGTH))`; a query's holds 1.0 per distinct term.
+`tf * (k1 + 1) / (tf + k1 * (1 - b + b * length / AVERAGE_LENGTH))` (k1 1.2, b 0.3); a query's holds 1.0 per
+distinct term. The chunk's context (title, section heading) adds one occurrence of each of its terms.
 The collection's sparse vector carries Qdrant's IDF modifier, so the engine multiplies each term by its IDF
 over the stored points at query time and the dot product is the BM25 score. Term ids are the first 31 bits of
 the term's BLAKE2b digest: stable across processes and engines, with no vocabulary to keep.
 
 The sparse side does not depend on the embedder: the same terms index chunks embedded by MiniLM or OpenAI.
-`LEXICAL_MODEL` names this recipe and is recorded with each collection; change it and collections re-index.
+`LEXICAL_MODEL` names this recipe (and the chunk context the dense side embeds too) and is recorded with each
+collection; change it and collections must be re-indexed (`ensure_collection` says so, `aiteacher reindex`).
 """
 
 from __future__ import annotations
@@ -20,10 +22,13 @@ from typing import Final
 from aiteacher.text import SEARCH_STOPWORDS
 from aiteacher.text import terms as text_terms
 
-#: Version 2: chunks index their context (title, section heading) with their text.
+#: Version 2: chunks index their context (title, section heading) with their text, b 0.3; the dense side embeds
+#: the same context (ingestion.chunking.embedding_text), so a bump re-indexes both.
 LEXICAL_MODEL: Final = "bm25-snowball-english-2"
 K1: Final = 1.2
-B: Final = 0.75
+#: Length normalisation. 0.3, not the textbook 0.75: chunks are short passages of near-equal length, where a
+#: page's short last chunk gained ~45 % per matching term at 0.75 (chosen on bench/bench_hybrid.py, held-out split).
+B: Final = 0.3
 #: Expected chunk length in terms (about 1,000 characters of English prose).
 AVERAGE_LENGTH: Final = 160.0
 STOPWORDS: Final = SEARCH_STOPWORDS
