@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from aiteacher.ingestion.pdf import PageText
-from aiteacher.text import context_text, heading_at, is_heading
+from aiteacher.text import context_text, ends_sentence, heading_at, is_heading
 
 __all__ = [
     "DEFAULT_MIN_CHARS",
@@ -61,8 +61,8 @@ _TIERS: Final = ((PARAGRAPH, 0.5), (SENTENCE_LINE, 0.8), (SENTENCE, 0.5), (CLAUS
 # Boundaries are whitespace runs: a chunk ends where a run starts, the next chunk begins where one ends. One
 # pass finds the runs that follow sentence or clause punctuation or hold a line break; each alternative starts
 # with a fixed character class so the regex engine skips ordinary text quickly. A sentence ends with . ! ? or an
-# ellipsis, maybe followed by a closing quote or bracket, and the next one does not start in lower case
-# ("e.g. the" is no sentence end).
+# ellipsis, maybe followed by a closing quote or bracket, where `aiteacher.text.ends_sentence` says so (the next
+# word does not start in lower case, and no abbreviation or initial precedes: "e.g. the", "Fig. 3", "H. M. had").
 _BOUNDARY: Final = re.compile(
     r"[.!?\u2026][\"')\]}\u2019\u201d\u00bb]?(?P<sentence>\s++)"
     r"|[,;:](?P<clause>\s++)"
@@ -224,7 +224,9 @@ def _boundaries(text: str, lowest: int, highest: int, last: int) -> Iterator[tup
         newlines = text.count("\n", run_start, run_end)
         if newlines >= 2:
             yield run_start, run_end, PARAGRAPH
-        elif kind == "sentence" and not text[run_end : run_end + 1].islower():
+        elif kind == "sentence" and ends_sentence(
+            text[max(0, run_start - 24) : run_start], text[run_end : run_end + 4]
+        ):
             yield run_start, run_end, SENTENCE_LINE if newlines else SENTENCE
         elif newlines or kind == "clause":
             yield run_start, run_end, CLAUSE
