@@ -162,11 +162,10 @@ _SENTENCE_END: Final = re.compile(rf"[{SENTENCE_MARKS}]+[{re.escape(CLOSERS)}]*\
 def ends_sentence(before: str, following: str) -> bool:
     """Whether the sentence mark that ends `before` ends a sentence, given the text `following` it.
 
-    Not when the next word starts in lower case ("3 p.m. and"), nor after an abbreviation or an initial
-    ("e.g. Broca", "H. M. had", "Fig. 3").
+    Not when the next character is a lower-case letter ("3 p.m. and"; a quoted command, "'diff' compares",
+    may start a sentence), nor after an abbreviation or an initial ("e.g. Broca", "H. M. had", "Fig. 3").
     """
-    nxt = REAL_TEXT.search(following[:4])
-    if nxt is not None and nxt.group(0).islower():
+    if following[:1].islower():
         return False
     stripped = before.rstrip(CLOSERS)
     if not stripped.endswith("."):
