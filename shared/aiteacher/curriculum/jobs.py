@@ -154,7 +154,7 @@ def _index(document_id: str, extracted: Any, progress: Any = None) -> int:
     for start in range(0, len(chunks), EMBED_BATCH):
         batch = chunks[start : start + EMBED_BATCH]
         # Each chunk is embedded in its context (title, section heading); its lexical vector is too (VectorPoint).
-        vectors = embedder.embed([embedding_text(payload_base["title"], chunk) for chunk in batch])
+        vectors = embedder.embed([embedding_text(str(payload_base["title"] or ""), chunk) for chunk in batch])
         store.upsert(
             [
                 VectorPoint(
