@@ -20,7 +20,14 @@ from typing import Any, Final
 
 __all__ = [
     "ABBREVIATIONS",
+    "ANY_LETTER",
+    "CLOSERS",
+    "LETTERS",
+    "LETTER_WORD",
+    "MAX_TERM_CHARS",
+    "REAL_TEXT",
     "SEARCH_STOPWORDS",
+    "SENTENCE_MARKS",
     "STOPWORDS",
     "TOKEN",
     "WORD",
@@ -28,6 +35,7 @@ __all__ = [
     "context_text",
     "ends_sentence",
     "fold",
+    "heading_at",
     "is_heading",
     "normalize_space",
     "split_sentences",

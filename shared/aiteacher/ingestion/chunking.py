@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from aiteacher.ingestion.pdf import PageText
-from aiteacher.text import context_text, ends_sentence, heading_at, is_heading
+from aiteacher.text import REAL_TEXT, context_text, ends_sentence, heading_at, is_heading
 
 __all__ = [
     "DEFAULT_MIN_CHARS",
@@ -70,7 +70,7 @@ _BOUNDARY: Final = re.compile(
 )
 _SPACE_RUN: Final = re.compile(r"\s++")
 _NON_SPACE: Final = re.compile(r"\S")
-_REAL_TEXT: Final = re.compile(r"[^\W_]")  # a letter or a digit
+_REAL_TEXT: Final = REAL_TEXT  # a letter or a digit
 _DIGITS: Final = re.compile(r"\d+")
 _LOOKAHEAD: Final = 64  # characters scanned past a window, so that boundaries at its edge are seen whole
 
