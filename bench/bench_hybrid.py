@@ -1,17 +1,21 @@
 """Benchmark: hybrid retrieval quality on a harder set (16 GNU manuals, one tenant) and on ../shared/eval.
 
-    python bench/bench_hybrid.py [--set gnu|eval|both] [--weights 0.3,0.5,0.7 --saturations 2,6] [--cache F]
+    python bench/bench_hybrid.py [--set gnu|eval|both] [--variants plain,context] [--weights 0.4,0.6
+        --saturations 2,6 --normalize saturation,minmax,dbsf] [--second 0,0.5] [--cache F] [--dump F]
 
 The GNU set: 30,000 characters of each of 16 GNU manuals installed on this machine (/usr/share/info, GFDL;
 see bench/hybrid/SOURCES.md), rendered to PDFs at bench time with the repository's small PDF writer, then
 extracted, chunked (ingestion.chunking), embedded (the configured embedder: local MiniLM by default) and
-indexed into one Qdrant Edge shard with dense + BM25 vectors, exactly as the ingestion job does.
+indexed into one Qdrant Edge shard with dense + BM25 vectors, as the ingestion job does (`--variants context`;
+`plain` indexes the chunk text alone with BM25 b 0.75, the previous recipe, see VARIANTS). Titles follow the
+app's title rule (the PDF's own title, else one made from the file name).
 bench/hybrid/questions.json holds paraphrased questions; a question's gold page is the page of its document
 that defines its anchor (a line starting with it), else the first page that mentions it. 14 have
 competitors (the same option in another manual), 7 have no answer (reported as the mean top score).
 
-Modes, all collapsed to one result per (document, page) before the cut: dense only, lexical only, hybrid by
-formula at each weight, hybrid by weighted RRF. Anchor in the same run: a plain sliding-window dense baseline
+Modes, all collapsed to one result per (document, page) before the cut (a page scores as its best chunk, or
+best + X * second-best with `--second`): dense only, lexical only, hybrid by formula at each weight and
+normalisation, hybrid by weighted RRF. `--dump F` writes each mode's rank per question to F.<set>.json. Anchor in the same run: a plain sliding-window dense baseline
 (raw page text, 1,000-character windows with 200 overlap, exact cosine with numpy). Reported: hit@1/5/10
 and MRR, and each as a ratio to the baseline. Goal: hybrid hit@1 >= 1.25x baseline on the GNU set and not
 below the baseline on ../shared/eval.
