@@ -15,7 +15,8 @@ competitors (the same option in another manual), 7 have no answer (reported as t
 
 Modes, all collapsed to one result per (document, page) before the cut (a page scores as its best chunk, or
 best + X * second-best with `--second`): dense only, lexical only, hybrid by formula at each weight and
-normalisation, hybrid by weighted RRF. `--dump F` writes each mode's rank per question to F.<set>.json. Anchor in the same run: a plain sliding-window dense baseline
+normalisation, hybrid by weighted RRF. `--dump F` writes each mode's rank per question to F.<set>.json.
+Anchor in the same run: a plain sliding-window dense baseline
 (raw page text, 1,000-character windows with 200 overlap, exact cosine with numpy). Reported: hit@1/5/10
 and MRR, and each as a ratio to the baseline. Goal: hybrid hit@1 >= 1.25x baseline on the GNU set and not
 below the baseline on ../shared/eval.
