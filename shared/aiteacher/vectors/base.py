@@ -295,7 +295,7 @@ def check_record(location: str, recorded: CollectionRecord | None, wanted: Colle
         and recorded.lexical != wanted.lexical
     ):
         raise VectorStoreMismatch(
-            f"vector collection {location} was built without the lexical vectors of {wanted.lexical} "
+            f"vector collection {location} was not built with the current index recipe {wanted.lexical} "
             f"(it records {recorded.lexical or 'none: built before hybrid search'}); re-index: run "
             "`aiteacher reindex` (it recreates the collection and re-ingests every document)"
         )
