@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aiteacher.ingestion.chunking import Chunk, chunk_pages
+from aiteacher.ingestion.chunking import Chunk, chunk_pages, embedding_text
 from aiteacher.ingestion.pdf import PageText, extract_pages
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -47,6 +47,14 @@ def lecture_text(sentences: int, *, per_line: int = 3, paragraph_every: int = 0)
     return "\n".join(lines).strip()
 
 
+def _shape(line: str) -> str:
+    return re.sub(r"\d+", "#", " ".join(line.split()).lower())
+
+
+def _other_pages_lines(pages: list[PageText], number: int) -> set[str]:
+    return {_shape(line) for page in pages if page.number != number for line in page.text.splitlines()}
+
+
 def check_invariants(
     pages: list[PageText], chunks: list[Chunk], *, target: int, overlap: int, min_chars: int, max_word: int
 ) -> None:
@@ -62,8 +70,10 @@ def check_invariants(
             assert own == []
             continue
         assert own, "a page with real text gives at least one chunk"
-        assert own[0].start == len(text) - len(text.lstrip())
-        assert own[-1].end == len(text.rstrip())
+        # Only running heads and feet (short lines found on other pages too) are left out at a page's edges.
+        for edge in (text[: own[0].start], text[own[-1].end :]):
+            for line in edge.splitlines():
+                assert not line.strip() or _shape(line) in _other_pages_lines(pages, page.number), line
         for chunk in own:
             assert chunk.text == by_number[chunk.page].text[chunk.start : chunk.end]
             assert 0 < len(chunk.text) <= target
@@ -262,3 +272,38 @@ def test_any_text_and_any_valid_parameters_stay_within_target(
         assert following.start <= previous.end or text[previous.end : following.start].isspace()
         if not text[following.start - 1].isspace():
             assert len(previous.text) == target, "a chunk starts inside a word only after a cut word"
+
+
+def test_chunks_know_the_section_heading_they_fall_under_across_pages() -> None:
+    """Each chunk carries the heading above it (on its page or an earlier one), so that its embedding and its
+    lexical vector say what it is about: the weakness was a chunk of "Strengths and Weaknesses of a Bicameral
+    Legislature" that, cut from its heading, matched a question about two chambers less than a page about one."""
+    prose = " ".join(f"Sentence {i} says how bills pass through each chamber in turn." for i in range(14))
+    pages = [
+        PageText(1, f"Unicameral Systems\n{prose}\nStrengths and Weaknesses of a Bicameral Legislature\n{prose}"),
+        PageText(2, prose),
+    ]
+    chunks = chunk_pages(pages, target_chars=600, overlap_chars=100)
+    assert chunks[0].section == "Unicameral Systems"
+    assert chunks[-1].page == 2 and chunks[-1].section == "Strengths and Weaknesses of a Bicameral Legislature"
+    assert embedding_text("Legislatures", chunks[-1]).startswith(
+        "Legislatures: Strengths and Weaknesses of a Bicameral Legislature\n\n"
+    )
+    assert {chunk.section for chunk in chunks} == {
+        "Unicameral Systems",
+        "Strengths and Weaknesses of a Bicameral Legislature",
+    }
+
+
+def test_running_heads_and_feet_stay_out_of_chunks() -> None:
+    """A footer on every page ("Legislatures | Page 12 of 13") joined each page's last chunk, so that short tail
+    chunk matched every question about legislatures; running lines are left out, the text stays an exact slice."""
+    prose = "Bicameral systems make up about half of the legislatures of the world. " * 5
+    pages = [PageText(n, f"Chapter 9 notes\n{prose.strip()}\nLegislatures | Page {n} of 3") for n in (1, 2, 3)]
+    chunks = chunk_pages(pages)
+    assert len(chunks) == 3
+    for chunk in chunks:
+        assert "Page" not in chunk.text and "Chapter 9" not in chunk.text
+        assert pages[chunk.page - 1].text[chunk.start : chunk.end] == chunk.text
+    lone = [PageText(1, "Questions?"), PageText(2, "Questions?")]  # nothing but a repeated line: it stays
+    assert [chunk.text for chunk in chunk_pages(lone)] == ["Questions?", "Questions?"]

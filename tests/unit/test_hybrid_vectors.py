@@ -149,3 +149,73 @@ def test_a_collection_from_before_hybrid_search_asks_for_a_reindex(tmp_path: Pat
         assert json.loads((root / "hybrid.json").read_text())["lexical"] == LEXICAL_MODEL
     finally:
         store.close()
+
+
+def test_a_collection_of_the_previous_recipe_asks_for_a_reindex(tmp_path: Path) -> None:
+    """Chunks are now indexed in their context (title, section): collections of version 1 must be rebuilt."""
+    root = tmp_path / "edge"
+    root.mkdir()
+    record = {"embedder": "test-embedder", "dimension": DIM, "lexical": "bm25-snowball-english-1"}
+    (root / "hybrid.json").write_text(json.dumps(record))
+    store = EdgeStore(root, collection="hybrid")
+    try:
+        assert record["lexical"] != LEXICAL_MODEL
+        with pytest.raises(VectorStoreMismatch, match="aiteacher reindex"):
+            store.ensure_collection("test-embedder", DIM)
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("kind", ["server", "edge"])
+def test_a_chunk_matches_a_question_naming_its_documents_title(kind: str, tmp_path: Path) -> None:
+    """The weakness: "-k keeps the input files" is about bzip2 only by its document's title, so a question
+    naming bzip2 found the gzip manual's wordier chunk first. The title and section heading are indexed with
+    the chunk (VectorPoint's default lexical vector), in both engines."""
+    opened = open_store(kind, tmp_path)
+    opened.ensure_collection("test-embedder", DIM)
+    chunks = [
+        ("bzip2", "GNU bzip2 manual", "-k keeps the input files when compressing."),
+        ("gzip", "GNU gzip manual", "-k keeps input files. Keep the input files when compressing with -k, too."),
+    ]
+    opened.upsert(
+        [
+            VectorPoint.for_chunk(
+                vector=unit(i),
+                faculty_id=1,
+                semester_id=1,
+                department_id=None,
+                course="c",
+                document_id=name,
+                title=title,
+                page=1,
+                text=text,
+                chunk_index=0,
+                section="2.4 Options",
+            )
+            for i, (name, title, text) in enumerate(chunks)
+        ]
+    )
+    try:
+        hits = opened.search(None, lexical=query_vector("How does bzip2 keep the input files?"), limit=2)
+        assert [hit.payload["document_id"] for hit in hits] == ["bzip2", "gzip"]
+        assert hits[0].payload["section"] == "2.4 Options"
+        # The section heading is indexed too: both chunks answer a question about options.
+        assert len(opened.search(None, lexical=query_vector("options"), limit=2)) == 2
+    finally:
+        opened.close()
+
+
+@pytest.mark.parametrize("normalize", ["minmax", "dbsf"])
+def test_normalised_fusions_rank_alike_in_both_engines_and_stay_in_range(normalize: str, tmp_path: Path) -> None:
+    fusion = Fusion(dense_weight=0.5, normalize=normalize)  # type: ignore[arg-type]
+    rankings = []
+    for kind in ("server", "edge"):
+        opened = open_store(kind, tmp_path / kind)
+        opened.ensure_collection("test-embedder", DIM)
+        opened.upsert([point(i, text, unit(i + 10)) for i, text in enumerate(TEXTS * 3)])
+        hits = opened.search(unit(4), lexical=query_vector("sort the array by digit"), limit=10, fusion=fusion)
+        rankings.append([(hit.id, round(hit.score, 4)) for hit in hits])
+        assert all(0.0 <= hit.score <= 1.0 for hit in hits)
+        assert [hit.score for hit in hits] == sorted((hit.score for hit in hits), reverse=True)
+        opened.close()
+    assert rankings[0] == rankings[1]

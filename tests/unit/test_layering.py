@@ -184,3 +184,28 @@ def test_migrate_and_seed_lives_outside_db() -> None:
     assert not hasattr(migrate, "migrate_and_seed")
     assert {"aiteacher.academics.service", "aiteacher.identity.service"} <= imported_modules("aiteacher.seed")
     assert callable(migrate_and_seed)
+
+
+def test_one_text_engine_is_read_by_every_reader_of_words() -> None:
+    """One tokenizer, stemmer and sentence splitter (issue 9): `aiteacher.text` imports no other aiteacher module,
+    and PDF cleanup, chunking, the lexical index, the offline provider, grading and grounding all use it."""
+    source = (PACKAGE / "text.py").read_text(encoding="utf-8")
+    assert imported_modules("aiteacher.text") == set()
+    top_level = {
+        alias.name.split(".")[0]
+        for node in ast.parse(source).body
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in (node.names if isinstance(node, ast.Import) else [ast.alias(node.module or "")])
+    }
+    assert top_level <= {"__future__", "hashlib", "re", "unicodedata", "functools", "typing"}  # stdlib only
+    readers = (
+        "aiteacher.ingestion.pdf",
+        "aiteacher.ingestion.chunking",
+        "aiteacher.vectors.lexical",
+        "aiteacher.llm.text",
+        "aiteacher.llm.offline",
+        "aiteacher.exams.grading",
+        "aiteacher.tutor.grounding",
+    )
+    for reader in readers:
+        assert "aiteacher.text" in imported_modules(reader), reader

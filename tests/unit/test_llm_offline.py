@@ -20,7 +20,7 @@ from aiteacher.llm import (
     near_duplicate,
 )
 from aiteacher.llm.base import NO_SOURCES_ANSWER
-from aiteacher.llm.text import contains_term, split_sentences
+from aiteacher.text import contains_term, split_sentences
 
 NEURONS = Passage(
     "chunk-1",

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from aiteacher.llm.text import extract_key_terms, near_duplicate, split_sentences, terms, tokens
+from aiteacher.llm.text import extract_key_terms, near_duplicate
+from aiteacher.text import split_sentences, terms, tokens
 
 
 def test_key_terms_keep_accented_letters() -> None:

@@ -107,6 +107,7 @@ def test_search_returns_nearest_first_with_payload(store: VectorStore) -> None:
         "title": "Document 7",
         "page": 2,
         "text": "chunk 1 of 7",
+        "section": "",
         "chunk_index": 1,
     }
     assert len(store.search(query, limit=10)) == 4

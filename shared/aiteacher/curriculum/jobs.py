@@ -141,7 +141,7 @@ def _index(document_id: str, extracted: ExtractedDocument, progress: Tracker | N
     from aiteacher.db import transaction
     from aiteacher.db.models import Document
     from aiteacher.embeddings import get_embedder
-    from aiteacher.ingestion.chunking import chunk_pages
+    from aiteacher.ingestion.chunking import chunk_pages, embedding_text
     from aiteacher.vectors import VectorPoint, chunk_point_id, get_vector_store
 
     settings = get_settings()
@@ -168,7 +168,8 @@ def _index(document_id: str, extracted: ExtractedDocument, progress: Tracker | N
     store.delete_document(document_id)  # an interrupted earlier attempt's partial vectors go first
     for start in range(0, len(chunks), EMBED_BATCH):
         batch = chunks[start : start + EMBED_BATCH]
-        vectors = embedder.embed([chunk.text for chunk in batch])
+        # Each chunk is embedded in its context (title, section heading); its lexical vector is too (VectorPoint).
+        vectors = embedder.embed([embedding_text(str(payload_base["title"] or ""), chunk) for chunk in batch])
         store.upsert(
             [
                 VectorPoint(
@@ -178,6 +179,7 @@ def _index(document_id: str, extracted: ExtractedDocument, progress: Tracker | N
                         **payload_base,
                         "page": chunk.page,
                         "text": chunk.text,
+                        "section": chunk.section,
                         "chunk_index": chunk.index,
                         **unit_payload(extracted, chunk.page),
                     },

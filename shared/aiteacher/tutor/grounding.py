@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from aiteacher.llm.text import QUESTION_WORDS, stem, terms
+from aiteacher.llm.text import QUESTION_WORDS
+from aiteacher.text import stem, terms
 
 if TYPE_CHECKING:
     from aiteacher.config import Settings
