@@ -1,7 +1,8 @@
 """Benchmark: hybrid retrieval quality on a harder set (16 GNU manuals, one tenant) and on ../shared/eval.
 
     python bench/bench_hybrid.py [--set gnu|eval|both] [--variants plain,context] [--weights 0.4,0.6
-        --saturations 2,6 --normalize saturation,minmax,dbsf] [--second 0,0.5] [--cache F] [--dump F]
+        --saturations 2,6 --normalize saturation,minmax,dbsf --confidences 0,1] [--second 0,0.5] [--cache F]
+        [--dump F]
 
 The GNU set: 30,000 characters of each of 16 GNU manuals installed on this machine (/usr/share/info, GFDL;
 see bench/hybrid/SOURCES.md), rendered to PDFs at bench time with the repository's small PDF writer, then
@@ -164,6 +165,14 @@ def collapse(keys: list[tuple[str, int]], k: int) -> list[tuple[str, int]]:
     return seen
 
 
+def split_cell(ranks: list[int | None], base: list[int | None], half: int) -> str:
+    """Hits at 1 (and the baseline's) and MRR on the even (0) or odd (1) numbered answerable questions: the
+    held-out split used to choose settings (choose on the even half, report the odd one)."""
+    mine, theirs = ranks[half::2], base[half::2]
+    m = metrics(mine)
+    return f"{sum(r == 1 for r in mine)}/{len(mine)} (base {sum(r == 1 for r in theirs)}), {m['mrr']:.3f}"
+
+
 class CachedEmbedder:
     """The configured embedder with a disk cache (--cache), so that sweeping fusion settings re-embeds nothing."""
 
@@ -209,26 +218,37 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
-def fusion_modes(weights: list[float], saturations: list[float], normalizations: list[str]) -> dict[str, Any]:
+def fusion_modes(
+    weights: list[float], saturations: list[float], normalizations: list[str], confidences: list[float]
+) -> dict[str, Any]:
     from aiteacher.vectors import Fusion
 
     default = Fusion()
     modes: dict[str, Any] = {"dense": ("dense", None), "lexical": ("lexical", None)}
     modes[f"hybrid (default {describe(default)})"] = ("hybrid", default)
+    fixed = dataclasses.replace(default, confidence=0.0)
+    modes[f"hybrid {describe(fixed)}"] = ("hybrid", fixed)
     for weight in weights:
         for normalize in normalizations:
             for saturation in saturations if normalize == "saturation" else [default.saturation]:
-                fusion = Fusion(dense_weight=weight, saturation=saturation, normalize=normalize)  # type: ignore[arg-type]
-                modes[f"hybrid {describe(fusion)}"] = ("hybrid", fusion)
+                for confidence in confidences:
+                    fusion = Fusion(
+                        dense_weight=weight,
+                        saturation=saturation,
+                        normalize=normalize,  # type: ignore[arg-type]
+                        confidence=confidence,
+                    )
+                    modes[f"hybrid {describe(fusion)}"] = ("hybrid", fusion)
     for weight in (0.3, 0.5):
         modes[f"hybrid rrf w={weight}"] = ("hybrid", Fusion(method="rrf", dense_weight=weight))
     return modes
 
 
 def describe(fusion: Any) -> str:
+    adaptive = f" adaptive a={fusion.confidence:g}" if fusion.confidence > 0 else " fixed"
     if fusion.normalize == "saturation":
-        return f"w={fusion.dense_weight} s={fusion.saturation:g}"
-    return f"w={fusion.dense_weight} {fusion.normalize}"
+        return f"w={fusion.dense_weight} s={fusion.saturation:g}{adaptive}"
+    return f"w={fusion.dense_weight} {fusion.normalize}{adaptive}"
 
 
 def run_set(
@@ -357,9 +377,22 @@ def run_set(
             [mode]
             + [f"{m[k]:.3f} ({ratio[k]:.2f}x)" for k in ("hit@1", "hit@5", "hit@10", "mrr")]
             + [f"{sum(none_scores[mode]) / len(none_scores[mode]):.3f}" if none_scores[mode] else "-"]
+            + [split_cell(ranks[mode], ranks[base_mode], half) for half in (0, 1)]
         )
     print(f"\n{label}: {len(pdfs)} documents, {len(answerable)} answerable, {len(unanswerable)} unanswerable")
-    print_table(["mode", "hit@1 (x base)", "hit@5", "hit@10", "MRR", "top score, unanswerable"], rows)
+    print_table(
+        [
+            "mode",
+            "hit@1 (x base)",
+            "hit@5",
+            "hit@10",
+            "MRR",
+            "top score, unanswerable",
+            "even half: hit@1, MRR",
+            "odd half",
+        ],
+        rows,
+    )
     if dump:
         dump.write_text(json.dumps({"questions": [q["q"] for q in answerable], "ranks": ranks}, indent=0))
     return {
@@ -380,6 +413,9 @@ def main() -> int:
     parser.add_argument(
         "--normalize", default="saturation", help="score normalisations to sweep with --weights: saturation,minmax,dbsf"
     )
+    parser.add_argument(
+        "--confidences", default="1", help="adaptive-weight exponents to sweep with --weights (0 = fixed weights)"
+    )
     parser.add_argument("--variants", default="plain,context", help=f"index variants: {','.join(VARIANTS)}")
     parser.add_argument("--second", default="0", help="page score = best + X * second-best chunk; sweep e.g. 0,0.5")
     parser.add_argument("--cache", type=Path, default=None, help="embedding cache file (for sweeps)")
@@ -391,7 +427,8 @@ def main() -> int:
     saturations = [float(s) for s in args.saturations.split(",") if s]
     variants = [v for v in args.variants.split(",") if v]
     SECOND_WEIGHTS[:] = [float(w) for w in args.second.split(",")]
-    modes = fusion_modes(weights, saturations, [n for n in args.normalize.split(",") if n])
+    confidences = [float(c) for c in args.confidences.split(",") if c]
+    modes = fusion_modes(weights, saturations, [n for n in args.normalize.split(",") if n], confidences)
     out = []
     if args.set in ("gnu", "both"):
         out.append(

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from aiteacher.vectors import EdgeStore, Fusion, QdrantServerStore, VectorPoint, VectorStore, VectorStoreMismatch
+from aiteacher.vectors.base import adaptive_weight, top1_margin
 from aiteacher.vectors.lexical import LEXICAL_MODEL, document_vector, query_vector, terms
 
 DIM = 8
@@ -111,7 +112,7 @@ def test_hybrid_search_ranks_the_exact_term_first_when_dense_alone_does_not(stor
 
 def test_formula_fusion_is_the_documented_weighted_sum(store: VectorStore) -> None:
     query, lexical = unit(2), query_vector("heap sort pivot")
-    fusion = Fusion(dense_weight=0.6, saturation=6.0)
+    fusion = Fusion(dense_weight=0.6, saturation=6.0, confidence=0.0)  # fixed weights (adaptive: see below)
     fused = {
         hit.id: hit.score
         for hit in store.search(query, lexical=lexical, filters={"faculty_id": 1}, limit=5, fusion=fusion)
@@ -219,3 +220,90 @@ def test_normalised_fusions_rank_alike_in_both_engines_and_stay_in_range(normali
         assert [hit.score for hit in hits] == sorted((hit.score for hit in hits), reverse=True)
         opened.close()
     assert rankings[0] == rankings[1]
+
+
+def at_cosine(cosine: float, axis: int) -> list[float]:
+    """A unit vector with exactly `cosine` against the query `unit_axis(0)`."""
+    vector = [0.0] * DIM
+    vector[0], vector[axis] = cosine, (1 - cosine * cosine) ** 0.5
+    return vector
+
+
+def unit_axis(axis: int) -> list[float]:
+    return at_cosine(1.0, axis if axis else 1)
+
+
+BICAMERAL = "Weaknesses of a bicameral legislature: bills pass slowly and deadlock is common."
+FLAT_LEXICAL = [
+    "The main role of the two chambers of a legislature is to pass laws.",
+    "Two chambers: the main houses of a legislature and their members.",
+    "A legislature with two chambers has a main house and a second house.",
+    "The main chambers of the legislature number two in most countries.",
+    "Legislature: the two chambers and the main committees.",
+]
+
+
+def legislature_store(kind: str, root: Path) -> VectorStore:
+    """The shape of the ../shared/eval miss: the answer chunk is the clear dense winner but shares only one
+    term with the question ("downsides" is not in the corpus); five chunks share its common terms ("main",
+    "two", "chambers", "legislature") almost equally, so the lexical list is flat at the top."""
+    opened = open_store(kind, root)
+    opened.ensure_collection("test-embedder", DIM)
+    points = [point(0, BICAMERAL, at_cosine(0.9, 1))]
+    points += [point(1 + i, text, at_cosine(0.5 - 0.01 * i, 2 + i)) for i, text in enumerate(FLAT_LEXICAL)]
+    fillers = [f"Filler passage {i} about rivers, bread and weather." for i in range(20)]
+    points += [point(10 + i, text, at_cosine(0.3 - 0.005 * i, 1 + i % (DIM - 1))) for i, text in enumerate(fillers)]
+    opened.upsert(points)
+    return opened
+
+
+@pytest.mark.parametrize("kind", ["server", "edge"])
+def test_a_confident_dense_list_outweighs_a_flat_lexical_list(kind: str, tmp_path: Path) -> None:
+    """The weakness: with fixed weights, chunks that share only a question's common terms outranked the
+    answer that dense search put clearly first. The default fusion weighs each side by its own top-1 margin
+    for this query, so the confident dense list wins, in both engines."""
+    opened = legislature_store(kind, tmp_path)
+    query = unit_axis(0)
+    lexical = query_vector("What are the main downsides of having a legislature with two chambers?")
+    try:
+        fixed = opened.search(query, lexical=lexical, limit=3, fusion=Fusion(confidence=0.0))
+        assert fixed[0].payload["document_id"] != "d0"  # the old fixed-weight formula: a flat lexical chunk wins
+        adaptive = opened.search(query, lexical=lexical, limit=3)
+        assert adaptive[0].payload["document_id"] == "d0"
+        # The other way round: a lexical list with one clear winner (a rare term) against a flat dense list.
+        rare = opened.search(
+            [x / 2**0.5 for x in (a + b for a, b in zip(at_cosine(0.0, 3), at_cosine(0.0, 4), strict=True))],
+            lexical=query_vector("bicameral deadlock"),
+            limit=3,
+        )
+        assert rare[0].payload["document_id"] == "d0"
+    finally:
+        opened.close()
+
+
+def test_adaptive_fusion_ranks_alike_in_both_engines(tmp_path: Path) -> None:
+    rankings = []
+    lexical = query_vector("main downsides of a legislature with two chambers")
+    for kind in ("server", "edge"):
+        opened = legislature_store(kind, tmp_path / kind)
+        hits = opened.search(unit_axis(0), lexical=lexical, limit=10)
+        rankings.append([(hit.id, round(hit.score, 4)) for hit in hits])
+        opened.close()
+    assert rankings[0] == rankings[1] and len(rankings[0]) == 10
+
+
+def test_the_adaptive_weight_follows_each_lists_top1_margin() -> None:
+    prior = Fusion()
+    confident, flat = [0.9, 0.5, 0.49, 0.48, 0.47], [9.2, 9.1, 9.0, 8.9, 4.0]
+    lean_dense = adaptive_weight(confident, flat, prior)
+    lean_lexical = adaptive_weight([0.55, 0.54, 0.53, 0.52, 0.3], [20.0, 5.0, 4.0, 3.0, 2.0], prior)
+    assert lean_lexical < prior.dense_weight < lean_dense
+    # Documented: prior * (margin + floor) ** confidence per side, renormalised.
+    dense_side = 0.4 * ((0.9 - 0.5) / (0.9 - 0.47) + 0.05)
+    lexical_side = 0.6 * ((9.2 - 9.1) / (9.2 - 4.0) + 0.05)
+    assert lean_dense == pytest.approx(dense_side / (dense_side + lexical_side))
+    # Equal margins keep the prior; confidence 0 is the fixed formula; ties at the top carry no confidence.
+    assert adaptive_weight([3.0, 2.0, 1.0], [30.0, 20.0, 10.0], prior) == pytest.approx(prior.dense_weight)
+    assert adaptive_weight(confident, flat, Fusion(confidence=0.0)) == prior.dense_weight
+    assert top1_margin([1.0, 1.0, 0.5], 10) == 0.0 and top1_margin([1.0], 10) == 0.0
+    assert top1_margin([5.0, 4.0, 3.0, 2.0, 1.0], 3) == pytest.approx(0.5)  # only the best k count

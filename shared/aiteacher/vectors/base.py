@@ -13,6 +13,7 @@ filter alike. Search hits therefore carry those ids as strings.
 
 from __future__ import annotations
 
+import heapq
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -125,6 +126,13 @@ class Fusion:
     fused with its real cosine and BM25 score (0 for a point without any query term, which is exact).
     `rrf`: Qdrant's weighted reciprocal rank fusion of the two candidate lists (prefetch + `Fusion.Rrf`).
     The defaults (w 0.4, s 6) were chosen on bench/bench_hybrid.py's GNU-manuals set (docs/benchmarks.md).
+
+    Query-adaptive weight (`confidence` > 0, the default; formula only): `dense_weight` is the prior, and each
+    side's weight is multiplied by its own confidence for this query, `(margin + confidence_floor) **
+    confidence`, where a side's margin is its normalised top-1 gap over its best `confidence_k` candidates,
+    `(top1 - top2) / (top1 - topK)` (0 for a tie at the top, 1 when the top stands alone). A dense list with
+    one clear winner and a flat lexical list (its best chunks share only common query terms) lean dense, and
+    the other way round. `confidence=0` is the fixed-weight formula. See `adaptive_weight`.
     """
 
     method: Literal["formula", "rrf"] = "formula"
@@ -133,6 +141,9 @@ class Fusion:
     normalize: Literal["saturation", "minmax", "dbsf"] = "saturation"
     rrf_k: int = 60
     prefetch: int = 30
+    confidence: float = 1.0
+    confidence_k: int = 10
+    confidence_floor: float = 0.05
 
     def candidates(self, limit: int) -> int:
         return min(1000, max(self.prefetch, 4 * limit))
@@ -243,14 +254,40 @@ def check_vector(vector: Sequence[float], dimension: int | None) -> list[float]:
 def fuse_formula(
     cosine: Mapping[Any, float], bm25: Mapping[Any, float], fusion: Fusion, limit: int
 ) -> list[tuple[Any, float]]:
-    """`Fusion`'s formula over the union of candidates, best first (ties by id, for a stable order)."""
-    weight = fusion.dense_weight
+    """`Fusion`'s formula over the union of candidates, best first (ties by id, for a stable order).
+    O(candidates): one pass per side for the confidence, one to fuse, one sort."""
     ids = list(cosine.keys() | bm25.keys())
-    dense = normalized([cosine.get(point_id, 0.0) for point_id in ids], fusion, lexical=False)
-    lexical = normalized([bm25.get(point_id, 0.0) for point_id in ids], fusion, lexical=True)
+    raw_dense = [cosine.get(point_id, 0.0) for point_id in ids]
+    raw_lexical = [bm25.get(point_id, 0.0) for point_id in ids]
+    weight = adaptive_weight(raw_dense, raw_lexical, fusion)
+    dense = normalized(raw_dense, fusion, lexical=False)
+    lexical = normalized(raw_lexical, fusion, lexical=True)
     fused = {point_id: weight * d + (1 - weight) * s for point_id, d, s in zip(ids, dense, lexical, strict=True)}
     best = sorted(fused, key=lambda point_id: (-fused[point_id], str(point_id)))[:limit]
     return [(point_id, fused[point_id]) for point_id in best]
+
+
+def adaptive_weight(dense: Sequence[float], lexical: Sequence[float], fusion: Fusion) -> float:
+    """This query's dense weight: the prior `fusion.dense_weight`, each side scaled by its confidence
+    `(top1_margin(side) + floor) ** confidence` and the two renormalised to sum to 1 (see `Fusion`)."""
+    prior = fusion.dense_weight
+    if fusion.confidence <= 0:
+        return prior
+    floor, power = fusion.confidence_floor, fusion.confidence
+    dense_side = prior * (top1_margin(dense, fusion.confidence_k) + floor) ** power
+    lexical_side = (1 - prior) * (top1_margin(lexical, fusion.confidence_k) + floor) ** power
+    total = dense_side + lexical_side
+    return dense_side / total if total > 0 else prior
+
+
+def top1_margin(scores: Sequence[float], k: int) -> float:
+    """How far one list's best score stands above its second, relative to the spread of its best `k`:
+    `(s1 - s2) / (s1 - sk)` in 0..1 (0 for fewer than two scores or a flat top). Scale-free, so a cosine list
+    and a BM25 list compare; `heapq.nlargest` keeps it O(candidates)."""
+    top = heapq.nlargest(max(2, k), scores)
+    if len(top) < 2 or top[0] <= top[-1]:
+        return 0.0
+    return (top[0] - top[1]) / (top[0] - top[-1])
 
 
 def normalized(scores: list[float], fusion: Fusion, *, lexical: bool) -> list[float]:
