@@ -226,8 +226,9 @@ def fusion_modes(
     default = Fusion()
     modes: dict[str, Any] = {"dense": ("dense", None), "lexical": ("lexical", None)}
     modes[f"hybrid (default {describe(default)})"] = ("hybrid", default)
-    fixed = dataclasses.replace(default, confidence=0.0)
-    modes[f"hybrid {describe(fixed)}"] = ("hybrid", fixed)
+    fixed, by_page = dataclasses.replace(default, confidence=0.0), dataclasses.replace(default, confidence_by_page=True)
+    for variant in (fixed, by_page):
+        modes[f"hybrid {describe(variant)}"] = ("hybrid", variant)
     for weight in weights:
         for normalize in normalizations:
             for saturation in saturations if normalize == "saturation" else [default.saturation]:
@@ -246,6 +247,7 @@ def fusion_modes(
 
 def describe(fusion: Any) -> str:
     adaptive = f" adaptive a={fusion.confidence:g}" if fusion.confidence > 0 else " fixed"
+    adaptive += " by page" if fusion.reads_pages else ""
     if fusion.normalize == "saturation":
         return f"w={fusion.dense_weight} s={fusion.saturation:g}{adaptive}"
     return f"w={fusion.dense_weight} {fusion.normalize}{adaptive}"

@@ -7,9 +7,11 @@ recall@10 of both against exact search.
 Random unit dense vectors; sparse vectors of 60 distinct terms drawn from a Zipf law over a 20,000-term
 vocabulary with BM25-like weights; 50 tenants (5 faculties x 10 semesters), every query filtered to one.
 Queries: a random dense vector and 4 terms of a random stored chunk of the tenant (none of the 50 most frequent
-terms: those stand for the stop words the tokenizer drops from queries). Dense and hybrid run
-alternately per query. Exact answers: numpy cosine over the tenant's points (dense) and the same formula
-fusion computed exactly over every point of the tenant, with Qdrant's IDF over the whole shard (hybrid).
+terms: those stand for the stop words the tokenizer drops from queries). Dense, hybrid (the default fusion,
+or with --by-page the adaptive weight over pages) and hybrid with fixed weights (`Fusion(confidence=0)`) run
+in rotating order per query. `--text-chars N` stores N characters of text with each point. Exact answers:
+numpy cosine over the tenant's points (dense) and the same fusion, the query's adaptive weight included,
+computed exactly over every point of the tenant, with Qdrant's IDF over the whole shard (hybrid).
 Goals: hybrid p50 <= 1.5x dense p50, recall@10 >= 0.98.
 """
 
@@ -31,6 +33,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from aiteacher.vectors import EdgeStore, Fusion, VectorPoint
+from aiteacher.vectors.base import adaptive_weight
 from aiteacher.vectors.lexical import SparseVector
 
 VOCABULARY = 20_000
@@ -46,6 +49,10 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--limit", type=int, default=10)
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--text-chars", type=int, default=0, help="chunk text stored with each point (0: none)")
+    parser.add_argument(
+        "--by-page", action="store_true", help="time the adaptive weight over pages (reads page fields) as hybrid"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
@@ -65,6 +72,12 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         for term, weight in zip(terms.tolist(), weights.tolist(), strict=True):
             postings[term].append((i, weight))
     fusion = Fusion()
+    filler = ("Chunk text of about the length ingestion stores with each point. " * 40)[:4000]
+    # The fixed-weight formula, timed in the same run (with --by-page: the adaptive weight over pages, which
+    # reads the candidates' page fields, as "hybrid" instead of the default).
+    fixed = Fusion(confidence=0.0)
+    if args.by_page:
+        fusion = Fusion(confidence_by_page=True)
 
     with tempfile.TemporaryDirectory(prefix="bench-hybrid-") as scratch:
         store = EdgeStore(Path(scratch) / "edge", collection="bench")
@@ -85,7 +98,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
                         document_id=i // 40,
                         title="t",
                         page=i % 40 + 1,
-                        text="",
+                        text=filler[: args.text_chars],
                         chunk_index=i % 40,
                     )
                     batch.append(VectorPoint(point.id, point.vector, point.payload, lexical=sparse[i]))
@@ -96,7 +109,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
             idf = {term: math.log(1 + (args.points - len(p) + 0.5) / (len(p) + 0.5)) for term, p in postings.items()}
 
             query_rng = random.Random(args.seed)
-            timings: dict[str, list[float]] = {"dense": [], "hybrid": []}
+            timings: dict[str, list[float]] = {"dense": [], "hybrid": [], "fixed": []}
             recalls: dict[str, list[float]] = {"dense": [], "hybrid": []}
             for q in range(args.queries + 5):
                 tenant = query_rng.randrange(len(tenants))
@@ -110,14 +123,15 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
                 query /= np.linalg.norm(query)
                 filters = {"faculty_id": faculty, "semester_id": semester}
                 found: dict[str, set[int]] = {}
-                for mode in ("dense", "hybrid") if q % 2 else ("hybrid", "dense"):
+                modes = ("dense", "hybrid", "fixed")
+                for mode in modes[q % 3 :] + modes[: q % 3]:
                     t0 = time.perf_counter()
                     hits = store.search(
                         query.tolist(),
-                        lexical=lexical if mode == "hybrid" else None,
+                        lexical=lexical if mode != "dense" else None,
                         filters=filters,
                         limit=args.limit,
-                        fusion=fusion,
+                        fusion=fusion if mode != "fixed" else fixed,
                     )
                     elapsed = (time.perf_counter() - t0) * 1000
                     found[mode] = {index_of[h.id] for h in hits}
@@ -135,9 +149,9 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
                         if point in member_set:
                             bm25[point] += idf[term] * weight
                 lexical_part = np.array([bm25.get(int(m), 0.0) for m in members])
-                fused = fusion.dense_weight * cosine + (1 - fusion.dense_weight) * lexical_part / (
-                    lexical_part + fusion.saturation
-                )
+                # The query's adaptive weight from the exact lists (each point is its own page here).
+                weight = adaptive_weight(cosine.tolist(), lexical_part.tolist(), fusion)
+                fused = weight * cosine + (1 - weight) * lexical_part / (lexical_part + fusion.saturation)
                 exact_hybrid = set(members[np.argsort(-fused)[: args.limit]].tolist())
                 recalls["hybrid"].append(len(found["hybrid"] & exact_hybrid) / len(exact_hybrid))
         finally:
@@ -153,6 +167,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "dense_p50_ms": round(dense_p50, 3),
         "hybrid_p50_ms": round(hybrid_p50, 3),
         "hybrid_over_dense_p50": round(hybrid_p50 / dense_p50, 3),
+        "fixed_weight_hybrid_p50_ms": round(statistics.median(timings["fixed"]), 3),
+        "fixed_weight_over_dense_p50": round(statistics.median(timings["fixed"]) / dense_p50, 3),
         "dense_recall_at_k": round(statistics.mean(recalls["dense"]), 4),
         "hybrid_recall_at_k": round(statistics.mean(recalls["hybrid"]), 4),
         "goal_ratio_max": 1.5,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from aiteacher.vectors import EdgeStore, Fusion, QdrantServerStore, VectorPoint, VectorStore, VectorStoreMismatch
-from aiteacher.vectors.base import adaptive_weight, top1_margin
+from aiteacher.vectors.base import adaptive_weight, fuse_formula, top1_margin
 from aiteacher.vectors.lexical import LEXICAL_MODEL, document_vector, query_vector, terms
 
 DIM = 8
@@ -243,13 +243,17 @@ FLAT_LEXICAL = [
 ]
 
 
-def legislature_store(kind: str, root: Path) -> VectorStore:
+def legislature_store(kind: str, root: Path, second_cosine: float = 0.6) -> VectorStore:
     """The shape of the ../shared/eval miss: the answer chunk is the clear dense winner but shares only one
     term with the question ("downsides" is not in the corpus); five chunks share its common terms ("main",
     "two", "chambers", "legislature") almost equally, so the lexical list is flat at the top."""
     opened = open_store(kind, root)
     opened.ensure_collection("test-embedder", DIM)
-    points = [point(0, BICAMERAL, at_cosine(0.9, 1))]
+    # The answer page holds a second chunk; when its cosine is close to the first, the dense list looks flat
+    # at the top counted per point, but not per page (as results are cut).
+    second = point(0, "Deadlock between the houses delays the budget.", at_cosine(second_cosine, 2))
+    second = VectorPoint.for_chunk(**{**second.payload, "chunk_index": 1, "vector": second.vector})
+    points = [point(0, BICAMERAL, at_cosine(0.9, 1)), second]
     points += [point(1 + i, text, at_cosine(0.5 - 0.01 * i, 2 + i)) for i, text in enumerate(FLAT_LEXICAL)]
     fillers = [f"Filler passage {i} about rivers, bread and weather." for i in range(20)]
     points += [point(10 + i, text, at_cosine(0.3 - 0.005 * i, 1 + i % (DIM - 1))) for i, text in enumerate(fillers)]
@@ -281,15 +285,47 @@ def test_a_confident_dense_list_outweighs_a_flat_lexical_list(kind: str, tmp_pat
         opened.close()
 
 
-def test_adaptive_fusion_ranks_alike_in_both_engines(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["server", "edge"])
+def test_the_adaptive_weight_by_page_counts_a_pages_chunks_once(kind: str, tmp_path: Path) -> None:
+    """Two chunks of the answer page at the top of the dense list (0.9 and 0.895): per point the list looks
+    flat and the flat lexical list wins; with `confidence_by_page` the engines read each candidate's page and
+    the dense list is confident again."""
+    opened = legislature_store(kind, tmp_path, second_cosine=0.895)
+    query = unit_axis(0)
+    lexical = query_vector("What are the main downsides of having a legislature with two chambers?")
+    try:
+        per_point = opened.search(query, lexical=lexical, limit=3)
+        assert per_point[0].payload["document_id"] != "d0"
+        by_page = opened.search(query, lexical=lexical, limit=3, fusion=Fusion(confidence_by_page=True))
+        assert by_page[0].payload["document_id"] == "d0"
+        assert set(by_page[0].payload) >= {"text", "page", "title"}  # winners still carry their whole payload
+    finally:
+        opened.close()
+
+
+@pytest.mark.parametrize("fusion", [Fusion(), Fusion(confidence_by_page=True)])
+def test_adaptive_fusion_ranks_alike_in_both_engines(fusion: Fusion, tmp_path: Path) -> None:
     rankings = []
     lexical = query_vector("main downsides of a legislature with two chambers")
     for kind in ("server", "edge"):
-        opened = legislature_store(kind, tmp_path / kind)
-        hits = opened.search(unit_axis(0), lexical=lexical, limit=10)
+        opened = legislature_store(kind, tmp_path / kind, second_cosine=0.895)
+        hits = opened.search(unit_axis(0), lexical=lexical, limit=10, fusion=fusion)
         rankings.append([(hit.id, round(hit.score, 4)) for hit in hits])
         opened.close()
     assert rankings[0] == rankings[1] and len(rankings[0]) == 10
+
+
+def test_the_adaptive_weight_measures_margins_over_pages() -> None:
+    """Two chunks of one page at the top are one result after the cut: with their pages, the dense list below
+    is confident (page A far above page B) and wins over a flat lexical list; counted per point it is flat."""
+    cosine = {"a1": 0.9, "a2": 0.899, "b": 0.5, **{f"f{i}": 0.45 - 0.01 * i for i in range(10)}}
+    bm25 = {"a1": 2.0, "b": 9.2, **{f"f{i}": 9.1 - 0.01 * i for i in range(10)}}
+    pages = {"a1": ("A", 1), "a2": ("A", 1), "b": ("B", 1), **{f"f{i}": (f"F{i}", 1) for i in range(10)}}
+    by_page = Fusion(confidence_by_page=True)
+    assert fuse_formula(cosine, bm25, by_page, 1, pages)[0][0] == "a1"
+    assert fuse_formula(cosine, bm25, by_page, 1)[0][0] == "b"  # no pages given: per point
+    assert fuse_formula(cosine, bm25, Fusion(), 1, pages)[0][0] == "b"  # the default counts points
+    assert fuse_formula(cosine, bm25, Fusion(confidence=0.0), 1, pages)[0][0] == "b"
 
 
 def test_the_adaptive_weight_follows_each_lists_top1_margin() -> None:

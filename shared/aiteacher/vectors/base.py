@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import heapq
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -130,9 +130,11 @@ class Fusion:
     Query-adaptive weight (`confidence` > 0, the default; formula only): `dense_weight` is the prior, and each
     side's weight is multiplied by its own confidence for this query, `(margin + confidence_floor) **
     confidence`, where a side's margin is its normalised top-1 gap over its best `confidence_k` candidates,
-    `(top1 - top2) / (top1 - topK)` (0 for a tie at the top, 1 when the top stands alone). A dense list with
-    one clear winner and a flat lexical list (its best chunks share only common query terms) lean dense, and
-    the other way round. `confidence=0` is the fixed-weight formula. See `adaptive_weight`.
+    `(top1 - top2) / (top1 - topK)` (0 for a tie at the top, 1 when the top stands alone), over points, or with
+    `confidence_by_page` over pages (each page's best chunk, as results are cut one per page; the candidate
+    searches then read `PAGE_FIELDS`, about 0.4 ms a query at 60 candidates). A dense list with one clear
+    winner and a flat lexical list (its best chunks share only common query terms) lean dense, and the other
+    way round. `confidence=0` is the fixed-weight formula. See `adaptive_weight`; measured in docs/benchmarks.md.
     """
 
     method: Literal["formula", "rrf"] = "formula"
@@ -144,6 +146,12 @@ class Fusion:
     confidence: float = 1.0
     confidence_k: int = 10
     confidence_floor: float = 0.05
+    confidence_by_page: bool = False
+
+    @property
+    def reads_pages(self) -> bool:
+        """Whether the candidate searches read `PAGE_FIELDS` (for margins over pages, not points)."""
+        return self.method == "formula" and self.confidence > 0 and self.confidence_by_page
 
     def candidates(self, limit: int) -> int:
         return min(1000, max(self.prefetch, 4 * limit))
@@ -252,19 +260,50 @@ def check_vector(vector: Sequence[float], dimension: int | None) -> list[float]:
 
 
 def fuse_formula(
-    cosine: Mapping[Any, float], bm25: Mapping[Any, float], fusion: Fusion, limit: int
+    cosine: Mapping[Any, float],
+    bm25: Mapping[Any, float],
+    fusion: Fusion,
+    limit: int,
+    pages: Mapping[Any, Hashable] | None = None,
 ) -> list[tuple[Any, float]]:
     """`Fusion`'s formula over the union of candidates, best first (ties by id, for a stable order).
+
+    `pages` maps a candidate to its (document, page) (`page_key`): the adaptive weight measures each list's
+    margin over pages, its best chunk each, as results are cut one per page; without it, over points.
     O(candidates): one pass per side for the confidence, one to fuse, one sort."""
     ids = list(cosine.keys() | bm25.keys())
     raw_dense = [cosine.get(point_id, 0.0) for point_id in ids]
     raw_lexical = [bm25.get(point_id, 0.0) for point_id in ids]
-    weight = adaptive_weight(raw_dense, raw_lexical, fusion)
+    if fusion.reads_pages and pages:
+        groups = [pages.get(point_id, point_id) for point_id in ids]
+        weight = adaptive_weight(best_per_group(raw_dense, groups), best_per_group(raw_lexical, groups), fusion)
+    else:
+        weight = adaptive_weight(raw_dense, raw_lexical, fusion)
     dense = normalized(raw_dense, fusion, lexical=False)
     lexical = normalized(raw_lexical, fusion, lexical=True)
     fused = {point_id: weight * d + (1 - weight) * s for point_id, d, s in zip(ids, dense, lexical, strict=True)}
     best = sorted(fused, key=lambda point_id: (-fused[point_id], str(point_id)))[:limit]
     return [(point_id, fused[point_id]) for point_id in best]
+
+
+#: The payload fields a hybrid search reads from its candidates for the adaptive weight (`page_key`).
+PAGE_FIELDS: tuple[str, ...] = ("document_id", "page")
+
+
+def page_key(point_id: Any, payload: Mapping[str, Any] | None) -> Hashable:
+    """What one result stands for after the cut to one per page: (document, page); a point without a page
+    (or without a payload) stands for itself."""
+    if not payload or payload.get("page") is None:
+        return point_id
+    return (str(payload.get("document_id")), payload.get("page"))
+
+
+def best_per_group(scores: Sequence[float], groups: Sequence[Hashable]) -> list[float]:
+    best: dict[Hashable, float] = {}
+    for score, group in zip(scores, groups, strict=True):
+        if score > best.get(group, float("-inf")):
+            best[group] = score
+    return list(best.values())
 
 
 def adaptive_weight(dense: Sequence[float], lexical: Sequence[float], fusion: Fusion) -> float:

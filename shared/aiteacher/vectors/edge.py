@@ -31,6 +31,7 @@ from aiteacher.vectors.base import (
     DENSE_VECTOR,
     FILTER_KEYS,
     LEXICAL_VECTOR,
+    PAGE_FIELDS,
     TENANT_KEY,
     CollectionRecord,
     Filters,
@@ -45,6 +46,7 @@ from aiteacher.vectors.base import (
     check_vector,
     filter_conditions,
     fuse_formula,
+    page_key,
     stored_payload,
 )
 from aiteacher.vectors.lexical import SparseVector
@@ -281,18 +283,21 @@ class EdgeStore:
         candidates = fusion.candidates(limit)
         dense_query = edge.Query.Nearest(dense, using=DENSE_VECTOR)
         lexical_query = edge.Query.Nearest(sparse, using=LEXICAL_VECTOR)
+        # The adaptive weight measures margins over pages: the candidates carry their (document, page) only.
+        fields = edge.PayloadSelector.Include(list(PAGE_FIELDS)) if fusion.reads_pages else False
         dense_hits, lexical_hits = shard.query_batch(
             edge.QueryBatchRequest(
                 [
                     edge.QueryRequest(
-                        limit=fusion.dense_candidates(limit), query=dense_query, filter=edge_filter, with_payload=False
+                        limit=fusion.dense_candidates(limit), query=dense_query, filter=edge_filter, with_payload=fields
                     ),
-                    edge.QueryRequest(limit=candidates, query=lexical_query, filter=edge_filter, with_payload=False),
+                    edge.QueryRequest(limit=candidates, query=lexical_query, filter=edge_filter, with_payload=fields),
                 ]
             )
         )
         cosine = {point.id: float(point.score) for point in dense_hits}
         bm25 = {point.id: float(point.score) for point in lexical_hits}
+        pages = {point.id: page_key(point.id, point.payload) for point in (*dense_hits, *lexical_hits)}
         missing_cosine, missing_bm25 = set(bm25) - set(cosine), set(cosine) - set(bm25)
         requests, targets = [], []
         for missing, query, target in ((missing_cosine, dense_query, cosine), (missing_bm25, lexical_query, bm25)):
@@ -309,7 +314,7 @@ class EdgeStore:
         if requests:
             for target, hits in zip(targets, shard.query_batch(edge.QueryBatchRequest(requests)), strict=True):
                 target.update((point.id, float(point.score)) for point in hits)
-        best = fuse_formula(cosine, bm25, fusion, limit)
+        best = fuse_formula(cosine, bm25, fusion, limit, pages if fusion.reads_pages else None)
         payloads = {record.id: record.payload for record in shard.retrieve([pid for pid, _ in best], True, False)}
         return [
             SearchHit(id=str(point_id), score=score, payload=dict(payloads.get(point_id) or {}))

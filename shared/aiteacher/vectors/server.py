@@ -19,6 +19,7 @@ from aiteacher.vectors.base import (
     DENSE_VECTOR,
     FILTER_KEYS,
     LEXICAL_VECTOR,
+    PAGE_FIELDS,
     TENANT_KEY,
     CollectionRecord,
     Filters,
@@ -32,6 +33,7 @@ from aiteacher.vectors.base import (
     check_vector,
     filter_conditions,
     fuse_formula,
+    page_key,
     stored_payload,
 )
 from aiteacher.vectors.lexical import SparseVector
@@ -233,15 +235,20 @@ class QdrantServerStore:
         models = self._models
         candidates = fusion.candidates(limit)
         sides = ((dense, DENSE_VECTOR), (sparse, LEXICAL_VECTOR))
+        # The adaptive weight measures margins over pages: the candidates carry their (document, page) only.
+        fields = models.PayloadSelectorInclude(include=list(PAGE_FIELDS)) if fusion.reads_pages else False
         first = self._client.query_batch_points(
             self.collection,
             requests=[
-                models.QueryRequest(query=query, using=using, filter=query_filter, limit=side_limit, with_payload=False)
+                models.QueryRequest(
+                    query=query, using=using, filter=query_filter, limit=side_limit, with_payload=fields
+                )
                 for (query, using), side_limit in zip(sides, (fusion.dense_candidates(limit), candidates), strict=True)
             ],
         )
         cosine = {point.id: float(point.score) for point in first[0].points}
         bm25 = {point.id: float(point.score) for point in first[1].points}
+        pages = {point.id: page_key(point.id, point.payload) for point in (*first[0].points, *first[1].points)}
         requests, targets = [], []
         for (query, using), target, missing in (
             (sides[0], cosine, set(bm25) - set(cosine)),
@@ -263,7 +270,7 @@ class QdrantServerStore:
                 targets, self._client.query_batch_points(self.collection, requests=requests), strict=True
             ):
                 target.update((point.id, float(point.score)) for point in response.points)
-        best = fuse_formula(cosine, bm25, fusion, limit)
+        best = fuse_formula(cosine, bm25, fusion, limit, pages if fusion.reads_pages else None)
         records = self._client.retrieve(self.collection, ids=[point_id for point_id, _ in best], with_payload=True)
         payloads = {record.id: record.payload for record in records}
         return [
