@@ -283,7 +283,7 @@ class EdgeStore:
         candidates = fusion.candidates(limit)
         dense_query = edge.Query.Nearest(dense, using=DENSE_VECTOR)
         lexical_query = edge.Query.Nearest(sparse, using=LEXICAL_VECTOR)
-        # The adaptive weight measures margins over pages: the candidates carry their (document, page) only.
+        # With `confidence_by_page` the candidates carry their (document, page), nothing else of the payload.
         fields = edge.PayloadSelector.Include(list(PAGE_FIELDS)) if fusion.reads_pages else False
         dense_hits, lexical_hits = shard.query_batch(
             edge.QueryBatchRequest(
@@ -297,7 +297,11 @@ class EdgeStore:
         )
         cosine = {point.id: float(point.score) for point in dense_hits}
         bm25 = {point.id: float(point.score) for point in lexical_hits}
-        pages = {point.id: page_key(point.id, point.payload) for point in (*dense_hits, *lexical_hits)}
+        pages = (
+            {point.id: page_key(point.id, point.payload) for point in (*dense_hits, *lexical_hits)}
+            if fusion.reads_pages
+            else None
+        )
         missing_cosine, missing_bm25 = set(bm25) - set(cosine), set(cosine) - set(bm25)
         requests, targets = [], []
         for missing, query, target in ((missing_cosine, dense_query, cosine), (missing_bm25, lexical_query, bm25)):
@@ -314,7 +318,7 @@ class EdgeStore:
         if requests:
             for target, hits in zip(targets, shard.query_batch(edge.QueryBatchRequest(requests)), strict=True):
                 target.update((point.id, float(point.score)) for point in hits)
-        best = fuse_formula(cosine, bm25, fusion, limit, pages if fusion.reads_pages else None)
+        best = fuse_formula(cosine, bm25, fusion, limit, pages)
         payloads = {record.id: record.payload for record in shard.retrieve([pid for pid, _ in best], True, False)}
         return [
             SearchHit(id=str(point_id), score=score, payload=dict(payloads.get(point_id) or {}))

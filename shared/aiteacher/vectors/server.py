@@ -235,7 +235,7 @@ class QdrantServerStore:
         models = self._models
         candidates = fusion.candidates(limit)
         sides = ((dense, DENSE_VECTOR), (sparse, LEXICAL_VECTOR))
-        # The adaptive weight measures margins over pages: the candidates carry their (document, page) only.
+        # With `confidence_by_page` the candidates carry their (document, page), nothing else of the payload.
         fields = models.PayloadSelectorInclude(include=list(PAGE_FIELDS)) if fusion.reads_pages else False
         first = self._client.query_batch_points(
             self.collection,
@@ -248,7 +248,11 @@ class QdrantServerStore:
         )
         cosine = {point.id: float(point.score) for point in first[0].points}
         bm25 = {point.id: float(point.score) for point in first[1].points}
-        pages = {point.id: page_key(point.id, point.payload) for point in (*first[0].points, *first[1].points)}
+        pages = (
+            {point.id: page_key(point.id, point.payload) for point in (*first[0].points, *first[1].points)}
+            if fusion.reads_pages
+            else None
+        )
         requests, targets = [], []
         for (query, using), target, missing in (
             (sides[0], cosine, set(bm25) - set(cosine)),
@@ -270,7 +274,7 @@ class QdrantServerStore:
                 targets, self._client.query_batch_points(self.collection, requests=requests), strict=True
             ):
                 target.update((point.id, float(point.score)) for point in response.points)
-        best = fuse_formula(cosine, bm25, fusion, limit, pages if fusion.reads_pages else None)
+        best = fuse_formula(cosine, bm25, fusion, limit, pages)
         records = self._client.retrieve(self.collection, ids=[point_id for point_id, _ in best], with_payload=True)
         payloads = {record.id: record.payload for record in records}
         return [
