@@ -11,6 +11,12 @@ What plain uvicorn gets wrong under of-watchdog:
 - **Timeouts.** At `exec_timeout` the watchdog cuts the request. The app answers first, a problem+json
   504 a moment before that deadline, so the client learns what happened. The deadline covers the time to
   the first byte only: a streamed reply (Server-Sent Events) keeps streaming.
+- **Cores.** One event loop uses one core. A replica (one container) runs `WEB_CONCURRENCY` worker
+  processes on one listening socket, by default as many as the container may use (its cgroup CPU quota,
+  else the CPUs it is pinned to), at most `MAX_AUTO_WORKERS`. The app is imported once, then the workers are
+  forked; each has its own event loop and its own pools (so `DB_POOL_SIZE` is per worker). SIGTERM is
+  passed to every worker, each drains as above, and the process exits 0 once all have; a worker that dies
+  on its own stops the others and the process exits 1, so the watchdog (and the orchestrator) restart it.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ HEALTH_PATHS = ("/_/health", "/_/ready")
 METRICS_PATH = "/_/metrics"
 RETRY_AFTER_SECONDS = 5
 DEADLINE_MARGIN_SECONDS = 2.0
+MAX_AUTO_WORKERS = 8
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -64,6 +71,46 @@ def app_deadline(environ: MutableMapping[str, str] | None = None) -> float | Non
     if not exec_timeout:
         return None
     return max(exec_timeout - DEADLINE_MARGIN_SECONDS, exec_timeout * 0.5)
+
+
+def available_cpus(cgroup_root: str = "/sys/fs/cgroup") -> int:
+    """CPUs this container may use: its cgroup CPU quota (v2 `cpu.max`, v1 `cpu.cfs_quota_us`) rounded up,
+    else the CPUs the process is pinned to. `os.cpu_count()` alone reports the host's."""
+    import math
+
+    try:
+        pinned = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        pinned = os.cpu_count() or 1
+    from pathlib import Path
+
+    root = Path(cgroup_root)
+    quota: float | None = None
+    with contextlib.suppress(OSError, ValueError):
+        limit, period = (root / "cpu.max").read_text().split()[:2]
+        if limit != "max" and int(period) > 0:
+            quota = int(limit) / int(period)
+    if quota is None:
+        with contextlib.suppress(OSError, ValueError):
+            limit_us = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
+            period_us = int((root / "cpu" / "cpu.cfs_period_us").read_text())
+            if limit_us > 0 and period_us > 0:
+                quota = limit_us / period_us
+    cpus = min(pinned, math.ceil(quota)) if quota else pinned
+    return max(1, cpus)
+
+
+def worker_count(environ: MutableMapping[str, str] | None = None) -> int:
+    """`WEB_CONCURRENCY` (a positive number, or `auto`), by default the container's CPUs (at most
+    MAX_AUTO_WORKERS)."""
+    env = os.environ if environ is None else environ
+    value = (env.get("WEB_CONCURRENCY") or "auto").strip().lower()
+    if value == "auto":
+        return min(available_cpus(), MAX_AUTO_WORKERS)
+    count = int(value)
+    if count < 1:
+        raise ValueError(f"WEB_CONCURRENCY must be a positive number or 'auto', not {value!r}")
+    return count
 
 
 def _problem(status: int, title: str, detail: str, code: str, headers: dict[str, str]) -> tuple[dict, bytes]:
@@ -272,6 +319,12 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="how long to keep answering 503 after SIGTERM (default: the watchdog's healthcheck_interval, else 5s)",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help=f"worker processes (default: WEB_CONCURRENCY, else the container's CPUs, at most {MAX_AUTO_WORKERS})",
+    )
     args = parser.parse_args(argv)
     from aiteacher.observability import BUILD_INFO, configure_logging
 
@@ -282,10 +335,68 @@ def main(argv: list[str] | None = None) -> int:
         if args.drain_seconds is not None
         else (go_duration(os.environ.get("healthcheck_interval")) or 5.0)  # noqa: SIM112 - of-watchdog's own name
     )
-    shipped = ShippedApp(load_app(args.app), app_deadline())
-    server = _uvicorn_server(shipped, args.host, args.port, drain, args.log_level)
-    server.run()
-    return 0
+    workers = args.workers if args.workers is not None else worker_count()
+    app = load_app(args.app)
+    if workers == 1:
+        shipped = ShippedApp(app, app_deadline())
+        _uvicorn_server(shipped, args.host, args.port, drain, args.log_level).run()
+        return 0
+    return _run_workers(app, workers, args.host, args.port, drain, args.log_level)
+
+
+def _run_workers(app: Any, workers: int, host: str, port: int, drain: float, log_level: str) -> int:
+    """Fork `workers` servers on one listening socket (the kernel spreads connections between them); pass
+    SIGTERM/SIGINT on; exit 0 once every worker has drained and exited 0, else 1."""
+    import socket
+
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((host, port))
+    listener.listen(2048)
+    listener.set_inheritable(True)
+    children: dict[int, int] = {}
+    for index in range(workers):
+        pid = os.fork()
+        if pid == 0:  # the worker: its own loop, pools and drain
+            code = 1
+            try:
+                shipped = ShippedApp(app, app_deadline())
+                _uvicorn_server(shipped, host, port, drain, log_level).run(sockets=[listener])
+                code = 0
+            except BaseException:
+                log.exception("worker %d failed", index)
+            finally:
+                os._exit(code)
+        children[pid] = index
+    listener.close()
+    log.info("serving on %s:%d with %d workers", host, port, workers)
+    stopping = False
+
+    def forward(sig: int, _frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, sig)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    status = 0
+    while children:
+        try:
+            pid, wait_status = os.wait()
+        except ChildProcessError:
+            break
+        except InterruptedError:
+            continue
+        children.pop(pid, None)
+        code = os.waitstatus_to_exitcode(wait_status)
+        if code != 0 or not stopping:
+            status = 1
+            if not stopping:  # a worker died on its own: stop the rest, let the watchdog restart us
+                log.error("worker %d exited with %d; stopping the others", pid, code)
+                forward(signal.SIGTERM, None)
+    return status
 
 
 if __name__ == "__main__":
