@@ -546,12 +546,15 @@ class _Replica:
             self.workers = 1
             self.description = "the chat app under uvicorn in the bench process (--in-process), 1 worker"
             return
-        from aiteacher.serve import worker_count
-
         env = {**os.environ, "FUNCTION_NAME": "chat", "LOG_LEVEL": "warning"}
         if args.workers:
             env["WEB_CONCURRENCY"] = args.workers
-        self.workers = worker_count(env)
+        try:
+            from aiteacher.serve import worker_count
+        except ImportError:  # a checkout from before WEB_CONCURRENCY: one worker
+            self.workers = 1
+        else:
+            self.workers = worker_count(env)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "aiteacher.serve", "handler:app", "--host", "127.0.0.1", "--port", str(port)],
             cwd=BENCH.parent / "functions" / "chat",

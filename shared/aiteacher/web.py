@@ -364,6 +364,9 @@ def create_app(function_name: str, summary: str, max_body_setting: str | None = 
         docs_url=None,
         redoc_url=None,
         dependencies=[Depends(admit)],
+        # Traces are aiteacher.observability's (with_tracing, when OTEL_* asks for them); FastAPI's own
+        # telemetry would only look up the OpenTelemetry providers on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.openapi = lambda: _openapi_with_security_and_problems(app)  # type: ignore[method-assign]
     app.add_exception_handler(AppError, _app_error)
