@@ -159,7 +159,7 @@ def _async_http_client() -> Any:
 
     limits = DEFAULT_CONNECTION_LIMITS
     transport = httpx2.AsyncHTTPTransport(limits=limits)
-    transport._pool = _StackPool(  # the transport maps the pool's httpcore errors to httpx ones, as before
+    transport._pool = _StackPool(  # type: ignore[assignment]  # httpcore errors still mapped to httpx ones
         ssl_context=httpx2.create_ssl_context(),
         max_connections=limits.max_connections or 1000,
         max_keepalive=limits.max_connections or 1000,

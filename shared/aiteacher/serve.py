@@ -12,9 +12,10 @@ What plain uvicorn gets wrong under of-watchdog:
   504 a moment before that deadline, so the client learns what happened. The deadline covers the time to
   the first byte only: a streamed reply (Server-Sent Events) keeps streaming.
 - **Cores.** One event loop uses one core. A replica (one container) runs `WEB_CONCURRENCY` worker
-  processes on one listening socket, by default as many as the container may use (its cgroup CPU quota,
-  else the CPUs it is pinned to), at most `MAX_AUTO_WORKERS`. The app is imported once, then the workers are
-  forked; each has its own event loop and its own pools (so `DB_POOL_SIZE` is per worker). SIGTERM is
+  processes on one listening socket, by default one per CPU of the container's CPU limit (at most
+  `MAX_AUTO_WORKERS`). The app is imported once, then the workers are
+  forked; each has its own event loop and its own pools (so `DB_POOL_SIZE` is per worker). Without a CPU
+  limit the default is the CPUs it may run on, at most `UNLIMITED_AUTO_WORKERS`. SIGTERM is
   passed to every worker, each drains as above, and the process exits 0 once all have; a worker that dies
   on its own stops the others and the process exits 1, so the watchdog (and the orchestrator) restart it.
 """
@@ -39,6 +40,7 @@ METRICS_PATH = "/_/metrics"
 RETRY_AFTER_SECONDS = 5
 DEADLINE_MARGIN_SECONDS = 2.0
 MAX_AUTO_WORKERS = 8
+UNLIMITED_AUTO_WORKERS = 2
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -73,40 +75,44 @@ def app_deadline(environ: MutableMapping[str, str] | None = None) -> float | Non
     return max(exec_timeout - DEADLINE_MARGIN_SECONDS, exec_timeout * 0.5)
 
 
+def cpu_limit(cgroup_root: str = "/sys/fs/cgroup") -> float | None:
+    """The container's CPU limit (cgroup v2 `cpu.max`, v1 `cpu.cfs_quota_us`), None when it has none."""
+    from pathlib import Path
+
+    root = Path(cgroup_root)
+    with contextlib.suppress(OSError, ValueError):
+        limit, period = (root / "cpu.max").read_text().split()[:2]
+        return int(limit) / int(period) if limit != "max" and int(period) > 0 else None
+    with contextlib.suppress(OSError, ValueError):
+        limit_us = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
+        period_us = int((root / "cpu" / "cpu.cfs_period_us").read_text())
+        return limit_us / period_us if limit_us > 0 and period_us > 0 else None
+    return None
+
+
 def available_cpus(cgroup_root: str = "/sys/fs/cgroup") -> int:
-    """CPUs this container may use: its cgroup CPU quota (v2 `cpu.max`, v1 `cpu.cfs_quota_us`) rounded up,
-    else the CPUs the process is pinned to. `os.cpu_count()` alone reports the host's."""
+    """CPUs this process may use: its container's CPU limit rounded up, at most the CPUs it is pinned to
+    (`os.cpu_count()` alone reports the host's)."""
     import math
 
     try:
         pinned = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         pinned = os.cpu_count() or 1
-    from pathlib import Path
-
-    root = Path(cgroup_root)
-    quota: float | None = None
-    with contextlib.suppress(OSError, ValueError):
-        limit, period = (root / "cpu.max").read_text().split()[:2]
-        if limit != "max" and int(period) > 0:
-            quota = int(limit) / int(period)
-    if quota is None:
-        with contextlib.suppress(OSError, ValueError):
-            limit_us = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
-            period_us = int((root / "cpu" / "cpu.cfs_period_us").read_text())
-            if limit_us > 0 and period_us > 0:
-                quota = limit_us / period_us
-    cpus = min(pinned, math.ceil(quota)) if quota else pinned
-    return max(1, cpus)
+    limit = cpu_limit(cgroup_root)
+    return max(1, min(pinned, math.ceil(limit)) if limit else pinned)
 
 
-def worker_count(environ: MutableMapping[str, str] | None = None) -> int:
-    """`WEB_CONCURRENCY` (a positive number, or `auto`), by default the container's CPUs (at most
-    MAX_AUTO_WORKERS)."""
+def worker_count(environ: MutableMapping[str, str] | None = None, cgroup_root: str = "/sys/fs/cgroup") -> int:
+    """`WEB_CONCURRENCY` (a positive number, or `auto`, the default). `auto`: the container's CPU limit (at most
+    MAX_AUTO_WORKERS); without a limit, the CPUs it may run on but at most UNLIMITED_AUTO_WORKERS: a pod that
+    only *requests* a little CPU on a big node must not fork a worker (memory, database connections) per
+    node core."""
     env = os.environ if environ is None else environ
     value = (env.get("WEB_CONCURRENCY") or "auto").strip().lower()
     if value == "auto":
-        return min(available_cpus(), MAX_AUTO_WORKERS)
+        cap = MAX_AUTO_WORKERS if cpu_limit(cgroup_root) else UNLIMITED_AUTO_WORKERS
+        return min(available_cpus(cgroup_root), cap)
     count = int(value)
     if count < 1:
         raise ValueError(f"WEB_CONCURRENCY must be a positive number or 'auto', not {value!r}")

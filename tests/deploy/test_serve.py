@@ -189,20 +189,22 @@ def test_a_worker_that_dies_takes_the_replica_down_with_exit_1(serve) -> None:  
     assert process.wait(timeout=30) == 1
 
 
-def test_worker_count_follows_web_concurrency_then_the_cgroup_quota(tmp_path: Path) -> None:
-    from aiteacher.serve import MAX_AUTO_WORKERS, available_cpus, worker_count
+def test_worker_count_follows_web_concurrency_then_the_cpu_limit(tmp_path: Path) -> None:
+    from aiteacher.serve import MAX_AUTO_WORKERS, UNLIMITED_AUTO_WORKERS, available_cpus, worker_count
 
-    assert worker_count({"WEB_CONCURRENCY": "3"}) == 3
-    assert worker_count({}) == worker_count({"WEB_CONCURRENCY": "auto"}) == min(available_cpus(), MAX_AUTO_WORKERS)
+    root = str(tmp_path)
+    assert worker_count({"WEB_CONCURRENCY": "3"}, root) == 3
     with pytest.raises(ValueError):
-        worker_count({"WEB_CONCURRENCY": "0"})
+        worker_count({"WEB_CONCURRENCY": "0"}, root)
     pinned = len(os.sched_getaffinity(0))
     (tmp_path / "cpu.max").write_text("150000 100000\n")  # a 1.5-CPU limit (cgroup v2): two workers
-    assert available_cpus(str(tmp_path)) == min(2, pinned)
-    (tmp_path / "cpu.max").write_text("max 100000\n")  # no limit: the CPUs the process may run on
-    assert available_cpus(str(tmp_path)) == pinned
+    assert available_cpus(root) == min(2, pinned)
+    assert worker_count({}, root) == worker_count({"WEB_CONCURRENCY": "auto"}, root) == min(2, pinned)
+    (tmp_path / "cpu.max").write_text("max 100000\n")  # no limit: the CPUs it may run on, a few at most
+    assert available_cpus(root) == pinned
+    assert worker_count({}, root) == min(pinned, UNLIMITED_AUTO_WORKERS) <= MAX_AUTO_WORKERS
     (tmp_path / "cpu.max").unlink()
     (tmp_path / "cpu").mkdir()
     (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("50000\n")  # cgroup v1, half a CPU: one worker
     (tmp_path / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
-    assert available_cpus(str(tmp_path)) == 1
+    assert available_cpus(root) == 1 and worker_count({}, root) == 1
