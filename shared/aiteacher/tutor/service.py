@@ -172,7 +172,13 @@ async def _plan(ctx: TurnContext) -> _Plan:
         audit("ai.chat", "refused", actor=ctx.caller_id, target=ctx.session_id, reason="not_grounded")
         return _Plan(TurnResult(ctx.session_id, guardrails.NOT_IN_MATERIAL_REPLY, [], True, reason="not_in_material"))
     hint_level = _next_hint_level(ctx, passages[0].chunk_id, follow_up)
-    key = _answer_cache_key(llm.name, ctx, passages, hint_level) if settings.chat_cache_seconds else None
+    # A new session's id was made for this request: no earlier attempt can have cached its first answer, and
+    # nothing can ever read one back. Only a turn of an existing session reads (and writes) the cache.
+    key = (
+        _answer_cache_key(llm.name, ctx, passages, hint_level)
+        if settings.chat_cache_seconds and not ctx.is_new
+        else None
+    )
     cached = await _cache_get(key) if key else None
     if cached is not None:
         return _Plan(
