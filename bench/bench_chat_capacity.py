@@ -1,28 +1,36 @@
 """Benchmark: how many concurrent tutor turns one `chat` replica carries when the model takes 2 s.
 
-    python bench/bench_chat_capacity.py [--levels 10,50,100,200] [--rounds 3] [--llm-delay 2.0]
+    python bench/bench_chat_capacity.py [--levels 10,50,100,200] [--rounds 3] [--llm-delay 2.0] [--workers N]
                                         [--database-url postgresql://postgres@127.0.0.1:5432/aiteacher_tutor]
-                                        [--keep-database] [--json]
+                                        [--keep-database] [--in-process] [--json]
 
 Setup, all on 127.0.0.1 (bench/rag_env.py): PostgreSQL (the given database is dropped and re-created, then
 migrated and seeded), a private Valkey, moto S3, the embedded vector store; a 4-page lecture PDF ingested
 through `ingest` and RQ; 20 placed students. `LLM_PROVIDER=openai` against tests/fakes/openai_server.py run
 in its own process, answering every chat completion after exactly `--llm-delay` seconds (moderation at once).
-Every other setting is the default: the pool (5 + 5), the search cache, the answer cache (never hit here: a
-new session every turn), the retrieval executor.
+Every other setting is the default: the pool (5 + 5 per worker), the search cache, the answer cache (never
+used here: a new session every turn), the retrieval executor. The bench's eight questions are searched once
+before the run, so every turn finds its retrieval in the (default, 10-minute) search cache, as repeated course
+questions do; an uncached search adds the query embedding and the vector search (bench_search.py).
 
-The one replica: the `chat` function's app alone under uvicorn (one process, one event loop), as its image
-runs it. The load: a separate process with N concurrent clients (httpx, asyncio), each sending `--rounds`
-turns one after the other (new session, 8 grounded questions in turn), so N * rounds turns per level. A
-thread of that process polls `pg_stat_activity` for the database every 20 ms: peak connections and peak
-connections `idle in transaction`, and of those, the peak idle in transaction for more than 250 ms (a
-transaction held across a wait: before the three-phase turn, every turn in flight held one for ~2 s; a
-short read or write transaction shows up as idle in transaction only for the microseconds between two
-statements).
+The one replica: the `chat` function under its image's command, `python -m aiteacher.serve handler:app` in
+functions/chat, with its default worker count (`WEB_CONCURRENCY` unset: the CPUs it may use, at most 2 without
+a CPU limit; `--workers` sets it). `--in-process` serves the app with uvicorn in a thread of this process
+instead, for `BENCH_PROFILE=1` (yappi, per-package CPU) and `BENCH_TRACE=1` (phase timings). The load: a
+separate process with N concurrent clients (plain asyncio HTTP/1.1, one keep-alive connection each, so the
+load costs well under 1 ms of CPU a turn), each sending `--rounds` turns one after the other (new session, 8
+grounded questions in turn), so N * rounds turns per level. A thread of that process polls
+`pg_stat_activity` for the database every 20 ms: peak connections and peak connections `idle in
+transaction`, and of those, the peak idle in transaction for more than 250 ms (a transaction held across a
+wait: before the three-phase turn, every turn in flight held one for ~2 s; a short read or write transaction
+shows up as idle in transaction only for the microseconds between two statements).
 
 Reported per level: turns/s against the ideal N / delay (every turn waits `--llm-delay` on the model, so N
-clients can at best finish N / delay turns per second), the ratio, p50/p99 latency, errors, the peaks. Goal:
-ratio >= 0.9 at every level and 0 connections idle in transaction.
+clients can at best finish N / delay turns per second), the ratio, p50/p99 latency, errors, the peaks, and
+CPU milliseconds per turn: of the replica's processes, of the load process, of the fake model (JSON only), and
+of the whole machine (everything running, other work included) with how many of its cores were busy. On a
+shared machine the ratio measures the machine; CPU per turn is the steadier figure. Goal: ratio >= 0.9 at
+every level, no errors and 0 connections idle in transaction (> 250 ms).
 """
 
 from __future__ import annotations
