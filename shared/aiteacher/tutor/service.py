@@ -398,57 +398,79 @@ async def _cache_set(key: str | None, result: TurnResult) -> None:
 
 # --- phase 3: a short write -------------------------------------------------------------------------
 def record_turn(ctx: TurnContext, result: TurnResult) -> TurnResult:
+    """Three statements and the commit, as plain SQL through the session (no unit of work: a turn runs this on
+    every answer): the session's row inserted whole, or locked and updated; the two messages in one INSERT."""
+    from sqlalchemy import insert, update
+
+    now = datetime.now(UTC)
+    ladder: dict[str, Any] = {}
+    if not result.refused:
+        ladder["hint_level"] = result.hint_level or 0
+        if result.focus is not None:
+            ladder["focus_chunks"] = result.focus
     with transaction() as session:
         if ctx.is_new:
-            chat = ChatSession(
-                id=ctx.session_id,
-                user_id=ctx.caller_id,
-                course=ctx.course,
-                hint_level=0,
-                focus_chunks=[],
-                learning_state={},
-                learning_state_version=0,
-                message_count=0,
+            before, course = 0, ctx.course
+            session.execute(
+                insert(ChatSession).values(
+                    id=ctx.session_id,
+                    user_id=ctx.caller_id,
+                    course=course,
+                    hint_level=ladder.get("hint_level", 0),
+                    focus_chunks=ladder.get("focus_chunks", []),
+                    learning_state={},
+                    learning_state_version=0,
+                    message_count=2,
+                    created_at=now,
+                    updated_at=now,
+                )
             )
-            session.add(chat)
-            session.flush()  # the messages' foreign key needs the row first
         else:
-            found = session.get(ChatSession, ctx.session_id, with_for_update=True)
-            if found is None or found.deleted_at is not None:
+            row = session.execute(
+                select(ChatSession.message_count, ChatSession.course, ChatSession.deleted_at)
+                .where(ChatSession.id == ctx.session_id)
+                .with_for_update()
+            ).first()
+            if row is None or row.deleted_at is not None:
                 raise NotFound("No such chat session")
-            chat = found
-        if not result.refused:
-            chat.hint_level = result.hint_level or 0
-            if result.focus is not None:
-                chat.focus_chunks = result.focus
-        session.add(
-            ChatMessage(
-                session_id=chat.id,
-                role="user",
-                content=ctx.message,
-                citations=[],
-                refused=False,
-                flagged=result.flagged,
+            before, course = row.message_count or 0, row.course
+            session.execute(
+                update(ChatSession)
+                .where(ChatSession.id == ctx.session_id)
+                .values(message_count=before + 2, updated_at=now, **ladder)
+                .execution_options(synchronize_session=False)
             )
+        session.execute(  # one statement; the question's id comes before the answer's
+            insert(ChatMessage),
+            [
+                {
+                    "session_id": ctx.session_id,
+                    "role": "user",
+                    "content": ctx.message,
+                    "citations": [],
+                    "refused": False,
+                    "flagged": result.flagged,
+                    "hint_level": None,
+                    "created_at": now,
+                },
+                {
+                    "session_id": ctx.session_id,
+                    "role": "assistant",
+                    "content": result.answer,
+                    "citations": result.citations,
+                    "refused": result.refused,
+                    "flagged": False,
+                    "hint_level": result.hint_level,
+                    "created_at": now,
+                },
+            ],
         )
-        session.add(
-            ChatMessage(
-                session_id=chat.id,
-                role="assistant",
-                content=result.answer,
-                citations=result.citations,
-                refused=result.refused,
-                hint_level=result.hint_level,
-            )
-        )
-        before = chat.message_count or 0
-        chat.message_count = before + 2
-        chat.updated_at = datetime.now(UTC)
-        session.flush()
+        count = before + 2
+        chat_id = ctx.session_id
         if result.flagged:
             from aiteacher.notifications import notify_flagged_message
 
-            faculty_id, chat_id, course, categories = ctx.scope.faculty_id, chat.id, chat.course, result.categories
+            faculty_id, categories = ctx.scope.faculty_id, result.categories
 
             def notify() -> None:
                 try:
@@ -460,10 +482,9 @@ def record_turn(ctx: TurnContext, result: TurnResult) -> TurnResult:
 
             after_commit(session, notify)
         every = get_settings().summary_every_messages
-        if chat.message_count // every > before // every:
+        if count // every > before // every:
             from aiteacher.queue import enqueue
 
-            chat_id, count = chat.id, chat.message_count
             after_commit(
                 session, lambda: enqueue("summaries", SUMMARY_JOB, chat_id, job_id=f"summary-{chat_id}-{count}")
             )
