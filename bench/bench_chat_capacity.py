@@ -242,6 +242,19 @@ def _trace_phases() -> dict[str, list[float]]:
                 record(_name, began)
 
         setattr(service, name, functools.wraps(original)(timed_async))
+    from aiteacher.llm.openai_provider import OpenAIProvider
+
+    for name in ("moderate_async", "tutor_answer_async"):
+        original = getattr(OpenAIProvider, name)
+
+        async def timed_method(*args: Any, _original: Any = original, _name: str = name, **kwargs: Any) -> Any:
+            began = time.perf_counter()
+            try:
+                return await _original(*args, **kwargs)
+            finally:
+                record(_name, began)
+
+        setattr(OpenAIProvider, name, functools.wraps(original)(timed_method))
     return sink
 
 
