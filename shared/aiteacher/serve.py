@@ -18,6 +18,7 @@ What plain uvicorn gets wrong under of-watchdog:
   limit the default is the CPUs it may run on, at most `UNLIMITED_AUTO_WORKERS`. SIGTERM is
   passed to every worker, each drains as above, and the process exits 0 once all have; a worker that dies
   on its own stops the others and the process exits 1, so the watchdog (and the orchestrator) restart it.
+  `/_/metrics` reports the sum over the workers (prometheus_client's multiprocess mode).
 """
 
 from __future__ import annotations
@@ -332,6 +333,13 @@ def main(argv: list[str] | None = None) -> int:
         help=f"worker processes (default: WEB_CONCURRENCY, else the container's CPUs, at most {MAX_AUTO_WORKERS})",
     )
     args = parser.parse_args(argv)
+    workers = args.workers if args.workers is not None else worker_count()
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Before prometheus_client is imported: each worker's metrics go to files there, and a scrape (whichever
+        # worker takes it) reports the sum. A fresh folder per start: no stale counters from an earlier run.
+        import tempfile
+
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="aiteacher-metrics-")
     from aiteacher.observability import BUILD_INFO, configure_logging
 
     configure_logging(args.log_level)
@@ -341,7 +349,6 @@ def main(argv: list[str] | None = None) -> int:
         if args.drain_seconds is not None
         else (go_duration(os.environ.get("healthcheck_interval")) or 5.0)  # noqa: SIM112 - of-watchdog's own name
     )
-    workers = args.workers if args.workers is not None else worker_count()
     app = load_app(args.app)
     if workers == 1:
         shipped = ShippedApp(app, app_deadline())
