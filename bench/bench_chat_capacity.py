@@ -374,8 +374,9 @@ def _run(args: argparse.Namespace, fake_url: str, fake_pid: int) -> int:
         child_env = {**os.environ, "BENCH_TOKENS": json.dumps([s.token for s in students])}
         phases = _trace_phases() if args.in_process and os.environ.get("BENCH_TRACE") else None
         try:
-            # Warm-up (not reported): first requests import the model client, load the embedder, fill pools.
-            levels = [(4 * replica.workers, False)] + [(int(level), True) for level in args.levels.split(",")]
+            # Warm-up (not reported): the first requests of each worker import the model client and fill its pools;
+            # enough connections that the kernel hands every worker some.
+            levels = [(16 * replica.workers, False)] + [(int(level), True) for level in args.levels.split(",")]
             for clients, reported in levels:
                 if reported and args.in_process and os.environ.get("BENCH_PROFILE"):  # yappi: not a dependency
                     import yappi
