@@ -357,6 +357,17 @@ def main(argv: list[str] | None = None) -> int:
     return _run_workers(app, workers, args.host, args.port, drain, args.log_level)
 
 
+def _end_with_parent(parent: int) -> None:
+    """A worker whose server was killed outright (SIGKILL, the OOM killer) gets SIGTERM and drains, rather than
+    serving on as an orphan nobody routes to (Linux: PR_SET_PDEATHSIG)."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # it died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _run_workers(app: Any, workers: int, host: str, port: int, drain: float, log_level: str) -> int:
     """Fork `workers` servers on one listening socket (the kernel spreads connections between them); pass
     SIGTERM/SIGINT on; exit 0 once every worker has drained and exited 0, else 1."""
@@ -368,11 +379,13 @@ def _run_workers(app: Any, workers: int, host: str, port: int, drain: float, log
     listener.listen(2048)
     listener.set_inheritable(True)
     children: dict[int, int] = {}
+    parent = os.getpid()
     for index in range(workers):
         pid = os.fork()
         if pid == 0:  # the worker: its own loop, pools and drain
             code = 1
             try:
+                _end_with_parent(parent)
                 shipped = ShippedApp(app, app_deadline())
                 _uvicorn_server(shipped, host, port, drain, log_level).run(sockets=[listener])
                 code = 0

@@ -97,7 +97,7 @@ def serve(tmp_path: Path) -> Iterator:  # type: ignore[type-arg]
     yield start
     for process in started:
         if process.poll() is None:
-            process.kill()
+            process.kill()  # the workers follow their server (PR_SET_PDEATHSIG): none is left behind
             process.wait()
 
 
@@ -208,3 +208,19 @@ def test_worker_count_follows_web_concurrency_then_the_cpu_limit(tmp_path: Path)
     (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("50000\n")  # cgroup v1, half a CPU: one worker
     (tmp_path / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
     assert available_cpus(root) == 1 and worker_count({}, root) == 1
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads worker processes from /proc")
+def test_workers_do_not_outlive_a_killed_server(serve) -> None:  # type: ignore[no-untyped-def]
+    process, _ = serve(workers="2", drain=0.2)
+    workers = _children(process.pid)
+    assert len(workers) == 2
+    process.kill()
+    process.wait()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in workers):
+        time.sleep(0.1)
+    alive = [pid for pid in workers if Path(f"/proc/{pid}").exists()]
+    for pid in alive:  # do not leave them behind even when the assertion fails
+        os.kill(pid, signal.SIGKILL)
+    assert not alive, "workers kept serving after their server was killed"
