@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, FastAPI, Request, Response
@@ -31,6 +31,7 @@ from aiteacher.errors import (
 from aiteacher.security.tokens import Claims
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
     from starlette.types import ASGIApp, Receive, Scope, Send
 
 log = logging.getLogger("aiteacher.web")
@@ -335,6 +336,31 @@ async def current_user(request: Request) -> Claims:
 
 CurrentUser = Annotated[Claims, Depends(current_user)]
 OptionalUser = Annotated[Claims | None, Depends(optional_user)]
+
+
+# --- the request's database session ---------------------------------------------------------------
+#
+# `Db` (primary) and `ReadDb` (replica when set) are opened on first use and closed when the handler
+# returns, *before* the reply is sent (`scope="function"`): the commit has happened when the client sees
+# a 2xx, an error in the handler rolls back and becomes its problem reply, and a failed commit becomes a
+# problem reply (503 when the database is unreachable), never a 200. The chat turn does not use them: it
+# holds no connection while the model answers (`aiteacher.tutor.service`).
+
+
+def _write_session() -> Iterator[Session]:
+    from aiteacher.db import request_session
+
+    yield from request_session()  # type: ignore[misc]
+
+
+def _read_session() -> Iterator[Session]:
+    from aiteacher.db import request_session
+
+    yield from request_session(read_only=True)  # type: ignore[misc]
+
+
+Db = Annotated["Session", Depends(_write_session, scope="function")]
+ReadDb = Annotated["Session", Depends(_read_session, scope="function")]
 
 
 def require_roles(*roles: str) -> Callable[..., Any]:
