@@ -3,7 +3,7 @@
 from typing import Any
 
 from aiteacher.identity.schemas import Profile, ProfileUpdate
-from aiteacher.web import CurrentUser, create_app, lambda_handler
+from aiteacher.web import CurrentUser, Db, create_app, lambda_handler
 
 app = create_app("me", "The signed-in user's profile")
 
@@ -40,12 +40,10 @@ def read_profile(caller: CurrentUser) -> Profile:
         422: {"description": "Unknown ids, or a department/semester of another faculty"},
     },
 )
-def update_profile(body: ProfileUpdate, caller: CurrentUser) -> Profile:
-    from aiteacher.db import transaction
+def update_profile(body: ProfileUpdate, caller: CurrentUser, db: Db) -> Profile:
     from aiteacher.identity import service
 
-    with transaction() as session:
-        return _profile(service.update_profile(session, caller, body.model_dump(exclude_unset=True)))
+    return _profile(service.update_profile(db, caller, body.model_dump(exclude_unset=True)))
 
 
 handler = lambda_handler(app)

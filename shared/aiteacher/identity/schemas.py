@@ -75,8 +75,6 @@ class ProfileUpdate(BaseModel):
 
 # --- user administration (the `users` function) ---------------------------------------------------
 
-EnrolmentPolicyName = Literal["open", "key", "managed"]
-
 
 class UserRecord(BaseModel):
     id: str
@@ -109,16 +107,3 @@ class PlacementChange(BaseModel):
     faculty_id: int | None = Field(None, ge=1, le=2**31 - 1)
     department_id: int | None = Field(None, ge=1, le=2**31 - 1)
     semester_id: int | None = Field(None, ge=1, le=2**31 - 1)
-
-
-class EnrolmentChange(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    policy: EnrolmentPolicyName
-
-
-class Enrolment(BaseModel):
-    faculty_id: int
-    policy: EnrolmentPolicyName
-    key_set: bool
-    key_rotated_at: str | None
-    enrolment_key: str | None = Field(None, description="Only in the reply that created it: store it now")
