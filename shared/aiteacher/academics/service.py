@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from aiteacher.academics import repository
 from aiteacher.audit import audit
 from aiteacher.db.models import Department, Faculty, Semester
 from aiteacher.errors import NotFound, ValidationFailed
@@ -26,7 +26,7 @@ SEMESTERS_PER_FACULTY = 8
 
 def seed_demo(session: Session) -> bool:
     """Give an empty database the demo hierarchy; a database with any faculty is left alone."""
-    if session.scalar(select(Faculty.id).limit(1)) is not None:
+    if repository.has_faculties(session):
         return False
     for code, name, departments in DEMO_HIERARCHY:
         faculty = Faculty(code=code, name=name)
@@ -41,9 +41,7 @@ def seed_demo(session: Session) -> bool:
 
 
 def list_faculties(session: Session) -> list[dict[str, Any]]:
-    faculties = session.scalars(select(Faculty).order_by(Faculty.id)).all()
-    departments = session.scalars(select(Department).order_by(Department.id)).all()
-    semesters = session.scalars(select(Semester).order_by(Semester.faculty_id, Semester.number)).all()
+    faculties, departments, semesters = repository.hierarchy(session)
     by_faculty: dict[int, dict[str, Any]] = {
         f.id: {
             "id": f.id,
@@ -101,7 +99,7 @@ def enrolment_view(faculty: Faculty, new_key: str | None = None) -> dict[str, An
 def _managed_faculty(session: Session, actor: CallerScope, faculty_id: int, *, lock: bool = False) -> Faculty:
     from aiteacher.access import check_manage_enrolment
 
-    faculty = session.get(Faculty, faculty_id, with_for_update=lock) if faculty_id < 2**31 else None
+    faculty = repository.faculty(session, faculty_id, lock=lock)
     if faculty is None:
         raise NotFound("No such faculty")
     check_manage_enrolment(actor, faculty.id)

@@ -148,18 +148,13 @@ def is_practice(exam: Exam) -> bool:
 def keys_visible(session: Session, caller: Claims, exam: Exam) -> bool:
     """Staff always; the creator of a practice exam once they revealed the keys; any student once their own
     attempt at this exam is submitted."""
-    from aiteacher.db.models import ExamAttempt
+    from aiteacher.exams import repository
 
     if is_staff(caller, exam):
         return True
     if caller.sub == exam.created_by and exam.keys_revealed:
         return True
-    submitted = (
-        session.query(ExamAttempt.id)
-        .filter(ExamAttempt.exam_id == exam.id, ExamAttempt.user_id == caller.sub, ExamAttempt.status != "in_progress")
-        .first()
-    )
-    return submitted is not None
+    return repository.has_submitted_attempt(session, exam.id, caller.sub)
 
 
 def strip_keys(question: dict[str, Any]) -> dict[str, Any]:
@@ -229,34 +224,20 @@ def reveal_keys(session: Session, caller: Claims, exam_id: str) -> dict[str, Any
 def list_exams(session: Session, caller: Claims, *, limit: int, offset: int) -> dict[str, Any]:
     """The caller's exams, newest first: those they created, plus the course exams of their tenant
     (students: faculty and semester; academics: faculty; admins: every exam)."""
-    from sqlalchemy import and_, or_
+    from aiteacher.exams import repository
 
-    from aiteacher.db.models import ExamAttempt
-
-    query = session.query(Exam)
-    if caller.role != "admin":
-        user = session.get(User, caller.sub)
-        mine = Exam.created_by == caller.sub
-        course_exam = Exam.creator_role.in_(("academic", "admin"))
-        if user is None or user.faculty_id is None:
-            query = query.filter(mine)
-        elif caller.role == "academic":
-            query = query.filter(or_(mine, and_(Exam.faculty_id == user.faculty_id, course_exam)))
-        else:
-            query = query.filter(
-                or_(mine, and_(Exam.faculty_id == user.faculty_id, Exam.semester_id == user.semester_id, course_exam))
-            )
-    rows = query.order_by(Exam.created_at.desc(), Exam.id.desc()).offset(offset).limit(limit + 1).all()
+    user = session.get(User, caller.sub) if caller.role != "admin" else None
+    rows = repository.exams_page(
+        session,
+        user_id=caller.sub,
+        role=caller.role,
+        faculty_id=user.faculty_id if user else None,
+        semester_id=user.semester_id if user else None,
+        limit=limit,
+        offset=offset,
+    )
     page, more = rows[:limit], len(rows) > limit
-    attempts: dict[str, ExamAttempt] = {}
-    if page:
-        for attempt in (
-            session.query(ExamAttempt)
-            .filter(ExamAttempt.user_id == caller.sub, ExamAttempt.exam_id.in_([e.id for e in page]))
-            .order_by(ExamAttempt.created_at.asc())
-            .all()
-        ):
-            attempts[attempt.exam_id] = attempt  # the latest wins
+    attempts = repository.latest_attempts(session, caller.sub, [e.id for e in page])
     items = []
     for exam in page:
         latest = attempts.get(exam.id)
