@@ -1,14 +1,17 @@
 """me: read and update the caller's profile (name, push token; students: faculty, department, semester)."""
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from aiteacher.identity.schemas import Profile, ProfileUpdate
 from aiteacher.web import CurrentUser, Db, create_app, lambda_handler
 
+if TYPE_CHECKING:
+    from aiteacher.db.models import User
+
 app = create_app("me", "The signed-in user's profile")
 
 
-def _profile(user: Any) -> Profile:
+def _profile(user: "User") -> Profile:
     return Profile(
         id=user.id,
         email=user.email,
