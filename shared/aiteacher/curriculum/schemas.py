@@ -3,8 +3,6 @@ search. Pydantic only: cheap to import in a handler."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import BaseModel, ConfigDict, Field
 
 from aiteacher.bounds import MAX_ID
@@ -32,9 +30,21 @@ class IngestAccepted(Reply):
     status: str
 
 
+class AcceptedObject(Reply):
+    bucket: str
+    key: str
+    document_id: str
+    duplicate: bool = Field(description="This object version had its document already")
+
+
+class IgnoredRecord(Reply):
+    key: str
+    reason: str
+
+
 class EventsAccepted(Reply):
-    accepted: list[dict[str, Any]]
-    ignored: list[dict[str, Any]]
+    accepted: list[AcceptedObject]
+    ignored: list[IgnoredRecord]
 
 
 class PageOut(Reply):

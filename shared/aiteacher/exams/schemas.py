@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -78,10 +78,17 @@ class ExamAccepted(Reply):
     status: str
 
 
+class QuestionOut(Reply):
+    """One exam item; its keys (`answer_index`, `explanation`, `model_answer`, `rubric`) only when visible."""
+
+    type: str = Field(description="mcq | theory")
+    question: str
+
+
 class ExamOut(Reply):
     id: str
     status: str
-    questions: list[dict[str, Any]]
+    questions: list[QuestionOut]
 
 
 class ExamSummary(Reply):
@@ -107,15 +114,40 @@ class AttemptList(Reply):
     attempts: list[AttemptSummary] = Field(description="The caller's attempts at this exam, newest first")
 
 
+class SavedAnswer(Reply):
+    question: int
+    choice: int | None = None
+    text: str | None = None
+
+
+class ItemResult(Reply):
+    index: int
+
+
 class AttemptOut(AttemptSummary):
-    questions: list[dict[str, Any]]
-    answers: list[dict[str, Any]]
-    items: list[dict[str, Any]] = Field(description="Per-question results once the attempt is submitted")
+    questions: list[QuestionOut]
+    answers: list[SavedAnswer]
+    items: list[ItemResult] = Field(description="Per-question results once the attempt is submitted")
+
+
+class ScoreBucket(Reply):
+    from_percent: int
+    to_percent: int
+    attempts: int
+
+
+class ItemStatistics(Reply):
+    index: int
+    type: str
+    question: str
+    answered: int
+    share_correct: float | None
 
 
 class ExamStatistics(Reply):
     exam_id: str
     attempts: int
     students: int
-    score_distribution: list[dict[str, Any]]
-    items: list[dict[str, Any]]
+    mean_percent: float | None
+    score_distribution: list[ScoreBucket]
+    items: list[ItemStatistics]

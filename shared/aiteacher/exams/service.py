@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
@@ -12,6 +12,9 @@ from aiteacher.db import after_commit
 from aiteacher.db.models import Exam, User, new_id
 from aiteacher.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from aiteacher.security.tokens import Claims
+
+if TYPE_CHECKING:
+    from aiteacher.access import SearchScope as Scope
 
 GENERATE_JOB = "aiteacher.exams.jobs.generate_exam"
 GENERATE_FAILED = "aiteacher.exams.jobs.generation_failed"
@@ -88,7 +91,7 @@ def _check_tenant_exists(session: Session, faculty_id: int | None, semester_id: 
             raise ValidationFailed(f"No semester {semester_id} in faculty {faculty_id}")
 
 
-def _check_sources(session: Session, scope: Any, sources: list[dict[str, Any]]) -> None:
+def _check_sources(session: Session, scope: Scope, sources: list[dict[str, Any]]) -> None:
     """Every document of the blueprint must be a ready document the caller's scope covers, and its page
     ranges must lie inside it. A document of another tenant reads exactly like a missing one."""
     from aiteacher.db.models import Document

@@ -7,13 +7,18 @@ primary key (`session.get`) and changing attributes of a loaded row stay in the 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from aiteacher.db import rows_affected
 from aiteacher.db.models import RefreshFamily, User
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Row
+
+    ProfileRow = Row[str, str, str, str, int | None, int | None, int | None, str | None, int]
 
 
 def email_taken(session: Session, email: str) -> bool:
@@ -24,7 +29,7 @@ def user_by_email(session: Session, email: str) -> User | None:
     return session.scalar(select(User).where(User.email == email))
 
 
-def profile_row(session: Session, user_id: str) -> Any:
+def profile_row(session: Session, user_id: str) -> ProfileRow | None:
     """The columns of an active account's cached profile (a row, or None)."""
     return session.execute(
         select(

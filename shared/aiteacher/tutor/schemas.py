@@ -3,8 +3,6 @@ Pydantic only: cheap to import in a handler."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import BaseModel, ConfigDict, Field
 
 from aiteacher.replies import Reply
@@ -59,6 +57,13 @@ class SessionPage(BaseModel):
     next_offset: int | None = Field(description="The offset of the next page; null on the last page")
 
 
+class MessageOut(Reply):
+    role: str = Field(description="user | assistant")
+    content: str
+    refused: bool
+    created_at: str
+
+
 class ChatSessionOut(Reply):
     id: str
-    messages: list[dict[str, Any]]
+    messages: list[MessageOut]
