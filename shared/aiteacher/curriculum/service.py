@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 from sqlalchemy.orm import Session
 
@@ -137,7 +137,7 @@ def claim_content(document_id: str, data: bytes, *, title: str | None) -> str | 
 # --- uploads --------------------------------------------------------------------------------------
 
 
-def read_upload(stream: Any) -> tuple[bytes, str]:
+def read_upload(stream: BinaryIO) -> tuple[bytes, str]:
     """Read at most INGEST_MAX_BYTES (413 beyond) and sniff the kind from the bytes (415 when it is none
     we ingest). Returns (data, kind); the name the browser sent plays no part."""
     from aiteacher.errors import PayloadTooLarge, UnsupportedMediaType

@@ -115,9 +115,9 @@ class AttemptList(Reply):
 
 
 class SavedAnswer(Reply):
+    """`{question, choice}` for an MCQ, `{question, text}` for a theory item."""
+
     question: int
-    choice: int | None = None
-    text: str | None = None
 
 
 class ItemResult(Reply):
