@@ -15,7 +15,7 @@ def list_faculties(db: ReadDb, response: Response) -> list[FacultyOut]:
 
     faculties = list_faculties(db)
     response.headers["Cache-Control"] = f"public, max-age={CACHE_SECONDS}"
-    return [FacultyOut.model_validate(faculty) for faculty in faculties]
+    return faculties
 
 
 handler = lambda_handler(app)

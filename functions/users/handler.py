@@ -47,7 +47,7 @@ def read_enrolment(faculty_id: FacultyId, caller: CurrentUser, db: ReadDb) -> En
     from aiteacher import access
     from aiteacher.academics import service
 
-    return Enrolment(**service.get_enrolment(db, access.caller_scope(caller, db), faculty_id))
+    return service.get_enrolment(db, access.caller_scope(caller, db), faculty_id)
 
 
 @app.put("/enrolment/{faculty_id}", response_model=Enrolment, responses=DENIED)
@@ -55,7 +55,7 @@ def set_enrolment(faculty_id: FacultyId, body: EnrolmentChange, caller: CurrentU
     from aiteacher import access
     from aiteacher.academics import service
 
-    return Enrolment(**service.set_enrolment_policy(db, access.caller_scope(caller, db), faculty_id, body.policy))
+    return service.set_enrolment_policy(db, access.caller_scope(caller, db), faculty_id, body.policy)
 
 
 @app.post("/enrolment/{faculty_id}/key", response_model=Enrolment, responses=DENIED)
@@ -63,7 +63,7 @@ def rotate_enrolment_key(faculty_id: FacultyId, caller: CurrentUser, db: Db) -> 
     from aiteacher import access
     from aiteacher.academics import service
 
-    return Enrolment(**service.rotate_enrolment_key(db, access.caller_scope(caller, db), faculty_id))
+    return service.rotate_enrolment_key(db, access.caller_scope(caller, db), faculty_id)
 
 
 @app.get("/{user_id}", response_model=UserRecord, responses=DENIED)
