@@ -39,7 +39,7 @@ def list_users(
         users, total = admin.list_users(
             db, actor, query=q, role=role, faculty_id=faculty_id, active=active, limit=limit, offset=offset
         )
-    return UserPage(users=[UserRecord(**admin.user_record(u)) for u in users], total=total, limit=limit, offset=offset)
+    return UserPage(users=[admin.user_record(u) for u in users], total=total, limit=limit, offset=offset)
 
 
 @app.get("/enrolment/{faculty_id}", response_model=Enrolment, responses=DENIED)
@@ -71,7 +71,7 @@ def read_user(user_id: UserId, caller: CurrentUser, db: ReadDb) -> UserRecord:
     from aiteacher import access
     from aiteacher.identity import admin
 
-    return UserRecord(**admin.user_record(admin.get_account(db, access.caller_scope(caller, db), user_id)))
+    return admin.user_record(admin.get_account(db, access.caller_scope(caller, db), user_id))
 
 
 @app.put("/{user_id}/role", response_model=UserRecord, responses=DENIED)
@@ -80,7 +80,7 @@ def change_role(user_id: UserId, body: RoleChange, caller: CurrentUser, db: Db) 
     from aiteacher.identity import admin
 
     actor = access.caller_scope(caller, db)
-    return UserRecord(**admin.user_record(admin.change_role(db, actor, user_id, access.Role(body.role))))
+    return admin.user_record(admin.change_role(db, actor, user_id, access.Role(body.role)))
 
 
 @app.put(
@@ -93,7 +93,7 @@ def place_user(user_id: UserId, body: PlacementChange, caller: CurrentUser, db: 
     from aiteacher.identity import admin
 
     actor = access.caller_scope(caller, db)
-    return UserRecord(**admin.user_record(admin.place(db, actor, user_id, body.model_dump())))
+    return admin.user_record(admin.place(db, actor, user_id, body.model_dump()))
 
 
 @app.post("/{user_id}/deactivate", response_model=UserRecord, responses=DENIED)
@@ -111,7 +111,7 @@ def _set_active(user_id: str, caller: CurrentUser, db: Db, active: bool) -> User
     from aiteacher.identity import admin
 
     actor = access.caller_scope(caller, db)
-    return UserRecord(**admin.user_record(admin.set_active(db, actor, user_id, active)))
+    return admin.user_record(admin.set_active(db, actor, user_id, active))
 
 
 handler = lambda_handler(app)

@@ -8,7 +8,7 @@ token is refused (401 `token_revoked` / `account_disabled`); every change forget
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import cast
 
 from sqlalchemy.orm import Session
 
@@ -17,21 +17,22 @@ from aiteacher.audit import audit
 from aiteacher.db.models import User
 from aiteacher.errors import Forbidden, NotFound
 from aiteacher.identity import profiles, repository
+from aiteacher.identity.schemas import Role, UserRecord
 from aiteacher.identity.service import PLACEMENT_FIELDS, apply_placement
 
 
-def user_record(user: User) -> dict[str, Any]:
-    return {
-        "id": user.id,
-        "email": user.email,
-        "full_name": user.full_name,
-        "role": user.role,
-        "faculty_id": user.faculty_id,
-        "department_id": user.department_id,
-        "semester_id": user.semester_id,
-        "is_active": bool(user.is_active),
-        "created_at": user.created_at.isoformat(),
-    }
+def user_record(user: User) -> UserRecord:
+    return UserRecord(
+        id=user.id,
+        email=user.email,
+        full_name=user.full_name,
+        role=cast("Role", user.role),
+        faculty_id=user.faculty_id,
+        department_id=user.department_id,
+        semester_id=user.semester_id,
+        is_active=bool(user.is_active),
+        created_at=user.created_at.isoformat(),
+    )
 
 
 def list_users(

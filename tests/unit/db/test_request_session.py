@@ -159,3 +159,41 @@ def test_after_commit_callbacks_run_once_the_request_commits_and_never_on_error(
         assert client.post("/ok").status_code == 200
         assert client.post("/fail").status_code == 404
     assert ran == ["ok"]
+
+
+def test_a_read_session_never_commits() -> None:
+    """`ReadDb` is `transaction(read_only=True)`: whatever a handler writes through it is rolled back, even
+    when the reply is a 200."""
+    app = create_app("probe", "a probe")
+    code = _code()
+
+    @app.post("/faculty")
+    def add(db: ReadDb) -> dict[str, str]:
+        db.add(Faculty(code=code, name="Written through a read session"))
+        db.flush()
+        return {"code": code}
+
+    with TestClient(app) as client:
+        assert client.post("/faculty").status_code == 200
+    assert code not in _faculty_codes()
+
+
+def test_closing_early_commits_and_a_later_use_opens_a_new_scope() -> None:
+    """`db.close()` (search, the page routes) ends the scope at once: the write is committed before the
+    handler goes on, and using the session again opens a fresh one that commits at the end too."""
+    app = create_app("probe", "a probe")
+    first, second = _code(), _code()
+    seen: dict[str, bool] = {}
+
+    @app.post("/faculty")
+    def add(db: Db) -> dict[str, str]:
+        db.add(Faculty(code=first, name="First scope"))
+        db.close()
+        seen["committed before the handler went on"] = first in _faculty_codes()
+        db.add(Faculty(code=second, name="Second scope"))
+        return {"ok": "yes"}
+
+    with TestClient(app) as client:
+        assert client.post("/faculty").status_code == 200
+    assert seen == {"committed before the handler went on": True}
+    assert {first, second} <= _faculty_codes()
