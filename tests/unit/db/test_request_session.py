@@ -35,8 +35,24 @@ def _faculty_codes() -> set[str]:
         return set(session.scalars(select(Faculty.code)))
 
 
+_created: list[str] = []
+
+
 def _code() -> str:
-    return "T" + uuid.uuid4().hex[:10].upper()
+    code = "T" + uuid.uuid4().hex[:10].upper()
+    _created.append(code)
+    return code
+
+
+@pytest.fixture(autouse=True)
+def _forget_probe_faculties() -> Iterator[None]:
+    """The probe faculties go when the test ends: other tests read the hierarchy (GET /faculties)."""
+    yield
+    from sqlalchemy import delete
+
+    with transaction() as session:
+        session.execute(delete(Faculty).where(Faculty.code.in_(_created)))
+    _created.clear()
 
 
 def test_a_route_that_does_not_use_its_session_opens_no_connection(checkouts: list[object]) -> None:
