@@ -11,7 +11,7 @@ import logging
 import re
 import uuid
 from collections.abc import Callable, Iterator, MutableMapping
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -350,13 +350,14 @@ OptionalUser = Annotated[Claims | None, Depends(optional_user)]
 def _write_session() -> Iterator[Session]:
     from aiteacher.db import request_session
 
-    yield from request_session()  # type: ignore[misc]
+    # A LazySession stands in for the Session it opens on first use (attribute access goes through).
+    yield from cast("Iterator[Session]", request_session())
 
 
 def _read_session() -> Iterator[Session]:
     from aiteacher.db import request_session
 
-    yield from request_session(read_only=True)  # type: ignore[misc]
+    yield from cast("Iterator[Session]", request_session(read_only=True))
 
 
 Db = Annotated["Session", Depends(_write_session, scope="function")]
