@@ -23,7 +23,6 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from aiteacher.audit import audit
@@ -33,7 +32,8 @@ from aiteacher.db.models import ChatMessage, ChatSession, new_id
 from aiteacher.enums import HintLevel
 from aiteacher.errors import AppError, NotFound, ValidationFailed
 from aiteacher.security.tokens import Claims
-from aiteacher.tutor import guardrails
+from aiteacher.tutor import guardrails, repository
+from aiteacher.tutor.repository import recent_messages as _recent_messages
 
 if TYPE_CHECKING:
     from aiteacher.curriculum.search import Scope, SearchHit
@@ -441,42 +441,13 @@ def record_turn(ctx: TurnContext, result: TurnResult) -> TurnResult:
     return result
 
 
-def _recent_messages(session: Session, chat_id: str, limit: int) -> list[ChatMessage]:
-    rows = session.scalars(
-        select(ChatMessage)
-        .where(ChatMessage.session_id == chat_id, ChatMessage.flagged.is_(False))
-        .order_by(ChatMessage.id.desc())
-        .limit(limit)
-    ).all()
-    return list(reversed(rows))
-
-
 # --- conversations ----------------------------------------------------------------------------------
 def list_sessions(session: Session, caller: Claims, limit: int, offset: int) -> dict[str, Any]:
     """The caller's own sessions, newest activity first, each with a title (its first question) and a preview
     of its last message. Three queries whatever the page size."""
-    chats = session.scalars(
-        select(ChatSession)
-        .where(ChatSession.user_id == caller.sub, ChatSession.deleted_at.is_(None))
-        .order_by(ChatSession.updated_at.desc(), ChatSession.id.desc())
-        .offset(offset)
-        .limit(limit + 1)
-    ).all()
+    chats = repository.sessions_page(session, caller.sub, limit, offset)
     page, more = list(chats[:limit]), len(chats) > limit
-    ids = [chat.id for chat in page]
-    first_ids = (
-        select(func.min(ChatMessage.id))
-        .where(ChatMessage.session_id.in_(ids), ChatMessage.role == "user")
-        .group_by(ChatMessage.session_id)
-    )
-    last_ids = select(func.max(ChatMessage.id)).where(ChatMessage.session_id.in_(ids)).group_by(ChatMessage.session_id)
-    messages = (
-        session.scalars(
-            select(ChatMessage).where(ChatMessage.id.in_(first_ids.union(last_ids).scalar_subquery()))
-        ).all()
-        if ids
-        else []
-    )
+    messages = repository.first_and_last_messages(session, [chat.id for chat in page])
     first: dict[str, ChatMessage] = {}
     last: dict[str, ChatMessage] = {}
     for message in sorted(messages, key=lambda m: m.id):
@@ -518,9 +489,7 @@ def _shorten(text: str, limit: int) -> str:
 
 def session_view(session: Session, caller: Claims, session_id: str) -> dict[str, Any]:
     chat = _owned_session(session, caller, session_id)
-    messages = session.scalars(
-        select(ChatMessage).where(ChatMessage.session_id == chat.id).order_by(ChatMessage.id)
-    ).all()
+    messages = repository.messages(session, chat.id)
     return {
         "id": chat.id,
         "course": chat.course,

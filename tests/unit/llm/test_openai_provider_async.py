@@ -15,7 +15,7 @@ from tests.fakes import (
     FakeOpenAIServer,
     fake_openai_fixture,  # noqa: F401  (registers the `fake_openai` fixture)
 )
-from tests.unit.test_llm_openai import PASSAGES, make_provider
+from tests.unit.llm.test_openai_provider import PASSAGES, make_provider
 
 QUESTION = "Why is a resting neuron negative inside?"
 OPTIONS: dict[str, Any] = {"history": [], "learning_state": None, "hint_level": 0}
