@@ -1,17 +1,18 @@
 """document: list, read and delete curriculum documents (academics of the document's faculty, admins);
 open one page of a ready document (also students of its faculty and semester: citations link here)."""
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import Depends, Path, Query, Response
 
 from aiteacher.bounds import MAX_ID, MAX_OFFSET
 from aiteacher.curriculum.schemas import DocumentList, DocumentOut, PageOut
+from aiteacher.enums import DocumentStatus, Role
 from aiteacher.security.tokens import Claims
 from aiteacher.web import CurrentUser, Db, ReadDb, create_app, lambda_handler, require_roles
 
 app = create_app("document", "Curriculum documents and their ingestion status")
-Manager = Annotated[Claims, Depends(require_roles("academic", "admin"))]
+Manager = Annotated[Claims, Depends(require_roles(Role.ACADEMIC, Role.ADMIN))]
 
 
 @app.get(
@@ -23,7 +24,7 @@ def list_documents(
     caller: Manager,
     db: ReadDb,
     course: Annotated[str | None, Query(max_length=100)] = None,
-    status: Literal["queued", "processing", "ready", "failed"] | None = None,
+    status: DocumentStatus | None = None,
     faculty_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="Admins only")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,

@@ -7,11 +7,12 @@ from fastapi import Depends, File, Form, Response, UploadFile
 
 from aiteacher.bounds import MAX_ID
 from aiteacher.curriculum.schemas import IngestAccepted
+from aiteacher.enums import Role
 from aiteacher.security.tokens import Claims
 from aiteacher.web import Db, create_app, lambda_handler, require_roles
 
 app = create_app("ingest", "Upload lecture material", max_body_setting="ingest_max_bytes")
-Uploader = Annotated[Claims, Depends(require_roles("academic", "admin"))]
+Uploader = Annotated[Claims, Depends(require_roles(Role.ACADEMIC, Role.ADMIN))]
 
 
 @app.post(

@@ -3,6 +3,7 @@
 from fastapi import Response
 
 from aiteacher.curriculum.schemas import SearchIn, SearchOut, SearchResult
+from aiteacher.enums import Role
 from aiteacher.web import CurrentUser, ReadDb, create_app, lambda_handler
 
 app = create_app("search", "Search course material")
@@ -20,7 +21,7 @@ def search(body: SearchIn, caller: CurrentUser, db: ReadDb, response: Response) 
     )
     db.close()  # the scope is known: no connection is held while the query is embedded and searched
     results, cached = curriculum.search(scope, body.query, body.top_k)
-    if caller.role != "student":
+    if caller.role != Role.STUDENT:
         # Whether a query was cached tells a student what classmates searched: staff only (issue #8.4).
         response.headers["X-Cache"] = "hit" if cached else "miss"
     audit("ai.search", "ok", actor=caller.sub, results=len(results), cached=cached)

@@ -366,7 +366,7 @@ Db = Annotated["Session", Depends(_write_session, scope="function")]
 ReadDb = Annotated["Session", Depends(_read_session, scope="function")]
 
 
-def require_roles(*roles: str) -> Callable[..., Any]:
+def require_roles(*roles: Role) -> Callable[..., Any]:
     async def dependency(user: CurrentUser) -> Claims:
         if user.role not in roles:
             audit("rbac.check", "denied", actor=user.sub, role=user.role, required=list(roles))

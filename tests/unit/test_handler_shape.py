@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
-from aiteacher.stack import functions
+from aiteacher_devtools.stack import functions
 
 
 def _app(spec: Any) -> Any:
