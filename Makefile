@@ -5,11 +5,14 @@ BIN    := $(VENV)/bin
 
 .PHONY: install dev test test-fast lint typecheck format bench manifests env-example lock clean
 
-$(BIN)/aiteacher: shared/pyproject.toml shared/requirements.lock
+# Two distributions, both editable: the library every function image installs (shared/) and the developer
+# and deployment tooling no image installs (devtools/: `aiteacher dev`, `aiteacher manifests`, the tests' tools).
+$(BIN)/aiteacher: shared/pyproject.toml devtools/pyproject.toml shared/requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip 'uv>=0.9,<1'
-	$(BIN)/uv pip install --quiet --python $(BIN)/python --constraints shared/requirements.lock -e 'shared[test]'
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --constraints shared/requirements.lock \
+	    -e 'shared[rag,lambda]' -e 'devtools[test]'
 	@touch $@
 
 install: $(BIN)/aiteacher
@@ -26,7 +29,7 @@ test-fast: install
 lint: install
 	$(BIN)/ruff check .
 
-typecheck: install  ## mypy over shared/aiteacher, then each function handler (config: pyproject.toml)
+typecheck: install  ## mypy over shared/aiteacher and devtools/, then each function handler (config: pyproject.toml)
 	$(BIN)/mypy
 	for handler in functions/*/handler.py; do $(BIN)/mypy "$$handler" || exit 1; done
 
@@ -43,9 +46,9 @@ env-example: install  ## regenerate .env.example from the settings model
 bench: install  ## every benchmark; results go to docs/benchmarks.md by hand
 	for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
-lock: install  ## re-pin every dependency (all extras, every platform) with hashes: shared/requirements.lock
-	$(BIN)/uv pip compile shared/pyproject.toml --all-extras --universal --python-version 3.11 \
-	    --generate-hashes --no-header --quiet -o shared/requirements.lock
+lock: install  ## re-pin every dependency of both packages (all extras, every platform) with hashes: shared/requirements.lock
+	$(BIN)/uv pip compile shared/pyproject.toml devtools/pyproject.toml --all-extras --universal --python-version 3.11 \
+	    --generate-hashes --no-header --quiet --no-emit-package aiteacher -o shared/requirements.lock
 
 clean:
 	rm -rf .data .pytest_cache .ruff_cache .mypy_cache

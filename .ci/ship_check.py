@@ -37,11 +37,10 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "shared"))
+sys.path[:0] = [str(ROOT / "shared"), str(ROOT / "devtools")]
 
-from aiteacher import manifests  # noqa: E402
+from aiteacher_devtools import images, manifests  # noqa: E402
 
-UVICORN = "uvicorn>=0.32,<1"
 JWT_SECRET = "ship-check-jwt-secret-0123456789abcdef0123456789abcdef"
 EVENTS_TOKEN = "ship-check-events-token-0123456789"
 
@@ -80,38 +79,15 @@ def request(method: str, url: str, headers: dict[str, str], body: bytes | None) 
         return exc.code, exc.headers.get("content-type", ""), exc.read(300).decode("utf-8", "replace")
 
 
-def normalized(extras: str) -> str:
-    return ",".join(sorted({part.strip() for part in extras.split(",") if part.strip()}))
-
-
 def build_venvs(extras_sets: set[str], cache: Path) -> dict[str, Path]:
-    uv = shutil.which("uv") or str(Path(sys.executable).parent / "uv")
-    wheel_dir = Path(tempfile.mkdtemp(prefix="ship-wheel-"))
-    subprocess.run([uv, "build", "--wheel", "--quiet", "--out-dir", str(wheel_dir), str(ROOT / "shared")], check=True)
-    wheel = next(wheel_dir.glob("aiteacher-*.whl"))
+    wheel = images.build_wheel(ROOT, Path(tempfile.mkdtemp(prefix="ship-wheel-")))
     lock = ROOT / "shared" / "requirements.lock"
     venvs: dict[str, Path] = {}
     for extras in sorted(extras_sets):
         digest = hashlib.sha256((extras + wheel.name).encode()).hexdigest()[:12]
-        venv = cache / f"venv-{digest}"
-        shutil.rmtree(venv, ignore_errors=True)
         started = time.monotonic()
-        subprocess.run([uv, "venv", "--quiet", "--python", sys.executable, str(venv)], check=True)
-        command = [
-            uv,
-            "pip",
-            "install",
-            "--quiet",
-            "--python",
-            str(venv / "bin" / "python"),
-            f"{wheel}[{extras}]" if extras else str(wheel),
-            UVICORN,
-        ]
-        if lock.is_file():
-            command += ["--constraints", str(lock)]
-        subprocess.run(command, check=True)
+        venvs[extras] = images.install_set(wheel, extras, cache / f"venv-{digest}", lock)
         print(f"  venv [{extras or '-'}] {time.monotonic() - started:.1f}s", flush=True)
-        venvs[extras] = venv
     return venvs
 
 
@@ -350,7 +326,7 @@ def main() -> int:
     stack = manifests.load(ROOT)
     only = {name for name in args.only.split(",") if name}
     specs = [spec for spec in stack.specs if not only or spec.name in only]
-    extras_sets = {normalized(spec.extras) for spec in specs} | {normalized(manifests.WORKER_EXTRAS)}
+    extras_sets = {images.normalized(spec.extras) for spec in specs} | {images.normalized(manifests.WORKER_EXTRAS)}
     args.cache.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     print(f"== ship check: {len(specs)} functions, {len(extras_sets)} distinct EXTRAS sets", flush=True)
@@ -359,12 +335,13 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="ship-run-"))
     problems: list[str] = []
     try:
-        worker_venv = venvs[normalized(manifests.WORKER_EXTRAS)]
+        worker_venv = venvs[images.normalized(manifests.WORKER_EXTRAS)]
         problems += run_migrate(stack, worker_venv, backing, work)
         print(f"  migrate Job: {'ok' if not problems else 'FAILED'}", flush=True)
         for spec in specs:
-            found = run_function(stack, spec, venvs[normalized(spec.extras)], backing, work)
-            print(f"  {spec.name:<15} [{normalized(spec.extras)}]: {'ok' if not found else 'FAILED'}", flush=True)
+            extras = images.normalized(spec.extras)
+            found = run_function(stack, spec, venvs[extras], backing, work)
+            print(f"  {spec.name:<15} [{extras}]: {'ok' if not found else 'FAILED'}", flush=True)
             problems += found
         found = run_worker(stack, worker_venv, backing, work)
         print(f"  worker: {'ok' if not found else 'FAILED'}", flush=True)

@@ -555,7 +555,7 @@ class _Replica:
         if args.in_process:
             import uvicorn
 
-            from aiteacher.stack import functions, load_app
+            from aiteacher_devtools.stack import functions, load_app
 
             app = load_app(next(spec for spec in functions() if spec.name == "chat"))
             self.server = uvicorn.Server(

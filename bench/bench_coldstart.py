@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     rounds = max(3, args.rounds)
 
     sys.path.insert(0, str(REPO / "shared"))
-    from aiteacher.stack import functions
+    from aiteacher_devtools.stack import functions
 
     specs = [spec for spec in functions() if args.only is None or spec.name in args.only]
     scratch = Path(tempfile.mkdtemp(prefix="aiteacher-coldstart-"))

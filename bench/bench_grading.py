@@ -45,7 +45,7 @@ def main() -> None:
 
     from aiteacher.embeddings import LocalMiniLMEmbedder
     from aiteacher.exams.grading import grade_theory_offline
-    from aiteacher.llm.text import split_sentences, terms
+    from aiteacher.text import split_sentences, terms
 
     embedder = LocalMiniLMEmbedder()
     answers = [ANSWERS[i % len(ANSWERS)] + f" Note {i}." for i in range(args.answers)]

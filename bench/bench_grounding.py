@@ -45,7 +45,7 @@ def evaluate(rows: list[dict[str, Any]], keep: Any) -> dict[str, Any]:
     gold = 0
     for row in answerable:
         kept = keep(row)
-        if kept and kept[0]["title_pdf"] == row["pdf"] and kept[0]["page"] == row["page"]:
+        if kept and row["titles"].get(kept[0].document_id) == row["pdf"] and kept[0].page == row["page"]:
             gold += 1
     return {
         "false_refusal_rate": round(false_refusals / len(answerable), 3),
@@ -87,8 +87,6 @@ def main(argv: list[str] | None = None) -> int:
         rows = []
         for item, label in [(q, True) for q in answerable] + [(q, False) for q in unanswerable]:
             results = retrieve(scope, item["question"], args.top_k)
-            for result in results:
-                result["title_pdf"] = titles.get(result["document_id"], "?")
             rows.append(
                 {
                     "question": item["question"],
@@ -96,13 +94,14 @@ def main(argv: list[str] | None = None) -> int:
                     "page": item.get("page"),
                     "answerable": label,
                     "results": results,
+                    "titles": titles,
                     "signals": grounding.signals(item["question"], results),
                 }
             )
         defaults = grounding.GateSettings.from_settings(get_settings())
 
     def old(row: dict[str, Any]) -> list[dict[str, Any]]:
-        return [r for r in row["results"] if r["score"] >= OLD_CUTOFF]
+        return [r for r in row["results"] if r.score >= OLD_CUTOFF]
 
     def gate_with(settings: Any) -> Any:
         return lambda row: grounding.grounded(row["question"], row["results"], settings)
@@ -171,11 +170,9 @@ def main(argv: list[str] | None = None) -> int:
         ],
     )
     unanswered_scores = sorted(
-        round(row["results"][0]["score"], 3) for row in rows if not row["answerable"] and row["results"]
+        round(row["results"][0].score, 3) for row in rows if not row["answerable"] and row["results"]
     )
-    answered_scores = sorted(
-        round(row["results"][0]["score"], 3) for row in rows if row["answerable"] and row["results"]
-    )
+    answered_scores = sorted(round(row["results"][0].score, 3) for row in rows if row["answerable"] and row["results"])
     print(f"top score, answerable:   {answered_scores}")
     print(f"top score, unanswerable: {unanswered_scores}")
     for row in rows:

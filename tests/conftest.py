@@ -52,7 +52,7 @@ def _start_embedded_s3() -> object:
     """moto's S3+SQS server on a free port (unless S3_ENDPOINT_URL is set), wired like `make dev`."""
     import socket
 
-    from aiteacher.devserver import EmbeddedServices
+    from aiteacher_devtools.devserver import EmbeddedServices
 
     services = EmbeddedServices()
     with socket.socket() as probe:
@@ -112,7 +112,7 @@ def database() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def gateway():  # type: ignore[no-untyped-def]
-    from aiteacher.gateway import build_gateway
+    from aiteacher_devtools.gateway import build_gateway
 
     return build_gateway()
 

@@ -1,9 +1,9 @@
 """The access policy: who may read or write what, in which tenant.
 
 Every function and domain asks here; nothing else compares roles or faculties. The caller's role and
-placement come from the stored profile (cached in Redis, see `identity.profiles`), never from the
-request body, and a token older than the account's last role change or deactivation never gets this
-far (`identity.profiles.admit_token`).
+placement come from the stored profile (cached in Redis, see `identity.profiles`, reached through the
+`aiteacher.accounts` port), never from the request body, and a token older than the account's last role
+change or deactivation never gets this far (`identity.profiles.admit_token`).
 
 Tenants are faculties (and, for students, semesters). The rules in one place:
 
@@ -22,27 +22,16 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from enum import Enum, StrEnum
+from enum import Enum
 from typing import TYPE_CHECKING, Any
 
+from aiteacher.enums import EnrolmentPolicy, Role  # re-exported: `access.Role` is the policy's vocabulary
 from aiteacher.errors import Conflict, Forbidden
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from aiteacher.security.tokens import Claims
-
-
-class Role(StrEnum):
-    STUDENT = "student"
-    ACADEMIC = "academic"
-    ADMIN = "admin"
-
-
-class EnrolmentPolicy(StrEnum):
-    OPEN = "open"  # students place themselves (the demo faculties)
-    KEY = "key"  # students place themselves with the faculty's enrolment key
-    MANAGED = "managed"  # only the faculty's academics and admins place students
 
 
 class ProfileIncomplete(Conflict):
@@ -86,9 +75,9 @@ def scope_of(profile: dict[str, Any]) -> CallerScope:
 
 def caller_scope(caller: Claims, session: Session | None = None) -> CallerScope:
     """The caller's scope from the stored profile (the copy `admit` prefetched, else the database)."""
-    from aiteacher.identity import profiles
+    from aiteacher.accounts import provider
 
-    return scope_of(profiles.current(caller.sub, session))
+    return scope_of(provider().current(caller.sub, session))
 
 
 # --- course material: search, chat and exam generation --------------------------------------------

@@ -1,25 +1,39 @@
-"""Redis: the clients (sync, and asyncio per event loop) and the token deny-list.
+"""Redis: the clients (sync, and asyncio per event loop), the best-effort JSON cache and the token deny-list.
 
 Every Redis failure surfaces as `ServiceUnavailable` (503): authentication and rate limiting fail
 closed, never open. Pools are blocking and sized from FUNCTION_CONCURRENCY: past the cap a request waits
 (up to REDIS_TIMEOUT_SECONDS) for a free connection instead of failing. A connection that went stale in a
 Redis restart is retried once on a fresh one (our commands are idempotent reads, SETs and a rate-limit
 script whose member is unique per hit), so a restart costs no request a 503.
+
+The best-effort cache (`cached_json`, `get_json`, `set_json`, `forget` and their `_async` twins) is the
+opposite: a cache that is away, slow or holds a value of an older shape is a miss, logged, never an error.
+Values round-trip through pydantic when a type is given (`cached_json(key, ttl, compute, list[SearchHit])`).
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiteacher import registry
 from aiteacher.errors import ServiceUnavailable
 
 if TYPE_CHECKING:
+    from asyncio import AbstractEventLoop
+
+    from pydantic import TypeAdapter
     from redis import Redis
+    from redis.asyncio import Redis as AsyncRedis
+
+T = TypeVar("T")
+log = logging.getLogger("aiteacher.cache")
 
 
 @registry.client(close=lambda client: client.close())
@@ -68,11 +82,11 @@ def _redis_options() -> tuple[str, dict[str, Any]]:
     }
 
 
-_async_clients: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+_async_clients: weakref.WeakKeyDictionary[AbstractEventLoop, tuple[int, AsyncRedis]] = weakref.WeakKeyDictionary()
 _async_generation = [0]
 
 
-def get_async_redis() -> Any:
+def get_async_redis() -> AsyncRedis:
     """An asyncio Redis client for the running event loop (the request hot path uses it, so a rate
     limit and deny-list check costs no thread hop). One per loop: asyncio connections cannot cross loops."""
     import asyncio
@@ -114,6 +128,126 @@ def redis_errors(what: str = "The cache") -> Iterator[None]:
         yield
     except RedisError as exc:
         raise ServiceUnavailable(f"{what} is unreachable; try again shortly") from exc
+
+
+# --- the best-effort JSON cache ------------------------------------------------------------------------
+
+
+def _unavailable() -> tuple[type[BaseException], ...]:
+    from redis.exceptions import RedisError
+
+    return (RedisError, OSError, ServiceUnavailable)
+
+
+@lru_cache(maxsize=64)
+def _adapter(kind: Any) -> TypeAdapter[Any]:
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(kind)
+
+
+def decode(raw: bytes | str | None, kind: Any = None) -> Any:
+    """A cached value, or None (absent, not JSON, or not of `kind` any more: an older release's shape)."""
+    if not raw:
+        return None
+    from pydantic import ValidationError
+
+    try:
+        return json.loads(raw) if kind is None else _adapter(kind).validate_json(raw)
+    except (ValueError, ValidationError):
+        log.info("cached value of another shape ignored")
+        return None
+
+
+def encode(value: Any, kind: Any = None) -> bytes:
+    if kind is None:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    return _adapter(kind).dump_json(value)
+
+
+def get_json(key: str, kind: Any = None) -> Any:
+    """The cached value under `key` (None: a miss, or the cache is away)."""
+    try:
+        raw = get_redis().get(key)
+    except _unavailable() as exc:
+        log.warning("cache read of %s failed: %s", key.split(":", 1)[0], exc)
+        return None
+    return decode(raw, kind)
+
+
+def get_many_json(keys: list[str], kind: Any = None) -> list[Any]:
+    """The cached values under `keys`, in order (one round trip; None for each miss)."""
+    if not keys:
+        return []
+    try:
+        values = get_redis().mget(keys)
+    except _unavailable() as exc:
+        log.warning("cache read of %s failed: %s", keys[0].split(":", 1)[0], exc)
+        return [None] * len(keys)
+    return [decode(raw, kind) for raw in values]
+
+
+def set_json(key: str, value: Any, ttl: int, kind: Any = None) -> None:
+    """Cache `value` for `ttl` seconds (nothing when ttl <= 0 or the cache is away)."""
+    if ttl <= 0:
+        return
+    try:
+        get_redis().set(key, encode(value, kind), ex=ttl)
+    except _unavailable() as exc:
+        log.warning("cache write of %s failed: %s", key.split(":", 1)[0], exc)
+
+
+def forget(*keys: str) -> None:
+    """Drop cached values (best effort: their TTL bounds what a failed delete leaves)."""
+    if not keys:
+        return
+    try:
+        get_redis().delete(*keys)
+    except _unavailable() as exc:
+        log.warning("cache delete of %s failed: %s", keys[0].split(":", 1)[0], exc)
+
+
+def cached_json(key: str | Callable[[], str], ttl: int, compute: Callable[[], T], kind: Any = None) -> tuple[T, bool]:
+    """(value, served from the cache?): the cached value under `key`, else `compute()`, cached for `ttl`
+    seconds. `key` may be a function (its Redis reads fail like the cache's). ttl <= 0: no cache at all.
+    When the cache is away, the value is computed and nothing is written."""
+    if ttl <= 0:
+        return compute(), False
+    try:
+        name = key() if callable(key) else key
+        raw = get_redis().get(name)
+    except _unavailable() as exc:
+        log.warning("cache read failed: %s", exc)
+        return compute(), False
+    cached = decode(raw, kind)
+    if cached is not None:
+        return cached, True
+    value = compute()
+    set_json(name, value, ttl, kind)
+    return value, False
+
+
+async def get_json_async(key: str, kind: Any = None) -> Any:
+    """`get_json` on the event loop's asyncio client."""
+    try:
+        raw = await get_async_redis().get(key)
+    except _unavailable() as exc:
+        log.warning("cache read of %s failed: %s", key.split(":", 1)[0], exc)
+        return None
+    return decode(raw, kind)
+
+
+async def set_json_async(key: str, value: Any, ttl: int, kind: Any = None) -> None:
+    """`set_json` on the event loop's asyncio client."""
+    if ttl <= 0:
+        return
+    try:
+        await get_async_redis().set(key, encode(value, kind), ex=ttl)
+    except _unavailable() as exc:
+        log.warning("cache write of %s failed: %s", key.split(":", 1)[0], exc)
+
+
+# --- the token deny-list ------------------------------------------------------------------------------
 
 
 def deny_keys(issuer: str, jti: str, family: str | None) -> tuple[str, ...]:

@@ -7,6 +7,7 @@ an environment variable wins over a secret file. `.env.example` lists every sett
 
 from __future__ import annotations
 
+import re
 import secrets
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -18,6 +19,7 @@ from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource
 
 INSECURE_SECRETS = {"", "changeme", "change-me", "secret", "dev", "development", "jwt-secret"}
 MIN_SECRET_BYTES = 32
+RATE_LIMIT_PATTERN = r"\d+(/\d+)?"  # requests[/seconds]
 
 
 class OpenFaaSSecretsSource(PydanticBaseSettingsSource):
@@ -156,16 +158,16 @@ class Settings(BaseSettings):
     # --- rate limits ---------------------------------------------------------------------------
     rate_limit_requests: int = Field(120, ge=1, description="Default requests per window per caller per function.")
     rate_limit_window_seconds: int = Field(60, ge=1)
-    rate_limits: dict[str, str] = Field(
-        default_factory=lambda: {
-            "auth-register": "20/3600",
-            "auth-login": "30/60",
-            "chat": "30/60",
-            "exam-generate": "10/3600",
-            "ingest": "60/3600",
-            "object-created": "6000/60",
-        },
-        description='Per-function overrides as {"function": "requests/seconds"} (JSON).',
+    rate_limit: str = Field(
+        "",
+        pattern=rf"^({RATE_LIMIT_PATTERN})?$",
+        description="This function's limit as requests/seconds, set per function by stack.yml (RATE_LIMIT in its "
+        "environment); empty: RATE_LIMIT_REQUESTS per RATE_LIMIT_WINDOW_SECONDS.",
+    )
+    rate_limits: dict[str, str] | None = Field(
+        None,
+        description='Overrides of every function\'s limit as {"function": "requests/seconds"} (JSON). When set it '
+        "replaces the stack.yml limits: a function it does not name gets the default (tests and benchmarks).",
     )
     rate_limit_admin_multiplier: int = Field(
         10, ge=1, le=1000, description="Admins get this many times the limit (bulk account creation, uploads)."
@@ -360,6 +362,19 @@ class Settings(BaseSettings):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
 
+    @field_validator("rate_limits", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: Any) -> Any:  # RATE_LIMITS= (as in .env.example) is no override
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("rate_limits")
+    @classmethod
+    def _check_limits(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        for function, spec in (value or {}).items():
+            if not re.fullmatch(RATE_LIMIT_PATTERN, spec):
+                raise ValueError(f"RATE_LIMITS[{function!r}] must be requests/seconds, e.g. 30/60")
+        return value
+
     @field_validator("trusted_proxies", mode="before")
     @classmethod
     def _split_proxies(cls, value: Any) -> Any:
@@ -438,9 +453,14 @@ class Settings(BaseSettings):
     def should_seed_demo(self) -> bool:
         return self.is_dev if self.seed_demo is None else self.seed_demo
 
-    def rate_limit_for(self, function: str) -> tuple[int, int]:
-        """(requests, window seconds) for a function."""
-        spec = self.rate_limits.get(function)
+    def rate_limit_for(self, function: str, declared: str | None = None) -> tuple[int, int]:
+        """(requests, window seconds) for a function: RATE_LIMITS when set, else the function's own limit from
+        stack.yml (`declared` where one process serves many functions, as the dev gateway does; RATE_LIMIT
+        where the process is the function), else the default."""
+        if self.rate_limits is not None:
+            spec = self.rate_limits.get(function, "")
+        else:
+            spec = self.rate_limit if declared is None else declared
         if spec:
             requests, _, seconds = spec.partition("/")
             return int(requests), int(seconds or self.rate_limit_window_seconds)

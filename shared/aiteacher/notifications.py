@@ -10,14 +10,17 @@ import logging
 import smtplib
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from aiteacher.audit import audit
+from aiteacher.enums import DocumentStatus, ExamStatus, Role
+from aiteacher.jobs import job
+
+if TYPE_CHECKING:
+    from aiteacher.config import Settings
 
 log = logging.getLogger("aiteacher.notifications")
-DELIVER = "aiteacher.notifications.deliver"
-DELIVER_PUSH = "aiteacher.notifications.deliver_push"
 
 
 def queue_notification(
@@ -27,28 +30,30 @@ def queue_notification(
     channel is its own job, so a retry of one never repeats the other. `dedupe_key` makes a repeat
     enqueue a no-op."""
     from aiteacher import push
-    from aiteacher.config import get_settings
-    from aiteacher.queue import enqueue
 
     if not user_ids:
         return
-    intervals = get_settings().notification_retry_intervals
-    channels = [("mail", DELIVER)] + ([("push", DELIVER_PUSH)] if push.configured() else [])
-    for channel, job in channels:
-        enqueue(
-            "notifications",
-            job,
+    channels = [("mail", deliver)] + ([("push", deliver_push)] if push.configured() else [])
+    for channel, delivery in channels:
+        delivery.enqueue(
             sorted(set(user_ids)),
             subject,
             body,
             kind,
             job_id=f"notify-{channel}-{dedupe_key}" if dedupe_key else None,
             unique=bool(dedupe_key),
-            retries=len(intervals),
-            retry_intervals=intervals,
         )
 
 
+def _retries(settings: Settings) -> int:
+    return len(settings.notification_retry_intervals)
+
+
+def _intervals(settings: Settings) -> list[int]:
+    return list(settings.notification_retry_intervals)
+
+
+@job(queue="notifications", retries=_retries, retry_intervals=_intervals)
 def deliver(user_ids: list[str], subject: str, body: str, kind: str) -> dict[str, Any]:
     from sqlalchemy import select
 
@@ -69,6 +74,7 @@ def deliver(user_ids: list[str], subject: str, body: str, kind: str) -> dict[str
     return {"recipients": len(emails), "channel": channel}
 
 
+@job(queue="notifications", retries=_retries, retry_intervals=_intervals)
 def deliver_push(user_ids: list[str], subject: str, body: str, kind: str) -> dict[str, Any]:
     from sqlalchemy import select, update
 
@@ -146,9 +152,9 @@ def notify_document_outcome(document_id: str) -> None:
 
     with transaction(read_only=True) as session:
         doc = session.get(Document, document_id)
-        if doc is None or doc.uploaded_by is None or doc.status not in ("ready", "failed"):
+        if doc is None or doc.uploaded_by is None or doc.status not in (DocumentStatus.READY, DocumentStatus.FAILED):
             return
-        if doc.status == "ready":
+        if doc.status == DocumentStatus.READY:
             subject = f"'{doc.title}' is ready"
             body = f"'{doc.title}' ({doc.course}) was ingested: {doc.pages} pages, {doc.chunks} passages searchable."
         else:
@@ -167,10 +173,12 @@ def notify_exam_ready(exam_id: str) -> None:
         exam = session.get(Exam, exam_id)
         if exam is None or exam.created_by is None:
             return
-        subject = "Your practice exam is ready" if exam.status == "ready" else "Your exam could not be generated"
+        subject = (
+            "Your practice exam is ready" if exam.status == ExamStatus.READY else "Your exam could not be generated"
+        )
         body = (
             f"Exam {exam.id}: {len(exam.questions)} questions{f' on {exam.topic}' if exam.topic else ''}."
-            if exam.status == "ready"
+            if exam.status == ExamStatus.READY
             else f"Exam {exam.id} failed: {exam.error}"
         )
         queue_notification([exam.created_by], subject, body, f"exam.{exam.status}", dedupe_key=f"exam-{exam.id}")
@@ -237,7 +245,7 @@ def course_academics(faculty_id: int, course: str | None) -> list[str]:
 
     with transaction(read_only=True) as session:
         academics = select(User.id).where(
-            User.faculty_id == faculty_id, User.role == "academic", User.is_active.is_(True)
+            User.faculty_id == faculty_id, User.role == Role.ACADEMIC, User.is_active.is_(True)
         )
         if course:
             owners = list(

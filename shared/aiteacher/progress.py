@@ -8,7 +8,6 @@ most one every `WRITE_EVERY` seconds), and so are the log lines `make dev` and `
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Iterable
@@ -46,41 +45,21 @@ class Tracker:
         self._stage = stage
 
     def clear(self) -> None:
-        try:
-            from aiteacher.cache import get_redis
+        from aiteacher import cache
 
-            get_redis().delete(_key(self.kind, self.job_id))
-        except Exception:  # noqa: BLE001 - advisory state; Redis may be gone, the job's outcome is what counts
-            log.debug("could not clear progress of %s %s", self.kind, self.job_id)
+        cache.forget(_key(self.kind, self.job_id))  # advisory state: the job's outcome is what counts
 
 
 def _write(kind: str, job_id: str, value: dict[str, Any]) -> None:
-    try:
-        from aiteacher.cache import get_redis
+    from aiteacher.cache import set_json
 
-        get_redis().set(_key(kind, job_id), json.dumps(value, separators=(",", ":")), ex=TTL_SECONDS)
-    except Exception:  # noqa: BLE001 - see the module docstring
-        log.debug("could not record progress of %s %s", kind, job_id)
+    set_json(_key(kind, job_id), value, TTL_SECONDS)
 
 
 def read(kind: str, job_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
     """The recorded progress of the given jobs (one round trip); jobs without a record are absent."""
-    ids = list(job_ids)
-    if not ids:
-        return {}
-    try:
-        from aiteacher.cache import get_redis
+    from aiteacher.cache import get_many_json
 
-        values = get_redis().mget([_key(kind, job_id) for job_id in ids])
-    except Exception:  # noqa: BLE001 - see the module docstring
-        return {}
-    found = {}
-    for job_id, raw in zip(ids, values, strict=True):
-        if raw:
-            try:
-                value = json.loads(raw)
-            except ValueError:
-                continue
-            if isinstance(value, dict):
-                found[job_id] = value
-    return found
+    ids = list(job_ids)
+    values = get_many_json([_key(kind, job_id) for job_id in ids])
+    return {job_id: value for job_id, value in zip(ids, values, strict=True) if isinstance(value, dict)}

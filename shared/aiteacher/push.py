@@ -55,7 +55,10 @@ def _access_token() -> str:
     with _token_lock:
         if _token_cache.get("expires", 0) - 60 > time.time():
             return str(_token_cache["token"])
-        account = json.loads(get_settings().fcm_credentials_file.read_text())  # type: ignore[union-attr]
+        credentials = get_settings().fcm_credentials_file
+        if credentials is None:
+            raise PushError("FCM_CREDENTIALS_FILE is not set")
+        account = json.loads(credentials.read_text())
         now = int(time.time())
         assertion = jwt.encode(
             {

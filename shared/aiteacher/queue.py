@@ -16,7 +16,14 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from types import FrameType
+
+    from redis import Redis
+    from rq import Queue
+    from rq.job import Job
 
 QUEUES = ("ingest", "exams", "summaries", "notifications", "ingest-bulk")
 log = logging.getLogger("aiteacher.queue")
@@ -51,7 +58,7 @@ def default_timeout(queue: str) -> int:
     return timeouts[queue]
 
 
-def get_queue(name: str) -> Any:
+def get_queue(name: str) -> Queue:
     from rq import Queue
 
     from aiteacher.cache import get_redis
@@ -141,7 +148,7 @@ def discard_job(job_id: str) -> None:
         pass
 
 
-def requeue_abandoned(connection: Any) -> int:
+def requeue_abandoned(connection: Redis) -> int:
     """Jobs whose worker died go back to their queue, or fail (running their failure callback) when no
     retry is left: what RQ's maintenance does for expired started-registry entries, run now, plus the
     jobs of `aiteacher worker`s whose heartbeat key has expired (seconds after they died, where RQ's own
@@ -154,7 +161,8 @@ def requeue_abandoned(connection: Any) -> int:
         queue = Queue(name, connection=connection)
         registry = queue.started_job_registry
         expired = set(registry.get_expired_job_ids(current_timestamp()))
-        for member in connection.zrange(registry.key, 0, -1):
+        # redis-py types one signature for its sync and asyncio clients: this sync one returns bytes members.
+        for member in cast("list[bytes]", connection.zrange(registry.key, 0, -1)):
             job_id = member.decode().split(":", 1)[0]
             job = queue.fetch_job(job_id)
             owner = (job.worker_name or "") if job is not None else ""
@@ -167,7 +175,7 @@ def requeue_abandoned(connection: Any) -> int:
     return abandoned
 
 
-def worker_connection() -> Any:
+def worker_connection() -> Redis:
     """Workers get their own Redis connection: RQ raises the socket timeout of the connection it is
     given to cover blocking dequeues, which must not leak into the fail-fast client requests use."""
     from redis import Redis
@@ -240,7 +248,7 @@ def _thread_worker_class() -> type:
     return ThreadWorker
 
 
-def _enqueue_scheduled_now(connection: Any, queues: tuple[str, ...]) -> int:
+def _enqueue_scheduled_now(connection: Redis, queues: tuple[str, ...]) -> int:
     """Move every scheduled job (retries waiting out their backoff) to its queue at once."""
     from rq import Queue
 
@@ -362,7 +370,7 @@ class WorkerThreads:
             thread.join(timeout=10)
 
 
-def write_heartbeat(connection: Any, name: str, state: str, ttl: int) -> None:
+def write_heartbeat(connection: Redis, name: str, state: str, ttl: int) -> None:
     import json
     import socket
 
@@ -386,11 +394,10 @@ def _preload_for_background() -> None:
     first import was seen)."""
     import importlib
 
+    from aiteacher import reconcile
+
     for module in (
-        "aiteacher.reconcile",
-        "aiteacher.curriculum.jobs",
-        "aiteacher.curriculum.service",
-        "aiteacher.exams.service",
+        *reconcile.PRELOAD,
         "aiteacher.security.revocation",
         "aiteacher.db.models",
         "rq.job",
@@ -435,7 +442,7 @@ def _measured_worker_class() -> type:
     from aiteacher import observability as obs
 
     class MeasuredWorker(Worker):
-        def execute_job(self, job: Any, queue: Any) -> Any:
+        def execute_job(self, job: Job, queue: Queue) -> None:
             started = time.perf_counter()
             try:
                 return super().execute_job(job, queue)
@@ -458,7 +465,7 @@ def _stoppable_worker_class() -> type:
 
         stop_signalled = False
 
-        def request_stop(self, signum: Any, frame: Any) -> None:
+        def request_stop(self, signum: int, frame: FrameType | None) -> None:
             self.stop_signalled = True
             super().request_stop(signum, frame)
 

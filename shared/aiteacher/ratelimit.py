@@ -117,7 +117,7 @@ async def hit_async(
 
     client = get_async_redis()
     keys = [f"rl:{key}", *deny_keys, *([fetch_key] if fetch_key else [])]
-    args = [limit, window_seconds * 1000, _member(), "1", len(deny_keys)]
+    args: list[str | int] = [limit, window_seconds * 1000, _member(), "1", len(deny_keys)]
     try:
         try:
             raw = await client.evalsha(_SCRIPT_SHA, len(keys), *keys, *args)

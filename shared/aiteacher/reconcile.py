@@ -14,9 +14,18 @@ import secrets
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING
+
+from aiteacher.enums import DOCUMENT_PENDING, EXAM_PENDING, ExamStatus
+
+if TYPE_CHECKING:
+    from aiteacher.db.models import Document, Exam
 
 log = logging.getLogger("aiteacher.reconcile")
+#: The modules that declare RQ jobs (`aiteacher.jobs.job`); a test checks the list is complete.
+JOB_MODULES = ("aiteacher.curriculum.jobs", "aiteacher.exams.jobs", "aiteacher.tutor.jobs", "aiteacher.notifications")
+#: What a worker's background thread (this reconciler) imports, loaded before it starts (`queue.run_worker`).
+PRELOAD = (*JOB_MODULES, "aiteacher.curriculum.service", "aiteacher.exams.service")
 LOCK_KEY = "aiteacher:reconcile:lock"
 BATCH = 200
 
@@ -91,7 +100,7 @@ def reconcile_round(*, force: bool = False) -> Report:
             _release(token)
 
 
-def _stale(model: Any, statuses: tuple[str, ...]) -> list[tuple[str, int]]:
+def _stale(model: type[Document] | type[Exam], statuses: tuple[str, ...]) -> list[tuple[str, int]]:
     """(id, attempts) of the oldest rows in `statuses` not touched since the grace period began."""
     from sqlalchemy import select
 
@@ -108,12 +117,12 @@ def _stale(model: Any, statuses: tuple[str, ...]) -> list[tuple[str, int]]:
 
 
 def _documents(report: Report) -> None:
-    from aiteacher.curriculum.jobs import give_up, requeue_document
+    from aiteacher.curriculum.jobs import give_up, ingest_document, requeue_document
     from aiteacher.db.models import Document
     from aiteacher.queue import job_is_live
 
-    for document_id, attempts in _stale(Document, ("queued", "processing")):
-        if job_is_live(f"ingest-{document_id}"):
+    for document_id, attempts in _stale(Document, DOCUMENT_PENDING):
+        if job_is_live(str(ingest_document.job_id(document_id))):
             continue
         if attempts >= max_attempts():
             give_up(
@@ -131,19 +140,20 @@ def _exams(report: Report) -> None:
 
     from aiteacher.db import transaction
     from aiteacher.db.models import Exam, utcnow
+    from aiteacher.exams.jobs import generate_exam
     from aiteacher.queue import discard_job, job_is_live
 
-    for exam_id, attempts in _stale(Exam, ("queued", "generating")):
-        job_id = f"exam-{exam_id}"
+    for exam_id, attempts in _stale(Exam, EXAM_PENDING):
+        job_id = str(generate_exam.job_id(exam_id))
         if job_is_live(job_id):
             continue
         with transaction() as session:
             if attempts >= max_attempts():
                 session.execute(
                     update(Exam)
-                    .where(Exam.id == exam_id, Exam.status.in_(("queued", "generating")))
+                    .where(Exam.id == exam_id, Exam.status.in_(EXAM_PENDING))
                     .values(
-                        status="failed",
+                        status=ExamStatus.FAILED,
                         updated_at=utcnow(),
                         error=f"Exam generation gave up after {attempts} attempts; try again.",
                     )
@@ -153,7 +163,7 @@ def _exams(report: Report) -> None:
             session.execute(
                 update(Exam)
                 .where(Exam.id == exam_id)
-                .values(status="queued", attempts=Exam.attempts + 1, updated_at=utcnow())
+                .values(status=ExamStatus.QUEUED, attempts=Exam.attempts + 1, updated_at=utcnow())
             )
         discard_job(job_id)
         _enqueue_exam(exam_id)
@@ -161,18 +171,9 @@ def _exams(report: Report) -> None:
 
 
 def _enqueue_exam(exam_id: str) -> None:
-    from aiteacher.config import get_settings
-    from aiteacher.exams.service import GENERATE_FAILED, GENERATE_JOB
-    from aiteacher.queue import enqueue
+    from aiteacher.exams.jobs import generate_exam
 
-    enqueue(
-        "exams",
-        GENERATE_JOB,
-        exam_id,
-        job_id=f"exam-{exam_id}",
-        timeout=get_settings().exam_job_timeout_seconds,
-        on_failure=GENERATE_FAILED,
-    )
+    generate_exam.enqueue(exam_id)
 
 
 def reconcile_forever(stop: threading.Event) -> None:

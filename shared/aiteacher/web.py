@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import Callable, MutableMapping
-from typing import TYPE_CHECKING, Annotated, Any
+from collections.abc import Callable, Iterator, MutableMapping
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from aiteacher.audit import audit, client_ip_var, function_var, request_id_var
+from aiteacher.enums import Role
 from aiteacher.errors import (
     AppError,
     Forbidden,
@@ -31,6 +32,7 @@ from aiteacher.errors import (
 from aiteacher.security.tokens import Claims
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
     from starlette.types import ASGIApp, Receive, Scope, Send
 
 log = logging.getLogger("aiteacher.web")
@@ -273,11 +275,10 @@ async def admit(request: Request, response: Response) -> None:
     request.state.claims, request.state.auth_error = None, None
     if request.url.path == HEALTH_PATH:
         return
-    from aiteacher import ratelimit
+    from aiteacher import accounts, ratelimit
     from aiteacher.cache import deny_keys
     from aiteacher.config import get_settings
     from aiteacher.errors import RateLimited
-    from aiteacher.identity import profiles
 
     try:
         claims = _decode_bearer(request)
@@ -285,15 +286,17 @@ async def admit(request: Request, response: Response) -> None:
         claims, request.state.auth_error = None, exc
     function = function_var.get() or "unknown"
     settings = get_settings()
-    base_limit, window = settings.rate_limit_for(function)
-    limit = base_limit * settings.rate_limit_admin_multiplier if claims and claims.role == "admin" else base_limit
+    # The dev gateway serves every function in one process: it gives each app its stack.yml limit.
+    base_limit, window = settings.rate_limit_for(function, getattr(request.app.state, "rate_limit", None))
+    limit = base_limit * settings.rate_limit_admin_multiplier if claims and claims.role == Role.ADMIN else base_limit
     caller = f"user:{claims.sub}" if claims else f"ip:{client_ip_var.get()}"
+    account = accounts.provider() if claims else None
     decision = await ratelimit.hit_async(
         f"{function}:{caller}",
         limit,
         window,
         deny_keys=deny_keys(claims.iss, claims.jti, claims.fam) if claims else (),
-        fetch_key=profiles.cache_key(claims.sub) if claims else None,
+        fetch_key=account.cache_key(claims.sub) if claims and account else None,
     )
     if claims and decision.revoked:
         # A revoked token is an anonymous caller: it is counted against its address like any other, so
@@ -301,8 +304,8 @@ async def admit(request: Request, response: Response) -> None:
         request.state.auth_error = InvalidToken("The token has been revoked", code="token_revoked")
         claims = None
         decision = await ratelimit.hit_async(f"{function}:ip:{client_ip_var.get()}", base_limit, window)
-    elif claims:
-        profiles.accept_prefetched(claims.sub, decision.fetched)
+    elif claims and account:
+        account.accept_prefetched(claims.sub, decision.fetched)
     if not decision.allowed:
         audit("ratelimit", "rejected", actor=claims.sub if claims else None, target=function)
         raise RateLimited(decision.reset_seconds, headers=decision.headers())
@@ -320,9 +323,9 @@ async def optional_user(request: Request) -> Claims | None:
         raise error
     claims = getattr(request.state, "claims", None)
     if claims is not None:
-        from aiteacher.identity.profiles import admit_token
+        from aiteacher.accounts import provider
 
-        await admit_token(claims)  # role changes and deactivation refuse older tokens on the next request
+        await provider().admit_token(claims)  # role changes and deactivation refuse older tokens on the next request
     return claims
 
 
@@ -337,7 +340,33 @@ CurrentUser = Annotated[Claims, Depends(current_user)]
 OptionalUser = Annotated[Claims | None, Depends(optional_user)]
 
 
-def require_roles(*roles: str) -> Callable[..., Any]:
+# --- the request's database session ---------------------------------------------------------------
+#
+# `Db` (primary) and `ReadDb` (replica when set) are opened on first use and closed when the handler
+# returns, *before* the reply is sent (`scope="function"`): the commit has happened when the client sees
+# a 2xx, an error in the handler rolls back and becomes its problem reply, and a failed commit becomes a
+# problem reply (503 when the database is unreachable), never a 200. The chat turn does not use them: it
+# holds no connection while the model answers (`aiteacher.tutor.service`).
+
+
+def _write_session() -> Iterator[Session]:
+    from aiteacher.db import request_session
+
+    # A LazySession stands in for the Session it opens on first use (attribute access goes through).
+    yield from cast("Iterator[Session]", request_session())
+
+
+def _read_session() -> Iterator[Session]:
+    from aiteacher.db import request_session
+
+    yield from cast("Iterator[Session]", request_session(read_only=True))
+
+
+Db = Annotated["Session", Depends(_write_session, scope="function")]
+ReadDb = Annotated["Session", Depends(_read_session, scope="function")]
+
+
+def require_roles(*roles: Role) -> Callable[..., Any]:
     async def dependency(user: CurrentUser) -> Claims:
         if user.role not in roles:
             audit("rbac.check", "denied", actor=user.sub, role=user.role, required=list(roles))

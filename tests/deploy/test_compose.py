@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from aiteacher import manifests
 from aiteacher.config import Settings
-from aiteacher.stack import functions
+from aiteacher_devtools import manifests
+from aiteacher_devtools.stack import functions
 
 REPO = Path(__file__).resolve().parents[2]
 SPECS = functions()

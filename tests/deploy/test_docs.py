@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from aiteacher.stack import functions
+from aiteacher_devtools.stack import functions
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from aiteacher.stack import functions, load_app
+from aiteacher_devtools.stack import functions, load_app
 from tests.conftest import new_client_ip
 from tests.helpers import PASSWORD, register, unique_email
 

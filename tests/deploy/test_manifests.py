@@ -13,8 +13,8 @@ import jsonschema
 import pytest
 import yaml
 
-from aiteacher import manifests
-from aiteacher.stack import functions
+from aiteacher_devtools import manifests
+from aiteacher_devtools.stack import functions
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((Path(__file__).parent / "schemas" / "knative-service-v1.json").read_text())
@@ -304,7 +304,9 @@ def test_worker_scales_from_zero_on_every_rq_queue() -> None:
     host, port = env["REDIS_URL"].split("://")[1].split("/")[0].split(":")
     assert {t["metadata"]["address"] for t in scaled["spec"]["triggers"]} == {f"{host}:{port}"}
     # A queue is empty while its last job runs: neither KEDA nor SIGTERM may cut a job short.
-    job_timeout = manifests._job_timeout_seconds()
+    from aiteacher_devtools.manifests.common import _job_timeout_seconds
+
+    job_timeout = _job_timeout_seconds()
     assert scaled["spec"]["cooldownPeriod"] >= job_timeout
     assert deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] >= job_timeout
 
@@ -313,7 +315,7 @@ def test_worker_and_migrate_commands_exist() -> None:
     help_text = subprocess.run(
         [sys.executable, "-m", "aiteacher.cli", "--help"], capture_output=True, text=True, timeout=60, check=True
     ).stdout
-    for command in ("worker", "migrate", "manifests"):
+    for command in ("worker", "migrate", "manifests", "dev"):
         assert command in help_text
 
 

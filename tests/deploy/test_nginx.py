@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from aiteacher import manifests
-from aiteacher.stack import functions
+from aiteacher_devtools import manifests
+from aiteacher_devtools.stack import functions
 from tests.helpers import PASSWORD, unique_email
 
 REPO = Path(__file__).resolve().parents[2]
@@ -177,7 +177,7 @@ def edge(tmp_path: Path, local_gateway: int) -> Iterator[str]:
     import shutil
     import tempfile
 
-    from aiteacher.webapp import load_web_app
+    from aiteacher_devtools.webapp import load_web_app
 
     web = load_web_app()
     assert web is not None

@@ -8,8 +8,8 @@ import threading
 
 import httpx
 
-from aiteacher import manifests
-from aiteacher.stack import functions
+from aiteacher_devtools import manifests
+from aiteacher_devtools.stack import functions
 from tests.deploy.test_nginx import conf, edge, local_gateway, needs_nginx  # noqa: F401 - fixtures
 from tests.fakes import fake_openai_fixture  # noqa: F401 - registers the fake_openai fixture
 from tests.helpers import hierarchy, place, signed_in

@@ -38,7 +38,7 @@ def test_pool_budget_fits_postgresql() -> None:
     pool = int(settings["default_pool_size"]) + int(settings["reserve_pool_size"])
     assert pool <= int(settings["max_db_connections"])
     from aiteacher.config import Settings
-    from aiteacher.stack import functions
+    from aiteacher_devtools.stack import functions
 
     per_replica = Settings.model_fields["db_pool_size"].default + Settings.model_fields["db_max_overflow"].default
     clients = len(functions()) * 5 * per_replica  # Community Edition: at most 5 replicas per function

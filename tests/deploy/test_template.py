@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from aiteacher import manifests
-from aiteacher.stack import functions
 from aiteacher.web import HEALTH_PATH
+from aiteacher_devtools import manifests
+from aiteacher_devtools.stack import functions
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "template" / manifests.TEMPLATE_NAME

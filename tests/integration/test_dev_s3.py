@@ -62,7 +62,7 @@ def _free_port() -> int:
 
 
 def test_objects_of_the_embedded_s3_survive_a_restart(tmp_path) -> None:
-    from aiteacher.dev_s3 import S3Mirror
+    from aiteacher_devtools.dev_s3 import S3Mirror
 
     first_port = _free_port()
     server = _moto(first_port)

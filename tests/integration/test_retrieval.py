@@ -95,13 +95,39 @@ def test_hybrid_search_finds_an_exact_term_query_that_dense_search_misses(client
     doc = _ready(client, academic, pages, course)
     query = "what does the kelvarsh option do to balanced trees"
     dense = retrieve(Scope(faculties[0]["id"], None, course), query, 1, mode="dense")
-    assert dense and dense[0]["page"] != len(pages)  # the weakness: the embedder alone ranks another page first
+    assert dense and dense[0].page != len(pages)  # the weakness: the embedder alone ranks another page first
 
     response = search(client, student, query, top_k=3, course=course)
     assert response.status_code == 200
     first = response.json()["results"][0]
     assert (first["document_id"], first["page"]) == (doc["id"], len(pages))
     assert first["page_url"] == f"/documents/{doc['id']}/pages/{len(pages)}"
+
+
+def test_search_finds_a_chunk_by_its_documents_title_and_section(client, academic, student) -> None:
+    """The weakness: a chunk was indexed without its context, so "-k keeps the input files" was about bzip2 only
+    by a title that search never saw, and a question naming bzip2 found the gzip manual's wordier page first.
+    Now the title and the section heading are indexed with each chunk (dense and lexical)."""
+    course = _course()
+    gzip = _ready(
+        client,
+        academic,
+        [["2 Options", "-k keeps the input files. Keep the input files when compressing with -k, the input stays."]],
+        course,
+        title="GNU gzip manual",
+        filename="gzip.pdf",
+    )
+    bzip2 = _ready(
+        client,
+        academic,
+        [["2 Options", "-k keeps the input files when compressing."]],
+        course,
+        title="GNU bzip2 manual",
+        filename="bzip2.pdf",
+    )
+    results = search(client, student, "How does bzip2 keep the input files?", top_k=2, course=course).json()["results"]
+    assert [r["document_id"] for r in results] == [bzip2["id"], gzip["id"]]
+    assert results[0]["title"] == "GNU bzip2 manual"
 
 
 def test_search_returns_one_result_per_page_with_its_best_chunk(client, academic, student) -> None:

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from aiteacher.stack import functions
+from aiteacher_devtools.stack import functions
 
 HEAVY = [
     "openai",

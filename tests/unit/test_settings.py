@@ -63,7 +63,7 @@ def test_rate_limit_overrides_and_cors_list(monkeypatch) -> None:
 def test_env_example_lists_every_setting() -> None:
     from pathlib import Path
 
-    from aiteacher.cli import env_example
+    from aiteacher_devtools.cli import env_example
 
     committed = (Path(__file__).resolve().parents[2] / ".env.example").read_text()
     assert committed == env_example(), "run `make env-example` and commit .env.example"

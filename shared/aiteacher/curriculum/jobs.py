@@ -9,15 +9,25 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiteacher.audit import audit
+from aiteacher.enums import DOCUMENT_DONE, DOCUMENT_PENDING, DocumentStatus
+from aiteacher.jobs import StatusGate, job
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from aiteacher.config import Settings
+    from aiteacher.db.models import Document
+    from aiteacher.ingestion.extractors import ExtractedDocument, ExtractionLimits
+    from aiteacher.progress import Tracker
 
 log = logging.getLogger("aiteacher.ingest")
 EMBED_BATCH = 32  # texts handed to the embedder at once (it runs its own batches of <= 8)
 
 
-def _set_status(document_id: str, **values: Any) -> Any:
+def _set_status(document_id: str, **values: Any) -> Document | None:
     from aiteacher.db import transaction
     from aiteacher.db.models import Document
 
@@ -30,6 +40,13 @@ def _set_status(document_id: str, **values: Any) -> Any:
         return doc
 
 
+@job(
+    queue="ingest",
+    queues=("ingest-bulk",),
+    timeout=lambda settings: settings.ingest_job_timeout_seconds,
+    job_id=lambda document_id: f"ingest-{document_id}",
+    gate=StatusGate("Document", "document_id", done=DOCUMENT_DONE),
+)
 def ingest_document(document_id: str) -> dict[str, Any]:
     from aiteacher.config import get_settings
     from aiteacher.curriculum.service import bump_tenant_version
@@ -44,10 +61,8 @@ def ingest_document(document_id: str) -> dict[str, Any]:
     started = time.monotonic()
     with transaction() as session:
         doc = session.get(Document, document_id)
-        if doc is None:
+        if doc is None:  # deleted since the gate looked
             return {"document_id": document_id, "status": "missing"}
-        if doc.status in ("ready", "failed"):
-            return {"document_id": document_id, "status": doc.status, "skipped": True}
         from aiteacher.reconcile import max_attempts
 
         if doc.attempts >= max_attempts():
@@ -55,7 +70,7 @@ def ingest_document(document_id: str) -> dict[str, Any]:
             exhausted = True
         else:
             exhausted = False
-            doc.status, doc.error, doc.attempts = "processing", None, doc.attempts + 1
+            doc.status, doc.error, doc.attempts = DocumentStatus.PROCESSING, None, doc.attempts + 1
         bucket, key, faculty_id = doc.bucket, doc.object_key, doc.faculty_id
     if exhausted:
         return give_up(document_id, f"Ingestion gave up after {spent} attempts; upload the document again.")
@@ -87,7 +102,7 @@ def ingest_document(document_id: str) -> dict[str, Any]:
 
             get_vector_store().delete_document(document_id)
             return {"document_id": document_id, "status": "deleted"}
-        doc.status, doc.pages, doc.chunks, doc.error = "ready", extracted.page_count, chunk_count, None
+        doc.status, doc.pages, doc.chunks, doc.error = DocumentStatus.READY, extracted.page_count, chunk_count, None
         doc.format, doc.ocr_pages = extracted.kind, list(extracted.ocr_pages) or None
         _supersede_older_versions(session, doc)
     bump_tenant_version(faculty_id)
@@ -105,7 +120,7 @@ def ingest_document(document_id: str) -> dict[str, Any]:
     return {"document_id": document_id, "status": "ready", "pages": extracted.page_count, "chunks": chunk_count}
 
 
-def extraction_limits(settings: Any, started: float) -> Any:
+def extraction_limits(settings: Settings, started: float) -> ExtractionLimits:
     """The settings' limits for one file; OCR may use 60 % of the job's time, embedding needs the rest."""
     from aiteacher.ingestion.extractors import ExtractionLimits
 
@@ -121,12 +136,12 @@ def extraction_limits(settings: Any, started: float) -> Any:
     )
 
 
-def _index(document_id: str, extracted: Any, progress: Any = None) -> int:
+def _index(document_id: str, extracted: ExtractedDocument, progress: Tracker | None = None) -> int:
     from aiteacher.config import get_settings
     from aiteacher.db import transaction
     from aiteacher.db.models import Document
     from aiteacher.embeddings import get_embedder
-    from aiteacher.ingestion.chunking import chunk_pages
+    from aiteacher.ingestion.chunking import chunk_pages, embedding_text
     from aiteacher.vectors import VectorPoint, chunk_point_id, get_vector_store
 
     settings = get_settings()
@@ -153,7 +168,8 @@ def _index(document_id: str, extracted: Any, progress: Any = None) -> int:
     store.delete_document(document_id)  # an interrupted earlier attempt's partial vectors go first
     for start in range(0, len(chunks), EMBED_BATCH):
         batch = chunks[start : start + EMBED_BATCH]
-        vectors = embedder.embed([chunk.text for chunk in batch])
+        # Each chunk is embedded in its context (title, section heading); its lexical vector is too (VectorPoint).
+        vectors = embedder.embed([embedding_text(str(payload_base["title"] or ""), chunk) for chunk in batch])
         store.upsert(
             [
                 VectorPoint(
@@ -163,6 +179,7 @@ def _index(document_id: str, extracted: Any, progress: Any = None) -> int:
                         **payload_base,
                         "page": chunk.page,
                         "text": chunk.text,
+                        "section": chunk.section,
                         "chunk_index": chunk.index,
                         **unit_payload(extracted, chunk.page),
                     },
@@ -175,12 +192,12 @@ def _index(document_id: str, extracted: Any, progress: Any = None) -> int:
     return len(chunks)
 
 
-def unit_payload(extracted: Any, page: int) -> dict[str, Any]:
+def unit_payload(extracted: ExtractedDocument, page: int) -> dict[str, Any]:
     """What a chunk's `page` counts (page, slide, section) and whether its text came from OCR."""
-    return {"unit": getattr(extracted, "unit", "page"), "ocr": page in getattr(extracted, "ocr_pages", ())}
+    return {"unit": extracted.unit, "ocr": page in extracted.ocr_pages}
 
 
-def _supersede_older_versions(session: Any, doc: Any) -> None:
+def _supersede_older_versions(session: Session, doc: Document) -> None:
     """A new version of a bucket object replaces the old one's vectors and row."""
     from sqlalchemy import select
 
@@ -205,7 +222,7 @@ def _fail(document_id: str, message: str, code: str) -> dict[str, Any]:
     from aiteacher.progress import Tracker
 
     _drop_vectors(document_id)
-    _set_status(document_id, status="failed", error=message[:1000])
+    _set_status(document_id, status=DocumentStatus.FAILED, error=message[:1000])
     Tracker("document", document_id).clear()
     audit("document.ingest", "failed", target=document_id, reason=code)
     _notify_uploader(document_id)
@@ -236,9 +253,9 @@ def give_up(document_id: str, message: str) -> dict[str, Any]:
             update(Document)
             .where(
                 Document.id == document_id,
-                Document.status.in_(("queued", "processing")),
+                Document.status.in_(DOCUMENT_PENDING),
             )
-            .values(status="failed", error=message[:1000], updated_at=utcnow()),
+            .values(status=DocumentStatus.FAILED, error=message[:1000], updated_at=utcnow()),
         )
     if changed:
         audit("document.ingest", "failed", target=document_id, reason="attempts_spent")
@@ -257,11 +274,13 @@ def requeue_document(document_id: str) -> bool:
 
     with transaction() as session:
         doc = session.get(Document, document_id)
-        if doc is None or doc.status not in ("queued", "processing"):
+        if doc is None or doc.status not in DOCUMENT_PENDING:
             return False
-        session.execute(update(Document).where(Document.id == document_id).values(status="queued", updated_at=utcnow()))
+        session.execute(
+            update(Document).where(Document.id == document_id).values(status=DocumentStatus.QUEUED, updated_at=utcnow())
+        )
         source = doc.source
-    discard_job(f"ingest-{document_id}")
+    discard_job(str(ingest_document.job_id(document_id)))
     enqueue_job(document_id, source)
     audit("document.ingest", "requeued", target=document_id)
     return True
@@ -271,51 +290,25 @@ def requeue_if_stuck(document_id: str) -> bool:
     """Re-queue the document only if no job is waiting, scheduled or running for it."""
     from aiteacher.queue import job_is_live
 
-    return not job_is_live(f"ingest-{document_id}") and requeue_document(document_id)
+    return not job_is_live(str(ingest_document.job_id(document_id))) and requeue_document(document_id)
 
 
 def enqueue_job(document_id: str, source: str) -> None:
     """Uploads go to `ingest`; bucket events to `ingest-bulk`, which workers serve after it."""
-    from aiteacher.config import get_settings
-    from aiteacher.queue import enqueue
+    ingest_document.enqueue(document_id, queue="ingest" if source == "upload" else "ingest-bulk")
 
-    enqueue(
-        "ingest" if source == "upload" else "ingest-bulk",
-        "aiteacher.curriculum.jobs.ingest_document",
+
+@ingest_document.on_failure
+def _ingestion_failed(document_id: str, reason: str) -> None:
+    """No retry left (timeout, crash): say so on the document."""
+    _fail(
         document_id,
-        job_id=f"ingest-{document_id}",
-        timeout=get_settings().ingest_job_timeout_seconds,
-        on_failure="aiteacher.curriculum.jobs.ingest_failed",
+        f"Processing {reason}; the document could not be ingested. Try uploading it again.",
+        code="job_failed",
     )
 
 
-def ingest_failed(job: Any, connection: Any, exc_type: Any, exc_value: Any, traceback: Any) -> None:
-    """RQ failure callback: when no retry is left (timeout, crash), say so on the document. Marking
-    needs the database, which may be the very thing that is down: it is retried briefly, and the
-    reconciler finishes the job if the database stays away longer."""
-    retries_left = getattr(job, "retries_left", 0) or 0
-    if retries_left > 0:
-        return
-    document_id = job.args[0] if job.args else None
-    if not document_id:
-        return
-    reason = "timed out" if exc_type is not None and "Timeout" in exc_type.__name__ else "failed unexpectedly"
-    log.error("ingestion of %s %s: %s", document_id, reason, exc_value)
-    from aiteacher.errors import ServiceUnavailable
-
-    for delay in (0.5, 1.0, 2.0, None):
-        try:
-            _fail(
-                document_id,
-                f"Processing {reason}; the document could not be ingested. Try uploading it again.",
-                code="job_failed",
-            )
-            return
-        except ServiceUnavailable:
-            if delay is None:
-                log.error("could not mark %s failed (database away); the reconciler will", document_id)
-                return
-            time.sleep(delay)
+ingest_failed = ingest_document.failed  # the callback path that jobs enqueued before `aiteacher.jobs` name
 
 
 def _notify_uploader(document_id: str) -> None:

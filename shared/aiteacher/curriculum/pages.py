@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from aiteacher.db.models import Document
+from aiteacher.enums import DocumentStatus
 from aiteacher.errors import NotFound
 from aiteacher.security.tokens import Claims
 
@@ -48,7 +50,7 @@ def page_ref(session: Session, caller: Claims, document_id: str, page: int) -> P
     """The page if the caller may open it; 404 alike for a missing, foreign or not-ready document and a page
     number outside the document."""
     doc = session.get(Document, document_id)
-    if doc is None or doc.status != "ready" or not can_read_pages(session, caller, doc):
+    if doc is None or doc.status != DocumentStatus.READY or not can_read_pages(session, caller, doc):
         raise NotFound("No such document")
     if not 1 <= page <= doc.pages:
         raise NotFound(f"The document has pages 1 to {doc.pages}", code="no_such_page")
@@ -63,7 +65,7 @@ def page_png(ref: PageRef) -> bytes:
     return _cached(ref, "png", lambda pdf: _render_png(pdf, ref.page))
 
 
-def _cached(ref: PageRef, suffix: str, make: Any) -> bytes:
+def _cached(ref: PageRef, suffix: str, make: Callable[[bytes], bytes]) -> bytes:
     from aiteacher.config import get_settings
     from aiteacher.storage import ObjectMissing, get_object, get_s3
 

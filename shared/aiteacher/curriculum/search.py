@@ -6,15 +6,71 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from pydantic import BaseModel, computed_field
 from sqlalchemy.orm import Session
 
 from aiteacher.access import SearchScope, search_scope
 from aiteacher.access import caller_scope as access_caller_scope
+from aiteacher.enums import DocumentStatus
 from aiteacher.security.tokens import Claims
 
+if TYPE_CHECKING:
+    from aiteacher.llm import Passage
+
 Scope = SearchScope  # the tenant filter is the access policy's
+
+
+class SearchHit(BaseModel):
+    """One search result: a page's best chunk (what `search` returns, caches and the tutor and exams read)."""
+
+    document_id: str
+    chunk_id: str
+    title: str = ""
+    course: str | None = ""
+    page: int = 0
+    text: str = ""
+    score: float = 0.0
+    unit: str = "page"
+    ocr: bool = False
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def page_url(self) -> str:
+        return page_url(self.document_id, self.page)
+
+    @classmethod
+    def of(cls, hit: Any, title: str) -> SearchHit:
+        """From a vector-store hit (its payload is the chunk's)."""
+        payload = hit.payload
+        return cls(
+            document_id=str(payload["document_id"]),
+            chunk_id=str(hit.id),
+            title=title,
+            course=payload.get("course", ""),
+            page=int(payload.get("page") or 0),
+            text=payload.get("text", ""),
+            score=round(float(hit.score), 4),
+            unit=payload.get("unit", "page"),
+            ocr=bool(payload.get("ocr", False)),
+        )
+
+    def passage(self) -> Passage:
+        """The hit as the LLM layer reads it."""
+        from aiteacher.llm import Passage
+
+        return Passage(
+            chunk_id=self.chunk_id,
+            document_id=self.document_id,
+            title=self.title,
+            page=self.page,
+            text=self.text,
+            score=self.score,
+            course=self.course,
+            unit=self.unit,
+            ocr=self.ocr,
+        )
 
 
 def caller_scope(
@@ -76,12 +132,14 @@ def ready_titles(document_ids: set[str]) -> dict[str, str]:
 
     with transaction(read_only=True) as session:
         rows = session.execute(
-            select(Document.id, Document.title).where(Document.id.in_(sorted(document_ids)), Document.status == "ready")
+            select(Document.id, Document.title).where(
+                Document.id.in_(sorted(document_ids)), Document.status == DocumentStatus.READY
+            )
         )
         return {str(row.id): row.title for row in rows}
 
 
-def retrieve(scope: Scope, query: str, top_k: int, *, mode: str = "hybrid") -> list[dict[str, Any]]:
+def retrieve(scope: Scope, query: str, top_k: int, *, mode: str = "hybrid") -> list[SearchHit]:
     """Hybrid (dense + BM25, fused in the vector engine) search within the scope, one result per page, only
     chunks of ready documents, titles as `/documents` shows them (no cache)."""
     from aiteacher.embeddings import get_embedder
@@ -98,47 +156,17 @@ def retrieve(scope: Scope, query: str, top_k: int, *, mode: str = "hybrid") -> l
     # (re-)ingested, failed, deleted or folded into a duplicate never shows.
     titles = ready_titles({str(hit.payload.get("document_id")) for hit in hits})
     hits = collapse_pages([hit for hit in hits if str(hit.payload.get("document_id")) in titles], top_k)
-    results = []
-    for hit in hits:
-        document_id, page = str(hit.payload["document_id"]), int(hit.payload.get("page") or 0)
-        results.append(
-            {
-                "document_id": document_id,
-                "title": titles[document_id],
-                "course": hit.payload.get("course", ""),
-                "page": page,
-                "text": hit.payload.get("text", ""),
-                "score": round(float(hit.score), 4),
-                "chunk_id": str(hit.id),
-                "page_url": page_url(document_id, page),
-                "unit": hit.payload.get("unit", "page"),
-                "ocr": bool(hit.payload.get("ocr", False)),
-            }
-        )
-    return results
+    return [SearchHit.of(hit, titles[str(hit.payload["document_id"])]) for hit in hits]
 
 
-def search(scope: Scope, query: str, top_k: int) -> tuple[list[dict[str, Any]], bool]:
+def search(scope: Scope, query: str, top_k: int) -> tuple[list[SearchHit], bool]:
     """(results, served from cache?). Cached per tenant version: any document change bumps it."""
-    from redis.exceptions import RedisError
-
-    from aiteacher.cache import get_redis
+    from aiteacher.cache import cached_json
     from aiteacher.config import get_settings
 
-    ttl = get_settings().search_cache_seconds
-    key: str | None = None
-    if ttl:
-        try:
-            key = _cache_key(scope, query, top_k)
-            cached = get_redis().get(key)
-            if cached is not None:
-                return json.loads(cached), True
-        except RedisError:
-            key = None
-    results = retrieve(scope, query, top_k)
-    if key:
-        try:
-            get_redis().set(key, json.dumps(results, separators=(",", ":")), ex=ttl)
-        except RedisError:
-            pass
-    return results, False
+    return cached_json(
+        lambda: _cache_key(scope, query, top_k),
+        get_settings().search_cache_seconds,
+        lambda: retrieve(scope, query, top_k),
+        list[SearchHit],
+    )

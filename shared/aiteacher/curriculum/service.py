@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from aiteacher.audit import audit
 from aiteacher.config import get_settings
-from aiteacher.db import after_commit, rows_affected
+from aiteacher.curriculum import repository
+from aiteacher.curriculum.repository import find_same_content
+from aiteacher.db import after_commit
 from aiteacher.db.models import Document, Faculty, Semester, new_id
+from aiteacher.enums import DocumentStatus
 from aiteacher.errors import Forbidden, NotFound, ValidationFailed
 from aiteacher.security.tokens import Claims
 
@@ -46,15 +48,15 @@ def document_views(documents: list[Document]) -> list[dict[str, Any]]:
     """Views with the live progress of the documents being processed (one Redis round trip)."""
     from aiteacher import progress
 
-    recorded = progress.read("document", [doc.id for doc in documents if doc.status == "processing"])
+    recorded = progress.read("document", [doc.id for doc in documents if doc.status == DocumentStatus.PROCESSING])
     return [document_view(doc, recorded.get(doc.id)) for doc in documents]
 
 
 def _progress_view(doc: Document, recorded: dict[str, Any] | None) -> dict[str, Any]:
     """`{stage, done, total}`: pages for extracting and ocr, chunks for embedding and indexing."""
-    if doc.status == "processing":
+    if doc.status == DocumentStatus.PROCESSING:
         return recorded or {"stage": "extracting", "done": 0, "total": 0}
-    if doc.status == "ready":
+    if doc.status == DocumentStatus.READY:
         return {"stage": "done", "done": doc.pages, "total": doc.pages}
     return {"stage": doc.status, "done": 0, "total": 0}
 
@@ -93,19 +95,6 @@ def document_title(pdf_title: str | None, name_title: str) -> str:
     """The one title rule, for uploads and bucket drops alike: the PDF's own title when it has a real one,
     else the title made from the file name when the document was created (`keys.title_from_name`)."""
     return (pdf_title or name_title)[:300]
-
-
-def find_same_content(
-    session: Session, *, faculty_id: int | None, semester_id: int | None, course: str, digest: str
-) -> Document | None:
-    return session.scalar(
-        select(Document).where(
-            Document.faculty_id == faculty_id,
-            Document.semester_id == semester_id,
-            Document.course == course,
-            Document.content_hash == digest,
-        )
-    )
 
 
 def claim_content(document_id: str, data: bytes, *, title: str | None) -> str | None:
@@ -149,7 +138,7 @@ def claim_content(document_id: str, data: bytes, *, title: str | None) -> str | 
 # --- uploads --------------------------------------------------------------------------------------
 
 
-def read_upload(stream: Any) -> tuple[bytes, str]:
+def read_upload(stream: BinaryIO) -> tuple[bytes, str]:
     """Read at most INGEST_MAX_BYTES (413 beyond) and sniff the kind from the bytes (415 when it is none
     we ingest). Returns (data, kind); the name the browser sent plays no part."""
     from aiteacher.errors import PayloadTooLarge, UnsupportedMediaType
@@ -222,7 +211,7 @@ def create_upload(
     same = find_same_content(
         session, faculty_id=target.faculty.id, semester_id=target.semester.id, course=course.strip(), digest=digest
     )
-    if same is not None and same.status == "failed":
+    if same is not None and same.status == DocumentStatus.FAILED:
         same.content_hash = None  # a failed copy does not hold the content: this upload is a fresh try
         session.flush()
     elif same is not None:
@@ -240,7 +229,7 @@ def create_upload(
         faculty_id=target.faculty.id,
         semester_id=target.semester.id,
         department_id=target.department_id,
-        status="queued",
+        status=DocumentStatus.QUEUED,
         source="upload",
         bucket=settings.s3_bucket,
         object_key=key,
@@ -275,14 +264,9 @@ def register_object(session: Session, bucket: str, key: str, etag: str, size: in
 
     The unique (bucket, key, etag) constraint makes concurrent deliveries of one event insert one row;
     a key outside the layout, or naming an unknown faculty or semester, becomes a failed document."""
-    from sqlalchemy.dialects.postgresql import insert as pg_insert
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
     from aiteacher.curriculum.keys import KeyLayoutError, parse_key, title_from_name
 
-    existing = session.scalar(
-        select(Document.id).where(Document.bucket == bucket, Document.object_key == key, Document.etag == etag)
-    )
+    existing = repository.object_document_id(session, bucket, key, etag)
     if existing:
         _requeue_if_stuck(session, existing)
         return existing, False
@@ -293,7 +277,7 @@ def register_object(session: Session, bucket: str, key: str, etag: str, size: in
         "etag": etag,
         "size_bytes": size,
         "source": "bucket",
-        "status": "queued",
+        "status": DocumentStatus.QUEUED,
         "pages": 0,
         "chunks": 0,
         "attempts": 0,
@@ -301,10 +285,8 @@ def register_object(session: Session, bucket: str, key: str, etag: str, size: in
     try:
         placement = parse_key(key)
         values.update(course=placement.course, title=title_from_name(placement.name)[:300])
-        faculty = session.scalar(select(Faculty).where(Faculty.code == placement.faculty_code))
-        semester = faculty and session.scalar(
-            select(Semester).where(Semester.faculty_id == faculty.id, Semester.number == placement.semester_number)
-        )
+        faculty = repository.faculty_by_code(session, placement.faculty_code)
+        semester = faculty and repository.semester_by_number(session, faculty.id, placement.semester_number)
         if faculty is None:
             raise KeyLayoutError(f"Unknown faculty code '{placement.faculty_code}' in key '{key}'")
         if semester is None:
@@ -313,23 +295,14 @@ def register_object(session: Session, bucket: str, key: str, etag: str, size: in
     except KeyLayoutError as exc:
         values.setdefault("course", "")
         values.setdefault("title", key.rsplit("/", 1)[-1][:300] or "Untitled")
-        values.update(status="failed", error=str(exc)[:1000])
+        values.update(status=DocumentStatus.FAILED, error=str(exc)[:1000])
     from aiteacher.db.models import utcnow
 
     values.update(created_at=utcnow(), updated_at=utcnow())
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    statement = (
-        insert(Document).values(**values).on_conflict_do_nothing(index_elements=["bucket", "object_key", "etag"])
-    )
-    inserted = rows_affected(session, statement) == 1
-    if not inserted:
-        document_id = session.scalar(
-            select(Document.id).where(Document.bucket == bucket, Document.object_key == key, Document.etag == etag)
-        )
-        return str(document_id), False
+    if not repository.insert_document_once(session, values):
+        return str(repository.object_document_id(session, bucket, key, etag)), False
     audit("document.object_created", values["status"], target=values["id"], key=key, error=values.get("error"))
-    if values["status"] == "queued":
+    if values["status"] == DocumentStatus.QUEUED:
         enqueue_ingestion(session, values["id"], source="bucket")
     return values["id"], True
 
@@ -340,8 +313,8 @@ def _requeue_if_stuck(session: Session, document_id: str) -> None:
     `duplicate`."""
     from aiteacher.curriculum.jobs import requeue_if_stuck
 
-    status = session.scalar(select(Document.status).where(Document.id == document_id))
-    if status in ("queued", "processing"):
+    status = repository.document_status(session, document_id)
+    if status in (DocumentStatus.QUEUED, DocumentStatus.PROCESSING):
         after_commit(session, lambda: requeue_if_stuck(document_id))
 
 
@@ -366,16 +339,10 @@ def list_documents(
     offset: int,
 ) -> list[Document]:
     own = _caller_faculty(session, caller)
-    query = select(Document)
-    if own is not None:
-        query = query.where(Document.faculty_id == own)
-    elif faculty_id is not None:
-        query = query.where(Document.faculty_id == faculty_id)
-    if course:
-        query = query.where(Document.course == course)
-    if status:
-        query = query.where(Document.status == status)
-    return list(session.scalars(query.order_by(Document.created_at.desc(), Document.id).limit(limit).offset(offset)))
+    faculty = own if own is not None else faculty_id
+    return repository.documents_page(
+        session, faculty_id=faculty, course=course, status=status, limit=limit, offset=offset
+    )
 
 
 def get_document(session: Session, caller: Claims, document_id: str) -> Document:
@@ -413,28 +380,21 @@ def reindex_all() -> list[str]:
     document for ingestion again; returns their ids. Search shows a document again once its job is done."""
     import time
 
+    from aiteacher.curriculum.jobs import ingest_document
     from aiteacher.db import transaction
-    from aiteacher.queue import enqueue
     from aiteacher.vectors import get_vector_store
 
     get_vector_store().drop_collection()
     with transaction() as session:
-        documents = list(session.scalars(select(Document).where(Document.status == "ready")))
+        documents = repository.ready_documents(session)
         for doc in documents:
-            doc.status = "queued"
+            doc.status = DocumentStatus.QUEUED
             doc.attempts = 0  # a re-index is a fresh start, not a retry of a failing job
         ids = [doc.id for doc in documents]
         faculties = {doc.faculty_id for doc in documents}
     stamp = int(time.time())
     for document_id in ids:
-        enqueue(
-            "ingest-bulk",
-            "aiteacher.curriculum.jobs.ingest_document",
-            document_id,
-            job_id=f"reindex-{document_id}-{stamp}",
-            timeout=get_settings().ingest_job_timeout_seconds,
-            on_failure="aiteacher.curriculum.jobs.ingest_failed",
-        )
+        ingest_document.enqueue(document_id, queue="ingest-bulk", job_id=f"reindex-{document_id}-{stamp}")
     for faculty_id in faculties:
         bump_tenant_version(faculty_id)
     audit("document.reindex", "queued", documents=len(ids))

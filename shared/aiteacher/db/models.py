@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -22,9 +23,16 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from aiteacher.enums import AttemptStatus, DocumentStatus, ExamStatus, Role
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def one_of(column: str, values: type[StrEnum]) -> str:
+    """A CHECK constraint's text: `column IN ('a', 'b')`, from the enum the code uses."""
+    return f"{column} IN ({', '.join(repr(str(value)) for value in values)})"
 
 
 def new_id() -> str:
@@ -88,14 +96,14 @@ class Semester(Base):
 class User(Base):
     __tablename__ = "users"
     __table_args__ = (
-        CheckConstraint("role IN ('student', 'academic', 'admin')", name="ck_users_role"),
+        CheckConstraint(one_of("role", Role), name="ck_users_role"),
         Index("ix_users_faculty_role", "faculty_id", "role"),
     )
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     email: Mapped[str] = mapped_column(String(320), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     full_name: Mapped[str] = mapped_column(String(200))
-    role: Mapped[str] = mapped_column(String(16), default="student")
+    role: Mapped[str] = mapped_column(String(16), default=Role.STUDENT)
     faculty_id: Mapped[int | None] = mapped_column(ForeignKey("faculties.id", ondelete="SET NULL"), nullable=True)
     department_id: Mapped[int | None] = mapped_column(ForeignKey("departments.id", ondelete="SET NULL"), nullable=True)
     semester_id: Mapped[int | None] = mapped_column(ForeignKey("semesters.id", ondelete="SET NULL"), nullable=True)
@@ -138,7 +146,7 @@ class Document(Base):
     __tablename__ = "documents"
     __table_args__ = (
         UniqueConstraint("bucket", "object_key", "etag", name="uq_documents_object_version"),
-        CheckConstraint("status IN ('queued', 'processing', 'ready', 'failed')", name="ck_documents_status"),
+        CheckConstraint(one_of("status", DocumentStatus), name="ck_documents_status"),
         Index("ix_documents_tenant", "faculty_id", "semester_id", "course"),
         # The same bytes in one tenant's course are one document, whether uploaded or dropped in the bucket.
         UniqueConstraint("faculty_id", "semester_id", "course", "content_hash", name="uq_documents_content"),
@@ -149,7 +157,7 @@ class Document(Base):
     faculty_id: Mapped[int | None] = mapped_column(ForeignKey("faculties.id", ondelete="CASCADE"), nullable=True)
     semester_id: Mapped[int | None] = mapped_column(ForeignKey("semesters.id", ondelete="CASCADE"), nullable=True)
     department_id: Mapped[int | None] = mapped_column(ForeignKey("departments.id", ondelete="SET NULL"), nullable=True)
-    status: Mapped[str] = mapped_column(String(16), default="queued")
+    status: Mapped[str] = mapped_column(String(16), default=DocumentStatus.QUEUED)
     pages: Mapped[int] = mapped_column(Integer, default=0)
     chunks: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(String(1000), nullable=True)
@@ -204,7 +212,7 @@ class ChatMessage(Base):
 class Exam(Base):
     __tablename__ = "exams"
     __table_args__ = (
-        CheckConstraint("status IN ('queued', 'generating', 'ready', 'failed')", name="ck_exams_status"),
+        CheckConstraint(one_of("status", ExamStatus), name="ck_exams_status"),
         Index("ix_exams_tenant", "faculty_id", "semester_id"),
     )
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
@@ -217,7 +225,7 @@ class Exam(Base):
     difficulty: Mapped[str | None] = mapped_column(String(16), nullable=True)
     num_mcq: Mapped[int] = mapped_column(Integer)
     num_theory: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(16), default="queued")
+    status: Mapped[str] = mapped_column(String(16), default=ExamStatus.QUEUED)
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     questions: Mapped[list] = mapped_column(JSON, default=list)
     keys_revealed: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -232,13 +240,13 @@ class ExamAttempt(Base):
 
     __tablename__ = "exam_attempts"
     __table_args__ = (
-        CheckConstraint("status IN ('in_progress', 'grading', 'graded')", name="ck_exam_attempts_status"),
+        CheckConstraint(one_of("status", AttemptStatus), name="ck_exam_attempts_status"),
         Index("ix_exam_attempts_exam_user", "exam_id", "user_id"),
     )
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     exam_id: Mapped[str] = mapped_column(ForeignKey("exams.id", ondelete="CASCADE"))
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    status: Mapped[str] = mapped_column(String(16), default="in_progress")
+    status: Mapped[str] = mapped_column(String(16), default=AttemptStatus.IN_PROGRESS)
     answers: Mapped[dict] = mapped_column(JSON, default=dict)
     results: Mapped[list] = mapped_column(JSON, default=list)
     score: Mapped[float | None] = mapped_column(Float, nullable=True)

@@ -12,13 +12,12 @@ from sqlalchemy.orm import Session
 from aiteacher.audit import audit
 from aiteacher.db import after_commit
 from aiteacher.db.models import Exam, ExamAttempt, new_id
+from aiteacher.enums import AttemptStatus, ExamStatus, Role
 from aiteacher.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from aiteacher.exams import grading
+from aiteacher.exams import grading, repository
 from aiteacher.exams.service import is_staff, keys_visible, strip_keys, visible_exam, with_source_link
 from aiteacher.security.tokens import Claims
 
-GRADE_JOB = "aiteacher.exams.jobs.grade_attempt"
-GRADE_FAILED = "aiteacher.exams.jobs.grading_failed"
 MAX_ATTEMPTS_PER_EXAM = 20
 MAX_ANSWER_CHARS = 10_000
 SCORE_BUCKETS = 10
@@ -34,20 +33,18 @@ def _own_attempt(session: Session, caller: Claims, exam: Exam, attempt_id: str) 
 def start_attempt(session: Session, caller: Claims, exam_id: str) -> tuple[dict[str, Any], bool]:
     """(the attempt, created?). A caller with an attempt in progress gets that one back."""
     exam = visible_exam(session, caller, exam_id)
-    if caller.role != "student":
+    if caller.role != Role.STUDENT:
         raise Forbidden("Attempts are taken by students; academics and admins see the keys and the aggregates")
-    if exam.status != "ready":
+    if exam.status != ExamStatus.READY:
         raise Conflict("The exam is not ready yet", code="exam_not_ready")
-    attempts = (
-        session.query(ExamAttempt).filter(ExamAttempt.exam_id == exam.id, ExamAttempt.user_id == caller.sub).all()
-    )
-    open_attempt = next((a for a in attempts if a.status == "in_progress"), None)
+    attempts = repository.user_attempts(session, exam.id, caller.sub)
+    open_attempt = next((a for a in attempts if a.status == AttemptStatus.IN_PROGRESS), None)
     if open_attempt is not None:
         return attempt_view(session, caller, exam, open_attempt), False
     if len(attempts) >= MAX_ATTEMPTS_PER_EXAM:
         raise Conflict(f"At most {MAX_ATTEMPTS_PER_EXAM} attempts per exam", code="too_many_attempts")
     attempt = ExamAttempt(
-        id=new_id(), exam_id=exam.id, user_id=caller.sub, status="in_progress", answers={}, results=[]
+        id=new_id(), exam_id=exam.id, user_id=caller.sub, status=AttemptStatus.IN_PROGRESS, answers={}, results=[]
     )
     session.add(attempt)
     session.flush()
@@ -83,7 +80,7 @@ def save_answers(
 ) -> dict[str, Any]:
     exam = visible_exam(session, caller, exam_id)
     attempt = _own_attempt(session, caller, exam, attempt_id)
-    if attempt.status != "in_progress":
+    if attempt.status != AttemptStatus.IN_PROGRESS:
         raise Conflict("This attempt was submitted; its answers can no longer change", code="attempt_submitted")
     attempt.answers = {**(attempt.answers or {}), **_checked_answers(exam, answers)}
     session.flush()
@@ -94,12 +91,11 @@ def submit_attempt(
     session: Session, caller: Claims, exam_id: str, attempt_id: str, answers: list[dict[str, Any]] | None
 ) -> dict[str, Any]:
     """Grade MCQs now; queue the theory answers for the grading job. Submitting twice changes nothing."""
-    from aiteacher.config import get_settings
-    from aiteacher.queue import enqueue
+    from aiteacher.exams.jobs import grade_attempt
 
     exam = visible_exam(session, caller, exam_id)
     attempt = _own_attempt(session, caller, exam, attempt_id)
-    if attempt.status != "in_progress":
+    if attempt.status != AttemptStatus.IN_PROGRESS:
         audit("exam.attempt.submit", "duplicate", actor=caller.sub, target=attempt.id, exam_id=exam.id)
         return attempt_view(session, caller, exam, attempt)
     if answers:
@@ -119,15 +115,9 @@ def submit_attempt(
     attempt.results = results
     attempt.submitted_at = datetime.now(UTC)
     if needs_job:
-        attempt.status = "grading"
+        attempt.status = AttemptStatus.GRADING
         attempt_key = attempt.id
-        timeout = get_settings().exam_job_timeout_seconds
-        after_commit(
-            session,
-            lambda: enqueue(
-                "exams", GRADE_JOB, attempt_key, job_id=f"grade-{attempt_key}", timeout=timeout, on_failure=GRADE_FAILED
-            ),
-        )
+        after_commit(session, lambda: grade_attempt.enqueue(attempt_key))
     else:
         finish(attempt, results, "instant")
     session.flush()
@@ -146,7 +136,7 @@ def submit_attempt(
 def finish(attempt: ExamAttempt, results: list[dict[str, Any]], grader: str) -> None:
     attempt.results = results
     attempt.score, attempt.max_score = grading.total(results)
-    attempt.status, attempt.grader, attempt.graded_at = "graded", grader, datetime.now(UTC)
+    attempt.status, attempt.grader, attempt.graded_at = AttemptStatus.GRADED, grader, datetime.now(UTC)
 
 
 def read_attempt(session: Session, caller: Claims, exam_id: str, attempt_id: str) -> dict[str, Any]:
@@ -156,26 +146,21 @@ def read_attempt(session: Session, caller: Claims, exam_id: str, attempt_id: str
 
 def list_attempts(session: Session, caller: Claims, exam_id: str) -> dict[str, Any]:
     exam = visible_exam(session, caller, exam_id)
-    rows = (
-        session.query(ExamAttempt)
-        .filter(ExamAttempt.exam_id == exam.id, ExamAttempt.user_id == caller.sub)
-        .order_by(ExamAttempt.created_at.desc())
-        .all()
-    )
+    rows = repository.user_attempts(session, exam.id, caller.sub, newest_first=True)
     return {"attempts": [_attempt_summary(a) for a in rows]}
 
 
 def _attempt_summary(attempt: ExamAttempt) -> dict[str, Any]:
     percent = (
         round(100 * attempt.score / attempt.max_score, 1)
-        if attempt.status == "graded" and attempt.score is not None and attempt.max_score
+        if attempt.status == AttemptStatus.GRADED and attempt.score is not None and attempt.max_score
         else None
     )
     return {
         "id": attempt.id,
         "exam_id": attempt.exam_id,
         "status": attempt.status,
-        "score": attempt.score if attempt.status == "graded" else None,
+        "score": attempt.score if attempt.status == AttemptStatus.GRADED else None,
         "max_score": attempt.max_score,
         "percent": percent,
         "grader": attempt.grader,
@@ -187,7 +172,7 @@ def _attempt_summary(attempt: ExamAttempt) -> dict[str, Any]:
 
 def attempt_view(session: Session, caller: Claims, exam: Exam, attempt: ExamAttempt) -> dict[str, Any]:
     """The attempt with its questions; keys and per-item results only once it is submitted."""
-    show_keys = attempt.status != "in_progress" or keys_visible(session, caller, exam)
+    show_keys = attempt.status != AttemptStatus.IN_PROGRESS or keys_visible(session, caller, exam)
     questions = [with_source_link(q) for q in exam.questions or []]
     if not show_keys:
         questions = [strip_keys(q) for q in questions]
@@ -199,7 +184,7 @@ def attempt_view(session: Session, caller: Claims, exam: Exam, attempt: ExamAtte
         **_attempt_summary(attempt),
         "questions": questions,
         "answers": answers,
-        "items": attempt.results if attempt.status != "in_progress" else [],
+        "items": attempt.results if attempt.status != AttemptStatus.IN_PROGRESS else [],
     }
 
 
@@ -209,7 +194,7 @@ def exam_statistics(session: Session, caller: Claims, exam_id: str) -> dict[str,
     exam = visible_exam(session, caller, exam_id)
     if not is_staff(caller, exam):
         raise Forbidden("Exam statistics are for academics and admins")
-    attempts = session.query(ExamAttempt).filter(ExamAttempt.exam_id == exam.id, ExamAttempt.status == "graded").all()
+    attempts = repository.graded_attempts(session, exam.id)
     buckets = [0] * SCORE_BUCKETS
     for attempt in attempts:
         share = (attempt.score or 0.0) / attempt.max_score if attempt.max_score else 0.0

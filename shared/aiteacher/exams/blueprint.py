@@ -6,7 +6,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from aiteacher.curriculum.search import SearchHit
 
 BLOOM_LEVELS = ("remember", "understand", "apply", "analyse")
 DIFFICULTIES = ("easy", "medium", "hard")
@@ -76,9 +79,10 @@ def in_ranges(document_id: str, page: int, ranges: list[dict[str, Any]]) -> bool
 
 def spread_passages(
     scope_filters: dict[str, Any], document_ids: list[str], query: str, ranges: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
+) -> list[SearchHit]:
     """Chunks from every document (within its page ranges), ordered round-robin: the best chunk of each
     page first, pages of different documents interleaved, then every page's second chunk, and so on."""
+    from aiteacher.curriculum.search import SearchHit
     from aiteacher.embeddings import get_embedder
     from aiteacher.vectors import get_vector_store
 
@@ -86,7 +90,7 @@ def spread_passages(
     store = get_vector_store()
     store.ensure_collection(embedder.name, embedder.dimension)
     vector = embedder.embed_query(query)
-    keyed: list[tuple[tuple[int, int, int], dict[str, Any]]] = []
+    keyed: list[tuple[tuple[int, int, int], SearchHit]] = []
     for document_index, document_id in enumerate(document_ids[:MAX_DOCUMENTS]):
         hits = store.search(vector, filters={**scope_filters, "document_id": document_id}, limit=PER_DOCUMENT_HITS)
         pages: dict[int, list[Any]] = defaultdict(list)
@@ -97,15 +101,6 @@ def spread_passages(
         # Pages ranked by their best chunk; a page's chunks keep their score order.
         for page_rank, page in enumerate(sorted(pages, key=lambda p: (-pages[p][0].score, p))):
             for depth, hit in enumerate(pages[page]):
-                passage = {
-                    "document_id": str(hit.payload["document_id"]),
-                    "title": hit.payload.get("title", ""),
-                    "course": hit.payload.get("course", ""),
-                    "page": page,
-                    "text": hit.payload.get("text", ""),
-                    "score": round(float(hit.score), 4),
-                    "chunk_id": str(hit.id),
-                }
-                keyed.append(((depth, page_rank, document_index), passage))
+                keyed.append(((depth, page_rank, document_index), SearchHit.of(hit, hit.payload.get("title", ""))))
     keyed.sort(key=lambda pair: pair[0])
     return [passage for _, passage in keyed]

@@ -20,6 +20,7 @@ from xml.etree import ElementTree as ET
 from sqlalchemy.orm import Session
 
 from aiteacher.audit import audit
+from aiteacher.enums import ExamStatus
 from aiteacher.errors import Conflict, Forbidden
 from aiteacher.security.tokens import Claims
 
@@ -47,7 +48,7 @@ def export_exam(session: Session, caller: Claims, exam_id: str, fmt: str) -> Exp
     if not keys_visible(session, caller, exam):
         audit("exam.export", "denied", actor=caller.sub, target=exam.id, format=fmt)
         raise Forbidden("Only those who see the answer keys can export an exam")
-    if exam.status != "ready":
+    if exam.status != ExamStatus.READY:
         raise Conflict("The exam is not ready yet", code="exam_not_ready")
     title = f"{exam.course or 'Exam'} {exam.topic or ''}".strip()
     exported = build(fmt, exam.id, title, list(exam.questions or []))

@@ -118,7 +118,7 @@ def grade_theory_offline(
 ) -> dict[str, Any]:
     """Rubric coverage: key terms of each point found in the answer, and semantic similarity of the point
     to the closest sentence of the answer; a point is met when their mean is at least `POINT_MET`."""
-    from aiteacher.llm.text import normalize_space, split_sentences, terms
+    from aiteacher.text import normalize_space, split_sentences, terms
 
     rubric = [str(point) for point in question.get("rubric") or []]
     text = normalize_space(answer_text or "")
@@ -157,7 +157,7 @@ def grade_theory_offline(
 
 
 def _negated(text: str) -> bool:
-    from aiteacher.llm.text import tokens
+    from aiteacher.text import tokens
 
     return any(token in NEGATIONS or token.endswith("n't") for token in tokens(text))
 

@@ -5,16 +5,25 @@ numbers are reached (a bounded number of rounds)."""
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiteacher.audit import audit
+from aiteacher.enums import EXAM_DONE, AttemptStatus, DocumentStatus, ExamStatus
+from aiteacher.jobs import StatusGate, job
+
+if TYPE_CHECKING:
+    from aiteacher.access import SearchScope
+    from aiteacher.exams.blueprint import Slot
+    from aiteacher.llm import McqItem, TheoryItem
+
+    Item = McqItem | TheoryItem
 
 log = logging.getLogger("aiteacher.exams")
 ROUNDS = 3
 PASSAGES = 40
 
 
-def _item_json(item: Any, slot: Any, bloom: str) -> dict[str, Any]:
+def _item_json(item: Item, slot: Slot, bloom: str) -> dict[str, Any]:
     from aiteacher.llm import McqItem
 
     source = {"document_id": item.source.document_id, "page": item.source.page, "title": item.source.title}
@@ -39,7 +48,7 @@ def _item_json(item: Any, slot: Any, bloom: str) -> dict[str, Any]:
     }
 
 
-def valid_mcq(item: Any) -> bool:
+def valid_mcq(item: McqItem) -> bool:
     options = [option.strip().lower() for option in item.options]
     return (
         len(options) == 4
@@ -51,7 +60,7 @@ def valid_mcq(item: Any) -> bool:
     )
 
 
-def valid_theory(item: Any) -> bool:
+def valid_theory(item: TheoryItem) -> bool:
     return bool(item.question.strip() and item.model_answer.strip() and item.rubric)
 
 
@@ -62,14 +71,14 @@ def _material(exam_id: str) -> dict[str, Any] | None:
 
     with transaction() as session:
         exam = session.get(Exam, exam_id)
-        if exam is None:
+        if exam is None:  # deleted since the gate looked
             return {"status": "missing"}
-        if exam.status in ("ready", "failed"):
-            return {"status": exam.status, "skipped": True}
-        exam.status = "generating"
+        exam.status = ExamStatus.GENERATING
         blueprint = dict(exam.blueprint or {})
         ranges = list(blueprint.get("sources") or [])
-        query = session.query(Document.id).filter(Document.status == "ready", Document.faculty_id == exam.faculty_id)
+        query = session.query(Document.id).filter(
+            Document.status == DocumentStatus.READY, Document.faculty_id == exam.faculty_id
+        )
         if exam.semester_id is not None:
             query = query.filter(Document.semester_id == exam.semester_id)
         if exam.course:
@@ -92,6 +101,12 @@ def _material(exam_id: str) -> dict[str, Any] | None:
         }
 
 
+@job(
+    queue="exams",
+    timeout=lambda settings: settings.exam_job_timeout_seconds,
+    job_id=lambda exam_id: f"exam-{exam_id}",
+    gate=StatusGate("Exam", "exam_id", done=EXAM_DONE),
+)
 def generate_exam(exam_id: str) -> dict[str, Any]:
     """Three phases: a short read, then retrieval and every LLM call with no connection checked out, then a
     short write (`_finish`)."""
@@ -99,27 +114,16 @@ def generate_exam(exam_id: str) -> dict[str, Any]:
 
     from aiteacher.curriculum.search import Scope
     from aiteacher.exams.blueprint import plan_slots, spread_passages
-    from aiteacher.llm import McqItem, Passage, extract_key_terms, get_llm, near_duplicate
+    from aiteacher.llm import McqItem, extract_key_terms, get_llm, near_duplicate
 
     request = _material(exam_id)
-    if request is None or request["status"] != "generating":
+    if request is None or request["status"] != ExamStatus.GENERATING:
         return {"exam_id": exam_id, **(request or {})}
     scope = Scope(request["faculty_id"], request["semester_id"], request["course"])
     topic = request["topic"]
     query = topic or exam_course_query(scope)
     results = spread_passages(scope.filters(), request["documents"], query, request["ranges"])[: PASSAGES * 2]
-    passages = [
-        Passage(
-            chunk_id=r["chunk_id"],
-            document_id=r["document_id"],
-            title=r["title"],
-            page=r["page"],
-            text=r["text"],
-            score=r["score"],
-            course=r["course"],
-        )
-        for r in results
-    ]
+    passages = [hit.passage() for hit in results]
     if not passages:
         return _finish(exam_id, [], "No course material matches this exam request yet; upload documents first.")
 
@@ -127,7 +131,7 @@ def generate_exam(exam_id: str) -> dict[str, Any]:
     pool = sorted({term for p in passages for term in extract_key_terms(p.text, limit=10)})
     llm = get_llm()
     writes_bloom = getattr(llm, "name", "") == "openai"
-    kept: list[tuple[Any, Any, str]] = []  # (item, slot, recorded Bloom level)
+    kept: list[tuple[Item, Slot, str]] = []  # (item, slot, recorded Bloom level)
     dropped = 0
     from aiteacher.progress import Tracker
 
@@ -142,7 +146,7 @@ def generate_exam(exam_id: str) -> dict[str, Any]:
         # The LLM is asked for the levels; the offline generator writes cloze MCQs (remember) and "explain"
         # items (understand) whatever was asked, and each item records what it really is.
         asked_topic = _bloom_topic(topic, group_slots) if writes_bloom else topic
-        mine: list[Any] = []
+        mine: list[Item] = []
         for _round in range(ROUNDS):
             missing_mcq = want_mcq - sum(isinstance(i, McqItem) for i in mine)
             missing_theory = want_theory - sum(not isinstance(i, McqItem) for i in mine)
@@ -163,7 +167,7 @@ def generate_exam(exam_id: str) -> dict[str, Any]:
                 is_mcq = isinstance(item, McqItem)
                 if (is_mcq and missing_mcq <= 0) or (not is_mcq and missing_theory <= 0):
                     continue
-                structurally_ok = valid_mcq(item) if is_mcq else valid_theory(item)
+                structurally_ok = valid_mcq(item) if isinstance(item, McqItem) else valid_theory(item)
                 duplicate = any(
                     near_duplicate(item.question, other.question) for other in [*mine, *(k[0] for k in kept)]
                 )
@@ -203,13 +207,13 @@ def generate_exam(exam_id: str) -> dict[str, Any]:
     return _finish(exam_id, questions, " ".join(notes) or None, dropped=dropped, report=report)
 
 
-def _requests(slots: list[Any]) -> list[list[Any]]:
+def _requests(slots: list[Slot]) -> list[list[Slot]]:
     """Slots grouped into generation requests: per difficulty, the i-th Bloom level of the MCQs paired with
     the i-th Bloom level of the theory items, so an exam without a blueprint is one request."""
     from itertools import zip_longest
 
-    requests: list[list[Any]] = []
-    nothing: list[Any] = []
+    requests: list[list[Slot]] = []
+    nothing: list[Slot] = []
     for difficulty in dict.fromkeys(slot.difficulty for slot in slots):
         by_kind = {
             kind: [
@@ -223,7 +227,7 @@ def _requests(slots: list[Any]) -> list[list[Any]]:
     return requests
 
 
-def _bloom_topic(topic: str | None, group: list[Any]) -> str:
+def _bloom_topic(topic: str | None, group: list[Slot]) -> str:
     from aiteacher.exams.blueprint import BLOOM_HINTS
 
     parts = []
@@ -233,7 +237,7 @@ def _bloom_topic(topic: str | None, group: list[Any]) -> str:
     return f"{topic or 'the course material'}; write " + "; ".join(parts)
 
 
-def exam_course_query(scope: Any) -> str:
+def exam_course_query(scope: SearchScope) -> str:
     return f"key concepts and definitions of {scope.course}" if scope.course else "key concepts and definitions"
 
 
@@ -248,7 +252,7 @@ def _finish(
     from aiteacher.db.models import Exam
     from aiteacher.notifications import notify_exam_ready
 
-    status = "ready" if questions else "failed"
+    status = ExamStatus.READY if questions else ExamStatus.FAILED
     with transaction() as session:
         exam = session.get(Exam, exam_id)
         if exam is None:
@@ -267,14 +271,21 @@ def _finish(
     return {"exam_id": exam_id, "status": status, "questions": len(questions), "dropped": dropped}
 
 
-def generation_failed(job: Any, connection: Any, exc_type: Any, exc_value: Any, traceback: Any) -> None:
-    if (getattr(job, "retries_left", 0) or 0) > 0 or not job.args:
-        return
-    log.error("exam %s failed: %s", job.args[0], exc_value)
-    _finish(job.args[0], [], "Exam generation failed; please try again later.")
+@generate_exam.on_failure
+def _generation_failed(exam_id: str, reason: str) -> None:
+    _finish(exam_id, [], "Exam generation failed; please try again later.")
+
+
+generation_failed = generate_exam.failed  # the callback path that jobs enqueued before `aiteacher.jobs` name
 
 
 # --- grading -------------------------------------------------------------------------------------
+@job(
+    queue="exams",
+    timeout=lambda settings: settings.exam_job_timeout_seconds,
+    job_id=lambda attempt_id: f"grade-{attempt_id}",
+    gate=StatusGate("ExamAttempt", "attempt_id", only=frozenset({AttemptStatus.GRADING})),
+)
 def grade_attempt(attempt_id: str, *, force_offline: bool = False) -> dict[str, Any]:
     """Grade the theory answers of a submitted attempt. Three phases, so no pooled connection is held while
     the LLM (or the embedder) works: a short read, the grading, a short write."""
@@ -283,8 +294,8 @@ def grade_attempt(attempt_id: str, *, force_offline: bool = False) -> dict[str, 
 
     with transaction(read_only=True) as session:
         attempt = session.get(ExamAttempt, attempt_id)
-        if attempt is None or attempt.status != "grading":
-            return {"attempt_id": attempt_id, "status": getattr(attempt, "status", "missing"), "skipped": True}
+        if attempt is None:  # deleted since the gate looked
+            return {"attempt_id": attempt_id, "status": "missing", "skipped": True}
         exam = session.get(Exam, attempt.exam_id)
         questions = list(exam.questions or []) if exam is not None else []
         answers = dict(attempt.answers or {})
@@ -296,7 +307,7 @@ def grade_attempt(attempt_id: str, *, force_offline: bool = False) -> dict[str, 
 
     with transaction() as session:
         attempt = session.get(ExamAttempt, attempt_id)
-        if attempt is None or attempt.status != "grading":
+        if attempt is None or attempt.status != AttemptStatus.GRADING:  # graded meanwhile (a duplicate job)
             return {"attempt_id": attempt_id, "status": getattr(attempt, "status", "missing"), "skipped": True}
         finish(attempt, graded, grader)
         score, max_score, user_id, exam_id = attempt.score, attempt.max_score, attempt.user_id, attempt.exam_id
@@ -348,9 +359,11 @@ def _grade_pending(
     return graded, grader
 
 
-def grading_failed(job: Any, connection: Any, exc_type: Any, exc_value: Any, traceback: Any) -> None:
+@grade_attempt.on_failure
+def _grading_failed(attempt_id: str, reason: str) -> None:
     """Retries exhausted: grade offline, so an attempt never stays `grading` for ever."""
-    if (getattr(job, "retries_left", 0) or 0) > 0 or not job.args:
-        return
-    log.error("grading of attempt %s failed: %s; grading offline", job.args[0], exc_value)
-    grade_attempt(job.args[0], force_offline=True)
+    log.warning("grading attempt %s offline", attempt_id)
+    grade_attempt(attempt_id, force_offline=True)
+
+
+grading_failed = grade_attempt.failed  # the callback path that jobs enqueued before `aiteacher.jobs` name

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
@@ -10,11 +10,13 @@ from aiteacher.audit import audit
 from aiteacher.config import get_settings
 from aiteacher.db import after_commit
 from aiteacher.db.models import Exam, User, new_id
+from aiteacher.enums import DocumentStatus, ExamStatus, Role
 from aiteacher.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from aiteacher.security.tokens import Claims
 
-GENERATE_JOB = "aiteacher.exams.jobs.generate_exam"
-GENERATE_FAILED = "aiteacher.exams.jobs.generation_failed"
+if TYPE_CHECKING:
+    from aiteacher.access import SearchScope as Scope
+
 KEY_FIELDS = ("answer_index", "explanation", "model_answer", "rubric")
 
 
@@ -32,7 +34,7 @@ def request_exam(
     blueprint: dict[str, Any] | None = None,
 ) -> Exam:
     from aiteacher.curriculum.search import caller_scope
-    from aiteacher.queue import enqueue
+    from aiteacher.exams.jobs import generate_exam
 
     settings = get_settings()
     if num_mcq + num_theory < 1:
@@ -54,24 +56,14 @@ def request_exam(
         difficulty=difficulty,
         num_mcq=num_mcq,
         num_theory=num_theory,
-        status="queued",
+        status=ExamStatus.QUEUED,
         questions=[],
         blueprint=blueprint or None,
     )
     session.add(exam)
     session.flush()
     exam_id = exam.id
-    after_commit(
-        session,
-        lambda: enqueue(
-            "exams",
-            GENERATE_JOB,
-            exam_id,
-            job_id=f"exam-{exam_id}",
-            timeout=settings.exam_job_timeout_seconds,
-            on_failure=GENERATE_FAILED,
-        ),
-    )
+    after_commit(session, lambda: generate_exam.enqueue(exam_id))
     audit("exam.request", "queued", actor=caller.sub, target=exam_id, num_mcq=num_mcq, num_theory=num_theory)
     return exam
 
@@ -88,7 +80,7 @@ def _check_tenant_exists(session: Session, faculty_id: int | None, semester_id: 
             raise ValidationFailed(f"No semester {semester_id} in faculty {faculty_id}")
 
 
-def _check_sources(session: Session, scope: Any, sources: list[dict[str, Any]]) -> None:
+def _check_sources(session: Session, scope: Scope, sources: list[dict[str, Any]]) -> None:
     """Every document of the blueprint must be a ready document the caller's scope covers, and its page
     ranges must lie inside it. A document of another tenant reads exactly like a missing one."""
     from aiteacher.db.models import Document
@@ -97,7 +89,7 @@ def _check_sources(session: Session, scope: Any, sources: list[dict[str, Any]]) 
         document = session.get(Document, entry["document_id"])
         covered = (
             document is not None
-            and document.status == "ready"
+            and document.status == DocumentStatus.READY
             and (scope.faculty_id is None or document.faculty_id == scope.faculty_id)
             and (scope.semester_id is None or document.semester_id == scope.semester_id)
             and (scope.course is None or document.course == scope.course)
@@ -138,28 +130,23 @@ def is_staff(caller: Claims, exam: Exam) -> bool:
     """Admins and the academics who manage the exam's faculty (the access policy): they always see keys."""
     from aiteacher import access
 
-    return caller.role != "student" and access.may_manage_faculty(access.caller_scope(caller), exam.faculty_id)
+    return caller.role != Role.STUDENT and access.may_manage_faculty(access.caller_scope(caller), exam.faculty_id)
 
 
 def is_practice(exam: Exam) -> bool:
-    return exam.creator_role == "student"
+    return exam.creator_role == Role.STUDENT
 
 
 def keys_visible(session: Session, caller: Claims, exam: Exam) -> bool:
     """Staff always; the creator of a practice exam once they revealed the keys; any student once their own
     attempt at this exam is submitted."""
-    from aiteacher.db.models import ExamAttempt
+    from aiteacher.exams import repository
 
     if is_staff(caller, exam):
         return True
     if caller.sub == exam.created_by and exam.keys_revealed:
         return True
-    submitted = (
-        session.query(ExamAttempt.id)
-        .filter(ExamAttempt.exam_id == exam.id, ExamAttempt.user_id == caller.sub, ExamAttempt.status != "in_progress")
-        .first()
-    )
-    return submitted is not None
+    return repository.has_submitted_attempt(session, exam.id, caller.sub)
 
 
 def strip_keys(question: dict[str, Any]) -> dict[str, Any]:
@@ -217,7 +204,7 @@ def reveal_keys(session: Session, caller: Claims, exam_id: str) -> dict[str, Any
         if caller.sub != exam.created_by:
             audit("exam.reveal", "denied", actor=caller.sub, target=exam.id)
             raise Forbidden("Only the creator of a practice exam can reveal its keys")
-        if exam.status != "ready":
+        if exam.status != ExamStatus.READY:
             raise Conflict("The exam is not ready yet", code="exam_not_ready")
         if not exam.keys_revealed:
             exam.keys_revealed = True
@@ -229,34 +216,20 @@ def reveal_keys(session: Session, caller: Claims, exam_id: str) -> dict[str, Any
 def list_exams(session: Session, caller: Claims, *, limit: int, offset: int) -> dict[str, Any]:
     """The caller's exams, newest first: those they created, plus the course exams of their tenant
     (students: faculty and semester; academics: faculty; admins: every exam)."""
-    from sqlalchemy import and_, or_
+    from aiteacher.exams import repository
 
-    from aiteacher.db.models import ExamAttempt
-
-    query = session.query(Exam)
-    if caller.role != "admin":
-        user = session.get(User, caller.sub)
-        mine = Exam.created_by == caller.sub
-        course_exam = Exam.creator_role.in_(("academic", "admin"))
-        if user is None or user.faculty_id is None:
-            query = query.filter(mine)
-        elif caller.role == "academic":
-            query = query.filter(or_(mine, and_(Exam.faculty_id == user.faculty_id, course_exam)))
-        else:
-            query = query.filter(
-                or_(mine, and_(Exam.faculty_id == user.faculty_id, Exam.semester_id == user.semester_id, course_exam))
-            )
-    rows = query.order_by(Exam.created_at.desc(), Exam.id.desc()).offset(offset).limit(limit + 1).all()
+    user = session.get(User, caller.sub) if caller.role != Role.ADMIN else None
+    rows = repository.exams_page(
+        session,
+        user_id=caller.sub,
+        role=caller.role,
+        faculty_id=user.faculty_id if user else None,
+        semester_id=user.semester_id if user else None,
+        limit=limit,
+        offset=offset,
+    )
     page, more = rows[:limit], len(rows) > limit
-    attempts: dict[str, ExamAttempt] = {}
-    if page:
-        for attempt in (
-            session.query(ExamAttempt)
-            .filter(ExamAttempt.user_id == caller.sub, ExamAttempt.exam_id.in_([e.id for e in page]))
-            .order_by(ExamAttempt.created_at.asc())
-            .all()
-        ):
-            attempts[attempt.exam_id] = attempt  # the latest wins
+    attempts = repository.latest_attempts(session, caller.sub, [e.id for e in page])
     items = []
     for exam in page:
         latest = attempts.get(exam.id)
@@ -275,9 +248,9 @@ def list_exams(session: Session, caller: Claims, *, limit: int, offset: int) -> 
 def _progress_view(exam: Exam) -> dict[str, Any]:
     """`{stage, done, total}`: questions kept so far of those asked for."""
     asked = exam.num_mcq + exam.num_theory
-    if exam.status == "generating":
+    if exam.status == ExamStatus.GENERATING:
         from aiteacher import progress
 
         return progress.read("exam", [exam.id]).get(exam.id) or {"stage": "generating", "done": 0, "total": asked}
-    done = len(exam.questions or []) if exam.status == "ready" else 0
-    return {"stage": "done" if exam.status == "ready" else exam.status, "done": done, "total": asked}
+    done = len(exam.questions or []) if exam.status == ExamStatus.READY else 0
+    return {"stage": "done" if exam.status == ExamStatus.READY else exam.status, "done": done, "total": asked}

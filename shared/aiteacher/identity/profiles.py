@@ -8,7 +8,6 @@ read. Every change to a profile forgets the cached copy after its transaction co
 
 from __future__ import annotations
 
-import json
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
@@ -28,13 +27,10 @@ def cache_key(user_id: str) -> str:
 
 def accept_prefetched(user_id: str, raw: bytes | None) -> None:
     """Called by `admit` with what Redis returned for `cache_key(user_id)` (or None)."""
-    profile = None
-    if raw:
-        try:
-            profile = json.loads(raw)
-        except ValueError:
-            profile = None
-    prefetched.set(profile if profile and profile.get("id") == user_id else None)
+    from aiteacher.cache import decode
+
+    profile = decode(raw)
+    prefetched.set(profile if isinstance(profile, dict) and profile.get("id") == user_id else None)
 
 
 def current(user_id: str, session: Session | None = None) -> dict[str, Any]:
@@ -80,23 +76,9 @@ async def admit_token(claims: Claims) -> None:
 
 
 def _read(session: Session, user_id: str) -> dict[str, Any]:
-    from sqlalchemy import select
+    from aiteacher.identity.repository import profile_row
 
-    from aiteacher.db.models import User
-
-    row = session.execute(
-        select(
-            User.id,
-            User.email,
-            User.full_name,
-            User.role,
-            User.faculty_id,
-            User.department_id,
-            User.semester_id,
-            User.push_token,
-            User.token_version,
-        ).where(User.id == user_id, User.is_active.is_(True))
-    ).first()
+    row = profile_row(session, user_id)
     if row is None:
         raise NotFound("The account no longer exists")
     return {
@@ -113,31 +95,16 @@ def _read(session: Session, user_id: str) -> dict[str, Any]:
 
 
 def _remember(profile: dict[str, Any]) -> None:
-    from redis.exceptions import RedisError
-
-    from aiteacher.cache import get_redis
+    from aiteacher.cache import set_json
     from aiteacher.config import get_settings
 
-    ttl = get_settings().profile_cache_seconds
-    if ttl <= 0:
-        return
-    try:
-        get_redis().set(cache_key(profile["id"]), json.dumps(profile, separators=(",", ":")), ex=ttl)
-    except RedisError:
-        pass  # only a cache
+    set_json(cache_key(profile["id"]), profile, get_settings().profile_cache_seconds)
 
 
 def forget(*user_ids: str) -> None:
-    from redis.exceptions import RedisError
+    from aiteacher import cache
 
-    from aiteacher.cache import get_redis
-
-    if not user_ids:
-        return
-    try:
-        get_redis().delete(*(cache_key(user_id) for user_id in user_ids))
-    except RedisError:
-        pass
+    cache.forget(*(cache_key(user_id) for user_id in user_ids))
 
 
 def forget_after_commit(session: Session, *user_ids: str) -> None:

@@ -7,8 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from aiteacher.bounds import MAX_ID
-
-Role = Literal["student", "academic", "admin"]
+from aiteacher.enums import Role
 
 
 class RegisterIn(BaseModel):
@@ -16,7 +15,7 @@ class RegisterIn(BaseModel):
     email: EmailStr = Field(max_length=320)
     password: str = Field(min_length=8, max_length=128)
     full_name: str = Field(min_length=1, max_length=200)
-    role: Role = "student"
+    role: Role = Role.STUDENT
 
 
 class RegisterOut(BaseModel):
@@ -75,8 +74,6 @@ class ProfileUpdate(BaseModel):
 
 # --- user administration (the `users` function) ---------------------------------------------------
 
-EnrolmentPolicyName = Literal["open", "key", "managed"]
-
 
 class UserRecord(BaseModel):
     id: str
@@ -109,16 +106,3 @@ class PlacementChange(BaseModel):
     faculty_id: int | None = Field(None, ge=1, le=2**31 - 1)
     department_id: int | None = Field(None, ge=1, le=2**31 - 1)
     semester_id: int | None = Field(None, ge=1, le=2**31 - 1)
-
-
-class EnrolmentChange(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    policy: EnrolmentPolicyName
-
-
-class Enrolment(BaseModel):
-    faculty_id: int
-    policy: EnrolmentPolicyName
-    key_set: bool
-    key_rotated_at: str | None
-    enrolment_key: str | None = Field(None, description="Only in the reply that created it: store it now")

@@ -19,8 +19,16 @@ from dataclasses import dataclass
 from typing import Final
 
 from aiteacher.ingestion.pdf import PageText
+from aiteacher.text import REAL_TEXT, context_text, ends_sentence, heading_at, is_heading
 
-__all__ = ["DEFAULT_MIN_CHARS", "DEFAULT_OVERLAP_CHARS", "DEFAULT_TARGET_CHARS", "Chunk", "chunk_pages"]
+__all__ = [
+    "DEFAULT_MIN_CHARS",
+    "DEFAULT_OVERLAP_CHARS",
+    "DEFAULT_TARGET_CHARS",
+    "Chunk",
+    "chunk_pages",
+    "embedding_text",
+]
 
 DEFAULT_TARGET_CHARS: Final = 1000
 DEFAULT_OVERLAP_CHARS: Final = 200
@@ -39,6 +47,9 @@ class Chunk:
     """Offset of `text` in the page's text (as passed to `chunk_pages`)."""
     end: int = 0
     """Offset just past `text` in the page's text."""
+    section: str = ""
+    """The heading the chunk falls under: the last heading line at or before its start, on its page or an
+    earlier one ("" before the first heading)."""
 
 
 # Boundary strengths, strongest first.
@@ -50,8 +61,8 @@ _TIERS: Final = ((PARAGRAPH, 0.5), (SENTENCE_LINE, 0.8), (SENTENCE, 0.5), (CLAUS
 # Boundaries are whitespace runs: a chunk ends where a run starts, the next chunk begins where one ends. One
 # pass finds the runs that follow sentence or clause punctuation or hold a line break; each alternative starts
 # with a fixed character class so the regex engine skips ordinary text quickly. A sentence ends with . ! ? or an
-# ellipsis, maybe followed by a closing quote or bracket, and the next one does not start in lower case
-# ("e.g. the" is no sentence end).
+# ellipsis, maybe followed by a closing quote or bracket, where `aiteacher.text.ends_sentence` says so (the next
+# word does not start in lower case, and no abbreviation or initial precedes: "e.g. the", "Fig. 3", "H. M. had").
 _BOUNDARY: Final = re.compile(
     r"[.!?\u2026][\"')\]}\u2019\u201d\u00bb]?(?P<sentence>\s++)"
     r"|[,;:](?P<clause>\s++)"
@@ -59,7 +70,8 @@ _BOUNDARY: Final = re.compile(
 )
 _SPACE_RUN: Final = re.compile(r"\s++")
 _NON_SPACE: Final = re.compile(r"\S")
-_REAL_TEXT: Final = re.compile(r"[^\W_]")  # a letter or a digit
+_REAL_TEXT: Final = REAL_TEXT  # a letter or a digit
+_DIGITS: Final = re.compile(r"\d+")
 _LOOKAHEAD: Final = 64  # characters scanned past a window, so that boundaries at its edge are seen whole
 
 
@@ -79,11 +91,79 @@ def chunk_pages(
     without one give none. A word longer than `target_chars` (a pasted URL, garbage) is the only thing ever cut.
     """
     _validate(target_chars, overlap_chars, min_chars)
+    pages = list(pages)
+    repeated = _repeated_lines(pages)
     chunks: list[Chunk] = []
+    section = ""
     for page in pages:
-        for start, end in _page_spans(page.text, target_chars, overlap_chars, min_chars):
-            chunks.append(Chunk(index=len(chunks), page=page.number, text=page.text[start:end], start=start, end=end))
+        headings = _headings(page.text, repeated)
+        body = _body(page.text, repeated)
+        for start, end in _page_spans(page.text, target_chars, overlap_chars, min_chars, body):
+            while headings and headings[0][0] <= start:
+                section = headings.pop(0)[1]
+            chunks.append(
+                Chunk(
+                    index=len(chunks),
+                    page=page.number,
+                    text=page.text[start:end],
+                    start=start,
+                    end=end,
+                    section=section,
+                )
+            )
+        if headings:
+            section = headings[-1][1]
     return chunks
+
+
+def _shape(line: str) -> str:
+    return _DIGITS.sub("#", " ".join(line.split()).lower())
+
+
+def _repeated_lines(pages: list[PageText]) -> frozenset[str]:
+    """Running heads and feet: short lines that are no sentence (at most 80 characters, not ending in . ! ?) found
+    on at least two pages and 30 % of them, digits aside ("Legislatures | Page 12 of 13")."""
+    counts: dict[str, int] = {}
+    for page in pages:
+        lines = {line.strip() for line in page.text.split("\n")}
+        for shape in {_shape(line) for line in lines if line and len(line) <= 80 and line[-1] not in ".!?"}:
+            counts[shape] = counts.get(shape, 0) + 1
+    floor = max(2, 0.3 * len(pages))
+    return frozenset(shape for shape, count in counts.items() if count >= floor)
+
+
+def _body(text: str, repeated: frozenset[str]) -> tuple[int, int]:
+    """The page's text without its running head and foot: the span between the repeated lines at its top and
+    at its bottom (a footer like "Legislatures | Page 12 of 13" would otherwise join the page's last chunk and
+    match every question about legislatures). A page with nothing else keeps them."""
+    lines = text.split("\n")
+    low, high = 0, len(lines)
+    while low < high and (not lines[low].strip() or _shape(lines[low]) in repeated):
+        low += 1
+    while high > low and (not lines[high - 1].strip() or _shape(lines[high - 1]) in repeated):
+        high -= 1
+    start = sum(len(line) + 1 for line in lines[:low])
+    end = start + sum(len(line) + 1 for line in lines[low:high]) - 1 if high > low else start
+    if _REAL_TEXT.search(text, start, max(start, end)) is None:
+        return 0, len(text)  # nothing but running lines: the page keeps them, so that it still has a chunk
+    return start, max(start, end)
+
+
+def _headings(text: str, repeated: frozenset[str]) -> list[tuple[int, str]]:
+    """(offset, heading) of each heading line of a page, in order; a heading's short continuation line
+    ("Systems?") is joined to it."""
+    lines = text.split("\n")
+    found: list[tuple[int, str]] = []
+    offset = 0
+    for index, line in enumerate(lines):
+        if _shape(line) not in repeated and heading_at(lines, index):
+            heading = " ".join(line.split())
+            following = lines[index + 1].strip() if index + 1 < len(lines) else ""
+            if heading[-1] != "?" and 0 < len(following) <= 40 and is_heading(following):
+                heading = f"{heading} {following}"
+            found.append((offset, heading[:200]))
+        offset += len(line) + 1
+    return found
 
 
 def _validate(target_chars: int, overlap_chars: int, min_chars: int) -> None:
@@ -95,11 +175,14 @@ def _validate(target_chars: int, overlap_chars: int, min_chars: int) -> None:
         raise ValueError(f"min_chars must be between 0 and target_chars // 2, got {min_chars}")
 
 
-def _page_spans(text: str, target: int, overlap: int, min_chars: int) -> list[tuple[int, int]]:
-    if _REAL_TEXT.search(text) is None:
+def _page_spans(
+    text: str, target: int, overlap: int, min_chars: int, body: tuple[int, int] | None = None
+) -> list[tuple[int, int]]:
+    low, high = body if body is not None else (0, len(text))
+    if _REAL_TEXT.search(text, low, high) is None:
         return []
-    first = len(text) - len(text.lstrip())
-    last = len(text.rstrip())
+    first = low + len(text[low:high]) - len(text[low:high].lstrip())
+    last = len(text[:high].rstrip())
     min_length = max(min_chars, overlap + 1)
     spans: list[tuple[int, int]] = []
     start = first
@@ -141,7 +224,9 @@ def _boundaries(text: str, lowest: int, highest: int, last: int) -> Iterator[tup
         newlines = text.count("\n", run_start, run_end)
         if newlines >= 2:
             yield run_start, run_end, PARAGRAPH
-        elif kind == "sentence" and not text[run_end : run_end + 1].islower():
+        elif kind == "sentence" and ends_sentence(
+            text[max(0, run_start - 24) : run_start], text[run_end : run_end + 4]
+        ):
             yield run_start, run_end, SENTENCE_LINE if newlines else SENTENCE
         elif newlines or kind == "clause":
             yield run_start, run_end, CLAUSE
@@ -215,3 +300,11 @@ def _next_start(text: str, start: int, end: int, next_word: int, overlap: int) -
         if match.end() >= window:
             return match.end() if match.end() < end else next_word
     return next_word
+
+
+def embedding_text(title: str, chunk: Chunk) -> str:
+    """What a chunk's dense vector is computed from: its context (the document's title and the chunk's section
+    heading) on a line of its own, then the chunk. A chunk alone often does not say what it is about:
+    "-k keeps the input files" is about bzip2 only by its title."""
+    context = context_text(title, chunk.section)
+    return f"{context}\n\n{chunk.text}" if context else chunk.text

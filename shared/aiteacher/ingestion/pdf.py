@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from aiteacher.ingestion.errors import DocumentRejected
+from aiteacher.text import ANY_LETTER, LETTER_WORD, LETTERS
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -190,10 +191,7 @@ _SOFT_HYPHEN_BREAK: Final = re.compile(r"\u00ad *\n *")
 _LINE_EDGE_SPACE: Final = re.compile(r" ?\n ?")
 _BLANK_LINES: Final = re.compile(r"\n{3,}")
 _HYPHEN_AT_LINE_END: Final = re.compile(r"[-\u2010]\n(?=[^\W\d_])")
-_WORD: Final = re.compile(r"[^\W\d_]+(?:[-\u2010][^\W\d_]+)*")
-_LETTERS: Final = re.compile(r"[^\W\d_]+")
-_TRAILING_LETTERS: Final = re.compile(r"[^\W\d_]+$")
-_ANY_LETTER: Final = re.compile(r"[^\W\d_]")
+_TRAILING_LETTERS: Final = re.compile(LETTERS.pattern + "$")
 
 
 def _clean(text: str) -> str:
@@ -224,7 +222,7 @@ def _hyphen_sites(text: str) -> list[tuple[int, int, int]]:
     if "-\n" in text or "\u2010\n" in text:
         for match in _HYPHEN_AT_LINE_END.finditer(text):
             hyphen = match.start()
-            right = _LETTERS.match(text, match.end())
+            right = LETTERS.match(text, match.end())
             if hyphen > 0 and text[hyphen - 1].isalpha() and right is not None:
                 sites.append((hyphen, right.start(), right.end()))
     return sites
@@ -240,7 +238,7 @@ def _vocabulary(texts: Iterable[str]) -> frozenset[str]:
             pieces.append(text[position : left.start() if left else hyphen])
             position = right_end
         pieces.append(text[position:])
-        for token in _WORD.findall(" ".join(pieces)):
+        for token in LETTER_WORD.findall(" ".join(pieces)):
             token = token.lower().replace("\u2010", "-")
             words.add(token)
             if "-" in token:
@@ -389,7 +387,7 @@ def _extract(
         title = _metadata_title(reader)
 
     cleaned = [_clean(text) for text in raw_pages]
-    if require_text and not any(_ANY_LETTER.search(text) for text in cleaned):
+    if require_text and not any(ANY_LETTER.search(text) for text in cleaned):
         raise PdfRejected("no_text", _NO_TEXT_MESSAGE)
     if any(_hyphen_sites(text) for text in cleaned):
         vocabulary = _vocabulary(cleaned)
@@ -534,7 +532,7 @@ def _sensible_title(raw: object) -> str | None:
         return None
     title = " ".join(_clean(raw).split())
     title = _TITLE_FILE_SUFFIX.sub("", _TITLE_PREFIX.sub("", title)).strip(" -_")
-    if not title or len(title) > MAX_TITLE_CHARS or _ANY_LETTER.search(title) is None:
+    if not title or len(title) > MAX_TITLE_CHARS or ANY_LETTER.search(title) is None:
         return None
     if title.lower() in _PLACEHOLDER_TITLES or "\\" in title or _BARE_FILE_NAME.fullmatch(title):
         return None

@@ -6,11 +6,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
+from aiteacher.enums import HintLevel
 from aiteacher.errors import ServiceUnavailable
 
-#: Hint ladder of the tutor: 0 a Socratic hint, 1 a stronger hint, 2 a worked explanation.
-HINT_SOCRATIC, HINT_STRONG, HINT_WORKED = 0, 1, 2
-HINT_LEVELS: tuple[int, ...] = (HINT_SOCRATIC, HINT_STRONG, HINT_WORKED)
+#: Hint ladder of the tutor: 0 a Socratic hint, 1 a stronger hint, 2 a worked explanation (`HintLevel`).
+HINT_SOCRATIC, HINT_STRONG, HINT_WORKED = HintLevel.SOCRATIC, HintLevel.STRONG, HintLevel.WORKED
+HINT_LEVELS: tuple[int, ...] = tuple(HintLevel)
 MCQ_OPTIONS = 4
 #: The tutor's reply when it is given no passages (callers normally refuse before asking).
 NO_SOURCES_ANSWER = (

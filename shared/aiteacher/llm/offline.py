@@ -34,14 +34,10 @@ from aiteacher.llm.base import (
     check_hint_level,
 )
 from aiteacher.llm.moderation import moderate_offline
-from aiteacher.llm.text import (
-    QUESTION_WORDS,
+from aiteacher.llm.text import QUESTION_WORDS, RankedSentence, bm25_rank, extract_key_terms, near_duplicate
+from aiteacher.text import (
     STOPWORDS,
-    RankedSentence,
-    bm25_rank,
     contains_term,
-    extract_key_terms,
-    near_duplicate,
     normalize_space,
     split_sentences,
     stable_hash,

@@ -57,7 +57,7 @@ TUTOR_STREAM_FORMAT = (
     "markers after each claim are your citations."
 )
 
-HINT_RULES = {
+HINT_RULES: dict[int, str] = {
     HINT_SOCRATIC: "a Socratic hint: point to the relevant concept and where it is (title and page) without "
     "stating the answer, then ask a guiding question.",
     HINT_STRONG: "a stronger hint: quote or closely paraphrase the key sentence from the sources, but leave "

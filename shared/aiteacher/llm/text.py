@@ -1,12 +1,11 @@
-"""Plain-Python text tools behind the offline provider and the exam job: sentence splitting, a light
-stemmer, BM25 ranking of sentences, key-term extraction and near-duplicate detection.
+"""Text tools behind the offline provider and the exam job: BM25 ranking of sentences, key-term extraction
+and near-duplicate detection, over the words, stems and sentences of `aiteacher.text`.
 
-Everything here is deterministic (no randomness, no dict-order surprises) and has no dependencies.
+Everything here is deterministic (no randomness, no dict-order surprises).
 """
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import math
 import re
@@ -15,43 +14,28 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from aiteacher.text import (
+    STOPWORDS,
+    WORD,
+    split_sentences,
+    stem,
+    terms,
+    tokens,
+)
+
 __all__ = [
-    "STOPWORDS",
+    "QUESTION_WORDS",
     "RankedSentence",
     "bm25_rank",
-    "contains_term",
     "extract_key_terms",
     "jaccard",
     "near_duplicate",
-    "normalize_space",
-    "split_sentences",
-    "stable_hash",
-    "stem",
-    "terms",
-    "tokens",
 ]
 
 
 def _wordset(words: str) -> frozenset[str]:
     return frozenset(words.split())
 
-
-STOPWORDS: Final[frozenset[str]] = _wordset("""
-a about above across after again against all almost along already also although always am among an and another
-any anybody anyone anything are aren't around as at be became because become becomes been before being
-below between both but by can can't cannot could couldn't did didn't do does doesn't doing don't done down
-during each either else enough etc even ever every few for from further get gets getting give given gives
-go goes going got had hadn't has hasn't have haven't having he her here hers herself him himself his how
-however i i'd i'll i'm i've if in inside into is isn't it it's its itself just least less let like made make makes
-many may me might mine more most much must my myself neither never no nobody none nor not nothing now of
-off often on once one only onto or other others otherwise our ours ourselves out outside over own per perhaps
-quite rather really same several shall she should shouldn't since so some something sometimes somewhat
-still such than that that's the their theirs them themselves then there there's therefore these they
-they're this those though through thus to too toward towards under until up upon us use used uses using
-usually very via was wasn't we we're were weren't what what's whatever when whenever where whereas
-wherever whether which while who whom whose why will with within without won't would wouldn't yet you
-you're your yours yourself yourselves
-""")
 
 #: Words that carry no topic in a student's question or an exam prompt.
 QUESTION_WORDS: Final[frozenset[str]] = _wordset("""
@@ -77,90 +61,6 @@ come comes came work works worked
 """)
 )
 
-# Letters and digits of any script ("Schrödinger", "ψ", "энергия"), joined by inner apostrophes or hyphens:
-# the same word shape as `aiteacher.vectors.lexical`. `_WORD` starts with a letter.
-_TOKEN = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*")
-_WORD = re.compile(r"[^\W\d_][^\W_]*(?:[-'’][^\W_]+)*")
-_SPACE = re.compile(r"\s+")
-_BULLET_LINE = re.compile(r"\n[ \t]*(?:[•▪◦‣●○■□*]|[-–—]\s|\d{1,2}[.)]\s)")
-_PARAGRAPH = re.compile(r"\n[ \t]*\n")
-_HYPHENATED_BREAK = re.compile(r"(\w)-\n(\w)")
-#: Abbreviations that end with a period without ending a sentence.
-_ABBREVIATIONS: Final[frozenset[str]] = _wordset(
-    "e.g i.e etc vs cf al fig figs eq eqs no dr mr mrs ms prof st approx ca resp sec ch vol pp p"
-)
-#: A candidate sentence end; it ends one only when `next` (the following letter or digit) is upper case or a digit.
-_SENTENCE_END = re.compile(r"""[.!?]+["'”’)\]]*\s+(?=["'“‘(\[]?(?P<next>[^\W_]))""")
-
-
-def normalize_space(text: str) -> str:
-    return _SPACE.sub(" ", text).strip()
-
-
-def stable_hash(*parts: str) -> int:
-    """A process-independent hash (Python's `hash` of a str changes per process)."""
-    digest = hashlib.sha256("\x1f".join(parts).encode()).digest()
-    return int.from_bytes(digest[:8], "big")
-
-
-# --- tokens ----------------------------------------------------------------------------------------
-def stem(word: str) -> str:
-    """A light, conservative English stemmer: plurals, -ing, -ed, -ly and a final -e, so that `neurons`
-    meets `neuron` and `charged` meets `charge` (stems need only agree with each other, not be words)."""
-    word = word.lower().replace("’", "'")
-    if word.endswith("'s"):
-        word = word[:-2]
-    if len(word) <= 3:
-        return word
-    if word.endswith("ies") and len(word) > 4:
-        word = word[:-3] + "y"
-    elif word.endswith(("sses", "shes", "ches", "xes")):
-        word = word[:-2]
-    elif word.endswith("s") and not word.endswith(("ss", "us", "is")):
-        word = word[:-1]
-    if word.endswith("ing") and len(word) > 5:
-        word = _undouble(word[:-3])
-    elif word.endswith("ed") and len(word) > 4 and not word.endswith("eed"):
-        word = _undouble(word[:-2])
-    elif word.endswith("ly") and len(word) > 5:
-        word = word[:-2]
-    if word.endswith("e") and len(word) > 3 and not word.endswith("ee"):
-        word = word[:-1]
-    return word
-
-
-def _undouble(word: str) -> str:
-    """`stopp` -> `stop`, but `fall` and `pass` keep their double letter."""
-    if len(word) > 2 and word[-1] == word[-2] and word[-1] not in "lsz":
-        return word[:-1]
-    return word
-
-
-def tokens(text: str) -> list[str]:
-    """Lower-case word tokens (hyphenated words stay whole)."""
-    return [match.group(0).lower().replace("’", "'") for match in _TOKEN.finditer(text)]
-
-
-def terms(text: str, *, drop: frozenset[str] = STOPWORDS) -> list[str]:
-    """Stemmed content terms: the tokens minus stopwords; hyphenated words also yield their parts."""
-    out: list[str] = []
-    for token in tokens(text):
-        if token in drop:
-            continue
-        out.append(stem(token))
-        if "-" in token:
-            out.extend(stem(part) for part in token.split("-") if part and part not in drop)
-    return out
-
-
-def contains_term(text: str, term: str) -> bool:
-    """Whether `term` occurs in `text` as whole words, ignoring case and spacing."""
-    words = [re.escape(word) for word in normalize_space(term).split(" ") if word]
-    if not words:
-        return False
-    pattern = r"(?<![\w-])" + r"\s+".join(words) + r"(?![\w-])"
-    return re.search(pattern, text, flags=re.IGNORECASE) is not None
-
 
 def jaccard(a: Iterable[str], b: Iterable[str]) -> float:
     set_a, set_b = set(a), set(b)
@@ -172,65 +72,6 @@ def jaccard(a: Iterable[str], b: Iterable[str]) -> float:
 def near_duplicate(a: str, b: str, threshold: float = 0.8) -> bool:
     """Whether two texts (exam questions, say) say nearly the same thing: token-set Jaccard ≥ threshold."""
     return jaccard((stem(t) for t in tokens(a)), (stem(t) for t in tokens(b))) >= threshold
-
-
-# --- sentences -------------------------------------------------------------------------------------
-def split_sentences(text: str) -> list[str]:
-    """Sentences of extracted PDF text: line-wrapped prose is joined, paragraphs and bullets split.
-
-    A period after a known abbreviation (`e.g.`, `Fig.`) or an initial (`H. M.`) does not end a sentence.
-    """
-    text = _HYPHENATED_BREAK.sub(r"\1-\2", text.replace("\r\n", "\n").replace("\r", "\n"))
-    blocks = _PARAGRAPH.split(_mark_headings(text))
-    sentences: list[str] = []
-    for block in blocks:
-        for piece in _BULLET_LINE.split("\n" + block):
-            piece = normalize_space(piece)
-            piece = re.sub(r"^(?:[•▪◦‣●○■□*]|[-–—](?=\s)|\d{1,2}[.)](?=\s))\s*", "", piece)
-            if piece:
-                sentences.extend(_split_prose(piece))
-    return [sentence for sentence in sentences if _TOKEN.search(sentence)]
-
-
-def _mark_headings(text: str) -> str:
-    """Put a paragraph break after heading-like lines, which PDF extraction runs into the next sentence."""
-    lines = text.split("\n")
-    out: list[str] = []
-    for index, line in enumerate(lines):
-        out.append(line)
-        following = lines[index + 1].lstrip() if index + 1 < len(lines) else ""
-        if following[:1].isupper() and _is_heading(line.strip()):
-            out.append("")
-    return "\n".join(out)
-
-
-def _is_heading(line: str) -> bool:
-    if not line or line[-1] in ".!?:;,-" or len(line) > 80:
-        return False
-    words = line.split()
-    if len(words) > 10:
-        return False
-    content = [word for word in words if word.lower() not in STOPWORDS]
-    return bool(content) and all(word[:1].isupper() or word[:1].isdigit() for word in content)
-
-
-def _split_prose(text: str) -> list[str]:
-    out: list[str] = []
-    start = 0
-    for match in _SENTENCE_END.finditer(text):
-        following = match.group("next")
-        if not (following.isupper() or following.isdigit()):
-            continue  # "… 3 p.m. and so on": a lower-case word goes on the sentence
-        before = text[start : match.start()]
-        last_word = before.rsplit(" ", 1)[-1].lower().lstrip("(\"'“‘")
-        if last_word in _ABBREVIATIONS or re.fullmatch(r"(?:[^\W\d_]\.)*[^\W\d_]", last_word):
-            continue  # "e.g. Broca", "H. M. had", "Fig. 3"
-        out.append(text[start : match.end()].strip())
-        start = match.end()
-    tail = text[start:].strip()
-    if tail:
-        out.append(tail)
-    return out
 
 
 # --- ranking ---------------------------------------------------------------------------------------
@@ -392,7 +233,7 @@ def _runs(sentence: str) -> Iterable[list[tuple[str, bool]]]:
     whether it starts the sentence."""
     run: list[tuple[str, bool]] = []
     position = 0
-    for index, match in enumerate(_WORD.finditer(sentence)):
+    for index, match in enumerate(WORD.finditer(sentence)):
         gap = sentence[position : match.start()]
         position = match.end()
         word = match.group(0).replace("’", "'")

@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
 
+from aiteacher.enums import Role
 from aiteacher.errors import InvalidToken
 
 TokenType = Literal["access", "refresh"]
+ROLES = frozenset(str(role) for role in Role)
 REQUIRED_CLAIMS = ["typ", "iss", "aud", "exp", "iat", "jti", "sub", "role"]
 
 
@@ -129,7 +131,7 @@ def decode(token: str, expected_type: TokenType) -> Claims:
         raise InvalidToken("The token is invalid") from exc
     if payload.get("typ") != expected_type:
         raise InvalidToken(f"An {expected_type} token is required")
-    if payload.get("role") not in ("student", "academic", "admin"):
+    if payload.get("role") not in ROLES:
         raise InvalidToken("The token is invalid")
     version = payload.get("ver", 0)
     if not isinstance(version, int) or isinstance(version, bool) or not 0 <= version < 2**31:

@@ -19,9 +19,14 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING
 
-from aiteacher.llm.text import QUESTION_WORDS, stem, terms
+from aiteacher.llm.text import QUESTION_WORDS
+from aiteacher.text import stem, terms
+
+if TYPE_CHECKING:
+    from aiteacher.config import Settings
+    from aiteacher.curriculum.search import SearchHit
 
 _QUESTION_STEMS = frozenset(stem(word) for word in QUESTION_WORDS)
 
@@ -34,7 +39,7 @@ class GateSettings:
     min_margin: float
 
     @classmethod
-    def from_settings(cls, settings: Any) -> GateSettings:
+    def from_settings(cls, settings: Settings) -> GateSettings:
         return cls(
             settings.tutor_min_score,
             settings.tutor_confident_score,
@@ -54,15 +59,15 @@ def topic_stems(text: str) -> set[str]:
     return set(terms(text)) - _QUESTION_STEMS
 
 
-def signals(question: str, results: list[dict[str, Any]]) -> list[Signals]:
+def signals(question: str, results: list[SearchHit]) -> list[Signals]:
     """The gate's inputs for each result, in the results' order."""
     wanted = topic_stems(question)
-    scores = [float(result["score"]) for result in results]
+    scores = [result.score for result in results]
     out = []
     for index, result in enumerate(results):
         others = scores[:index] + scores[index + 1 :]
         margin = scores[index] - statistics.median(others) if others else scores[index]
-        found = wanted & _stems(f"{result.get('title', '')} {result.get('text', '')}")
+        found = wanted & _stems(f"{result.title} {result.text}")
         overlap = len(found) / len(wanted) if wanted else 0.0
         out.append(Signals(scores[index], overlap, margin))
     return out
@@ -80,7 +85,7 @@ def passes(signal: Signals, gate: GateSettings) -> bool:
     return signal.overlap >= gate.min_overlap or signal.score >= gate.confident_score
 
 
-def grounded(question: str, results: list[dict[str, Any]], gate: GateSettings) -> list[dict[str, Any]]:
+def grounded(question: str, results: list[SearchHit], gate: GateSettings) -> list[SearchHit]:
     """The results the tutor may answer from, best first (empty: the material does not cover it)."""
     if not results:
         return []
@@ -89,4 +94,4 @@ def grounded(question: str, results: list[dict[str, Any]], gate: GateSettings) -
     if not passes(measured[best], gate) or measured[best].margin < gate.min_margin:
         return []
     kept = [result for result, signal in zip(results, measured, strict=True) if passes(signal, gate)]
-    return sorted(kept, key=lambda result: float(result["score"]), reverse=True)
+    return sorted(kept, key=lambda result: result.score, reverse=True)

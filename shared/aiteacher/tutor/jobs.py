@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from aiteacher.jobs import job
 
+
+@job(queue="summaries", timeout=lambda settings: settings.summary_job_timeout_seconds)
 def summarize_session(session_id: str) -> dict[str, Any]:
     from dataclasses import asdict
 

@@ -23,23 +23,23 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from aiteacher.audit import audit
 from aiteacher.config import get_settings
 from aiteacher.db import after_commit, transaction
 from aiteacher.db.models import ChatMessage, ChatSession, new_id
+from aiteacher.enums import HintLevel
 from aiteacher.errors import AppError, NotFound, ValidationFailed
 from aiteacher.security.tokens import Claims
-from aiteacher.tutor import guardrails
+from aiteacher.tutor import guardrails, repository
+from aiteacher.tutor.repository import recent_messages as _recent_messages
 
 if TYPE_CHECKING:
-    from aiteacher.curriculum.search import Scope
+    from aiteacher.curriculum.search import Scope, SearchHit
     from aiteacher.llm import ChatTurn, LearningState, Passage
 
 HISTORY_TURNS = 6
-SUMMARY_JOB = "aiteacher.tutor.jobs.summarize_session"
 TITLE_CHARS = 80
 PREVIEW_CHARS = 160
 
@@ -164,7 +164,7 @@ async def _plan(ctx: TurnContext) -> _Plan:
 
     from aiteacher.tutor.grounding import GateSettings, grounded
 
-    passages = [_passage(r) for r in grounded(ctx.message, results, GateSettings.from_settings(settings))]
+    passages = [hit.passage() for hit in grounded(ctx.message, results, GateSettings.from_settings(settings))]
     follow_up = False
     if not passages and ctx.focus and guardrails.is_follow_up(ctx.message):
         passages, follow_up = [_passage(item) for item in ctx.focus], True
@@ -197,7 +197,7 @@ async def _plan(ctx: TurnContext) -> _Plan:
     return _Plan(None, passages, hint_level, key)
 
 
-async def _no_results() -> list[dict[str, Any]]:
+async def _no_results() -> list[SearchHit]:
     return []
 
 
@@ -207,7 +207,7 @@ def _retrieval_pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=get_settings().tutor_retrieval_workers, thread_name_prefix="tutor-rag")
 
 
-async def _retrieve(scope: Scope, message: str, top_k: int) -> list[dict[str, Any]]:
+async def _retrieve(scope: Scope, message: str, top_k: int) -> list[SearchHit]:
     from aiteacher.curriculum.search import search
 
     loop = asyncio.get_running_loop()
@@ -216,26 +216,17 @@ async def _retrieve(scope: Scope, message: str, top_k: int) -> list[dict[str, An
 
 
 def _passage(item: dict[str, Any]) -> Passage:
-    from aiteacher.llm import Passage
+    """A focus passage the session stored (`asdict(Passage)`) back as a passage: the search hit's conversion."""
+    from aiteacher.curriculum.search import SearchHit
 
-    return Passage(
-        chunk_id=str(item["chunk_id"]),
-        document_id=str(item["document_id"]),
-        title=item.get("title", ""),
-        page=int(item.get("page", 0)),
-        text=item.get("text", ""),
-        score=float(item.get("score", 0.0)),
-        course=item.get("course"),
-        unit=item.get("unit", "page"),
-        ocr=bool(item.get("ocr", False)),
-    )
+    return SearchHit.model_validate(item).passage()
 
 
 def _next_hint_level(ctx: TurnContext, best_chunk: str, follow_up: bool) -> int:
     """Another attempt at the same material (a follow-up, or the same best passage) climbs one rung (hint ->
     stronger hint -> worked explanation); a new topic starts again at a hint."""
     same_topic = follow_up or best_chunk in {item.get("chunk_id") for item in ctx.focus}
-    return min(ctx.hint_level + 1, 2) if same_topic and not ctx.is_new else 0
+    return min(ctx.hint_level + 1, HintLevel.WORKED) if same_topic and not ctx.is_new else HintLevel.SOCRATIC
 
 
 def _answered(ctx: TurnContext, reply: Any, passages: list[Passage], hint_level: int) -> TurnResult:
@@ -370,30 +361,18 @@ def _answer_cache_key(provider: str, ctx: TurnContext, passages: list[Passage], 
 
 
 async def _cache_get(key: str) -> dict[str, Any] | None:
-    from redis.exceptions import RedisError
+    from aiteacher.cache import get_json_async
 
-    from aiteacher.cache import get_async_redis
-
-    try:
-        raw = await get_async_redis().get(key)
-    except (RedisError, OSError):
-        return None
-    return json.loads(raw) if raw else None
+    cached = await get_json_async(key)
+    return cached if isinstance(cached, dict) else None
 
 
 async def _cache_set(key: str | None, result: TurnResult) -> None:
-    from redis.exceptions import RedisError
+    from aiteacher.cache import set_json_async
 
-    from aiteacher.cache import get_async_redis
-
-    ttl = get_settings().chat_cache_seconds
-    if not key or ttl <= 0:
-        return
-    value = {"answer": result.answer, "citations": result.citations, "focus": result.focus}
-    try:
-        await get_async_redis().set(key, json.dumps(value), ex=ttl)
-    except (RedisError, OSError):
-        pass
+    if key:
+        value = {"answer": result.answer, "citations": result.citations, "focus": result.focus}
+        await set_json_async(key, value, get_settings().chat_cache_seconds)
 
 
 # --- phase 3: a short write -------------------------------------------------------------------------
@@ -483,50 +462,19 @@ def record_turn(ctx: TurnContext, result: TurnResult) -> TurnResult:
             after_commit(session, notify)
         every = get_settings().summary_every_messages
         if count // every > before // every:
-            from aiteacher.queue import enqueue
+            from aiteacher.tutor.jobs import summarize_session
 
-            after_commit(
-                session, lambda: enqueue("summaries", SUMMARY_JOB, chat_id, job_id=f"summary-{chat_id}-{count}")
-            )
+            after_commit(session, lambda: summarize_session.enqueue(chat_id, job_id=f"summary-{chat_id}-{count}"))
     return result
-
-
-def _recent_messages(session: Session, chat_id: str, limit: int) -> list[ChatMessage]:
-    rows = session.scalars(
-        select(ChatMessage)
-        .where(ChatMessage.session_id == chat_id, ChatMessage.flagged.is_(False))
-        .order_by(ChatMessage.id.desc())
-        .limit(limit)
-    ).all()
-    return list(reversed(rows))
 
 
 # --- conversations ----------------------------------------------------------------------------------
 def list_sessions(session: Session, caller: Claims, limit: int, offset: int) -> dict[str, Any]:
     """The caller's own sessions, newest activity first, each with a title (its first question) and a preview
     of its last message. Three queries whatever the page size."""
-    chats = session.scalars(
-        select(ChatSession)
-        .where(ChatSession.user_id == caller.sub, ChatSession.deleted_at.is_(None))
-        .order_by(ChatSession.updated_at.desc(), ChatSession.id.desc())
-        .offset(offset)
-        .limit(limit + 1)
-    ).all()
+    chats = repository.sessions_page(session, caller.sub, limit, offset)
     page, more = list(chats[:limit]), len(chats) > limit
-    ids = [chat.id for chat in page]
-    first_ids = (
-        select(func.min(ChatMessage.id))
-        .where(ChatMessage.session_id.in_(ids), ChatMessage.role == "user")
-        .group_by(ChatMessage.session_id)
-    )
-    last_ids = select(func.max(ChatMessage.id)).where(ChatMessage.session_id.in_(ids)).group_by(ChatMessage.session_id)
-    messages = (
-        session.scalars(
-            select(ChatMessage).where(ChatMessage.id.in_(first_ids.union(last_ids).scalar_subquery()))
-        ).all()
-        if ids
-        else []
-    )
+    messages = repository.first_and_last_messages(session, [chat.id for chat in page])
     first: dict[str, ChatMessage] = {}
     last: dict[str, ChatMessage] = {}
     for message in sorted(messages, key=lambda m: m.id):
@@ -568,9 +516,7 @@ def _shorten(text: str, limit: int) -> str:
 
 def session_view(session: Session, caller: Claims, session_id: str) -> dict[str, Any]:
     chat = _owned_session(session, caller, session_id)
-    messages = session.scalars(
-        select(ChatMessage).where(ChatMessage.session_id == chat.id).order_by(ChatMessage.id)
-    ).all()
+    messages = repository.messages(session, chat.id)
     return {
         "id": chat.id,
         "course": chat.course,

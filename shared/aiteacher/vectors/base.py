@@ -5,9 +5,10 @@ lexical one (`LEXICAL_VECTOR`, BM25 term weights from `aiteacher.vectors.lexical
 modifier). A search with both fuses them inside the engine (prefetch of each side, then `Fusion`).
 
 Payload of a chunk point: `{faculty_id, semester_id, department_id, course, document_id, title,
-page, text, chunk_index}`. The five filterable fields are stored as strings: Qdrant's tenant index
-(`is_tenant`) exists only for keyword fields, and one type for all of them means `3` and `"3"` name
-the same tenant on write and on filter alike. Search hits therefore carry those ids as strings.
+page, text, section, chunk_index}` (`section`: the heading the chunk falls under, may be ""). The five
+filterable fields are stored as strings: Qdrant's tenant index (`is_tenant`) exists only for keyword
+fields, and one type for all of them means `3` and `"3"` name the same tenant on write and on
+filter alike. Search hits therefore carry those ids as strings.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from aiteacher.text import context_text
 from aiteacher.vectors.lexical import LEXICAL_MODEL, SparseVector, document_vector
 
 #: Payload fields a search, count or delete may filter on (exact match, all `must`).
@@ -55,7 +57,8 @@ def chunk_point_id(document_id: int | str, chunk_index: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class VectorPoint:
-    """A chunk point. `lexical` defaults to the BM25 vector of `payload["text"]`."""
+    """A chunk point. `lexical` defaults to the BM25 vector of `payload["text"]` in its context (`payload["title"]`
+    and `payload["section"]`, see `aiteacher.text.context_text`)."""
 
     id: str
     vector: Sequence[float]
@@ -65,7 +68,9 @@ class VectorPoint:
     def lexical_vector(self) -> SparseVector:
         if self.lexical is not None:
             return self.lexical
-        return document_vector(str(self.payload.get("text") or ""))
+        payload = self.payload
+        context = context_text(payload.get("title"), payload.get("section"))
+        return document_vector(str(payload.get("text") or ""), context=context)
 
     @classmethod
     def for_chunk(
@@ -81,6 +86,7 @@ class VectorPoint:
         page: int | None,
         text: str,
         chunk_index: int,
+        section: str = "",
     ) -> VectorPoint:
         """A chunk point with its deterministic id and the standard payload."""
         return cls(
@@ -95,6 +101,7 @@ class VectorPoint:
                 "title": title,
                 "page": page,
                 "text": text,
+                "section": section,
                 "chunk_index": chunk_index,
             },
         )
@@ -123,6 +130,7 @@ class Fusion:
     method: Literal["formula", "rrf"] = "formula"
     dense_weight: float = 0.4
     saturation: float = 6.0
+    normalize: Literal["saturation", "minmax", "dbsf"] = "saturation"
     rrf_k: int = 60
     prefetch: int = 30
 
@@ -236,15 +244,32 @@ def fuse_formula(
     cosine: Mapping[Any, float], bm25: Mapping[Any, float], fusion: Fusion, limit: int
 ) -> list[tuple[Any, float]]:
     """`Fusion`'s formula over the union of candidates, best first (ties by id, for a stable order)."""
-    weight, saturation = fusion.dense_weight, fusion.saturation
-    fused = {}
-    for point_id in cosine.keys() | bm25.keys():
-        lexical = bm25.get(point_id, 0.0)
-        fused[point_id] = weight * cosine.get(point_id, 0.0) + (1 - weight) * (
-            lexical / (lexical + saturation) if lexical > 0 else 0.0
-        )
+    weight = fusion.dense_weight
+    ids = list(cosine.keys() | bm25.keys())
+    dense = normalized([cosine.get(point_id, 0.0) for point_id in ids], fusion, lexical=False)
+    lexical = normalized([bm25.get(point_id, 0.0) for point_id in ids], fusion, lexical=True)
+    fused = {point_id: weight * d + (1 - weight) * s for point_id, d, s in zip(ids, dense, lexical, strict=True)}
     best = sorted(fused, key=lambda point_id: (-fused[point_id], str(point_id)))[:limit]
     return [(point_id, fused[point_id]) for point_id in best]
+
+
+def normalized(scores: list[float], fusion: Fusion, *, lexical: bool) -> list[float]:
+    """One side's scores over the candidates, on a 0..1 scale as `fusion.normalize` says."""
+    if fusion.normalize == "saturation":
+        if not lexical:
+            return scores
+        return [s / (s + fusion.saturation) if s > 0 else 0.0 for s in scores]
+    if not scores:
+        return scores
+    if fusion.normalize == "minmax":
+        low, high = min(scores), max(scores)
+    else:  # dbsf: mean +- 3 standard deviations (Qdrant's distribution-based score fusion)
+        mean = sum(scores) / len(scores)
+        spread = 3 * (sum((s - mean) ** 2 for s in scores) / len(scores)) ** 0.5
+        low, high = mean - spread, mean + spread
+    if high <= low:
+        return [0.0 for _ in scores]
+    return [min(1.0, max(0.0, (s - low) / (high - low))) for s in scores]
 
 
 def check_query(vector: Sequence[float] | None, lexical: SparseVector | None) -> None:
@@ -270,7 +295,7 @@ def check_record(location: str, recorded: CollectionRecord | None, wanted: Colle
         and recorded.lexical != wanted.lexical
     ):
         raise VectorStoreMismatch(
-            f"vector collection {location} was built without the lexical vectors of {wanted.lexical} "
+            f"vector collection {location} was not built with the current index recipe {wanted.lexical} "
             f"(it records {recorded.lexical or 'none: built before hybrid search'}); re-index: run "
             "`aiteacher reindex` (it recreates the collection and re-ingests every document)"
         )

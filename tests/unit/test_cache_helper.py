@@ -1,0 +1,111 @@
+"""The one best-effort JSON cache (`aiteacher.cache.cached_json` and friends): a hit round-trips the
+declared type, and a cache that is away or holds an older shape is a miss, never an error."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+
+import pytest
+from pydantic import BaseModel
+
+
+class Item(BaseModel):
+    name: str
+    size: int = 0
+
+
+class BrokenRedis:
+    """Every command fails as a Redis that went away does."""
+
+    def __getattr__(self, name: str):
+        from redis.exceptions import ConnectionError as RedisConnectionError
+
+        def fail(*_args, **_kwargs):
+            raise RedisConnectionError("Connection refused")
+
+        return fail
+
+
+def _key() -> str:
+    return f"test-cache:{uuid.uuid4().hex}"
+
+
+def test_a_value_is_computed_once_then_served_as_its_declared_type() -> None:
+    from aiteacher.cache import cached_json
+
+    key, calls = _key(), []
+
+    def compute() -> list[Item]:
+        calls.append(1)
+        return [Item(name="heap", size=3)]
+
+    first = cached_json(key, 60, compute, list[Item])
+    second = cached_json(key, 60, compute, list[Item])
+    assert first == ([Item(name="heap", size=3)], False)
+    assert second == ([Item(name="heap", size=3)], True)
+    assert isinstance(second[0][0], Item) and len(calls) == 1
+
+
+def test_an_empty_result_is_cached_too() -> None:
+    from aiteacher.cache import cached_json
+
+    key, calls = _key(), []
+    for _ in range(2):
+        cached_json(key, 60, lambda: calls.append(1) or [], list[Item])
+    assert len(calls) == 1
+
+
+def test_ttl_zero_never_touches_the_cache(monkeypatch) -> None:
+    from aiteacher import cache
+
+    monkeypatch.setattr(cache, "get_redis", lambda: pytest.fail("no cache read or write with ttl 0"))
+    assert cache.cached_json(_key, 0, lambda: 7) == (7, False)
+    cache.set_json(_key(), {"a": 1}, 0)
+
+
+def test_a_cache_that_is_away_is_a_miss_and_a_log_line(monkeypatch, caplog) -> None:
+    from aiteacher import cache
+
+    monkeypatch.setattr(cache, "get_redis", lambda: BrokenRedis())
+    with caplog.at_level(logging.WARNING, logger="aiteacher.cache"):
+        assert cache.cached_json(_key(), 60, lambda: {"x": 1}) == ({"x": 1}, False)
+        assert cache.cached_json(lambda: "k:" + str(cache.get_redis().get("v")), 60, lambda: 2) == (2, False)
+        assert cache.get_json(_key()) is None
+        assert cache.get_many_json([_key(), _key()]) == [None, None]
+        cache.set_json(_key(), {"x": 1}, 60)
+        cache.forget(_key())
+    assert sum("cache" in record.getMessage() for record in caplog.records) >= 6
+
+
+def test_a_value_of_an_older_shape_is_a_miss() -> None:
+    from aiteacher.cache import cached_json, get_redis
+
+    key = _key()
+    get_redis().set(key, b'[{"title": "an older release wrote this"}]', ex=60)
+    assert cached_json(key, 60, lambda: [Item(name="fresh")], list[Item]) == ([Item(name="fresh")], False)
+    assert cached_json(key, 60, lambda: [], list[Item]) == ([Item(name="fresh")], True)  # replaced
+    get_redis().set(key, b"not json", ex=60)
+    assert cached_json(key, 60, lambda: [Item(name="again")], list[Item])[1] is False
+
+
+def test_forget_drops_values_and_the_async_twins_share_the_format() -> None:
+    from aiteacher import cache
+
+    key = _key()
+    cache.set_json(key, {"answer": "ok"}, 60)
+
+    async def read() -> object:
+        return await cache.get_json_async(key)
+
+    assert asyncio.run(read()) == {"answer": "ok"}
+    cache.forget(key)
+    assert cache.get_json(key) is None
+
+    async def write_then_read() -> object:
+        await cache.set_json_async(key, {"answer": "again"}, 60)
+        return await cache.get_json_async(key)
+
+    assert asyncio.run(write_then_read()) == {"answer": "again"}
+    assert cache.get_json(key) == {"answer": "again"}
