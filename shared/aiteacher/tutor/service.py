@@ -379,8 +379,6 @@ async def _cache_set(key: str | None, result: TurnResult) -> None:
 def record_turn(ctx: TurnContext, result: TurnResult) -> TurnResult:
     """Three statements and the commit, as plain SQL through the session (no unit of work: a turn runs this on
     every answer): the session's row inserted whole, or locked and updated; the two messages in one INSERT."""
-    from sqlalchemy import insert, update
-
     now = datetime.now(UTC)
     ladder: dict[str, Any] = {}
     if not result.refused:
@@ -390,59 +388,32 @@ def record_turn(ctx: TurnContext, result: TurnResult) -> TurnResult:
     with transaction() as session:
         if ctx.is_new:
             before, course = 0, ctx.course
-            session.execute(
-                insert(ChatSession).values(
-                    id=ctx.session_id,
-                    user_id=ctx.caller_id,
-                    course=course,
-                    hint_level=ladder.get("hint_level", 0),
-                    focus_chunks=ladder.get("focus_chunks", []),
-                    learning_state={},
-                    learning_state_version=0,
-                    message_count=2,
-                    created_at=now,
-                    updated_at=now,
-                )
+            repository.insert_session(
+                session,
+                ctx.session_id,
+                ctx.caller_id,
+                course,
+                now,
+                hint_level=ladder.get("hint_level", 0),
+                focus_chunks=ladder.get("focus_chunks", []),
             )
         else:
-            row = session.execute(
-                select(ChatSession.message_count, ChatSession.course, ChatSession.deleted_at)
-                .where(ChatSession.id == ctx.session_id)
-                .with_for_update()
-            ).first()
-            if row is None or row.deleted_at is not None:
+            locked = repository.lock_session(session, ctx.session_id)
+            if locked is None:
                 raise NotFound("No such chat session")
-            before, course = row.message_count or 0, row.course
-            session.execute(
-                update(ChatSession)
-                .where(ChatSession.id == ctx.session_id)
-                .values(message_count=before + 2, updated_at=now, **ladder)
-                .execution_options(synchronize_session=False)
-            )
-        session.execute(  # one statement; the question's id comes before the answer's
-            insert(ChatMessage),
-            [
-                {
-                    "session_id": ctx.session_id,
-                    "role": "user",
-                    "content": ctx.message,
-                    "citations": [],
-                    "refused": False,
-                    "flagged": result.flagged,
-                    "hint_level": None,
-                    "created_at": now,
-                },
-                {
-                    "session_id": ctx.session_id,
-                    "role": "assistant",
-                    "content": result.answer,
-                    "citations": result.citations,
-                    "refused": result.refused,
-                    "flagged": False,
-                    "hint_level": result.hint_level,
-                    "created_at": now,
-                },
-            ],
+            before, course = locked
+            repository.advance_session(session, ctx.session_id, before + 2, now, ladder)
+        repository.insert_turn_messages(
+            session,
+            ctx.session_id,
+            now,
+            question={"content": ctx.message, "flagged": result.flagged},
+            answer={
+                "content": result.answer,
+                "citations": result.citations,
+                "refused": result.refused,
+                "hint_level": result.hint_level,
+            },
         )
         count = before + 2
         chat_id = ctx.session_id
