@@ -1,28 +1,36 @@
 """Benchmark: how many concurrent tutor turns one `chat` replica carries when the model takes 2 s.
 
-    python bench/bench_chat_capacity.py [--levels 10,50,100,200] [--rounds 3] [--llm-delay 2.0]
+    python bench/bench_chat_capacity.py [--levels 10,50,100,200] [--rounds 3] [--llm-delay 2.0] [--workers N]
                                         [--database-url postgresql://postgres@127.0.0.1:5432/aiteacher_tutor]
-                                        [--keep-database] [--json]
+                                        [--keep-database] [--in-process] [--json]
 
 Setup, all on 127.0.0.1 (bench/rag_env.py): PostgreSQL (the given database is dropped and re-created, then
 migrated and seeded), a private Valkey, moto S3, the embedded vector store; a 4-page lecture PDF ingested
 through `ingest` and RQ; 20 placed students. `LLM_PROVIDER=openai` against tests/fakes/openai_server.py run
 in its own process, answering every chat completion after exactly `--llm-delay` seconds (moderation at once).
-Every other setting is the default: the pool (5 + 5), the search cache, the answer cache (never hit here: a
-new session every turn), the retrieval executor.
+Every other setting is the default: the pool (5 + 5 per worker), the search cache, the answer cache (never
+used here: a new session every turn), the retrieval executor. The bench's eight questions are searched once
+before the run, so every turn finds its retrieval in the (default, 10-minute) search cache, as repeated course
+questions do; an uncached search adds the query embedding and the vector search (bench_search.py).
 
-The one replica: the `chat` function's app alone under uvicorn (one process, one event loop), as its image
-runs it. The load: a separate process with N concurrent clients (httpx, asyncio), each sending `--rounds`
-turns one after the other (new session, 8 grounded questions in turn), so N * rounds turns per level. A
-thread of that process polls `pg_stat_activity` for the database every 20 ms: peak connections and peak
-connections `idle in transaction`, and of those, the peak idle in transaction for more than 250 ms (a
-transaction held across a wait: before the three-phase turn, every turn in flight held one for ~2 s; a
-short read or write transaction shows up as idle in transaction only for the microseconds between two
-statements).
+The one replica: the `chat` function under its image's command, `python -m aiteacher.serve handler:app` in
+functions/chat, with its default worker count (`WEB_CONCURRENCY` unset: the CPUs it may use, at most 2 without
+a CPU limit; `--workers` sets it). `--in-process` serves the app with uvicorn in a thread of this process
+instead, for `BENCH_PROFILE=1` (yappi, per-package CPU) and `BENCH_TRACE=1` (phase timings). The load: a
+separate process with N concurrent clients (plain asyncio HTTP/1.1, one keep-alive connection each, so the
+load costs well under 1 ms of CPU a turn), each sending `--rounds` turns one after the other (new session, 8
+grounded questions in turn), so N * rounds turns per level. A thread of that process polls
+`pg_stat_activity` for the database every 20 ms: peak connections and peak connections `idle in
+transaction`, and of those, the peak idle in transaction for more than 250 ms (a transaction held across a
+wait: before the three-phase turn, every turn in flight held one for ~2 s; a short read or write transaction
+shows up as idle in transaction only for the microseconds between two statements).
 
 Reported per level: turns/s against the ideal N / delay (every turn waits `--llm-delay` on the model, so N
-clients can at best finish N / delay turns per second), the ratio, p50/p99 latency, errors, the peaks. Goal:
-ratio >= 0.9 at every level and 0 connections idle in transaction.
+clients can at best finish N / delay turns per second), the ratio, p50/p99 latency, errors, the peaks, and
+CPU milliseconds per turn: of the replica's processes, of the load process, of the fake model (JSON only), and
+of the whole machine (everything running, other work included) with how many of its cores were busy. On a
+shared machine the ratio measures the machine; CPU per turn is the steadier figure. Goal: ratio >= 0.9 at
+every level, no errors and 0 connections idle in transaction (> 250 ms).
 """
 
 from __future__ import annotations
@@ -88,7 +96,6 @@ finally:
 # --- the load process ----------------------------------------------------------------------------
 def load_main(args: argparse.Namespace) -> None:
     """Run in a subprocess: N concurrent clients, and the pg_stat_activity poller."""
-    import httpx
     import psycopg2
 
     tokens = json.loads(os.environ["BENCH_TOKENS"])
@@ -115,37 +122,77 @@ def load_main(args: argparse.Namespace) -> None:
                 stop.wait(0.02)
         connection.close()
 
+    host, port = args.url.removeprefix("http://").rstrip("/").split(":")
+
+    async def post(
+        connection: list[Any], path: str, body: bytes, headers: bytes
+    ) -> tuple[int, bytes]:  # one keep-alive HTTP/1.1 connection per client: the load must cost little CPU
+        if not connection:
+            connection.extend(await asyncio.open_connection(host, int(port)))
+        reader, writer = connection
+        writer.write(
+            b"POST " + path.encode() + b" HTTP/1.1\r\nHost: " + host.encode() + b"\r\nContent-Type: application/json"
+            b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n" + headers + b"\r\n" + body
+        )
+        head = await reader.readuntil(b"\r\n\r\n")
+        lines = head.split(b"\r\n")
+        status = int(lines[0].split()[1])
+        fields = dict(line.split(b":", 1) for line in lines[1:] if b":" in line)
+        fields = {name.strip().lower(): value.strip() for name, value in fields.items()}
+        if fields.get(b"transfer-encoding") == b"chunked":
+            payload = b""
+            while True:
+                size = int((await reader.readuntil(b"\r\n")).strip(), 16)
+                payload += (await reader.readexactly(size + 2))[:size]
+                if size == 0:
+                    break
+        else:
+            payload = await reader.readexactly(int(fields.get(b"content-length", b"0")))
+        if fields.get(b"connection") == b"close":
+            writer.close()
+            connection.clear()
+        return status, payload
+
     async def run() -> dict[str, Any]:
         latencies: list[float] = []
         errors: list[str] = []
-        limits = httpx.Limits(max_connections=args.clients + 10, max_keepalive_connections=args.clients + 10)
-        async with httpx.AsyncClient(base_url=args.url, timeout=120, limits=limits, trust_env=False) as http:
 
-            async def client(index: int) -> None:
-                headers = {"Authorization": f"Bearer {tokens[index % len(tokens)]}"}
-                for turn in range(args.rounds):
-                    question = QUESTIONS[(index + turn) % len(QUESTIONS)]
-                    started = time.perf_counter()
-                    try:
-                        response = await http.post("/", json={"message": question}, headers=headers)
-                        if response.status_code != 200 or response.json().get("refused"):
-                            errors.append(f"{response.status_code} {response.text[:200]}")
-                    except httpx.HTTPError as exc:
-                        errors.append(repr(exc))
-                    latencies.append(time.perf_counter() - started)
+        async def client(index: int) -> None:
+            headers = f"Authorization: Bearer {tokens[index % len(tokens)]}\r\n".encode()
+            connection: list[Any] = []
+            for turn in range(args.rounds):
+                question = QUESTIONS[(index + turn) % len(QUESTIONS)]
+                started = time.perf_counter()
+                try:
+                    status, payload = await asyncio.wait_for(
+                        post(connection, "/", json.dumps({"message": question}).encode(), headers), 120
+                    )
+                    if status != 200 or json.loads(payload).get("refused"):
+                        errors.append(f"{status} {payload[:200].decode(errors='replace')}")
+                except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError) as exc:
+                    errors.append(repr(exc))
+                    if connection:
+                        connection[1].close()
+                        connection.clear()
+                latencies.append(time.perf_counter() - started)
+            if connection:
+                connection[1].close()
 
-            began = time.perf_counter()
-            await asyncio.gather(*(client(index) for index in range(args.clients)))
-            elapsed = time.perf_counter() - began
+        began = time.perf_counter()
+        await asyncio.gather(*(client(index) for index in range(args.clients)))
+        elapsed = time.perf_counter() - began
         return {"elapsed": elapsed, "latencies": latencies, "errors": errors}
 
     poller = threading.Thread(target=poll, daemon=True)
     poller.start()
     time.sleep(0.1)
+    import resource
+
     result = asyncio.run(run())
     stop.set()
     poller.join(timeout=5)
-    print(json.dumps({**result, **peaks}))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(json.dumps({**result, **peaks, "client_cpu_s": usage.ru_utime + usage.ru_stime}))
 
 
 # --- the bench -----------------------------------------------------------------------------------
@@ -195,7 +242,66 @@ def _trace_phases() -> dict[str, list[float]]:
                 record(_name, began)
 
         setattr(service, name, functools.wraps(original)(timed_async))
+    from aiteacher.llm.openai_provider import OpenAIProvider
+
+    for name in ("moderate_async", "tutor_answer_async"):
+        original = getattr(OpenAIProvider, name)
+
+        async def timed_method(*args: Any, _original: Any = original, _name: str = name, **kwargs: Any) -> Any:
+            began = time.perf_counter()
+            try:
+                return await _original(*args, **kwargs)
+            finally:
+                record(_name, began)
+
+        setattr(OpenAIProvider, name, functools.wraps(original)(timed_method))
     return sink
+
+
+def _tree_cpu_seconds(root: int) -> float:
+    """User + system CPU of a process and all its descendants alive now (Linux /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry)] = int(fields[1])
+        cpu[int(entry)] = (int(fields[11]) + int(fields[12])) / ticks
+    members, frontier = {root}, [root]
+    while frontier:
+        parent = frontier.pop()
+        for pid, ppid in parents.items():
+            if ppid == parent and pid not in members:
+                members.add(pid)
+                frontier.append(pid)
+    return sum(cpu.get(pid, 0.0) for pid in members)
+
+
+def _system_cpu_seconds() -> float:
+    """CPU time all processes of the machine used (busy jiffies of /proc/stat), in seconds."""
+    with open("/proc/stat") as handle:
+        fields = [int(value) for value in handle.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def _package(module: str) -> str:
+    """A profiled function's file as a package (site-packages/<pkg>) or our module, for the CPU breakdown."""
+    if "/shared/aiteacher/" in module:
+        return "aiteacher/" + module.split("/shared/aiteacher/", 1)[1]
+    if "site-packages/" in module:
+        rest = module.split("site-packages/", 1)[1]
+        parts = rest.split("/")
+        return parts[0] if parts[0] != "aiteacher" else "/".join(parts[:2])
+    if "/lib/python3" in module:
+        return "stdlib:" + module.rsplit("/lib/python3", 1)[1].split("/", 1)[-1].split("/")[0]
+    return module.rsplit("/", 2)[-2] + "/" + module.rsplit("/", 1)[-1] if "/" in module else module
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -205,6 +311,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--llm-delay", type=float, default=2.0)
     parser.add_argument("--database-url", default=DEFAULT_DB)
     parser.add_argument("--keep-database", action="store_true", help="do not drop and re-create it first")
+    parser.add_argument(
+        "--workers",
+        default="",
+        help="WEB_CONCURRENCY for the replica (default: unset, so its own default: the CPUs it may use)",
+    )
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="serve the app with uvicorn in this process instead (for BENCH_PROFILE / BENCH_TRACE)",
+    )
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--load", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
@@ -225,16 +341,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         fake_url = fake.stdout.readline().strip()  # type: ignore[union-attr]
-        return _run(args, fake_url)
+        return _run(args, fake_url, fake.pid)
     finally:
         fake.stdin.close()  # type: ignore[union-attr]
         fake.wait(timeout=20)
 
 
-def _run(args: argparse.Namespace, fake_url: str) -> int:
-    import uvicorn
+def _run(args: argparse.Namespace, fake_url: str, fake_pid: int) -> int:
     from bench_tutor import LECTURE
-    from rag_env import HIGH_LIMITS, RagEnv, text_pdf_builder
+    from rag_env import HIGH_LIMITS, RagEnv, free_port, text_pdf_builder
 
     limits = {**HIGH_LIMITS, "chat": "1000000/60"}
     env_vars = {
@@ -252,33 +367,23 @@ def _run(args: argparse.Namespace, fake_url: str) -> int:
         env.upload(text_pdf_builder()(LECTURE, title="Hash tables"), "hash-tables.pdf")
         env.run_jobs()
         students = [env.new_user("student", env.faculties[0], 1) for _ in range(STUDENTS)]
-        from aiteacher_devtools.stack import functions, load_app
-
-        app = load_app(next(spec for spec in functions() if spec.name == "chat"))
-        phases = _trace_phases() if os.environ.get("BENCH_TRACE") else None
-
-        from rag_env import free_port
-
+        _warm_search_cache(students[0].token)
         port = free_port()
-        server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, backlog=2048)
-        )
-        thread = threading.Thread(target=server.run, name="chat-replica", daemon=True)
-        thread.start()
-        while not server.started:
-            time.sleep(0.05)
         url = f"http://127.0.0.1:{port}"
+        replica = _start_replica(args, port)
         child_env = {**os.environ, "BENCH_TOKENS": json.dumps([s.token for s in students])}
+        phases = _trace_phases() if args.in_process and os.environ.get("BENCH_TRACE") else None
         try:
-            # Warm-up (not reported): first requests import the model client, load the embedder, fill pools.
-            levels = [(4, False)] + [(int(level), True) for level in args.levels.split(",")]
+            # Warm-up (not reported): the first requests of each worker import the model client and fill its pools;
+            # enough connections that the kernel hands every worker some.
+            levels = [(16 * replica.workers, False)] + [(int(level), True) for level in args.levels.split(",")]
             for clients, reported in levels:
-                if reported and os.environ.get("BENCH_PROFILE"):  # a developer's aid: yappi, not a dependency
+                if reported and args.in_process and os.environ.get("BENCH_PROFILE"):  # yappi: not a dependency
                     import yappi
 
                     yappi.set_clock_type("cpu")
                     yappi.start()
-                cpu_before = time.process_time()
+                replica_before, fake_before, system_before = replica.cpu(), _tree_cpu_seconds(fake_pid), _system_cpu()
                 out = subprocess.run(
                     [
                         sys.executable,
@@ -299,7 +404,9 @@ def _run(args: argparse.Namespace, fake_url: str) -> int:
                     check=True,
                     timeout=900,
                 )
-                cpu = time.process_time() - cpu_before  # this process is the replica (load and model elsewhere)
+                replica_cpu = replica.cpu() - replica_before
+                fake_cpu = _tree_cpu_seconds(fake_pid) - fake_before
+                system_after = _system_cpu()
                 result = json.loads(out.stdout.strip().splitlines()[-1])
                 if not reported:
                     continue
@@ -316,6 +423,10 @@ def _run(args: argparse.Namespace, fake_url: str) -> int:
                 rate = turns / result["elapsed"]
                 ideal = clients / args.llm_delay
                 latencies = result["latencies"]
+
+                def per_turn(seconds: float, turns: int = turns) -> float:
+                    return round(1000 * seconds / max(turns, 1), 2)
+
                 entry = {
                     "clients": clients,
                     "turns": turns,
@@ -328,7 +439,16 @@ def _run(args: argparse.Namespace, fake_url: str) -> int:
                     "peak_connections": result["connections"],
                     "peak_idle_in_transaction": result["idle_in_transaction"],
                     "peak_idle_in_transaction_over_250ms": result["held_idle_in_transaction"],
-                    "replica_cpu_ms_per_turn": round(1000 * cpu / max(turns, 1), 2),
+                    "replica_workers": replica.workers,
+                    "replica_cpu_ms_per_turn": per_turn(replica_cpu),
+                    "client_cpu_ms_per_turn": per_turn(result["client_cpu_s"]),
+                    "fake_llm_cpu_ms_per_turn": per_turn(fake_cpu),
+                    "system_cpu_ms_per_turn": per_turn(system_after[0] - system_before[0]),
+                    "machine_cores": os.cpu_count(),
+                    "machine_cores_busy": round(
+                        (system_after[0] - system_before[0]) / max(system_after[1] - system_before[1], 1e-9), 2
+                    ),
+                    "load_average": round(os.getloadavg()[0], 2),
                     "first_error": result["errors"][0] if result["errors"] else None,
                 }
                 report.append(entry)
@@ -346,18 +466,15 @@ def _run(args: argparse.Namespace, fake_url: str) -> int:
                         entry["peak_idle_in_transaction"],
                         entry["peak_idle_in_transaction_over_250ms"],
                         entry["replica_cpu_ms_per_turn"],
+                        entry["client_cpu_ms_per_turn"],
+                        entry["system_cpu_ms_per_turn"],
+                        entry["machine_cores_busy"],
                     ]
                 )
         finally:
-            server.should_exit = True
-            thread.join(timeout=10)
-            if os.environ.get("BENCH_PROFILE"):
-                import yappi
-
-                yappi.stop()
-                yappi.get_func_stats().sort("tsub").print_all(
-                    out=sys.stderr, columns={0: ("name", 80), 1: ("ncall", 8), 2: ("tsub", 8), 3: ("ttot", 8)}
-                )
+            replica.stop()
+            if args.in_process and os.environ.get("BENCH_PROFILE"):
+                _print_profile()
     print_table(
         [
             "clients",
@@ -372,8 +489,15 @@ def _run(args: argparse.Namespace, fake_url: str) -> int:
             "peak idle in tx",
             "of them > 250 ms",
             "replica CPU ms/turn",
+            "client CPU ms/turn",
+            "system CPU ms/turn",
+            "cores busy",
         ],
         rows,
+    )
+    print(
+        f"replica: {replica.description}; CPU ms/turn: the replica's processes; client: the load process; "
+        "system: every process on the machine (PostgreSQL, the fake model and anything else running)"
     )
     met = all(r["ratio"] >= GOAL and r["peak_idle_in_transaction_over_250ms"] == 0 and not r["errors"] for r in report)
     print(
@@ -387,12 +511,137 @@ def _run(args: argparse.Namespace, fake_url: str) -> int:
                     "bench": "chat_capacity",
                     "llm_delay_s": args.llm_delay,
                     "rounds": args.rounds,
+                    "replica": replica.description,
                     "levels": report,
                     "goal_met": met,
                 }
             )
         )
     return 0
+
+
+def _system_cpu() -> tuple[float, float]:
+    """(busy CPU seconds of the whole machine, wall seconds) now."""
+    return _system_cpu_seconds(), time.monotonic()
+
+
+def _warm_search_cache(token: str) -> None:
+    """Run the bench's questions through search once here, where ingestion left the embedded vector store
+    open, with the scope and top_k a turn uses: every turn of the replica then finds its search results in
+    the (default, 10-minute) search cache, as repeated course questions do. Then this process lets go of the
+    store, so a single-worker replica could open it on a miss (Qdrant Edge belongs to one process; production
+    replicas use the Qdrant server)."""
+    from aiteacher.config import get_settings, reset_caches
+    from aiteacher.curriculum.search import caller_scope, search
+    from aiteacher.db import transaction
+    from aiteacher.security.tokens import decode
+
+    claims = decode(token, "access")
+    with transaction() as session:
+        scope = caller_scope(session, claims)
+    for question in QUESTIONS:
+        search(scope, question, get_settings().tutor_top_k)
+    reset_caches()
+
+
+class _Replica:
+    """The `chat` function as its image runs it (`python -m aiteacher.serve handler:app` in functions/chat),
+    or, with --in-process, its app under uvicorn in a thread of this process (for yappi and phase traces)."""
+
+    def __init__(self, args: argparse.Namespace, port: int) -> None:
+        self.process: subprocess.Popen[str] | None = None
+        self.server: Any = None
+        self.thread: threading.Thread | None = None
+        if args.in_process:
+            import uvicorn
+
+            from aiteacher_devtools.stack import functions, load_app
+
+            app = load_app(next(spec for spec in functions() if spec.name == "chat"))
+            self.server = uvicorn.Server(
+                uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, backlog=2048)
+            )
+            self.thread = threading.Thread(target=self.server.run, name="chat-replica", daemon=True)
+            self.thread.start()
+            while not self.server.started:
+                time.sleep(0.05)
+            self.workers = 1
+            self.description = "the chat app under uvicorn in the bench process (--in-process), 1 worker"
+            return
+        env = {**os.environ, "FUNCTION_NAME": "chat", "LOG_LEVEL": "warning"}
+        if args.workers:
+            env["WEB_CONCURRENCY"] = args.workers
+        try:
+            from aiteacher.serve import worker_count
+        except ImportError:  # a checkout from before WEB_CONCURRENCY: one worker
+            self.workers = 1
+        else:
+            self.workers = worker_count(env)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "aiteacher.serve", "handler:app", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=BENCH.parent / "functions" / "chat",
+            env=env,
+            stdout=subprocess.DEVNULL,  # the audit log (one JSON line a turn, as in production)
+            text=True,
+        )
+        import httpx
+
+        deadline = time.monotonic() + 60
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the chat replica exited with {self.process.returncode}")
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/_/health", timeout=2, trust_env=False).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("the chat replica did not become ready within 60 s")
+            time.sleep(0.1)
+        self.description = (
+            f"python -m aiteacher.serve handler:app (functions/chat), {self.workers} worker(s)"
+            f"{' (WEB_CONCURRENCY=' + args.workers + ')' if args.workers else ' (the default)'}"
+        )
+
+    def cpu(self) -> float:
+        if self.process is not None:
+            return _tree_cpu_seconds(self.process.pid)
+        return time.process_time()  # in-process: this process is the replica (load and model run elsewhere)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            import signal
+
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.server is not None:
+            self.server.should_exit = True
+            assert self.thread is not None
+            self.thread.join(timeout=10)
+
+
+def _start_replica(args: argparse.Namespace, port: int) -> _Replica:
+    return _Replica(args, port)
+
+
+def _print_profile() -> None:
+    import yappi
+
+    yappi.stop()
+    stats = yappi.get_func_stats()
+    by_package: dict[str, float] = {}
+    for stat in stats:
+        by_package[_package(stat.module)] = by_package.get(_package(stat.module), 0.0) + stat.tsub
+    total = sum(by_package.values()) or 1.0
+    for name, seconds in sorted(by_package.items(), key=lambda item: -item[1])[:30]:
+        print(f"{name:60} {seconds:8.3f} s {100 * seconds / total:5.1f} %", file=sys.stderr)
+    stats.sort("tsub").print_all(
+        out=sys.stderr, columns={0: ("name", 80), 1: ("ncall", 8), 2: ("tsub", 8), 3: ("ttot", 8)}
+    )
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO))
 
 from tests.fixtures.make_documents import docx_bytes, pptx_bytes, render_text_pages, scanned_pdf  # noqa: E402
 from tests.fixtures.make_pdfs import text_pdf  # noqa: E402
-from tests.unit.test_formats import character_accuracy  # noqa: E402
+from tests.unit.ingestion.test_formats import character_accuracy  # noqa: E402
 
 SENTENCES = [
     "Breadth-first search visits the vertices of a graph level by level from the source.",

@@ -1,7 +1,7 @@
 """auth-login: exchange email and password for an access and a refresh token."""
 
 from aiteacher.identity.schemas import LoginIn, TokenPair
-from aiteacher.web import client_ip, create_app, lambda_handler
+from aiteacher.web import Db, client_ip, create_app, lambda_handler
 
 app = create_app("auth-login", "Sign in")
 
@@ -14,12 +14,10 @@ app = create_app("auth-login", "Sign in")
         429: {"description": "Too many failed logins"},
     },
 )
-def login(body: LoginIn) -> TokenPair:
-    from aiteacher.db import transaction
+def login(body: LoginIn, db: Db) -> TokenPair:
     from aiteacher.identity import service
 
-    with transaction() as session:
-        pair = service.login(session, email=body.email, password=body.password, client_ip=client_ip())
+    pair = service.login(db, email=body.email, password=body.password, client_ip=client_ip())
     return TokenPair(
         access_token=pair.access_token,
         refresh_token=pair.refresh_token,

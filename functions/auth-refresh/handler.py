@@ -2,19 +2,18 @@
 
 from aiteacher.errors import InvalidToken
 from aiteacher.identity.schemas import RefreshIn, TokenPair
-from aiteacher.web import create_app, lambda_handler
+from aiteacher.web import Db, create_app, lambda_handler
 
 app = create_app("auth-refresh", "Rotate a refresh token")
 
 
 @app.post("/", response_model=TokenPair, responses={401: {"description": "Invalid, expired, revoked or reused"}})
-def refresh(body: RefreshIn) -> TokenPair:
-    from aiteacher.db import transaction
+def refresh(body: RefreshIn, db: Db) -> TokenPair:
     from aiteacher.identity import service
 
-    with transaction() as session:
-        pair = service.refresh(session, body.refresh_token)
-    if pair is None:  # reuse: the revocation is committed, now refuse
+    pair = service.refresh(db, body.refresh_token)
+    if pair is None:  # reuse: commit the revocation (the 401 below would roll it back), then refuse
+        db.commit()
         raise InvalidToken(
             "The refresh token was already used; every session of this login is revoked", code="token_reused"
         )

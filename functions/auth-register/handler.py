@@ -3,7 +3,7 @@
 from fastapi import Response
 
 from aiteacher.identity.schemas import RegisterIn, RegisterOut
-from aiteacher.web import OptionalUser, create_app, lambda_handler
+from aiteacher.web import Db, OptionalUser, create_app, lambda_handler
 
 app = create_app("auth-register", "Create an account")
 
@@ -17,14 +17,12 @@ app = create_app("auth-register", "Create an account")
         409: {"description": "Email already registered"},
     },
 )
-def register(body: RegisterIn, caller: OptionalUser, response: Response) -> RegisterOut:
-    from aiteacher.db import transaction
+def register(body: RegisterIn, caller: OptionalUser, db: Db, response: Response) -> RegisterOut:
     from aiteacher.identity import service
 
-    with transaction() as session:
-        user = service.register(
-            session, email=body.email, password=body.password, full_name=body.full_name, role=body.role, caller=caller
-        )
+    user = service.register(
+        db, email=body.email, password=body.password, full_name=body.full_name, role=body.role, caller=caller
+    )
     response.headers["Location"] = "/me"
     return RegisterOut(id=user.id, email=user.email, role=user.role)
 

@@ -2,47 +2,23 @@
 learning state; DELETE hides it."""
 
 from fastapi import Query, Response
-from pydantic import BaseModel, Field
 
-from aiteacher.replies import ChatSessionOut
-from aiteacher.web import CurrentUser, create_app, lambda_handler
+from aiteacher.tutor.schemas import ChatSessionOut, SessionPage
+from aiteacher.web import CurrentUser, Db, ReadDb, create_app, lambda_handler
 
 app = create_app("chat-session", "List, read or delete your tutoring sessions")
 
 
-class LastMessage(BaseModel):
-    role: str
-    preview: str
-    created_at: str
-
-
-class SessionSummary(BaseModel):
-    id: str
-    course: str | None
-    title: str = Field(description="The session's first question, shortened")
-    last_message: LastMessage | None
-    message_count: int
-    hint_level: int
-    created_at: str
-    updated_at: str
-
-
-class SessionPage(BaseModel):
-    sessions: list[SessionSummary] = Field(description="The caller's own sessions, newest activity first")
-    limit: int
-    offset: int
-    next_offset: int | None = Field(description="The offset of the next page; null on the last page")
-
-
 @app.get("/", response_model=SessionPage)
 def list_sessions(
-    caller: CurrentUser, limit: int = Query(20, ge=1, le=100), offset: int = Query(0, ge=0, le=100_000)
-) -> dict:
-    from aiteacher.db import transaction
+    caller: CurrentUser,
+    db: ReadDb,
+    limit: int = Query(20, ge=1, le=100),
+    offset: int = Query(0, ge=0, le=100_000),
+) -> SessionPage:
     from aiteacher.tutor.service import list_sessions
 
-    with transaction(read_only=True) as session:
-        return list_sessions(session, caller, limit, offset)
+    return SessionPage.model_validate(list_sessions(db, caller, limit, offset))
 
 
 @app.get(
@@ -50,21 +26,17 @@ def list_sessions(
     response_model=ChatSessionOut,
     responses={404: {"description": "Missing, deleted, or another user's"}},
 )
-def read_session(session_id: str, caller: CurrentUser) -> dict:
-    from aiteacher.db import transaction
+def read_session(session_id: str, caller: CurrentUser, db: ReadDb) -> ChatSessionOut:
     from aiteacher.tutor.service import session_view
 
-    with transaction(read_only=True) as session:
-        return session_view(session, caller, session_id)
+    return ChatSessionOut.model_validate(session_view(db, caller, session_id))
 
 
 @app.delete("/{session_id}", status_code=204, response_class=Response)
-def delete_session(session_id: str, caller: CurrentUser) -> Response:
-    from aiteacher.db import transaction
+def delete_session(session_id: str, caller: CurrentUser, db: Db) -> Response:
     from aiteacher.tutor.service import delete_session
 
-    with transaction() as session:
-        delete_session(session, caller, session_id)
+    delete_session(db, caller, session_id)
     return Response(status_code=204)
 
 

@@ -4,38 +4,13 @@ rather than hands out answers; refuses assessed work and what the material does 
 
 from fastapi import Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from aiteacher.tutor.schemas import ChatIn, ChatOut, Citation
 from aiteacher.web import CurrentUser, create_app, lambda_handler
 
 app = create_app("chat", "Ask the AI tutor")
 SSE = "text/event-stream"
-
-
-class ChatIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    message: str = Field(min_length=1, max_length=20000)
-    session_id: str | None = Field(None, max_length=36)
-    course: str | None = Field(None, max_length=100)
-
-
-class Citation(BaseModel):
-    document_id: str
-    title: str
-    page: int = Field(description="The unit number: a PDF page, a slide or a section (see `unit`)")
-    unit: str = Field("page", description="page | slide | section")
-    ocr: bool = Field(False, description="The cited text was recognised from a scanned page")
-    page_url: str | None = Field(None, description="GET it (same token) for the page's text; add /image for a PNG")
-
-
-class ChatOut(BaseModel):
-    session_id: str
-    answer: str
-    citations: list[Citation]
-    refused: bool
-    reason: str | None = Field(None, description="integrity | not_in_material | flagged when refused")
-    hint_level: int | None = Field(None, description="0 hint, 1 stronger hint, 2 worked explanation")
 
 
 @app.post(

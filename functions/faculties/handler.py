@@ -2,20 +2,18 @@
 
 from fastapi import Response
 
-from aiteacher.replies import FacultyOut
-from aiteacher.web import create_app, lambda_handler
+from aiteacher.academics.schemas import FacultyOut
+from aiteacher.web import ReadDb, create_app, lambda_handler
 
 app = create_app("faculties", "List faculties, departments and semesters")
 CACHE_SECONDS = 300
 
 
 @app.get("/", response_model=list[FacultyOut])
-def list_faculties(response: Response) -> list[dict]:
+def list_faculties(db: ReadDb, response: Response) -> list[FacultyOut]:
     from aiteacher.academics.service import list_faculties
-    from aiteacher.db import transaction
 
-    with transaction(read_only=True) as session:
-        faculties = list_faculties(session)
+    faculties = list_faculties(db)
     response.headers["Cache-Control"] = f"public, max-age={CACHE_SECONDS}"
     return faculties
 

@@ -6,12 +6,13 @@ from typing import Annotated
 from fastapi import Depends, File, Form, Response, UploadFile
 
 from aiteacher.bounds import MAX_ID
-from aiteacher.replies import IngestAccepted
+from aiteacher.curriculum.schemas import IngestAccepted
+from aiteacher.enums import Role
 from aiteacher.security.tokens import Claims
-from aiteacher.web import create_app, lambda_handler, require_roles
+from aiteacher.web import Db, create_app, lambda_handler, require_roles
 
 app = create_app("ingest", "Upload lecture material", max_body_setting="ingest_max_bytes")
-Uploader = Annotated[Claims, Depends(require_roles("academic", "admin"))]
+Uploader = Annotated[Claims, Depends(require_roles(Role.ACADEMIC, Role.ADMIN))]
 
 
 @app.post(
@@ -36,30 +37,23 @@ Uploader = Annotated[Claims, Depends(require_roles("academic", "admin"))]
 )
 def ingest(
     caller: Uploader,
+    db: Db,
     response: Response,
     file: Annotated[UploadFile, File(description="PDF, .pptx, .docx, Markdown or HTML")],
     course: Annotated[str, Form(min_length=1, max_length=100)],
     faculty_id: Annotated[int | None, Form(ge=1, le=MAX_ID)] = None,
     semester_id: Annotated[int | None, Form(ge=1, le=MAX_ID)] = None,
-) -> dict:
+) -> IngestAccepted:
     from aiteacher.curriculum import service
-    from aiteacher.db import transaction
 
-    data, kind = service.read_upload(file.file)
-    with transaction() as session:
-        target = service.resolve_upload_target(session, caller, faculty_id, semester_id)
-        doc, created = service.create_upload(
-            session, caller, target, course=course, filename=file.filename or "upload", data=data, kind=kind
-        )
+    data, kind = service.read_upload(file.file)  # before the session opens (the Db dependency is lazy)
+    target = service.resolve_upload_target(db, caller, faculty_id, semester_id)
+    doc, created = service.create_upload(
+        db, caller, target, course=course, filename=file.filename or "upload", data=data, kind=kind
+    )
     response.headers["Location"] = f"/documents/{doc.id}"
     # The same file already in this course: its document, not a second copy.
-    return {
-        "document_id": doc.id,
-        "status": doc.status,
-        "key": doc.object_key,
-        "format": kind,
-        "duplicate": not created,
-    }
+    return IngestAccepted(document_id=doc.id, status=doc.status, key=doc.object_key, format=kind, duplicate=not created)
 
 
 handler = lambda_handler(app)

@@ -1,14 +1,17 @@
 """me: read and update the caller's profile (name, push token; students: faculty, department, semester)."""
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from aiteacher.identity.schemas import Profile, ProfileUpdate
-from aiteacher.web import CurrentUser, create_app, lambda_handler
+from aiteacher.web import CurrentUser, Db, create_app, lambda_handler
+
+if TYPE_CHECKING:
+    from aiteacher.db.models import User
 
 app = create_app("me", "The signed-in user's profile")
 
 
-def _profile(user: Any) -> Profile:
+def _profile(user: "User") -> Profile:
     return Profile(
         id=user.id,
         email=user.email,
@@ -40,12 +43,10 @@ def read_profile(caller: CurrentUser) -> Profile:
         422: {"description": "Unknown ids, or a department/semester of another faculty"},
     },
 )
-def update_profile(body: ProfileUpdate, caller: CurrentUser) -> Profile:
-    from aiteacher.db import transaction
+def update_profile(body: ProfileUpdate, caller: CurrentUser, db: Db) -> Profile:
     from aiteacher.identity import service
 
-    with transaction() as session:
-        return _profile(service.update_profile(session, caller, body.model_dump(exclude_unset=True)))
+    return _profile(service.update_profile(db, caller, body.model_dump(exclude_unset=True)))
 
 
 handler = lambda_handler(app)

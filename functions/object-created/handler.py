@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import Request
 
-from aiteacher.replies import EventsAccepted
+from aiteacher.curriculum.schemas import EventsAccepted
 from aiteacher.web import create_app
 
 app = create_app("object-created", "Bucket object-created events")
@@ -19,7 +19,7 @@ app = create_app("object-created", "Bucket object-created events")
     responses={401: {"description": "Missing or wrong events token"}},
     openapi_extra={"security": [{"bearer": []}]},
 )  # the bucket webhook's EVENTS_TOKEN
-async def object_created(request: Request) -> dict:
+async def object_created(request: Request) -> EventsAccepted:
     from fastapi.concurrency import run_in_threadpool
 
     from aiteacher.curriculum.ingest_events import check_events_token, handle_events
@@ -31,7 +31,7 @@ async def object_created(request: Request) -> dict:
     except (ValueError, RecursionError) as exc:  # RecursionError: JSON nested thousands deep
         raise ValidationFailed("The body is not valid JSON (or is nested too deeply)") from exc
     headers = {key.lower(): value for key, value in request.headers.items() if key.lower().startswith("ce-")}
-    return await run_in_threadpool(handle_events, body, headers)
+    return EventsAccepted.model_validate(await run_in_threadpool(handle_events, body, headers))
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

@@ -4,16 +4,9 @@ from typing import Annotated, Any
 
 from fastapi import Path, Query
 
-from aiteacher.identity.schemas import (
-    Enrolment,
-    EnrolmentChange,
-    PlacementChange,
-    Role,
-    RoleChange,
-    UserPage,
-    UserRecord,
-)
-from aiteacher.web import CurrentUser, create_app, lambda_handler
+from aiteacher.academics.schemas import Enrolment, EnrolmentChange
+from aiteacher.identity.schemas import PlacementChange, Role, RoleChange, UserPage, UserRecord
+from aiteacher.web import CurrentUser, Db, ReadDb, create_app, lambda_handler
 
 app = create_app("users", "User administration, placement and faculty enrolment")
 UserId = Annotated[str, Path(min_length=1, max_length=36)]
@@ -27,6 +20,7 @@ DENIED: dict[int | str, dict[str, Any]] = {
 @app.get("/", response_model=UserPage, responses=DENIED)
 def list_users(
     caller: CurrentUser,
+    db: ReadDb,
     q: Annotated[str | None, Query(max_length=100)] = None,
     email: Annotated[str | None, Query(max_length=320, description="Exact email: one account")] = None,
     role: Role | None = None,
@@ -36,74 +30,57 @@ def list_users(
     offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
 ) -> UserPage:
     from aiteacher import access
-    from aiteacher.db import transaction
     from aiteacher.identity import admin
 
-    with transaction(read_only=True) as session:
-        actor = access.caller_scope(caller, session)
-        if email:
-            users, total = [admin.find_student_by_email(session, actor, email)], 1
-        else:
-            users, total = admin.list_users(
-                session, actor, query=q, role=role, faculty_id=faculty_id, active=active, limit=limit, offset=offset
-            )
-        return UserPage(
-            users=[UserRecord(**admin.user_record(u)) for u in users], total=total, limit=limit, offset=offset
+    actor = access.caller_scope(caller, db)
+    if email:
+        users, total = [admin.find_student_by_email(db, actor, email)], 1
+    else:
+        users, total = admin.list_users(
+            db, actor, query=q, role=role, faculty_id=faculty_id, active=active, limit=limit, offset=offset
         )
+    return UserPage(users=[admin.user_record(u) for u in users], total=total, limit=limit, offset=offset)
 
 
 @app.get("/enrolment/{faculty_id}", response_model=Enrolment, responses=DENIED)
-def read_enrolment(faculty_id: FacultyId, caller: CurrentUser) -> Enrolment:
+def read_enrolment(faculty_id: FacultyId, caller: CurrentUser, db: ReadDb) -> Enrolment:
     from aiteacher import access
     from aiteacher.academics import service
-    from aiteacher.db import transaction
 
-    with transaction(read_only=True) as session:
-        return Enrolment(**service.get_enrolment(session, access.caller_scope(caller, session), faculty_id))
+    return service.get_enrolment(db, access.caller_scope(caller, db), faculty_id)
 
 
 @app.put("/enrolment/{faculty_id}", response_model=Enrolment, responses=DENIED)
-def set_enrolment(faculty_id: FacultyId, body: EnrolmentChange, caller: CurrentUser) -> Enrolment:
+def set_enrolment(faculty_id: FacultyId, body: EnrolmentChange, caller: CurrentUser, db: Db) -> Enrolment:
     from aiteacher import access
     from aiteacher.academics import service
-    from aiteacher.db import transaction
 
-    with transaction() as session:
-        actor = access.caller_scope(caller, session)
-        return Enrolment(**service.set_enrolment_policy(session, actor, faculty_id, body.policy))
+    return service.set_enrolment_policy(db, access.caller_scope(caller, db), faculty_id, body.policy)
 
 
 @app.post("/enrolment/{faculty_id}/key", response_model=Enrolment, responses=DENIED)
-def rotate_enrolment_key(faculty_id: FacultyId, caller: CurrentUser) -> Enrolment:
+def rotate_enrolment_key(faculty_id: FacultyId, caller: CurrentUser, db: Db) -> Enrolment:
     from aiteacher import access
     from aiteacher.academics import service
-    from aiteacher.db import transaction
 
-    with transaction() as session:
-        return Enrolment(**service.rotate_enrolment_key(session, access.caller_scope(caller, session), faculty_id))
+    return service.rotate_enrolment_key(db, access.caller_scope(caller, db), faculty_id)
 
 
 @app.get("/{user_id}", response_model=UserRecord, responses=DENIED)
-def read_user(user_id: UserId, caller: CurrentUser) -> UserRecord:
+def read_user(user_id: UserId, caller: CurrentUser, db: ReadDb) -> UserRecord:
     from aiteacher import access
-    from aiteacher.db import transaction
     from aiteacher.identity import admin
 
-    with transaction(read_only=True) as session:
-        return UserRecord(
-            **admin.user_record(admin.get_account(session, access.caller_scope(caller, session), user_id))
-        )
+    return admin.user_record(admin.get_account(db, access.caller_scope(caller, db), user_id))
 
 
 @app.put("/{user_id}/role", response_model=UserRecord, responses=DENIED)
-def change_role(user_id: UserId, body: RoleChange, caller: CurrentUser) -> UserRecord:
+def change_role(user_id: UserId, body: RoleChange, caller: CurrentUser, db: Db) -> UserRecord:
     from aiteacher import access
-    from aiteacher.db import transaction
     from aiteacher.identity import admin
 
-    with transaction() as session:
-        actor = access.caller_scope(caller, session)
-        return UserRecord(**admin.user_record(admin.change_role(session, actor, user_id, access.Role(body.role))))
+    actor = access.caller_scope(caller, db)
+    return admin.user_record(admin.change_role(db, actor, user_id, access.Role(body.role)))
 
 
 @app.put(
@@ -111,34 +88,30 @@ def change_role(user_id: UserId, body: RoleChange, caller: CurrentUser) -> UserR
     response_model=UserRecord,
     responses={**DENIED, 422: {"description": "Unknown ids, or a department/semester of another faculty"}},
 )
-def place_user(user_id: UserId, body: PlacementChange, caller: CurrentUser) -> UserRecord:
+def place_user(user_id: UserId, body: PlacementChange, caller: CurrentUser, db: Db) -> UserRecord:
     from aiteacher import access
-    from aiteacher.db import transaction
     from aiteacher.identity import admin
 
-    with transaction() as session:
-        actor = access.caller_scope(caller, session)
-        return UserRecord(**admin.user_record(admin.place(session, actor, user_id, body.model_dump())))
+    actor = access.caller_scope(caller, db)
+    return admin.user_record(admin.place(db, actor, user_id, body.model_dump()))
 
 
 @app.post("/{user_id}/deactivate", response_model=UserRecord, responses=DENIED)
-def deactivate(user_id: UserId, caller: CurrentUser) -> UserRecord:
-    return _set_active(user_id, caller, False)
+def deactivate(user_id: UserId, caller: CurrentUser, db: Db) -> UserRecord:
+    return _set_active(user_id, caller, db, False)
 
 
 @app.post("/{user_id}/reactivate", response_model=UserRecord, responses=DENIED)
-def reactivate(user_id: UserId, caller: CurrentUser) -> UserRecord:
-    return _set_active(user_id, caller, True)
+def reactivate(user_id: UserId, caller: CurrentUser, db: Db) -> UserRecord:
+    return _set_active(user_id, caller, db, True)
 
 
-def _set_active(user_id: str, caller: CurrentUser, active: bool) -> UserRecord:
+def _set_active(user_id: str, caller: CurrentUser, db: Db, active: bool) -> UserRecord:
     from aiteacher import access
-    from aiteacher.db import transaction
     from aiteacher.identity import admin
 
-    with transaction() as session:
-        actor = access.caller_scope(caller, session)
-        return UserRecord(**admin.user_record(admin.set_active(session, actor, user_id, active)))
+    actor = access.caller_scope(caller, db)
+    return admin.user_record(admin.set_active(db, actor, user_id, active))
 
 
 handler = lambda_handler(app)

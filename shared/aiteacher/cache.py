@@ -97,7 +97,13 @@ def get_async_redis() -> AsyncRedis:
     loop = asyncio.get_running_loop()
     entry = _async_clients.get(loop)
     if entry is None or entry[0] != _async_generation[0]:
+        from aiteacher.config import get_settings
+
         url, options = _redis_options()
+        # A timeout on the event loop fires by the wall clock: when the loop of a busy replica resumes a request
+        # late, the reply has long been there. REDIS_TIMEOUT_SECONDS (1 s) then turned CPU saturation into 503s.
+        timeout = max(get_settings().redis_async_timeout_seconds, options["socket_timeout"])
+        options = {**options, "socket_timeout": timeout, "socket_connect_timeout": timeout, "timeout": timeout}
         from aiteacher.security.revocation import ensure_loaded_async
 
         pool = BlockingConnectionPool.from_url(

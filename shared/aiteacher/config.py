@@ -110,6 +110,15 @@ class Settings(BaseSettings):
     # --- redis ---------------------------------------------------------------------------------
     redis_url: str = Field("", description="Redis/Valkey URL; `make dev` starts an embedded Valkey when empty.")
     redis_timeout_seconds: float = 1.0
+    redis_async_timeout_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=60,
+        description="Connect, read and pool-wait timeout of the asyncio Redis client (the request path: admission, "
+        "answer cache). Its clock also runs while a busy replica's event loop works through other requests before "
+        "it resumes this one, so it is wider than REDIS_TIMEOUT_SECONDS (the threads' client); a Redis that is "
+        "down still fails at once (connection refused).",
+    )
     function_concurrency: int = Field(
         256,
         ge=1,

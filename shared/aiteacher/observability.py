@@ -74,11 +74,24 @@ JOB_DURATION = Histogram(
     registry=REGISTRY,
 )
 JOB_FAILURES = Counter("aiteacher_job_failures_total", "RQ jobs that ended failed", ("queue", "job"), registry=REGISTRY)
-BUILD_INFO = Gauge("aiteacher_build_info", "The running function", ("function",), registry=REGISTRY)
+BUILD_INFO = Gauge(
+    "aiteacher_build_info", "The running function", ("function",), registry=REGISTRY, multiprocess_mode="max"
+)
 
 
 def metrics_text() -> bytes:
-    return generate_latest(REGISTRY)
+    """The process's metrics; with several server workers (aiteacher.serve sets PROMETHEUS_MULTIPROC_DIR),
+    the sum over all of them, whichever worker answers the scrape."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not directory:
+        return generate_latest(REGISTRY)
+    from prometheus_client import multiprocess
+
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=directory)
+    if _queue_collector is not None:
+        registry.register(_queue_collector)
+    return generate_latest(registry)
 
 
 class QueueDepthCollector:

@@ -21,10 +21,148 @@ def build_async_client(*, api_key: str, base_url: str, timeout: float, max_retri
     import openai
 
     return openai.AsyncOpenAI(
-        api_key=api_key or NO_KEY, base_url=base_url or None, timeout=timeout, max_retries=max_retries
+        api_key=api_key or NO_KEY,
+        base_url=base_url or None,
+        timeout=timeout,
+        max_retries=max_retries,
+        http_client=_async_http_client(),
     )
 
 
 def endpoint_label(base_url: str) -> str:
     """Host of the server, for error messages (never the key or the full URL)."""
     return urlsplit(base_url).netloc if base_url else "api.openai.com"
+
+
+class _StackPool:
+    """An httpcore connection pool that finds a connection in O(1): idle HTTP/1.1 connections kept per origin
+    on a stack, the most recent reused first.
+
+    httpcore's own pool re-examines every connection (and probes every idle socket) on each request and each
+    response close. With a slow model, a replica holds one connection per turn in flight, so at a few hundred
+    turns that scan was the largest CPU cost of a turn. Here a request probes only the connection it takes,
+    and each response close probes the oldest idle one (an expired connection is closed then). The wire work
+    (HTTP/1.1, TLS, timeouts) is httpcore's `AsyncHTTPConnection`, as before."""
+
+    def __init__(self, *, ssl_context: Any, max_connections: int, max_keepalive: int, keepalive_expiry: float) -> None:
+        import asyncio
+        from collections import deque
+
+        self._ssl_context = ssl_context
+        self._max_keepalive = max_keepalive
+        self._keepalive_expiry = keepalive_expiry
+        self._slots = asyncio.Semaphore(max_connections)
+        self._idle: dict[Any, deque[Any]] = {}
+        self._deque = deque
+
+    def _take(self, origin: Any) -> Any:
+        import httpcore2
+
+        idle = self._idle.get((origin.scheme, origin.host, origin.port))
+        while idle:
+            connection = idle.pop()
+            if connection.is_idle() and not connection.has_expired():
+                return connection
+            self._discard(connection)
+        return httpcore2.AsyncHTTPConnection(
+            origin=origin, ssl_context=self._ssl_context, keepalive_expiry=self._keepalive_expiry
+        )
+
+    def _discard(self, connection: Any) -> None:
+        import asyncio
+
+        task = asyncio.ensure_future(connection.aclose())
+        task.add_done_callback(lambda done: done.cancelled() or done.exception())
+
+    def _give_back(self, origin: Any, connection: Any) -> None:
+        self._slots.release()
+        if not connection.is_idle():
+            self._discard(connection)
+            return
+        idle = self._idle.setdefault((origin.scheme, origin.host, origin.port), self._deque())
+        if idle and idle[0].has_expired():  # sweep the oldest: nothing stays open past its keep-alive
+            self._discard(idle.popleft())
+        if len(idle) >= self._max_keepalive:
+            self._discard(idle.popleft())
+        idle.append(connection)
+
+    async def handle_async_request(self, request: Any) -> Any:
+        import asyncio
+
+        import httpcore2
+
+        timeout = (request.extensions.get("timeout") or {}).get("pool")
+        try:
+            await asyncio.wait_for(self._slots.acquire(), timeout)
+        except TimeoutError as exc:
+            raise httpcore2.PoolTimeout("No connection became free in time") from exc
+        origin = request.url.origin
+        for _attempt in range(3):  # a kept connection may have been taken by the server meanwhile
+            connection = self._take(origin)
+            try:
+                response = await connection.handle_async_request(request)
+            except httpcore2.ConnectionNotAvailable:
+                self._discard(connection)
+                continue
+            except BaseException:
+                self._discard(connection)
+                self._slots.release()
+                raise
+            return httpcore2.Response(
+                status=response.status,
+                headers=response.headers,
+                content=_ReturningStream(response.stream, lambda c=connection: self._give_back(origin, c)),
+                extensions=response.extensions,
+            )
+        self._slots.release()
+        raise httpcore2.ConnectError("No connection could take the request")
+
+    async def aclose(self) -> None:
+        for idle in self._idle.values():
+            while idle:
+                await idle.pop().aclose()
+
+    async def __aenter__(self) -> _StackPool:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.aclose()
+
+
+class _ReturningStream:
+    """A response body that hands its connection back to the pool once read (or closed), exactly once."""
+
+    def __init__(self, stream: Any, give_back: Any) -> None:
+        self._stream = stream
+        self._give_back = give_back
+
+    async def __aiter__(self) -> Any:
+        async for part in self._stream:
+            yield part
+
+    async def aclose(self) -> None:
+        give_back, self._give_back = self._give_back, None
+        try:
+            if hasattr(self._stream, "aclose"):
+                await self._stream.aclose()
+        finally:
+            if give_back is not None:
+                give_back()
+
+
+def _async_http_client() -> Any:
+    """The SDK's default async httpx client (its timeout, limits, redirects, proxies from the environment),
+    its direct transport on the O(1) pool above."""
+    import httpx2
+    import openai
+    from openai._constants import DEFAULT_CONNECTION_LIMITS
+
+    limits = DEFAULT_CONNECTION_LIMITS
+    transport = httpx2.AsyncHTTPTransport(limits=limits)
+    transport._pool = _StackPool(  # type: ignore[assignment]  # httpcore errors still mapped to httpx ones
+        ssl_context=httpx2.create_ssl_context(),
+        max_connections=limits.max_connections or 1000,
+        max_keepalive=limits.max_connections or 1000,
+        keepalive_expiry=limits.keepalive_expiry or 5.0,
+    )
+    return openai.DefaultAsyncHttpxClient(transport=transport)

@@ -11,6 +11,14 @@ What plain uvicorn gets wrong under of-watchdog:
 - **Timeouts.** At `exec_timeout` the watchdog cuts the request. The app answers first, a problem+json
   504 a moment before that deadline, so the client learns what happened. The deadline covers the time to
   the first byte only: a streamed reply (Server-Sent Events) keeps streaming.
+- **Cores.** One event loop uses one core. A replica (one container) runs `WEB_CONCURRENCY` worker
+  processes on one listening socket, by default one per CPU of the container's CPU limit (at most
+  `MAX_AUTO_WORKERS`). The app is imported once, then the workers are
+  forked; each has its own event loop and its own pools (so `DB_POOL_SIZE` is per worker). Without a CPU
+  limit the default is the CPUs it may run on, at most `UNLIMITED_AUTO_WORKERS`. SIGTERM is
+  passed to every worker, each drains as above, and the process exits 0 once all have; a worker that dies
+  on its own stops the others and the process exits 1, so the watchdog (and the orchestrator) restart it.
+  `/_/metrics` reports the sum over the workers (prometheus_client's multiprocess mode).
 """
 
 from __future__ import annotations
@@ -32,6 +40,8 @@ HEALTH_PATHS = ("/_/health", "/_/ready")
 METRICS_PATH = "/_/metrics"
 RETRY_AFTER_SECONDS = 5
 DEADLINE_MARGIN_SECONDS = 2.0
+MAX_AUTO_WORKERS = 8
+UNLIMITED_AUTO_WORKERS = 2
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -64,6 +74,50 @@ def app_deadline(environ: MutableMapping[str, str] | None = None) -> float | Non
     if not exec_timeout:
         return None
     return max(exec_timeout - DEADLINE_MARGIN_SECONDS, exec_timeout * 0.5)
+
+
+def cpu_limit(cgroup_root: str = "/sys/fs/cgroup") -> float | None:
+    """The container's CPU limit (cgroup v2 `cpu.max`, v1 `cpu.cfs_quota_us`), None when it has none."""
+    from pathlib import Path
+
+    root = Path(cgroup_root)
+    with contextlib.suppress(OSError, ValueError):
+        limit, period = (root / "cpu.max").read_text().split()[:2]
+        return int(limit) / int(period) if limit != "max" and int(period) > 0 else None
+    with contextlib.suppress(OSError, ValueError):
+        limit_us = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
+        period_us = int((root / "cpu" / "cpu.cfs_period_us").read_text())
+        return limit_us / period_us if limit_us > 0 and period_us > 0 else None
+    return None
+
+
+def available_cpus(cgroup_root: str = "/sys/fs/cgroup") -> int:
+    """CPUs this process may use: its container's CPU limit rounded up, at most the CPUs it is pinned to
+    (`os.cpu_count()` alone reports the host's)."""
+    import math
+
+    try:
+        pinned = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        pinned = os.cpu_count() or 1
+    limit = cpu_limit(cgroup_root)
+    return max(1, min(pinned, math.ceil(limit)) if limit else pinned)
+
+
+def worker_count(environ: MutableMapping[str, str] | None = None, cgroup_root: str = "/sys/fs/cgroup") -> int:
+    """`WEB_CONCURRENCY` (a positive number, or `auto`, the default). `auto`: the container's CPU limit (at most
+    MAX_AUTO_WORKERS); without a limit, the CPUs it may run on but at most UNLIMITED_AUTO_WORKERS: a pod that
+    only *requests* a little CPU on a big node must not fork a worker (memory, database connections) per
+    node core."""
+    env = os.environ if environ is None else environ
+    value = (env.get("WEB_CONCURRENCY") or "auto").strip().lower()
+    if value == "auto":
+        cap = MAX_AUTO_WORKERS if cpu_limit(cgroup_root) else UNLIMITED_AUTO_WORKERS
+        return min(available_cpus(cgroup_root), cap)
+    count = int(value)
+    if count < 1:
+        raise ValueError(f"WEB_CONCURRENCY must be a positive number or 'auto', not {value!r}")
+    return count
 
 
 def _problem(status: int, title: str, detail: str, code: str, headers: dict[str, str]) -> tuple[dict, bytes]:
@@ -272,7 +326,20 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="how long to keep answering 503 after SIGTERM (default: the watchdog's healthcheck_interval, else 5s)",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help=f"worker processes (default: WEB_CONCURRENCY, else the container's CPUs, at most {MAX_AUTO_WORKERS})",
+    )
     args = parser.parse_args(argv)
+    workers = args.workers if args.workers is not None else worker_count()
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Before prometheus_client is imported: each worker's metrics go to files there, and a scrape (whichever
+        # worker takes it) reports the sum. A fresh folder per start: no stale counters from an earlier run.
+        import tempfile
+
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="aiteacher-metrics-")
     from aiteacher.observability import BUILD_INFO, configure_logging
 
     configure_logging(args.log_level)
@@ -282,10 +349,80 @@ def main(argv: list[str] | None = None) -> int:
         if args.drain_seconds is not None
         else (go_duration(os.environ.get("healthcheck_interval")) or 5.0)  # noqa: SIM112 - of-watchdog's own name
     )
-    shipped = ShippedApp(load_app(args.app), app_deadline())
-    server = _uvicorn_server(shipped, args.host, args.port, drain, args.log_level)
-    server.run()
-    return 0
+    app = load_app(args.app)
+    if workers == 1:
+        shipped = ShippedApp(app, app_deadline())
+        _uvicorn_server(shipped, args.host, args.port, drain, args.log_level).run()
+        return 0
+    return _run_workers(app, workers, args.host, args.port, drain, args.log_level)
+
+
+def _end_with_parent(parent: int) -> None:
+    """A worker whose server was killed outright (SIGKILL, the OOM killer) gets SIGTERM and drains, rather than
+    serving on as an orphan nobody routes to (Linux: PR_SET_PDEATHSIG)."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # it died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _run_workers(app: Any, workers: int, host: str, port: int, drain: float, log_level: str) -> int:
+    """Fork `workers` servers on one listening socket (the kernel spreads connections between them); pass
+    SIGTERM/SIGINT on; exit 0 once every worker has drained and exited 0, else 1."""
+    import socket
+
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((host, port))
+    listener.listen(2048)
+    listener.set_inheritable(True)
+    children: dict[int, int] = {}
+    parent = os.getpid()
+    for index in range(workers):
+        pid = os.fork()
+        if pid == 0:  # the worker: its own loop, pools and drain
+            code = 1
+            try:
+                _end_with_parent(parent)
+                shipped = ShippedApp(app, app_deadline())
+                _uvicorn_server(shipped, host, port, drain, log_level).run(sockets=[listener])
+                code = 0
+            except BaseException:
+                log.exception("worker %d failed", index)
+            finally:
+                os._exit(code)
+        children[pid] = index
+    listener.close()
+    log.info("serving on %s:%d with %d workers", host, port, workers)
+    stopping = False
+
+    def forward(sig: int, _frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, sig)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    status = 0
+    while children:
+        try:
+            pid, wait_status = os.wait()
+        except ChildProcessError:
+            break
+        except InterruptedError:
+            continue
+        children.pop(pid, None)
+        code = os.waitstatus_to_exitcode(wait_status)
+        if code != 0 or not stopping:
+            status = 1
+            if not stopping:  # a worker died on its own: stop the rest, let the watchdog restart us
+                log.error("worker %d exited with %d; stopping the others", pid, code)
+                forward(signal.SIGTERM, None)
+    return status
 
 
 if __name__ == "__main__":

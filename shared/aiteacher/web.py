@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import Callable, MutableMapping
-from typing import TYPE_CHECKING, Annotated, Any
+from collections.abc import Callable, Iterator, MutableMapping
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -32,6 +32,7 @@ from aiteacher.errors import (
 from aiteacher.security.tokens import Claims
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
     from starlette.types import ASGIApp, Receive, Scope, Send
 
 log = logging.getLogger("aiteacher.web")
@@ -339,7 +340,33 @@ CurrentUser = Annotated[Claims, Depends(current_user)]
 OptionalUser = Annotated[Claims | None, Depends(optional_user)]
 
 
-def require_roles(*roles: str) -> Callable[..., Any]:
+# --- the request's database session ---------------------------------------------------------------
+#
+# `Db` (primary) and `ReadDb` (replica when set) are opened on first use and closed when the handler
+# returns, *before* the reply is sent (`scope="function"`): the commit has happened when the client sees
+# a 2xx, an error in the handler rolls back and becomes its problem reply, and a failed commit becomes a
+# problem reply (503 when the database is unreachable), never a 200. The chat turn does not use them: it
+# holds no connection while the model answers (`aiteacher.tutor.service`).
+
+
+def _write_session() -> Iterator[Session]:
+    from aiteacher.db import request_session
+
+    # A LazySession stands in for the Session it opens on first use (attribute access goes through).
+    yield from cast("Iterator[Session]", request_session())
+
+
+def _read_session() -> Iterator[Session]:
+    from aiteacher.db import request_session
+
+    yield from cast("Iterator[Session]", request_session(read_only=True))
+
+
+Db = Annotated["Session", Depends(_write_session, scope="function")]
+ReadDb = Annotated["Session", Depends(_read_session, scope="function")]
+
+
+def require_roles(*roles: Role) -> Callable[..., Any]:
     async def dependency(user: CurrentUser) -> Claims:
         if user.role not in roles:
             audit("rbac.check", "denied", actor=user.sub, role=user.role, required=list(roles))
@@ -366,6 +393,9 @@ def create_app(function_name: str, summary: str, max_body_setting: str | None = 
         docs_url=None,
         redoc_url=None,
         dependencies=[Depends(admit)],
+        # Traces are aiteacher.observability's (with_tracing, when OTEL_* asks for them); FastAPI's own
+        # telemetry would only look up the OpenTelemetry providers on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.openapi = lambda: _openapi_with_security_and_problems(app)  # type: ignore[method-assign]
     app.add_exception_handler(AppError, _app_error)

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -107,11 +108,14 @@ def test_log_level_warning_drops_info(tmp_path: Path) -> None:
     assert [r["message"] for r in ours] == ["a warning line"]
 
 
-def test_metrics_count_routes_statuses_auth_failures_and_rate_limits(tmp_path: Path) -> None:
-    process, base, _ = _serve(tmp_path)
+@pytest.mark.parametrize("workers", ["1", "3"])
+def test_metrics_count_routes_statuses_auth_failures_and_rate_limits(tmp_path: Path, workers: str) -> None:
+    """With several workers (WEB_CONCURRENCY) every count is the replica's: each request is counted once,
+    whichever worker served it and whichever worker answers the scrape."""
+    process, base, _ = _serve(tmp_path, WEB_CONCURRENCY=workers)
     try:
         for path in ("/items/1", "/items/2", "/denied", "/limited", "/nowhere"):
-            httpx.get(base + path, timeout=10)
+            httpx.get(base + path, timeout=10)  # a new connection each: the kernel spreads them over the workers
         text = httpx.get(f"{base}/_/metrics", timeout=10).text
         through_proxy = httpx.get(f"{base}/_/metrics", headers={"X-Forwarded-For": "203.0.113.9"}, timeout=10)
     finally:

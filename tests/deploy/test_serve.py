@@ -35,6 +35,13 @@ APP = textwrap.dedent("""
         await asyncio.sleep(seconds)
         return {"slept": seconds}
 
+    @app.get("/pid/{seconds}")
+    async def pid(seconds: float):
+        import os
+
+        await asyncio.sleep(seconds)
+        return {"pid": os.getpid()}
+
     @app.get("/events")
     async def events():
         async def stream():
@@ -56,9 +63,9 @@ def serve(tmp_path: Path) -> Iterator:  # type: ignore[type-arg]
     (tmp_path / "handler.py").write_text(APP)
     started: list[subprocess.Popen] = []
 
-    def start(exec_timeout: str = "", drain: float = 1.0) -> tuple[subprocess.Popen, str]:
+    def start(exec_timeout: str = "", drain: float = 1.0, workers: str = "1") -> tuple[subprocess.Popen, str]:
         port = _free_port()
-        env = {**os.environ, "exec_timeout": exec_timeout}
+        env = {**os.environ, "exec_timeout": exec_timeout, "WEB_CONCURRENCY": workers}
         process = subprocess.Popen(
             [
                 sys.executable,
@@ -90,7 +97,7 @@ def serve(tmp_path: Path) -> Iterator:  # type: ignore[type-arg]
     yield start
     for process in started:
         if process.poll() is None:
-            process.kill()
+            process.kill()  # the workers follow their server (PR_SET_PDEATHSIG): none is left behind
             process.wait()
 
 
@@ -116,8 +123,9 @@ def test_server_sent_events_stream_past_the_deadline(serve) -> None:  # type: ig
     assert arrivals[0][1] < arrivals[-1][1]  # streamed, not buffered to the end
 
 
-def test_sigterm_finishes_in_flight_refuses_new_with_503_and_exits_0(serve) -> None:  # type: ignore[no-untyped-def]
-    process, base = serve(drain=1.5)
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_sigterm_finishes_in_flight_refuses_new_with_503_and_exits_0(serve, workers: str) -> None:  # type: ignore[no-untyped-def]
+    process, base = serve(drain=1.5, workers=workers)
     results: dict[str, httpx.Response] = {}
     slow = threading.Thread(target=lambda: results.setdefault("slow", httpx.get(f"{base}/sleep/1.0", timeout=10)))
     slow.start()
@@ -132,3 +140,87 @@ def test_sigterm_finishes_in_flight_refuses_new_with_503_and_exits_0(serve) -> N
     slow.join(10)
     assert results["slow"].status_code == 200 and results["slow"].json() == {"slept": 1.0}
     assert process.wait(timeout=30) == 0
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.add(int(entry))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads worker processes from /proc")
+def test_web_concurrency_workers_share_one_port(serve) -> None:  # type: ignore[no-untyped-def]
+    """One replica, several event loops: WEB_CONCURRENCY processes forked from the server on its one port."""
+    process, base = serve(workers="3")
+    workers = _children(process.pid)
+    assert len(workers) == 3
+    seen: set[int] = set()
+    for _round in range(10):  # concurrent slow requests spread over the workers (the kernel picks one per connection)
+        replies: list[httpx.Response] = []
+
+        def ask(sink: list[httpx.Response] = replies) -> None:
+            sink.append(httpx.get(f"{base}/pid/0.3", timeout=10))
+
+        threads = [threading.Thread(target=ask) for _ in range(12)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        seen |= {reply.json()["pid"] for reply in replies}
+        if len(seen) > 1:
+            break
+    assert len(seen) > 1 and seen <= workers
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads worker processes from /proc")
+def test_a_worker_that_dies_takes_the_replica_down_with_exit_1(serve) -> None:  # type: ignore[no-untyped-def]
+    """A replica missing a worker would serve on with less capacity than it reports: it exits, and the watchdog
+    (which exits when its fprocess does) gets the container restarted."""
+    process, _ = serve(workers="2")
+    victim = sorted(_children(process.pid))[0]
+    os.kill(victim, signal.SIGKILL)
+    assert process.wait(timeout=30) == 1
+
+
+def test_worker_count_follows_web_concurrency_then_the_cpu_limit(tmp_path: Path) -> None:
+    from aiteacher.serve import MAX_AUTO_WORKERS, UNLIMITED_AUTO_WORKERS, available_cpus, worker_count
+
+    root = str(tmp_path)
+    assert worker_count({"WEB_CONCURRENCY": "3"}, root) == 3
+    with pytest.raises(ValueError):
+        worker_count({"WEB_CONCURRENCY": "0"}, root)
+    pinned = len(os.sched_getaffinity(0))
+    (tmp_path / "cpu.max").write_text("150000 100000\n")  # a 1.5-CPU limit (cgroup v2): two workers
+    assert available_cpus(root) == min(2, pinned)
+    assert worker_count({}, root) == worker_count({"WEB_CONCURRENCY": "auto"}, root) == min(2, pinned)
+    (tmp_path / "cpu.max").write_text("max 100000\n")  # no limit: the CPUs it may run on, a few at most
+    assert available_cpus(root) == pinned
+    assert worker_count({}, root) == min(pinned, UNLIMITED_AUTO_WORKERS) <= MAX_AUTO_WORKERS
+    (tmp_path / "cpu.max").unlink()
+    (tmp_path / "cpu").mkdir()
+    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("50000\n")  # cgroup v1, half a CPU: one worker
+    (tmp_path / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    assert available_cpus(root) == 1 and worker_count({}, root) == 1
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads worker processes from /proc")
+def test_workers_do_not_outlive_a_killed_server(serve) -> None:  # type: ignore[no-untyped-def]
+    process, _ = serve(workers="2", drain=0.2)
+    workers = _children(process.pid)
+    assert len(workers) == 2
+    process.kill()
+    process.wait()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in workers):
+        time.sleep(0.1)
+    alive = [pid for pid in workers if Path(f"/proc/{pid}").exists()]
+    for pid in alive:  # do not leave them behind even when the assertion fails
+        os.kill(pid, signal.SIGKILL)
+    assert not alive, "workers kept serving after their server was killed"

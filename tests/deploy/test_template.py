@@ -75,7 +75,7 @@ def test_dockerfile_stages_and_pins() -> None:
     assert "COPY --from=watchdog /fwatchdog /usr/bin/fwatchdog" in [f"COPY {r}" for k, r in steps if k == "COPY"]
     pip = next(rest for k, rest in steps if k == "RUN" and "uv pip install" in rest)
     assert "--constraints /build/shared/requirements.lock" in pip  # pinned, with hashes
-    assert '"/build/shared${EXTRAS:+[$EXTRAS]}"' in pip  # only the function's extras
+    assert '"/build/shared[serve${EXTRAS:+,$EXTRAS}]"' in pip  # uvloop + httptools, and the function's extras
     assert any(k == "RUN" and "compileall" in rest and "unchecked-hash" in rest for k, rest in steps)
     user = [rest for k, rest in steps if k == "USER"][-1]
     assert re.fullmatch(r"[1-9]\d*:[1-9]\d*", user), "numeric non-root user (Kubernetes runAsNonRoot)"

@@ -111,6 +111,21 @@ def test_two_students_asking_the_same_question_never_get_each_others_words(clien
     assert "binary search tree" in again["answer"]
 
 
+def test_a_new_sessions_first_turn_writes_no_answer_cache_entry(client, student) -> None:
+    """Its session id is made for that request: no later request can ever read the entry back (a round trip
+    to Redis and an entry kept for six hours, for nothing, on every conversation's first turn)."""
+    from aiteacher.cache import get_redis
+
+    def entries() -> int:
+        return sum(1 for _ in get_redis().scan_iter(match="tutor:*", count=1000))
+
+    before = entries()
+    first = ask(client, student, "What is the load factor of a hash table?")
+    assert first["refused"] is False and entries() == before
+    ask(client, student, "What does a hash function map each key to?", session_id=first["session_id"])
+    assert entries() == before + 1  # a turn of an existing session is cached as before
+
+
 def test_chat_replies_carry_no_cache_header(client, student) -> None:
     for _ in range(2):
         response = client.post(

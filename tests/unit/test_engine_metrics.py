@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiteacher import observability as obs
 from tests.fakes import FakeOpenAIServer, fake_openai_fixture  # noqa: F401  (the fake_openai fixture)
-from tests.unit.test_llm_openai import ask, make_provider
+from tests.unit.llm.test_openai_provider import ask, make_provider
 
 
 def _value(name: str, labels: dict[str, str]) -> float:

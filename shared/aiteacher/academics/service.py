@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from aiteacher.academics import repository
+from aiteacher.academics.schemas import DepartmentOut, Enrolment, FacultyOut, SemesterOut
 from aiteacher.audit import audit
 from aiteacher.db.models import Department, Faculty, Semester
+from aiteacher.enums import EnrolmentPolicy
 from aiteacher.errors import NotFound, ValidationFailed
 
 if TYPE_CHECKING:
@@ -26,7 +28,7 @@ SEMESTERS_PER_FACULTY = 8
 
 def seed_demo(session: Session) -> bool:
     """Give an empty database the demo hierarchy; a database with any faculty is left alone."""
-    if session.scalar(select(Faculty.id).limit(1)) is not None:
+    if repository.has_faculties(session):
         return False
     for code, name, departments in DEMO_HIERARCHY:
         faculty = Faculty(code=code, name=name)
@@ -40,25 +42,18 @@ def seed_demo(session: Session) -> bool:
     return True
 
 
-def list_faculties(session: Session) -> list[dict[str, Any]]:
-    faculties = session.scalars(select(Faculty).order_by(Faculty.id)).all()
-    departments = session.scalars(select(Department).order_by(Department.id)).all()
-    semesters = session.scalars(select(Semester).order_by(Semester.faculty_id, Semester.number)).all()
-    by_faculty: dict[int, dict[str, Any]] = {
-        f.id: {
-            "id": f.id,
-            "code": f.code,
-            "name": f.name,
-            "enrolment_policy": f.enrolment_policy,
-            "departments": [],
-            "semesters": [],
-        }
+def list_faculties(session: Session) -> list[FacultyOut]:
+    faculties, departments, semesters = repository.hierarchy(session)
+    by_faculty = {
+        f.id: FacultyOut(
+            id=f.id, code=f.code, name=f.name, enrolment_policy=f.enrolment_policy, departments=[], semesters=[]
+        )
         for f in faculties
     }
     for d in departments:
-        by_faculty[d.faculty_id]["departments"].append({"id": d.id, "name": d.name})
+        by_faculty[d.faculty_id].departments.append(DepartmentOut(id=d.id, name=d.name))
     for s in semesters:
-        by_faculty[s.faculty_id]["semesters"].append({"id": s.id, "number": s.number, "name": s.name})
+        by_faculty[s.faculty_id].semesters.append(SemesterOut(id=s.id, number=s.number, name=s.name))
     return list(by_faculty.values())
 
 
@@ -87,32 +82,32 @@ def check_placement(
 # --- enrolment policy -----------------------------------------------------------------------------
 
 
-def enrolment_view(faculty: Faculty, new_key: str | None = None) -> dict[str, Any]:
+def enrolment_view(faculty: Faculty, new_key: str | None = None) -> Enrolment:
     rotated = faculty.enrolment_key_rotated_at
-    return {
-        "faculty_id": faculty.id,
-        "policy": faculty.enrolment_policy,
-        "key_set": faculty.enrolment_key_hash is not None,
-        "key_rotated_at": rotated.isoformat() if rotated else None,
-        "enrolment_key": new_key,
-    }
+    return Enrolment(
+        faculty_id=faculty.id,
+        policy=EnrolmentPolicy(faculty.enrolment_policy),
+        key_set=faculty.enrolment_key_hash is not None,
+        key_rotated_at=rotated.isoformat() if rotated else None,
+        enrolment_key=new_key,
+    )
 
 
 def _managed_faculty(session: Session, actor: CallerScope, faculty_id: int, *, lock: bool = False) -> Faculty:
     from aiteacher.access import check_manage_enrolment
 
-    faculty = session.get(Faculty, faculty_id, with_for_update=lock) if faculty_id < 2**31 else None
+    faculty = repository.faculty(session, faculty_id, lock=lock)
     if faculty is None:
         raise NotFound("No such faculty")
     check_manage_enrolment(actor, faculty.id)
     return faculty
 
 
-def get_enrolment(session: Session, actor: CallerScope, faculty_id: int) -> dict[str, Any]:
+def get_enrolment(session: Session, actor: CallerScope, faculty_id: int) -> Enrolment:
     return enrolment_view(_managed_faculty(session, actor, faculty_id))
 
 
-def set_enrolment_policy(session: Session, actor: CallerScope, faculty_id: int, policy: str) -> dict[str, Any]:
+def set_enrolment_policy(session: Session, actor: CallerScope, faculty_id: int, policy: str) -> Enrolment:
     """Switch a faculty's policy; switching to `key` without a key creates one (returned once)."""
     from aiteacher.access import EnrolmentPolicy
 
@@ -135,7 +130,7 @@ def set_enrolment_policy(session: Session, actor: CallerScope, faculty_id: int, 
     return enrolment_view(faculty, new_key)
 
 
-def rotate_enrolment_key(session: Session, actor: CallerScope, faculty_id: int) -> dict[str, Any]:
+def rotate_enrolment_key(session: Session, actor: CallerScope, faculty_id: int) -> Enrolment:
     """A new key (returned once, stored as a hash): the previous key stops working at once."""
     faculty = _managed_faculty(session, actor, faculty_id, lock=True)
     new_key = _store_new_key(faculty)

@@ -13,7 +13,6 @@ with a reason. Nothing in a body can raise anything else.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 from urllib.parse import unquote_plus
 
 from aiteacher.errors import ValidationFailed
@@ -42,7 +41,7 @@ MAX_KEY_CHARS = 1024  # documents.object_key
 MAX_ETAG_CHARS = 128  # documents.etag
 
 
-def parse(body: Any, headers: dict[str, str]) -> ParsedEvents:
+def parse(body: object, headers: dict[str, str]) -> ParsedEvents:
     from aiteacher.config import get_settings
 
     settings = get_settings()
@@ -65,7 +64,7 @@ def parse(body: Any, headers: dict[str, str]) -> ParsedEvents:
     return parsed
 
 
-def _parse_payload(payload: Any, parsed: ParsedEvents, ce_type: str) -> None:
+def _parse_payload(payload: object, parsed: ParsedEvents, ce_type: str) -> None:
     if not isinstance(payload, dict):
         raise ValidationFailed("The event body must be a JSON object")
     if payload.get("Event") in ("s3:TestEvent", "TestEvent"):
@@ -117,7 +116,7 @@ def _parse_payload(payload: Any, parsed: ParsedEvents, ce_type: str) -> None:
     raise ValidationFailed("Unrecognised event: expected S3/MinIO Records, a CloudEvent or {bucket, key}")
 
 
-def _parse_record(record: Any, parsed: ParsedEvents) -> None:
+def _parse_record(record: object, parsed: ParsedEvents) -> None:
     if not isinstance(record, dict) or not isinstance(record.get("s3"), dict):
         raise ValidationFailed("Each record needs an 's3' object")
     s3 = record["s3"]
@@ -139,7 +138,9 @@ def _parse_record(record: Any, parsed: ParsedEvents) -> None:
     )
 
 
-def _add(parsed: ParsedEvents, bucket: Any, key: Any, etag: Any, size: Any, event_name: Any, encoded: bool) -> None:
+def _add(
+    parsed: ParsedEvents, bucket: object, key: object, etag: object, size: object, event_name: object, encoded: bool
+) -> None:
     if not isinstance(key, str) or not isinstance(bucket, str):
         parsed.ignored.append({"key": str(key)[:200], "reason": "the bucket name and key must be strings"})
         return

@@ -23,7 +23,7 @@ def check_events_token(authorization: str) -> None:
         )
 
 
-def handle_events(body: Any, ce_headers: dict[str, str]) -> dict[str, Any]:
+def handle_events(body: object, ce_headers: dict[str, str]) -> dict[str, Any]:
     from sqlalchemy.exc import DataError, IntegrityError
 
     from aiteacher.curriculum import events

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,7 +65,7 @@ def page_png(ref: PageRef) -> bytes:
     return _cached(ref, "png", lambda pdf: _render_png(pdf, ref.page))
 
 
-def _cached(ref: PageRef, suffix: str, make: Any) -> bytes:
+def _cached(ref: PageRef, suffix: str, make: Callable[[bytes], bytes]) -> bytes:
     from aiteacher.config import get_settings
     from aiteacher.storage import ObjectMissing, get_object, get_s3
 

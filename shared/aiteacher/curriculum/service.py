@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from aiteacher.audit import audit
 from aiteacher.config import get_settings
-from aiteacher.db import after_commit, rows_affected
+from aiteacher.curriculum import repository
+from aiteacher.curriculum.repository import find_same_content
+from aiteacher.db import after_commit
 from aiteacher.db.models import Document, Faculty, Semester, new_id
 from aiteacher.enums import DocumentStatus
 from aiteacher.errors import Forbidden, NotFound, ValidationFailed
@@ -96,19 +97,6 @@ def document_title(pdf_title: str | None, name_title: str) -> str:
     return (pdf_title or name_title)[:300]
 
 
-def find_same_content(
-    session: Session, *, faculty_id: int | None, semester_id: int | None, course: str, digest: str
-) -> Document | None:
-    return session.scalar(
-        select(Document).where(
-            Document.faculty_id == faculty_id,
-            Document.semester_id == semester_id,
-            Document.course == course,
-            Document.content_hash == digest,
-        )
-    )
-
-
 def claim_content(document_id: str, data: bytes, *, title: str | None) -> str | None:
     """Record the file's hash on its document (and the title rule's title). If another document of the same
     tenant and course holds the same bytes, this one is folded into it: its row goes (vectors were never
@@ -150,7 +138,7 @@ def claim_content(document_id: str, data: bytes, *, title: str | None) -> str | 
 # --- uploads --------------------------------------------------------------------------------------
 
 
-def read_upload(stream: Any) -> tuple[bytes, str]:
+def read_upload(stream: BinaryIO) -> tuple[bytes, str]:
     """Read at most INGEST_MAX_BYTES (413 beyond) and sniff the kind from the bytes (415 when it is none
     we ingest). Returns (data, kind); the name the browser sent plays no part."""
     from aiteacher.errors import PayloadTooLarge, UnsupportedMediaType
@@ -276,14 +264,9 @@ def register_object(session: Session, bucket: str, key: str, etag: str, size: in
 
     The unique (bucket, key, etag) constraint makes concurrent deliveries of one event insert one row;
     a key outside the layout, or naming an unknown faculty or semester, becomes a failed document."""
-    from sqlalchemy.dialects.postgresql import insert as pg_insert
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
     from aiteacher.curriculum.keys import KeyLayoutError, parse_key, title_from_name
 
-    existing = session.scalar(
-        select(Document.id).where(Document.bucket == bucket, Document.object_key == key, Document.etag == etag)
-    )
+    existing = repository.object_document_id(session, bucket, key, etag)
     if existing:
         _requeue_if_stuck(session, existing)
         return existing, False
@@ -302,10 +285,8 @@ def register_object(session: Session, bucket: str, key: str, etag: str, size: in
     try:
         placement = parse_key(key)
         values.update(course=placement.course, title=title_from_name(placement.name)[:300])
-        faculty = session.scalar(select(Faculty).where(Faculty.code == placement.faculty_code))
-        semester = faculty and session.scalar(
-            select(Semester).where(Semester.faculty_id == faculty.id, Semester.number == placement.semester_number)
-        )
+        faculty = repository.faculty_by_code(session, placement.faculty_code)
+        semester = faculty and repository.semester_by_number(session, faculty.id, placement.semester_number)
         if faculty is None:
             raise KeyLayoutError(f"Unknown faculty code '{placement.faculty_code}' in key '{key}'")
         if semester is None:
@@ -318,17 +299,8 @@ def register_object(session: Session, bucket: str, key: str, etag: str, size: in
     from aiteacher.db.models import utcnow
 
     values.update(created_at=utcnow(), updated_at=utcnow())
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    statement = (
-        insert(Document).values(**values).on_conflict_do_nothing(index_elements=["bucket", "object_key", "etag"])
-    )
-    inserted = rows_affected(session, statement) == 1
-    if not inserted:
-        document_id = session.scalar(
-            select(Document.id).where(Document.bucket == bucket, Document.object_key == key, Document.etag == etag)
-        )
-        return str(document_id), False
+    if not repository.insert_document_once(session, values):
+        return str(repository.object_document_id(session, bucket, key, etag)), False
     audit("document.object_created", values["status"], target=values["id"], key=key, error=values.get("error"))
     if values["status"] == DocumentStatus.QUEUED:
         enqueue_ingestion(session, values["id"], source="bucket")
@@ -341,7 +313,7 @@ def _requeue_if_stuck(session: Session, document_id: str) -> None:
     `duplicate`."""
     from aiteacher.curriculum.jobs import requeue_if_stuck
 
-    status = session.scalar(select(Document.status).where(Document.id == document_id))
+    status = repository.document_status(session, document_id)
     if status in (DocumentStatus.QUEUED, DocumentStatus.PROCESSING):
         after_commit(session, lambda: requeue_if_stuck(document_id))
 
@@ -367,16 +339,10 @@ def list_documents(
     offset: int,
 ) -> list[Document]:
     own = _caller_faculty(session, caller)
-    query = select(Document)
-    if own is not None:
-        query = query.where(Document.faculty_id == own)
-    elif faculty_id is not None:
-        query = query.where(Document.faculty_id == faculty_id)
-    if course:
-        query = query.where(Document.course == course)
-    if status:
-        query = query.where(Document.status == status)
-    return list(session.scalars(query.order_by(Document.created_at.desc(), Document.id).limit(limit).offset(offset)))
+    faculty = own if own is not None else faculty_id
+    return repository.documents_page(
+        session, faculty_id=faculty, course=course, status=status, limit=limit, offset=offset
+    )
 
 
 def get_document(session: Session, caller: Claims, document_id: str) -> Document:
@@ -420,7 +386,7 @@ def reindex_all() -> list[str]:
 
     get_vector_store().drop_collection()
     with transaction() as session:
-        documents = list(session.scalars(select(Document).where(Document.status == DocumentStatus.READY)))
+        documents = repository.ready_documents(session)
         for doc in documents:
             doc.status = DocumentStatus.QUEUED
             doc.attempts = 0  # a re-index is a fresh start, not a retry of a failing job

@@ -13,6 +13,7 @@ after PUT /me, POST /generate or an upload never sees lag, and a stopped replica
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -240,3 +241,51 @@ def transaction(read_only: bool = False) -> Iterator[Session]:
         _remember_write_position(position)
     for callback in callbacks:
         callback()
+
+
+class LazySession:
+    """A request's session, opened on first use: a handler that never touches it costs no connection,
+    and a read-only one picks primary or replica only then. Attribute access goes to the real session,
+    so services take it as a `Session`. `close()` ends the scope exactly as `transaction()` does
+    (commit or rollback, then the `after_commit` callbacks); the web layer's `Db` / `ReadDb` call it."""
+
+    def __init__(self, read_only: bool = False):
+        self.read_only = read_only
+        self._scope: contextlib.AbstractContextManager[Session] | None = None
+        self._session: Session | None = None
+
+    @property
+    def opened(self) -> bool:
+        return self._session is not None
+
+    def _open(self) -> Session:
+        if self._session is None:
+            self._scope = transaction(read_only=self.read_only)
+            self._session = self._scope.__enter__()
+        return self._session
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in ("read_only", "_scope", "_session"):
+            raise AttributeError(name)
+        return getattr(self._open(), name)
+
+    def close(self, error: BaseException | None = None) -> None:
+        """Commit (or, with `error`, roll back) if the session was opened. A failed commit raises."""
+        scope, self._scope, self._session = self._scope, None, None
+        if scope is None:
+            return
+        if error is None:
+            scope.__exit__(None, None, None)
+        else:
+            scope.__exit__(type(error), error, error.__traceback__)
+
+
+def request_session(read_only: bool = False) -> Iterator[LazySession]:
+    """The body of a request-scoped session dependency (see `aiteacher.web.Db`)."""
+    lazy = LazySession(read_only)
+    try:
+        yield lazy
+    except BaseException as error:
+        lazy.close(error)
+        raise
+    lazy.close()

@@ -14,7 +14,7 @@ from aiteacher.db import after_commit
 from aiteacher.db.models import Exam, ExamAttempt, new_id
 from aiteacher.enums import AttemptStatus, ExamStatus, Role
 from aiteacher.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from aiteacher.exams import grading
+from aiteacher.exams import grading, repository
 from aiteacher.exams.service import is_staff, keys_visible, strip_keys, visible_exam, with_source_link
 from aiteacher.security.tokens import Claims
 
@@ -37,9 +37,7 @@ def start_attempt(session: Session, caller: Claims, exam_id: str) -> tuple[dict[
         raise Forbidden("Attempts are taken by students; academics and admins see the keys and the aggregates")
     if exam.status != ExamStatus.READY:
         raise Conflict("The exam is not ready yet", code="exam_not_ready")
-    attempts = (
-        session.query(ExamAttempt).filter(ExamAttempt.exam_id == exam.id, ExamAttempt.user_id == caller.sub).all()
-    )
+    attempts = repository.user_attempts(session, exam.id, caller.sub)
     open_attempt = next((a for a in attempts if a.status == AttemptStatus.IN_PROGRESS), None)
     if open_attempt is not None:
         return attempt_view(session, caller, exam, open_attempt), False
@@ -148,12 +146,7 @@ def read_attempt(session: Session, caller: Claims, exam_id: str, attempt_id: str
 
 def list_attempts(session: Session, caller: Claims, exam_id: str) -> dict[str, Any]:
     exam = visible_exam(session, caller, exam_id)
-    rows = (
-        session.query(ExamAttempt)
-        .filter(ExamAttempt.exam_id == exam.id, ExamAttempt.user_id == caller.sub)
-        .order_by(ExamAttempt.created_at.desc())
-        .all()
-    )
+    rows = repository.user_attempts(session, exam.id, caller.sub, newest_first=True)
     return {"attempts": [_attempt_summary(a) for a in rows]}
 
 
@@ -201,11 +194,7 @@ def exam_statistics(session: Session, caller: Claims, exam_id: str) -> dict[str,
     exam = visible_exam(session, caller, exam_id)
     if not is_staff(caller, exam):
         raise Forbidden("Exam statistics are for academics and admins")
-    attempts = (
-        session.query(ExamAttempt)
-        .filter(ExamAttempt.exam_id == exam.id, ExamAttempt.status == AttemptStatus.GRADED)
-        .all()
-    )
+    attempts = repository.graded_attempts(session, exam.id)
     buckets = [0] * SCORE_BUCKETS
     for attempt in attempts:
         share = (attempt.score or 0.0) / attempt.max_score if attempt.max_score else 0.0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
@@ -10,9 +10,12 @@ from aiteacher.audit import audit
 from aiteacher.config import get_settings
 from aiteacher.db import after_commit
 from aiteacher.db.models import Exam, User, new_id
-from aiteacher.enums import AttemptStatus, DocumentStatus, ExamStatus, Role
+from aiteacher.enums import DocumentStatus, ExamStatus, Role
 from aiteacher.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from aiteacher.security.tokens import Claims
+
+if TYPE_CHECKING:
+    from aiteacher.access import SearchScope as Scope
 
 KEY_FIELDS = ("answer_index", "explanation", "model_answer", "rubric")
 
@@ -77,7 +80,7 @@ def _check_tenant_exists(session: Session, faculty_id: int | None, semester_id: 
             raise ValidationFailed(f"No semester {semester_id} in faculty {faculty_id}")
 
 
-def _check_sources(session: Session, scope: Any, sources: list[dict[str, Any]]) -> None:
+def _check_sources(session: Session, scope: Scope, sources: list[dict[str, Any]]) -> None:
     """Every document of the blueprint must be a ready document the caller's scope covers, and its page
     ranges must lie inside it. A document of another tenant reads exactly like a missing one."""
     from aiteacher.db.models import Document
@@ -137,22 +140,13 @@ def is_practice(exam: Exam) -> bool:
 def keys_visible(session: Session, caller: Claims, exam: Exam) -> bool:
     """Staff always; the creator of a practice exam once they revealed the keys; any student once their own
     attempt at this exam is submitted."""
-    from aiteacher.db.models import ExamAttempt
+    from aiteacher.exams import repository
 
     if is_staff(caller, exam):
         return True
     if caller.sub == exam.created_by and exam.keys_revealed:
         return True
-    submitted = (
-        session.query(ExamAttempt.id)
-        .filter(
-            ExamAttempt.exam_id == exam.id,
-            ExamAttempt.user_id == caller.sub,
-            ExamAttempt.status != AttemptStatus.IN_PROGRESS,
-        )
-        .first()
-    )
-    return submitted is not None
+    return repository.has_submitted_attempt(session, exam.id, caller.sub)
 
 
 def strip_keys(question: dict[str, Any]) -> dict[str, Any]:
@@ -222,34 +216,20 @@ def reveal_keys(session: Session, caller: Claims, exam_id: str) -> dict[str, Any
 def list_exams(session: Session, caller: Claims, *, limit: int, offset: int) -> dict[str, Any]:
     """The caller's exams, newest first: those they created, plus the course exams of their tenant
     (students: faculty and semester; academics: faculty; admins: every exam)."""
-    from sqlalchemy import and_, or_
+    from aiteacher.exams import repository
 
-    from aiteacher.db.models import ExamAttempt
-
-    query = session.query(Exam)
-    if caller.role != Role.ADMIN:
-        user = session.get(User, caller.sub)
-        mine = Exam.created_by == caller.sub
-        course_exam = Exam.creator_role.in_((Role.ACADEMIC, Role.ADMIN))
-        if user is None or user.faculty_id is None:
-            query = query.filter(mine)
-        elif caller.role == Role.ACADEMIC:
-            query = query.filter(or_(mine, and_(Exam.faculty_id == user.faculty_id, course_exam)))
-        else:
-            query = query.filter(
-                or_(mine, and_(Exam.faculty_id == user.faculty_id, Exam.semester_id == user.semester_id, course_exam))
-            )
-    rows = query.order_by(Exam.created_at.desc(), Exam.id.desc()).offset(offset).limit(limit + 1).all()
+    user = session.get(User, caller.sub) if caller.role != Role.ADMIN else None
+    rows = repository.exams_page(
+        session,
+        user_id=caller.sub,
+        role=caller.role,
+        faculty_id=user.faculty_id if user else None,
+        semester_id=user.semester_id if user else None,
+        limit=limit,
+        offset=offset,
+    )
     page, more = rows[:limit], len(rows) > limit
-    attempts: dict[str, ExamAttempt] = {}
-    if page:
-        for attempt in (
-            session.query(ExamAttempt)
-            .filter(ExamAttempt.user_id == caller.sub, ExamAttempt.exam_id.in_([e.id for e in page]))
-            .order_by(ExamAttempt.created_at.asc())
-            .all()
-        ):
-            attempts[attempt.exam_id] = attempt  # the latest wins
+    attempts = repository.latest_attempts(session, caller.sub, [e.id for e in page])
     items = []
     for exam in page:
         latest = attempts.get(exam.id)

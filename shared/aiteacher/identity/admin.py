@@ -8,35 +8,31 @@ token is refused (401 `token_revoked` / `account_disabled`); every change forget
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import cast
 
-from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from aiteacher import access
 from aiteacher.audit import audit
-from aiteacher.db.models import RefreshFamily, User
+from aiteacher.db.models import User
 from aiteacher.errors import Forbidden, NotFound
-from aiteacher.identity import profiles
+from aiteacher.identity import profiles, repository
+from aiteacher.identity.schemas import Role, UserRecord
 from aiteacher.identity.service import PLACEMENT_FIELDS, apply_placement
 
 
-def user_record(user: User) -> dict[str, Any]:
-    return {
-        "id": user.id,
-        "email": user.email,
-        "full_name": user.full_name,
-        "role": user.role,
-        "faculty_id": user.faculty_id,
-        "department_id": user.department_id,
-        "semester_id": user.semester_id,
-        "is_active": bool(user.is_active),
-        "created_at": user.created_at.isoformat(),
-    }
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+def user_record(user: User) -> UserRecord:
+    return UserRecord(
+        id=user.id,
+        email=user.email,
+        full_name=user.full_name,
+        role=cast("Role", user.role),
+        faculty_id=user.faculty_id,
+        department_id=user.department_id,
+        semester_id=user.semester_id,
+        is_active=bool(user.is_active),
+        created_at=user.created_at.isoformat(),
+    )
 
 
 def list_users(
@@ -53,31 +49,17 @@ def list_users(
     """A page of accounts (newest first) and the total that matches. Admins see everyone; academics the
     students of their faculty. `query` matches email or name, case-insensitively."""
     own_faculty, own_role = access.user_directory_scope(actor)
-    statement = select(User)
     if own_faculty is not None:
         if faculty_id not in (None, own_faculty):
             raise Forbidden("Academics list the students of their own faculty only")
-        statement = statement.where(User.faculty_id == own_faculty)
-    elif faculty_id is not None:
-        statement = statement.where(User.faculty_id == faculty_id)
+        faculty_id = own_faculty
     if own_role is not None:
         if role not in (None, own_role):
             raise Forbidden("Academics list students only")
         role = own_role
-    if role is not None:
-        statement = statement.where(User.role == role)
-    if active is not None:
-        statement = statement.where(User.is_active.is_(active))
-    if query and query.strip():
-        pattern = f"%{_escape_like(query.strip().lower())}%"
-        statement = statement.where(
-            or_(
-                func.lower(User.email).like(pattern, escape="\\"), func.lower(User.full_name).like(pattern, escape="\\")
-            )
-        )
-    total = session.scalar(select(func.count()).select_from(statement.subquery())) or 0
-    users = session.scalars(statement.order_by(User.created_at.desc(), User.id).limit(limit).offset(offset)).all()
-    return list(users), int(total)
+    return repository.search_users(
+        session, faculty_id=faculty_id, role=role, active=active, query=query, limit=limit, offset=offset
+    )
 
 
 def get_account(session: Session, actor: access.CallerScope, user_id: str) -> User:
@@ -98,14 +80,14 @@ def find_student_by_email(session: Session, actor: access.CallerScope, email: st
     from aiteacher.identity.service import normalize_email
 
     access.user_directory_scope(actor)
-    user = session.scalar(select(User).where(User.email == normalize_email(email)))
+    user = repository.user_by_email(session, normalize_email(email))
     if user is None or (not actor.is_admin and user.role != access.Role.STUDENT):
         raise NotFound("No such user")
     return user
 
 
 def _for_update(session: Session, user_id: str) -> User:
-    user = session.get(User, user_id, with_for_update=True) if len(user_id) <= 36 else None
+    user = repository.user_for_update(session, user_id)
     if user is None:
         raise NotFound("No such user")
     return user
@@ -120,20 +102,8 @@ def _end_sessions(session: Session, user: User, reason: str) -> None:
 
     user.token_version = (user.token_version or 0) + 1
     now = datetime.now(UTC)
-    families = list(
-        session.scalars(
-            select(RefreshFamily.id).where(
-                RefreshFamily.user_id == user.id, RefreshFamily.revoked_at.is_(None), RefreshFamily.expires_at > now
-            )
-        )
-    )
-    if families:
-        session.execute(
-            update(RefreshFamily)
-            .where(RefreshFamily.id.in_(families))
-            .values(revoked_at=now, revoked_reason=reason)
-            .execution_options(synchronize_session=False)
-        )
+    families = repository.live_family_ids(session, user.id, now)
+    repository.revoke_families(session, families, reason, now)
     ttl = get_settings().access_token_ttl_seconds
 
     def deny_all() -> None:

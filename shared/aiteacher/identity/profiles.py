@@ -76,23 +76,9 @@ async def admit_token(claims: Claims) -> None:
 
 
 def _read(session: Session, user_id: str) -> dict[str, Any]:
-    from sqlalchemy import select
+    from aiteacher.identity.repository import profile_row
 
-    from aiteacher.db.models import User
-
-    row = session.execute(
-        select(
-            User.id,
-            User.email,
-            User.full_name,
-            User.role,
-            User.faculty_id,
-            User.department_id,
-            User.semester_id,
-            User.push_token,
-            User.token_version,
-        ).where(User.id == user_id, User.is_active.is_(True))
-    ).first()
+    row = profile_row(session, user_id)
     if row is None:
         raise NotFound("The account no longer exists")
     return {

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from aiteacher.bounds import MAX_ID
-from aiteacher.enums import EnrolmentPolicy, Role
+from aiteacher.enums import Role
 
 
 class RegisterIn(BaseModel):
@@ -74,8 +74,6 @@ class ProfileUpdate(BaseModel):
 
 # --- user administration (the `users` function) ---------------------------------------------------
 
-EnrolmentPolicyName = EnrolmentPolicy
-
 
 class UserRecord(BaseModel):
     id: str
@@ -108,16 +106,3 @@ class PlacementChange(BaseModel):
     faculty_id: int | None = Field(None, ge=1, le=2**31 - 1)
     department_id: int | None = Field(None, ge=1, le=2**31 - 1)
     semester_id: int | None = Field(None, ge=1, le=2**31 - 1)
-
-
-class EnrolmentChange(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    policy: EnrolmentPolicyName
-
-
-class Enrolment(BaseModel):
-    faculty_id: int
-    policy: EnrolmentPolicyName
-    key_set: bool
-    key_rotated_at: str | None
-    enrolment_key: str | None = Field(None, description="Only in the reply that created it: store it now")

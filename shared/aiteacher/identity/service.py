@@ -5,18 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from aiteacher.audit import audit
 from aiteacher.cache import deny_family, deny_token
 from aiteacher.config import get_settings
-from aiteacher.db import rows_affected
 from aiteacher.db.models import RefreshFamily, User, new_id
 from aiteacher.enums import Role
 from aiteacher.errors import Conflict, Forbidden, InvalidCredentials, InvalidToken, NotFound
-from aiteacher.identity import profiles
+from aiteacher.identity import profiles, repository
 from aiteacher.security import passwords, tokens
 from aiteacher.security.tokens import Claims
 
@@ -44,7 +42,7 @@ def register(session: Session, *, email: str, password: str, full_name: str, rol
         raise Forbidden("Only an admin can create academic or admin accounts")
     email = normalize_email(email)
     passwords.check_new_password(password)
-    if session.scalar(select(User.id).where(User.email == email)) is not None:
+    if repository.email_taken(session, email):
         audit("user.register", "duplicate", actor=actor, target=email)
         raise Conflict("An account with this email already exists", code="email_taken")
     user = User(
@@ -72,7 +70,7 @@ def ensure_admin(session: Session, email: str, password: str) -> str:
         raise ValueError("The admin password must be 8-128 characters")
     if not password.strip() or passwords.is_common(password):
         raise ValueError("The admin password is blank or too common (it appears in lists of breached passwords)")
-    user = session.scalar(select(User).where(User.email == email))
+    user = repository.user_by_email(session, email)
     if user is None:
         user = User(
             id=new_id(),
@@ -103,7 +101,7 @@ def login(session: Session, *, email: str, password: str, client_ip: str) -> Iss
     email = normalize_email(email)
     attempt = LoginAttempt.of(email, client_ip)
     attempt.check()
-    user = session.scalar(select(User).where(User.email == email))
+    user = repository.user_by_email(session, email)
     if user is None:
         passwords.dummy_verify(password)
         valid, new_hash = False, None
@@ -182,17 +180,7 @@ def refresh(session: Session, refresh_token: str) -> IssuedPair | None:
         raise InvalidToken("The account's role or status changed since this login; sign in again", code="token_revoked")
     new_jti = tokens.new_jti()
     now = datetime.now(UTC)
-    # Compare-and-swap on the current jti: of two concurrent uses of one token, exactly one wins.
-    rotated = rows_affected(
-        session,
-        update(RefreshFamily)
-        .where(
-            RefreshFamily.id == family.id, RefreshFamily.current_jti == claims.jti, RefreshFamily.revoked_at.is_(None)
-        )
-        .values(current_jti=new_jti, last_used_at=now)
-        .execution_options(synchronize_session=False),
-    )
-    if rotated != 1:
+    if not repository.rotate_family(session, family.id, claims.jti, new_jti, now):
         _revoke_family(session, family.id, "reuse")
         audit("auth.refresh_reuse", "revoked", actor=claims.sub, target=family.id)
         return None
@@ -202,12 +190,7 @@ def refresh(session: Session, refresh_token: str) -> IssuedPair | None:
 
 
 def _revoke_family(session: Session, family_id: str, reason: str) -> None:
-    session.execute(
-        update(RefreshFamily)
-        .where(RefreshFamily.id == family_id, RefreshFamily.revoked_at.is_(None))
-        .values(revoked_at=datetime.now(UTC), revoked_reason=reason)
-        .execution_options(synchronize_session=False)
-    )
+    repository.revoke_families(session, [family_id], reason, datetime.now(UTC))
     # Access tokens of this login stay refused until the longest of them would have expired.
     deny_family(family_id, get_settings().access_token_ttl_seconds)
 

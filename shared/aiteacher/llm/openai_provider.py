@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -290,6 +291,11 @@ class OpenAIProvider:
                     sent = len(readable)
         except self._openai.OpenAIError as exc:
             raise self._error("tutor_answer", exc) from exc
+        finally:  # a reader that left mid-answer: the connection goes back to the pool now, not at garbage collection
+            close = getattr(stream, "close", None)
+            if close is not None:
+                with contextlib.suppress(Exception):
+                    await close()
         if not raw.strip():
             raise LLMError("The language model returned an empty answer")
         readable = _MARKER.sub(lambda m: _label(m, by_id), raw)

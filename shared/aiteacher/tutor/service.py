@@ -23,7 +23,6 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from aiteacher.audit import audit
@@ -33,7 +32,8 @@ from aiteacher.db.models import ChatMessage, ChatSession, new_id
 from aiteacher.enums import HintLevel
 from aiteacher.errors import AppError, NotFound, ValidationFailed
 from aiteacher.security.tokens import Claims
-from aiteacher.tutor import guardrails
+from aiteacher.tutor import guardrails, repository
+from aiteacher.tutor.repository import recent_messages as _recent_messages
 
 if TYPE_CHECKING:
     from aiteacher.curriculum.search import Scope, SearchHit
@@ -172,7 +172,13 @@ async def _plan(ctx: TurnContext) -> _Plan:
         audit("ai.chat", "refused", actor=ctx.caller_id, target=ctx.session_id, reason="not_grounded")
         return _Plan(TurnResult(ctx.session_id, guardrails.NOT_IN_MATERIAL_REPLY, [], True, reason="not_in_material"))
     hint_level = _next_hint_level(ctx, passages[0].chunk_id, follow_up)
-    key = _answer_cache_key(llm.name, ctx, passages, hint_level) if settings.chat_cache_seconds else None
+    # A new session's id was made for this request: no earlier attempt can have cached its first answer, and
+    # nothing can ever read one back. Only a turn of an existing session reads (and writes) the cache.
+    key = (
+        _answer_cache_key(llm.name, ctx, passages, hint_level)
+        if settings.chat_cache_seconds and not ctx.is_new
+        else None
+    )
     cached = await _cache_get(key) if key else None
     if cached is not None:
         return _Plan(
@@ -371,57 +377,50 @@ async def _cache_set(key: str | None, result: TurnResult) -> None:
 
 # --- phase 3: a short write -------------------------------------------------------------------------
 def record_turn(ctx: TurnContext, result: TurnResult) -> TurnResult:
+    """Three statements and the commit, as plain SQL through the session (no unit of work: a turn runs this on
+    every answer): the session's row inserted whole, or locked and updated; the two messages in one INSERT."""
+    now = datetime.now(UTC)
+    ladder: dict[str, Any] = {}
+    if not result.refused:
+        ladder["hint_level"] = result.hint_level or 0
+        if result.focus is not None:
+            ladder["focus_chunks"] = result.focus
     with transaction() as session:
         if ctx.is_new:
-            chat = ChatSession(
-                id=ctx.session_id,
-                user_id=ctx.caller_id,
-                course=ctx.course,
-                hint_level=0,
-                focus_chunks=[],
-                learning_state={},
-                learning_state_version=0,
-                message_count=0,
+            before, course = 0, ctx.course
+            repository.insert_session(
+                session,
+                ctx.session_id,
+                ctx.caller_id,
+                course,
+                now,
+                hint_level=ladder.get("hint_level", 0),
+                focus_chunks=ladder.get("focus_chunks", []),
             )
-            session.add(chat)
-            session.flush()  # the messages' foreign key needs the row first
         else:
-            found = session.get(ChatSession, ctx.session_id, with_for_update=True)
-            if found is None or found.deleted_at is not None:
+            locked = repository.lock_session(session, ctx.session_id)
+            if locked is None:
                 raise NotFound("No such chat session")
-            chat = found
-        if not result.refused:
-            chat.hint_level = result.hint_level or 0
-            if result.focus is not None:
-                chat.focus_chunks = result.focus
-        session.add(
-            ChatMessage(
-                session_id=chat.id,
-                role="user",
-                content=ctx.message,
-                citations=[],
-                refused=False,
-                flagged=result.flagged,
-            )
+            before, course = locked
+            repository.advance_session(session, ctx.session_id, before + 2, now, ladder)
+        repository.insert_turn_messages(
+            session,
+            ctx.session_id,
+            now,
+            question={"content": ctx.message, "flagged": result.flagged},
+            answer={
+                "content": result.answer,
+                "citations": result.citations,
+                "refused": result.refused,
+                "hint_level": result.hint_level,
+            },
         )
-        session.add(
-            ChatMessage(
-                session_id=chat.id,
-                role="assistant",
-                content=result.answer,
-                citations=result.citations,
-                refused=result.refused,
-                hint_level=result.hint_level,
-            )
-        )
-        before = chat.message_count or 0
-        chat.message_count = before + 2
-        chat.updated_at = datetime.now(UTC)
-        session.flush()
+        count = before + 2
+        chat_id = ctx.session_id
         if result.flagged:
             from aiteacher.notifications import notify_flagged_message
 
-            faculty_id, chat_id, course, categories = ctx.scope.faculty_id, chat.id, chat.course, result.categories
+            faculty_id, categories = ctx.scope.faculty_id, result.categories
 
             def notify() -> None:
                 try:
@@ -433,50 +432,20 @@ def record_turn(ctx: TurnContext, result: TurnResult) -> TurnResult:
 
             after_commit(session, notify)
         every = get_settings().summary_every_messages
-        if chat.message_count // every > before // every:
+        if count // every > before // every:
             from aiteacher.tutor.jobs import summarize_session
 
-            chat_id, count = chat.id, chat.message_count
             after_commit(session, lambda: summarize_session.enqueue(chat_id, job_id=f"summary-{chat_id}-{count}"))
     return result
-
-
-def _recent_messages(session: Session, chat_id: str, limit: int) -> list[ChatMessage]:
-    rows = session.scalars(
-        select(ChatMessage)
-        .where(ChatMessage.session_id == chat_id, ChatMessage.flagged.is_(False))
-        .order_by(ChatMessage.id.desc())
-        .limit(limit)
-    ).all()
-    return list(reversed(rows))
 
 
 # --- conversations ----------------------------------------------------------------------------------
 def list_sessions(session: Session, caller: Claims, limit: int, offset: int) -> dict[str, Any]:
     """The caller's own sessions, newest activity first, each with a title (its first question) and a preview
     of its last message. Three queries whatever the page size."""
-    chats = session.scalars(
-        select(ChatSession)
-        .where(ChatSession.user_id == caller.sub, ChatSession.deleted_at.is_(None))
-        .order_by(ChatSession.updated_at.desc(), ChatSession.id.desc())
-        .offset(offset)
-        .limit(limit + 1)
-    ).all()
+    chats = repository.sessions_page(session, caller.sub, limit, offset)
     page, more = list(chats[:limit]), len(chats) > limit
-    ids = [chat.id for chat in page]
-    first_ids = (
-        select(func.min(ChatMessage.id))
-        .where(ChatMessage.session_id.in_(ids), ChatMessage.role == "user")
-        .group_by(ChatMessage.session_id)
-    )
-    last_ids = select(func.max(ChatMessage.id)).where(ChatMessage.session_id.in_(ids)).group_by(ChatMessage.session_id)
-    messages = (
-        session.scalars(
-            select(ChatMessage).where(ChatMessage.id.in_(first_ids.union(last_ids).scalar_subquery()))
-        ).all()
-        if ids
-        else []
-    )
+    messages = repository.first_and_last_messages(session, [chat.id for chat in page])
     first: dict[str, ChatMessage] = {}
     last: dict[str, ChatMessage] = {}
     for message in sorted(messages, key=lambda m: m.id):
@@ -518,9 +487,7 @@ def _shorten(text: str, limit: int) -> str:
 
 def session_view(session: Session, caller: Claims, session_id: str) -> dict[str, Any]:
     chat = _owned_session(session, caller, session_id)
-    messages = session.scalars(
-        select(ChatMessage).where(ChatMessage.session_id == chat.id).order_by(ChatMessage.id)
-    ).all()
+    messages = repository.messages(session, chat.id)
     return {
         "id": chat.id,
         "course": chat.course,

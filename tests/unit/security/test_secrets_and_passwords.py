@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from aiteacher.config import Settings
 from aiteacher.security import committed, passwords
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 STRONG = "a-strong-secret-nobody-committed-" + "7" * 20
 
 

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from aiteacher.ingestion.chunking import chunk_pages
 from aiteacher.ingestion.pdf import ExtractedPdf, PdfLimits, PdfRejected, extract_pages, normalize_text
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 FIXTURES = REPO_ROOT / "tests" / "fixtures" / "pdfs"
 EVAL_DIR = REPO_ROOT.parent / "shared" / "eval"
 EVAL_PAGES = {

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from aiteacher.ingestion.chunking import Chunk, chunk_pages, embedding_text
 from aiteacher.ingestion.pdf import PageText, extract_pages
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 EVAL_DIR = REPO_ROOT.parent / "shared" / "eval"
 EVAL_PDFS = sorted(EVAL_DIR.glob("*.pdf")) if EVAL_DIR.is_dir() else []
 

@@ -15,7 +15,7 @@ from tests.fakes import (
     FakeOpenAIServer,
     fake_openai_fixture,  # noqa: F401  (registers the `fake_openai` fixture)
 )
-from tests.unit.test_llm_openai import PASSAGES, make_provider
+from tests.unit.llm.test_openai_provider import PASSAGES, make_provider
 
 QUESTION = "Why is a resting neuron negative inside?"
 OPTIONS: dict[str, Any] = {"history": [], "learning_state": None, "hint_level": 0}
@@ -115,3 +115,21 @@ def test_first_streamed_piece_arrives_before_the_model_finishes(fake_openai: Fak
         hold.set()
     assert first == "First part. " and seen_finished is False
     assert json.dumps(rest[-1].answer) and rest[-1].answer == "First part. Second part?"
+
+
+def test_a_reader_that_leaves_mid_answer_gives_the_connection_back(fake_openai: FakeOpenAIServer) -> None:
+    """A student who closes the page mid-answer ends the stream (the SSE generator is closed): the model's
+    connection goes back to the pool then, not whenever the garbage collector gets to the response."""
+    fake_openai.queue_chat_stream(["First part. ", "Second part?"])
+
+    async def leave_after_the_first_piece() -> tuple[int, int]:
+        provider = make_provider(fake_openai)
+        stream = provider.stream_tutor_answer(QUESTION, PASSAGES, **OPTIONS)
+        assert await stream.__anext__() == "First part. "
+        pool = provider._async_client()._client._transport._pool
+        taken = pool._slots._value
+        await stream.aclose()
+        return taken, pool._slots._value
+
+    taken, after = asyncio.run(leave_after_the_first_piece())
+    assert after == taken + 1  # the one slot the stream held is free again

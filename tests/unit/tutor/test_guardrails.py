@@ -10,7 +10,7 @@ import pytest
 
 from aiteacher.tutor.guardrails import is_follow_up, is_integrity_violation
 
-SET = json.loads((Path(__file__).parents[1] / "fixtures" / "integrity_set.json").read_text(encoding="utf-8"))
+SET = json.loads((Path(__file__).parents[2] / "fixtures" / "integrity_set.json").read_text(encoding="utf-8"))
 
 
 def rates(assessed: list[str], study: list[str]) -> tuple[float, float]:
