@@ -209,3 +209,60 @@ def test_one_text_engine_is_read_by_every_reader_of_words() -> None:
     )
     for reader in readers:
         assert "aiteacher.text" in imported_modules(reader), reader
+
+
+SQL_DOMAINS = ("identity", "academics", "curriculum", "exams", "tutor")
+STATEMENT_CONSTRUCTORS = {"select", "update", "insert", "delete"}
+SESSION_STATEMENT_METHODS = {"query", "execute"}
+
+
+def sql_statements_outside_repository(path: Path) -> list[str]:
+    """Each SQL statement built or run in this module: a bare (or `sqlalchemy.`-qualified) `select`/`update`/
+    `insert`/`delete` call, or `session.query(...)`/`session.execute(...)`. ORM unit-of-work calls on a loaded
+    row (`session.delete(row)`, `session.get`) and `dict.update` are not statements."""
+    found: list[str] = []
+    calls = [node for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))) if isinstance(node, ast.Call)]
+    for node in sorted(calls, key=lambda call: (call.lineno, call.col_offset)):
+        func = node.func
+        if isinstance(func, ast.Name) and func.id in STATEMENT_CONSTRUCTORS:
+            found.append(f"{path.name}:{node.lineno} {func.id}(")
+        elif isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
+            owner, name = func.value.id, func.attr
+            if owner in {"sqlalchemy", "sa"} and name in STATEMENT_CONSTRUCTORS:
+                found.append(f"{path.name}:{node.lineno} {owner}.{name}(")
+            elif owner == "session" and name in SESSION_STATEMENT_METHODS:
+                found.append(f"{path.name}:{node.lineno} session.{name}(")
+    return found
+
+
+def test_the_detector_sees_each_kind_of_statement(tmp_path) -> None:
+    sample = tmp_path / "sample.py"
+    sample.write_text(
+        "def f(session, progress, doc):\n"
+        "    session.execute(update(T).values(a=1))\n"
+        "    session.scalars(select(T))\n"
+        "    session.query(T.id).all()\n"
+        "    sa.delete(T)\n"
+        "    session.delete(doc)\n"
+        "    progress.update('x', 1, 2)\n",
+        encoding="utf-8",
+    )
+    assert [hit.split(" ", 1)[1] for hit in sql_statements_outside_repository(sample)] == [
+        "session.execute(",
+        "update(",
+        "select(",
+        "session.query(",
+        "sa.delete(",
+    ]
+
+
+def test_domain_sql_lives_in_the_domain_repository() -> None:
+    """A domain's services and jobs call its `repository.py`; no SQL statement is built or run elsewhere."""
+    offenders = []
+    for domain in SQL_DOMAINS:
+        folder = PACKAGE / domain
+        assert (folder / "repository.py").exists(), domain
+        for path in sorted(folder.glob("*.py")):
+            if path.name != "repository.py":
+                offenders += [f"{domain}/{hit}" for hit in sql_statements_outside_repository(path)]
+    assert offenders == []

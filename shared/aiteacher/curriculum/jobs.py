@@ -199,20 +199,10 @@ def unit_payload(extracted: ExtractedDocument, page: int) -> dict[str, Any]:
 
 def _supersede_older_versions(session: Session, doc: Document) -> None:
     """A new version of a bucket object replaces the old one's vectors and row."""
-    from sqlalchemy import select
-
-    from aiteacher.db.models import Document
+    from aiteacher.curriculum import repository
     from aiteacher.vectors import get_vector_store
 
-    older = session.scalars(
-        select(Document).where(
-            Document.bucket == doc.bucket,
-            Document.object_key == doc.object_key,
-            Document.id != doc.id,
-            Document.created_at <= doc.created_at,
-        )
-    ).all()
-    for old in older:
+    for old in repository.older_versions(session, doc):
         get_vector_store().delete_document(old.id)
         session.delete(old)
         audit("document.superseded", "ok", target=old.id, replaced_by=doc.id)
@@ -241,22 +231,12 @@ def _drop_vectors(document_id: str) -> None:
 
 def give_up(document_id: str, message: str) -> dict[str, Any]:
     """No attempt left: `failed` with the reason (only if still queued/processing)."""
-    from sqlalchemy import update
-
-    from aiteacher.db import rows_affected, transaction
-    from aiteacher.db.models import Document, utcnow
+    from aiteacher.curriculum import repository
+    from aiteacher.db import transaction
 
     _drop_vectors(document_id)
     with transaction() as session:
-        changed = rows_affected(
-            session,
-            update(Document)
-            .where(
-                Document.id == document_id,
-                Document.status.in_(DOCUMENT_PENDING),
-            )
-            .values(status=DocumentStatus.FAILED, error=message[:1000], updated_at=utcnow()),
-        )
+        changed = repository.fail_if_pending(session, document_id, message[:1000])
     if changed:
         audit("document.ingest", "failed", target=document_id, reason="attempts_spent")
         _notify_uploader(document_id)
@@ -266,19 +246,16 @@ def give_up(document_id: str, message: str) -> dict[str, Any]:
 def requeue_document(document_id: str) -> bool:
     """Enqueue a stuck document's ingestion again (the reconciler, a redelivered bucket event). Its old job,
     if any, is dead: it is discarded so the job id can be reused. False when it is no longer stuck."""
-    from sqlalchemy import update
-
+    from aiteacher.curriculum import repository
     from aiteacher.db import transaction
-    from aiteacher.db.models import Document, utcnow
+    from aiteacher.db.models import Document
     from aiteacher.queue import discard_job
 
     with transaction() as session:
         doc = session.get(Document, document_id)
         if doc is None or doc.status not in DOCUMENT_PENDING:
             return False
-        session.execute(
-            update(Document).where(Document.id == document_id).values(status=DocumentStatus.QUEUED, updated_at=utcnow())
-        )
+        repository.mark_queued(session, document_id)
         source = doc.source
     discard_job(str(ingest_document.job_id(document_id)))
     enqueue_job(document_id, source)

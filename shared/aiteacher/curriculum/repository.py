@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from aiteacher.db import rows_affected
-from aiteacher.db.models import Document, Faculty, Semester
-from aiteacher.enums import DocumentStatus
+from aiteacher.db.models import Document, Faculty, Semester, utcnow
+from aiteacher.enums import DOCUMENT_PENDING, DocumentStatus
 
 
 def find_same_content(
@@ -79,3 +79,46 @@ def documents_page(
 
 def ready_documents(session: Session) -> list[Document]:
     return list(session.scalars(select(Document).where(Document.status == DocumentStatus.READY)))
+
+
+def older_versions(session: Session, doc: Document) -> list[Document]:
+    """The other, not newer documents of the same bucket object (a new version supersedes them)."""
+    return list(
+        session.scalars(
+            select(Document).where(
+                Document.bucket == doc.bucket,
+                Document.object_key == doc.object_key,
+                Document.id != doc.id,
+                Document.created_at <= doc.created_at,
+            )
+        ).all()
+    )
+
+
+def fail_if_pending(session: Session, document_id: str, error: str) -> bool:
+    """`failed` with the reason, only if still queued/processing; True when the row changed."""
+    return bool(
+        rows_affected(
+            session,
+            update(Document)
+            .where(Document.id == document_id, Document.status.in_(DOCUMENT_PENDING))
+            .values(status=DocumentStatus.FAILED, error=error, updated_at=utcnow()),
+        )
+    )
+
+
+def mark_queued(session: Session, document_id: str) -> None:
+    """Back to `queued` (a re-enqueued ingestion)."""
+    session.execute(
+        update(Document).where(Document.id == document_id).values(status=DocumentStatus.QUEUED, updated_at=utcnow())
+    )
+
+
+def ready_titles(session: Session, document_ids: list[str]) -> dict[str, str]:
+    """The title of each of these documents that is `ready`."""
+    rows = session.execute(
+        select(Document.id, Document.title).where(
+            Document.id.in_(document_ids), Document.status == DocumentStatus.READY
+        )
+    )
+    return {str(row.id): row.title for row in rows}

@@ -13,7 +13,6 @@ from sqlalchemy.orm import Session
 
 from aiteacher.access import SearchScope, search_scope
 from aiteacher.access import caller_scope as access_caller_scope
-from aiteacher.enums import DocumentStatus
 from aiteacher.security.tokens import Claims
 
 if TYPE_CHECKING:
@@ -125,18 +124,11 @@ def ready_titles(document_ids: set[str]) -> dict[str, str]:
     """The current title of each of these documents that is `ready` (ingesting, failed, deleted ones: absent)."""
     if not document_ids:
         return {}
-    from sqlalchemy import select
-
+    from aiteacher.curriculum import repository
     from aiteacher.db import transaction
-    from aiteacher.db.models import Document
 
     with transaction(read_only=True) as session:
-        rows = session.execute(
-            select(Document.id, Document.title).where(
-                Document.id.in_(sorted(document_ids)), Document.status == DocumentStatus.READY
-            )
-        )
-        return {str(row.id): row.title for row in rows}
+        return repository.ready_titles(session, sorted(document_ids))
 
 
 def retrieve(scope: Scope, query: str, top_k: int, *, mode: str = "hybrid") -> list[SearchHit]:

@@ -8,7 +8,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from aiteacher.audit import audit
-from aiteacher.enums import EXAM_DONE, AttemptStatus, DocumentStatus, ExamStatus
+from aiteacher.enums import EXAM_DONE, AttemptStatus, ExamStatus
 from aiteacher.jobs import StatusGate, job
 
 if TYPE_CHECKING:
@@ -67,7 +67,8 @@ def valid_theory(item: TheoryItem) -> bool:
 def _material(exam_id: str) -> dict[str, Any] | None:
     """Phase 1, a short transaction: the request, and the ready documents the exam may draw on."""
     from aiteacher.db import transaction
-    from aiteacher.db.models import Document, Exam
+    from aiteacher.db.models import Exam
+    from aiteacher.exams import repository
 
     with transaction() as session:
         exam = session.get(Exam, exam_id)
@@ -76,16 +77,7 @@ def _material(exam_id: str) -> dict[str, Any] | None:
         exam.status = ExamStatus.GENERATING
         blueprint = dict(exam.blueprint or {})
         ranges = list(blueprint.get("sources") or [])
-        query = session.query(Document.id).filter(
-            Document.status == DocumentStatus.READY, Document.faculty_id == exam.faculty_id
-        )
-        if exam.semester_id is not None:
-            query = query.filter(Document.semester_id == exam.semester_id)
-        if exam.course:
-            query = query.filter(Document.course == exam.course)
-        if ranges:
-            query = query.filter(Document.id.in_([entry["document_id"] for entry in ranges]))
-        documents = [row.id for row in query.order_by(Document.created_at.desc()).limit(20).all()]
+        documents = repository.source_documents(session, exam, [entry["document_id"] for entry in ranges])
         return {
             "status": "generating",
             "faculty_id": exam.faculty_id,

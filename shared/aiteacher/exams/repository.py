@@ -9,8 +9,8 @@ from __future__ import annotations
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from aiteacher.db.models import Exam, ExamAttempt
-from aiteacher.enums import AttemptStatus, Role
+from aiteacher.db.models import Document, Exam, ExamAttempt
+from aiteacher.enums import AttemptStatus, DocumentStatus, Role
 
 
 def exams_page(
@@ -74,3 +74,18 @@ def has_submitted_attempt(session: Session, exam_id: str, user_id: str) -> bool:
 def graded_attempts(session: Session, exam_id: str) -> list[ExamAttempt]:
     statement = select(ExamAttempt).where(ExamAttempt.exam_id == exam_id, ExamAttempt.status == AttemptStatus.GRADED)
     return list(session.scalars(statement))
+
+
+def source_documents(session: Session, exam: Exam, document_ids: list[str]) -> list[str]:
+    """Up to 20 ready documents an exam may draw on, newest first: the exam's faculty, semester (if set) and
+    course (if set), restricted to `document_ids` when the blueprint names sources."""
+    statement = select(Document.id).where(
+        Document.status == DocumentStatus.READY, Document.faculty_id == exam.faculty_id
+    )
+    if exam.semester_id is not None:
+        statement = statement.where(Document.semester_id == exam.semester_id)
+    if exam.course:
+        statement = statement.where(Document.course == exam.course)
+    if document_ids:
+        statement = statement.where(Document.id.in_(document_ids))
+    return [str(row) for row in session.scalars(statement.order_by(Document.created_at.desc()).limit(20))]

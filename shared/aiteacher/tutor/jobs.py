@@ -15,19 +15,16 @@ from aiteacher.jobs import job
 def summarize_session(session_id: str) -> dict[str, Any]:
     from dataclasses import asdict
 
-    from sqlalchemy import select
-
     from aiteacher.db import transaction
-    from aiteacher.db.models import ChatMessage, ChatSession
+    from aiteacher.db.models import ChatSession
     from aiteacher.llm import ChatTurn, LearningState, get_llm
+    from aiteacher.tutor import repository
 
     with transaction(read_only=False) as session:
         chat = session.get(ChatSession, session_id)
         if chat is None or chat.deleted_at is not None:
             return {"session_id": session_id, "status": "gone"}
-        rows = session.scalars(
-            select(ChatMessage).where(ChatMessage.session_id == session_id).order_by(ChatMessage.id.desc()).limit(24)
-        ).all()
+        rows = repository.last_messages(session, session_id, 24)
         turns = [ChatTurn(m.role, m.content) for m in reversed(rows) if not m.flagged]  # type: ignore[arg-type]
         version = chat.learning_state_version
         previous = LearningState(**chat.learning_state, version=version) if chat.learning_state else None

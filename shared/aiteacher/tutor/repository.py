@@ -25,6 +25,15 @@ def recent_messages(session: Session, chat_id: str, limit: int) -> list[ChatMess
     return list(reversed(rows))
 
 
+def last_messages(session: Session, chat_id: str, limit: int) -> list[ChatMessage]:
+    """The last `limit` messages of a conversation, flagged ones included, newest first."""
+    return list(
+        session.scalars(
+            select(ChatMessage).where(ChatMessage.session_id == chat_id).order_by(ChatMessage.id.desc()).limit(limit)
+        ).all()
+    )
+
+
 def sessions_page(session: Session, user_id: str, limit: int, offset: int) -> list[ChatSession]:
     """Up to `limit + 1` of the user's undeleted conversations, newest activity first."""
     return list(
