@@ -137,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     for pdf in sorted({row["pdf"] for row in rows}):
         settings, _ = best_on([row for row in rows if row["pdf"] != pdf])
         figures = evaluate([row for row in rows if row["pdf"] == pdf], gate_with(settings))
+        print(f"held out {pdf}: calibrated on the others {settings}", file=sys.stderr)
         for key in held_out:
             held_out[key] += figures[key]
 

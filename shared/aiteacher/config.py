@@ -301,7 +301,7 @@ class Settings(BaseSettings):
 
     # --- tutor, exams, notifications -----------------------------------------------------------
     tutor_min_score: float = Field(
-        0.2,
+        0.25,
         ge=0.0,
         le=1.0,
         description="Grounding gate: the floor a chunk's search score must clear to ground an "
@@ -315,10 +315,10 @@ class Settings(BaseSettings):
         "topic word in common with the question (a paraphrase).",
     )
     tutor_min_overlap: float = Field(
-        0.5, ge=0.0, le=1.0, description="Grounding gate: share of the question's topic words a chunk must contain."
+        0.6, ge=0.0, le=1.0, description="Grounding gate: share of the question's topic words a chunk must contain."
     )
     tutor_min_margin: float = Field(
-        0.0,
+        0.05,
         ge=-1.0,
         le=1.0,
         description="Grounding gate: how far the best chunk's score must stand above the median of the other results.",

@@ -4,7 +4,6 @@ the chat routes, and the first `delta` reaches the client while the (fake) model
 from __future__ import annotations
 
 import random
-import threading
 
 import httpx
 
@@ -14,7 +13,7 @@ from tests.deploy.test_nginx import conf, edge, local_gateway, needs_nginx  # no
 from tests.fakes import fake_openai_fixture  # noqa: F401 - registers the fake_openai fixture
 from tests.helpers import hierarchy, place, signed_in
 from tests.integration.test_tutor import openai_configured  # noqa: F401 - fixture
-from tests.integration.test_tutor_conversations import _until_data, course, sse_events  # noqa: F401 - fixture
+from tests.integration.test_tutor_conversations import course, first_event_before_the_model_finished  # noqa: F401 - fixture
 
 
 def test_streaming_routes_are_unbuffered_at_the_edge() -> None:
@@ -41,28 +40,7 @@ def test_chat_streams_through_nginx_before_the_model_finishes(
     with TestClient(gateway, headers={"X-Forwarded-For": local}) as setup:
         user = signed_in(setup)
         place(setup, user, hierarchy(setup)[1], course["semester"])
-    hold, finished = threading.Event(), threading.Event()
-    openai_configured.queue_chat_stream(
-        ["Compare the entries ", "with the buckets [S1]. What ratio is that?"], hold_after_first=hold, finished=finished
-    )
     transport = httpx.HTTPTransport(local_address=local)
-    try:
-        with (
-            httpx.Client(base_url=edge, transport=transport, timeout=20) as http,
-            http.stream(
-                "POST",
-                "/chat",
-                json={"message": "What is the load factor of a hash table?"},
-                headers={**user["headers"], "Accept": "text/event-stream"},
-            ) as response,
-        ):
-            assert response.status_code == 200
-            assert response.headers["content-type"].startswith("text/event-stream")
-            lines = response.iter_lines()
-            assert sse_events(_until_data(lines)) == [("delta", {"text": "Compare the entries "})]
-            assert not finished.is_set(), "nginx delivered the first event before the model finished"
-            hold.set()
-            rest = sse_events(lines)
-    finally:
-        hold.set()
+    with httpx.Client(base_url=edge, transport=transport, timeout=20) as http:
+        rest = first_event_before_the_model_finished(http, "/chat", user, openai_configured, "nginx")
     assert rest[-1][0] == "done" and rest[-1][1]["refused"] is False

@@ -15,7 +15,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +26,7 @@ from tests.deploy.test_template import instructions
 from tests.fakes import fake_openai_fixture  # noqa: F401 - registers the fake_openai fixture
 from tests.helpers import hierarchy, place, signed_in
 from tests.integration.test_tutor import openai_configured  # noqa: F401 - fixture
-from tests.integration.test_tutor_conversations import _until_data, course, sse_events  # noqa: F401 - fixture
+from tests.integration.test_tutor_conversations import course, first_event_before_the_model_finished  # noqa: F401 - fixture
 
 REPO = Path(__file__).resolve().parents[2]
 WATCHDOG = os.environ.get("OF_WATCHDOG_BIN") or shutil.which("of-watchdog") or shutil.which("fwatchdog")
@@ -126,28 +125,7 @@ def test_chat_streams_through_of_watchdog_before_the_model_finishes(
     with TestClient(gateway, headers={"X-Forwarded-For": new_client_ip()}) as setup:
         user = signed_in(setup)
         place(setup, user, hierarchy(setup)[1], course["semester"])
-    hold, finished = threading.Event(), threading.Event()
-    openai_configured.queue_chat_stream(
-        ["Compare the entries ", "with the buckets [S1]. What ratio is that?"], hold_after_first=hold, finished=finished
-    )
-    try:
-        with (
-            httpx.Client(base_url=watchdog, timeout=30, trust_env=False) as http,
-            http.stream(
-                "POST",
-                "/",
-                json={"message": "What is the load factor of a hash table?"},
-                headers={**user["headers"], "Accept": "text/event-stream"},
-            ) as response,
-        ):
-            assert response.status_code == 200
-            assert response.headers["content-type"].startswith("text/event-stream")
-            lines = response.iter_lines()
-            assert sse_events(_until_data(lines)) == [("delta", {"text": "Compare the entries "})]
-            assert not finished.is_set(), "of-watchdog delivered the first event before the model finished"
-            hold.set()
-            rest = sse_events(lines)
-    finally:
-        hold.set()
+    with httpx.Client(base_url=watchdog, timeout=30, trust_env=False) as http:
+        rest = first_event_before_the_model_finished(http, "/", user, openai_configured, "of-watchdog")
     assert [name for name, _ in rest] == ["delta", "done"]
     assert rest[-1][1]["refused"] is False and rest[-1][1]["citations"]

@@ -346,6 +346,34 @@ def _until_data(lines: Any) -> list[str]:
     return taken
 
 
+def first_event_before_the_model_finished(  # type: ignore[no-untyped-def]
+    http, path: str, user: dict, fake, layer: str
+) -> list[tuple[str, dict[str, Any]]]:
+    """POST a question with `Accept: text/event-stream` through `http` (a layer in front of `chat`); the fake
+    model holds after its first piece, so the first `delta` must arrive while it is still answering. Returns
+    the events after the first."""
+    hold, finished = threading.Event(), threading.Event()
+    fake.queue_chat_stream(
+        ["Compare the entries ", "with the buckets [S1]. What ratio is that?"], hold_after_first=hold, finished=finished
+    )
+    try:
+        with http.stream(
+            "POST",
+            path,
+            json={"message": "What is the load factor of a hash table?"},
+            headers={**user["headers"], "Accept": "text/event-stream"},
+        ) as response:
+            assert response.status_code == 200
+            assert response.headers["content-type"].startswith("text/event-stream")
+            lines = response.iter_lines()
+            assert sse_events(_until_data(lines)) == [("delta", {"text": "Compare the entries "})]
+            assert not finished.is_set(), f"{layer} delivered the first event before the model finished"
+            hold.set()
+            return sse_events(lines)
+    finally:
+        hold.set()
+
+
 # --- #8.10: guardrails that hold, on both providers ------------------------------------------------
 @pytest.mark.parametrize(
     "message",
