@@ -222,14 +222,8 @@ class OpenAIProvider:
         if not passages:
             return TutorReply(answer=NO_SOURCES_ANSWER, used_passages=[])
         messages, ids, by_id = self._tutor_request(question, passages, history, learning_state, hint_level, False)
-        reply = self._structured(
-            messages,
-            "tutor_answer",
-            prompts.tutor_schema(ids),
-            lambda raw: _TutorOut.model_validate_json(raw, context={"ids": ids}),
-        )
-        used = _cited(_MARKER.findall(reply.answer), reply.citations, by_id)
-        return TutorReply(answer=_readable_citations(reply.answer, by_id), used_passages=used)
+        reply = self._structured(messages, "tutor_answer", prompts.tutor_schema(ids), _tutor_parser(ids))
+        return _tutor_reply(reply, by_id)
 
     async def tutor_answer_async(
         self,
@@ -244,14 +238,8 @@ class OpenAIProvider:
         if not passages:
             return TutorReply(answer=NO_SOURCES_ANSWER, used_passages=[])
         messages, ids, by_id = self._tutor_request(question, passages, history, learning_state, hint_level, False)
-        reply = await self._structured_async(
-            messages,
-            "tutor_answer",
-            prompts.tutor_schema(ids),
-            lambda raw: _TutorOut.model_validate_json(raw, context={"ids": ids}),
-        )
-        used = _cited(_MARKER.findall(reply.answer), reply.citations, by_id)
-        return TutorReply(answer=_readable_citations(reply.answer, by_id), used_passages=used)
+        reply = await self._structured_async(messages, "tutor_answer", prompts.tutor_schema(ids), _tutor_parser(ids))
+        return _tutor_reply(reply, by_id)
 
     async def stream_tutor_answer(
         self,
@@ -666,3 +654,14 @@ def _readable_citations(answer: str, by_id: dict[str, Passage]) -> str:
     if "?" not in text[-300:]:
         text = f"{text}\n\n{prompts.FALLBACK_GUIDING_QUESTION}"
     return text
+
+
+def _tutor_parser(ids: list[str]) -> Callable[[str], _TutorOut]:
+    """The structured answer's parser, its citations checked against this request's source ids."""
+    return lambda raw: _TutorOut.model_validate_json(raw, context={"ids": ids})
+
+
+def _tutor_reply(reply: _TutorOut, by_id: dict[str, Passage]) -> TutorReply:
+    """The answer with readable citations and the passages it actually used."""
+    used = _cited(_MARKER.findall(reply.answer), reply.citations, by_id)
+    return TutorReply(answer=_readable_citations(reply.answer, by_id), used_passages=used)
