@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         try:
             store.ensure_collection("bench-random", args.dim)
             started = time.perf_counter()
-            ids: list[str] = []
+            ids: list[int | str] = []
             for start in range(0, args.points, 2000):
                 batch = []
                 for i in range(start, min(start + 2000, args.points)):
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
                 store.upsert(batch)
                 ids.extend(p.id for p in batch)
             upsert_seconds = time.perf_counter() - started
-            index_of = {point_id: i for i, point_id in enumerate(ids)}
+            index_of = {str(point_id): i for i, point_id in enumerate(ids)}
             idf = {term: math.log(1 + (args.points - len(p) + 0.5) / (len(p) + 0.5)) for term, p in postings.items()}
 
             query_rng = random.Random(args.seed)

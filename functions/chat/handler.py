@@ -4,7 +4,6 @@ rather than hands out answers; refuses assessed work and what the material does 
 
 from fastapi import Request
 from fastapi.responses import StreamingResponse
-from starlette.concurrency import run_in_threadpool
 
 from aiteacher.tutor.schemas import ChatIn, ChatOut, Citation
 from aiteacher.web import CurrentUser, create_app, lambda_handler
@@ -35,15 +34,17 @@ SSE = "text/event-stream"
 async def chat(body: ChatIn, caller: CurrentUser, request: Request) -> ChatOut | StreamingResponse:
     from aiteacher.tutor import service
 
-    # Phase 1 (a short transaction in a worker thread) fails as a plain problem reply, before any stream.
-    context = await run_in_threadpool(service.prepare_turn, caller, body.message, body.session_id, body.course)
+    # Phase 1 (a short transaction on the transaction executor) fails as a plain problem reply, before any stream.
+    context = await service.in_transaction_pool(
+        service.prepare_turn, caller, body.message, body.session_id, body.course
+    )
     if SSE in request.headers.get("accept", ""):
         events = (service.sse(event, data) async for event, data in service.stream_turn(context))
         return StreamingResponse(
             events, media_type=SSE, headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         )
     result = await service.answer_turn(context)
-    result = await run_in_threadpool(service.record_turn, context, result)
+    result = await service.in_transaction_pool(service.record_turn, context, result)
     return ChatOut(
         session_id=result.session_id,
         answer=result.answer,

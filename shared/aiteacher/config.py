@@ -330,6 +330,14 @@ class Settings(BaseSettings):
         description="Threads of the chat function's bounded executor for retrieval (local "
         "embedder CPU work, sync vector and cache clients); the event loop never blocks on them.",
     )
+    tutor_transaction_workers: int = Field(
+        4,
+        ge=1,
+        le=64,
+        description="Threads of the chat function's executor for a turn's two short transactions (read before "
+        "the model call, write after it). Few, first come first served: a burst of turns reaches the model in "
+        "arrival order instead of all at the end of the burst. At most the database pool's size.",
+    )
     tutor_top_k: int = Field(5, ge=1, le=20, description="Chunks retrieved per tutor question.")
     chat_max_message_chars: int = Field(2000, ge=100, le=20000, description="Longest student message.")
     chat_cache_seconds: int = Field(6 * 3600, ge=0, le=24 * 3600, description="Tutor answer cache TTL (max 24 h).")

@@ -14,14 +14,15 @@ Plain functions; the chat function runs phases 1 and 3 in a worker thread.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -34,6 +35,8 @@ from aiteacher.errors import AppError, NotFound, ValidationFailed
 from aiteacher.security.tokens import Claims
 from aiteacher.tutor import guardrails, repository
 from aiteacher.tutor.repository import recent_messages as _recent_messages
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from aiteacher.curriculum.search import Scope, SearchHit
@@ -202,6 +205,22 @@ async def _no_results() -> list[SearchHit]:
 
 
 @lru_cache(maxsize=1)
+def _transaction_pool() -> ThreadPoolExecutor:
+    """A turn's phase 1 and phase 3 run here, a few at a time and in arrival order. On the default thread pool
+    (40 threads) a burst of 100 turns shares the GIL among all of them, so every turn finishes its read only
+    near the end of the burst; first come first served, the median turn waits half as long (docs/benchmarks.md)."""
+    settings = get_settings()
+    workers = min(settings.tutor_transaction_workers, settings.db_pool_size + settings.db_max_overflow)
+    return ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="tutor-tx")
+
+
+async def in_transaction_pool(fn: Callable[..., T], *args: Any) -> T:
+    """`fn(*args)` on the transaction executor, with the caller's context (request id, log fields)."""
+    context = contextvars.copy_context()
+    return await asyncio.get_running_loop().run_in_executor(_transaction_pool(), context.run, fn, *args)
+
+
+@lru_cache(maxsize=1)
 def _retrieval_pool() -> ThreadPoolExecutor:
     """Bounded: the local embedder is CPU work, and the sync vector/cache clients block a thread each."""
     return ThreadPoolExecutor(max_workers=get_settings().tutor_retrieval_workers, thread_name_prefix="tutor-rag")
@@ -279,7 +298,7 @@ async def stream_turn(ctx: TurnContext) -> AsyncIterator[tuple[str, dict[str, An
             plan.result = _answered(ctx, reply, plan.passages, plan.hint_level)
             await _cache_set(plan.cache_key, plan.result)
         _audit_answer(ctx, plan.result)
-        result = await asyncio.to_thread(record_turn, ctx, plan.result)
+        result = await in_transaction_pool(record_turn, ctx, plan.result)
     except AppError as error:
         yield "error", error.problem()
         return

@@ -12,7 +12,8 @@ so the lock is taken *before* the shard is touched and a loser fails with `Vecto
 segments, where filtered search uses the payload indexes. qdrant_edge is imported on construction.
 
 Points hold a named dense vector and a sparse lexical one (IDF modifier); a hybrid query runs Edge's own
-prefetch and the same `Formula` (or weighted RRF) as the server engine, so both engines rank alike.
+prefetch and `Formula` (or weighted RRF) with the same weights as the server engine, so both engines rank alike
+(up to float32 rounding at near-ties).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import Any
 
 from aiteacher.vectors.base import (
     DENSE_VECTOR,
-    FILTER_KEYS,
+    INDEXED_KEYS,
     LEXICAL_VECTOR,
     PAGE_FIELDS,
     TENANT_KEY,
@@ -48,6 +49,7 @@ from aiteacher.vectors.base import (
     fuse_formula,
     page_key,
     stored_payload,
+    union_weight,
 )
 from aiteacher.vectors.lexical import SparseVector
 
@@ -263,6 +265,9 @@ class EdgeStore:
         return edge.EdgeConfig(
             vectors={DENSE_VECTOR: edge.EdgeVectorParams(size=record.dimension, distance=edge.Distance.Cosine)},
             sparse_vectors={LEXICAL_VECTOR: edge.EdgeSparseVectorParams(modifier=edge.Modifier.Idf)},
+            # One search thread: the shard keeps one appendable segment, so a pool has nothing to run in
+            # parallel, and handing each search to it cost 0.1-0.2 ms (docs/benchmarks.md).
+            max_search_threads=1,
         )
 
     def _vectors(self, point: VectorPoint, dimension: int | None) -> dict[str, Any]:
@@ -275,14 +280,18 @@ class EdgeStore:
     def _formula_hybrid(
         self, shard: Any, dense: list[float], sparse: Any, edge_filter: Any, limit: int, fusion: Fusion
     ) -> list[SearchHit]:
-        """One batch of the two candidate searches, one batch scoring each side's missing candidates exactly
-        (a filter on their ids), `fuse_formula`, payloads for the winners only (the server engine does the
-        same). Edge's nested prefetch would give the same ranking but runs each branch again (9x slower).
-        """
+        """One batch of the two candidate searches, then the fusion inside Edge: a `Formula` query over two
+        prefetches restricted to the union of candidates (a filter on their ids), so every candidate is fused
+        with its exact cosine and BM25 score (a candidate without any query term is absent from the lexical
+        prefetch: its default 0 is exact) and the winners come back with their payloads in the same call.
+        The query's weight comes from the first batch (`union_weight`). Fusions the formula cannot express
+        (`confidence_by_page`, min-max or DBSF normalisation) score the missing candidates and fuse in Python
+        (`fuse_formula`), as the server engine does. Edge's nested prefetch of the full searches would give the
+        same ranking but runs each branch again (9x slower)."""
         edge = self._edge
-        candidates = fusion.candidates(limit)
         dense_query = edge.Query.Nearest(dense, using=DENSE_VECTOR)
         lexical_query = edge.Query.Nearest(sparse, using=LEXICAL_VECTOR)
+        in_engine = fusion.normalize == "saturation" and not fusion.reads_pages
         # With `confidence_by_page` the candidates carry their (document, page), nothing else of the payload.
         fields = edge.PayloadSelector.Include(list(PAGE_FIELDS)) if fusion.reads_pages else False
         dense_hits, lexical_hits = shard.query_batch(
@@ -291,10 +300,30 @@ class EdgeStore:
                     edge.QueryRequest(
                         limit=fusion.dense_candidates(limit), query=dense_query, filter=edge_filter, with_payload=fields
                     ),
-                    edge.QueryRequest(limit=candidates, query=lexical_query, filter=edge_filter, with_payload=fields),
+                    edge.QueryRequest(
+                        limit=fusion.candidates(limit), query=lexical_query, filter=edge_filter, with_payload=fields
+                    ),
                 ]
             )
         )
+        if in_engine:
+            union = {point.id for point in dense_hits} | {point.id for point in lexical_hits}
+            if not union:
+                return []
+            weight = union_weight([p.score for p in dense_hits], [p.score for p in lexical_hits], len(union), fusion)
+            only_union = edge.Filter(must=[edge.HasIdCondition(union)])
+            points = shard.query(
+                edge.QueryRequest(
+                    limit=limit,
+                    prefetches=[
+                        edge.Prefetch(limit=len(union), query=dense_query, filter=only_union),
+                        edge.Prefetch(limit=len(union), query=lexical_query, filter=only_union),
+                    ],
+                    query=self._formula(weight, fusion.saturation),
+                    with_payload=True,
+                )
+            )
+            return [SearchHit(id=str(p.id), score=float(p.score), payload=dict(p.payload or {})) for p in points]
         cosine = {point.id: float(point.score) for point in dense_hits}
         bm25 = {point.id: float(point.score) for point in lexical_hits}
         pages = (
@@ -325,6 +354,21 @@ class EdgeStore:
             for point_id, score in best
         ]
 
+    def _formula(self, weight: float, saturation: float) -> Any:
+        """`weight * cosine + (1 - weight) * bm25 / (bm25 + saturation)` over the prefetches' scores."""
+        expression = self._edge.Expression
+        bm25 = expression.Variable("$score[1]")
+        saturated = expression.Div(bm25, expression.Sum([bm25, expression.Constant(saturation)]), by_zero_default=0.0)
+        return self._edge.Formula(
+            expression.Sum(
+                [
+                    expression.Mult([expression.Constant(weight), expression.Variable("$score[0]")]),
+                    expression.Mult([expression.Constant(1 - weight), saturated]),
+                ]
+            ),
+            defaults={"$score[1]": 0.0},
+        )
+
     def _fusion_query(self, fusion: Fusion) -> Any:
         return self._edge.Fusion.Rrf(k=fusion.rrf_k, weights=[fusion.dense_weight, 1 - fusion.dense_weight])
 
@@ -348,7 +392,7 @@ class EdgeStore:
         edge = self._edge
         existing = set(shard.info().payload_schema.keys())
         created = False
-        for key in FILTER_KEYS:
+        for key in INDEXED_KEYS:
             if key in existing:
                 continue
             schema = edge.KeywordIndexParams(is_tenant=True) if key == TENANT_KEY else edge.PayloadSchemaType.Keyword

@@ -17,7 +17,7 @@ from typing import Any
 
 from aiteacher.vectors.base import (
     DENSE_VECTOR,
-    FILTER_KEYS,
+    INDEXED_KEYS,
     LEXICAL_VECTOR,
     PAGE_FIELDS,
     TENANT_KEY,
@@ -298,7 +298,7 @@ class QdrantServerStore:
 
     def _ensure_indexes(self, existing: set[str]) -> None:
         models = self._models
-        for key in FILTER_KEYS:
+        for key in INDEXED_KEYS:
             if key in existing:
                 continue
             schema = models.KeywordIndexParams(

@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 
 from aiteacher.vectors import EdgeStore, Fusion, QdrantServerStore, VectorPoint, VectorStore, VectorStoreMismatch
-from aiteacher.vectors.base import adaptive_weight, fuse_formula, top1_margin
+from aiteacher.vectors.base import (
+    INDEX_RECIPE,
+    SCOPE_KEY,
+    adaptive_weight,
+    filter_conditions,
+    fuse_formula,
+    top1_margin,
+    union_weight,
+)
 from aiteacher.vectors.lexical import LEXICAL_MODEL, document_vector, query_vector, terms
 
 DIM = 8
@@ -147,20 +155,26 @@ def test_a_collection_from_before_hybrid_search_asks_for_a_reindex(tmp_path: Pat
             store.ensure_collection("test-embedder", DIM)
         store.drop_collection()
         store.ensure_collection("test-embedder", DIM)
-        assert json.loads((root / "hybrid.json").read_text())["lexical"] == LEXICAL_MODEL
+        assert json.loads((root / "hybrid.json").read_text())["lexical"] == INDEX_RECIPE
     finally:
         store.close()
 
 
-def test_a_collection_of_the_previous_recipe_asks_for_a_reindex(tmp_path: Path) -> None:
-    """Chunks are now indexed in their context (title, section): collections of version 1 must be rebuilt."""
+@pytest.mark.parametrize(
+    "recipe",
+    [
+        "bm25-snowball-english-1",  # before chunks were indexed in their context (title, section)
+        LEXICAL_MODEL,  # before integer point ids and the scope field (`points-2`)
+    ],
+)
+def test_a_collection_of_a_previous_recipe_asks_for_a_reindex(tmp_path: Path, recipe: str) -> None:
     root = tmp_path / "edge"
     root.mkdir()
-    record = {"embedder": "test-embedder", "dimension": DIM, "lexical": "bm25-snowball-english-1"}
+    record = {"embedder": "test-embedder", "dimension": DIM, "lexical": recipe}
     (root / "hybrid.json").write_text(json.dumps(record))
     store = EdgeStore(root, collection="hybrid")
     try:
-        assert record["lexical"] != LEXICAL_MODEL
+        assert record["lexical"] != INDEX_RECIPE
         with pytest.raises(VectorStoreMismatch, match="aiteacher reindex"):
             store.ensure_collection("test-embedder", DIM)
     finally:
@@ -343,3 +357,126 @@ def test_the_adaptive_weight_follows_each_lists_top1_margin() -> None:
     assert adaptive_weight(confident, flat, Fusion(confidence=0.0)) == prior.dense_weight
     assert top1_margin([1.0, 1.0, 0.5], 10) == 0.0 and top1_margin([1.0], 10) == 0.0
     assert top1_margin([5.0, 4.0, 3.0, 2.0, 1.0], 3) == pytest.approx(0.5)  # only the best k count
+
+
+def test_a_filter_on_faculty_and_semester_is_one_condition_on_the_scope() -> None:
+    """Both engines intersect two keyword conditions point by point; the derived scope field is one lookup."""
+    assert filter_conditions({"faculty_id": 3, "semester_id": 2, "course": "CS101"}) == [
+        (SCOPE_KEY, "3:2"),
+        ("course", "CS101"),
+    ]
+    assert filter_conditions({"faculty_id": 3}) == [("faculty_id", "3")]
+    assert filter_conditions({"faculty_id": 3, "semester_id": None}) == [("faculty_id", "3")]
+
+
+@pytest.mark.parametrize("kind", ["server", "edge"])
+def test_the_scope_filter_isolates_tenants_and_semesters(kind: str, tmp_path: Path) -> None:
+    opened = open_store(kind, tmp_path)
+    try:
+        opened.ensure_collection("test-embedder", DIM)
+        points = []
+        for faculty, semester in ((1, 1), (1, 2), (2, 1), (12, 1)):
+            for i, text in enumerate(TEXTS):
+                chunk = VectorPoint.for_chunk(
+                    vector=unit(i),
+                    faculty_id=faculty,
+                    semester_id=semester,
+                    department_id=None,
+                    course="c",
+                    document_id=f"f{faculty}s{semester}d{i}",
+                    title="t",
+                    page=1,
+                    text=text,
+                    chunk_index=0,
+                )
+                points.append(chunk)
+        # "1:21" and "12:1" must not meet: the scope joins the two ids with a separator.
+        opened.upsert(points)
+        for faculty, semester in ((1, 1), (1, 2), (2, 1), (12, 1)):
+            filters = {"faculty_id": faculty, "semester_id": semester}
+            hits = opened.search(unit(4), lexical=query_vector("radix sort digits"), filters=filters, limit=20)
+            assert len(hits) == len(TEXTS)
+            assert {(hit.payload["faculty_id"], hit.payload["semester_id"]) for hit in hits} == {
+                (str(faculty), str(semester))
+            }
+            assert opened.count(filters) == len(TEXTS)
+        assert opened.count({"faculty_id": 1}) == 2 * len(TEXTS)
+    finally:
+        opened.close()
+
+
+def test_chunk_point_ids_are_stable_63_bit_integers() -> None:
+    from aiteacher.vectors import chunk_point_id
+
+    ids = {chunk_point_id(document, chunk) for document in range(200) for chunk in range(50)}
+    assert len(ids) == 200 * 50
+    assert all(isinstance(i, int) and 0 <= i < 2**63 for i in ids)
+    assert chunk_point_id(7, 3) == chunk_point_id("7", 3)
+
+
+def test_the_weight_from_the_candidate_lists_is_the_weight_after_scoring_every_candidate() -> None:
+    """Edge fuses inside the engine with the weight of the first batch; it must be the weight the Python fusion
+    computes once every missing candidate is scored, full lists or short ones."""
+    rng = random.Random(5)
+    fusion = Fusion()
+    for _ in range(300):
+        dense = {f"p{i}": rng.uniform(0, 1) for i in range(rng.choice([20, rng.randint(1, 19)]))}
+        # A short dense list holds every point under the filter, so every lexical candidate too.
+        pool = sorted({*dense, *(f"q{i}" for i in range(30))}) if len(dense) == 20 else sorted(dense)
+        lexical_ids = rng.sample(pool, rng.randint(0, min(40, len(pool))))
+        bm25 = {i: rng.uniform(0.1, 20) for i in lexical_ids}
+        full = len(bm25) == 40
+        cosine = dict(dense)
+        # What the second batch would find: cosine below the dense list's last, BM25 below the lexical list's
+        # last when that list is full (0 otherwise: every point with a query term is in a short list).
+        floor_cosine, floor_bm25 = min(dense.values()), min(bm25.values(), default=0.0) if full else 0.0
+        for i in set(bm25) - set(cosine):
+            cosine[i] = rng.uniform(-1, floor_cosine)
+        for i in set(cosine) - set(bm25):
+            bm25[i] = rng.uniform(0, floor_bm25) if full else 0.0
+        union = len(set(dense) | set(lexical_ids))
+        scores = sorted(dense.values(), reverse=True), sorted((bm25[i] for i in lexical_ids), reverse=True)
+        ids = list(cosine)
+        expected = adaptive_weight([cosine[i] for i in ids], [bm25[i] for i in ids], fusion)
+        assert union_weight(*scores, union, fusion) == pytest.approx(expected)
+
+
+def test_edge_fuses_inside_the_engine_as_the_python_formula_does(tmp_path: Path) -> None:
+    """The in-engine `Formula` over the candidates ranks and scores like `fuse_formula` over exact scores."""
+    opened = EdgeStore(tmp_path / "edge", collection="hybrid")
+    try:
+        opened.ensure_collection("test-embedder", DIM)
+        rng = random.Random(3)
+        words = [
+            "sort",
+            "merge",
+            "heap",
+            "radix",
+            "pivot",
+            "digit",
+            "array",
+            "binary",
+            "cache",
+            "pattern",
+            "flag",
+            "tree",
+        ]
+        opened.upsert([point(i, " ".join(rng.choices(words, k=12)), unit(100 + i)) for i in range(120)])
+        fusion = Fusion()
+        for seed in range(10):
+            query, lexical = unit(seed), query_vector(" ".join(rng.sample(words, 3)))
+            hits = opened.search(query, lexical=lexical, limit=10, fusion=fusion)
+            cosine = {h.id: h.score for h in opened.search(query, limit=120)}
+            bm25 = {h.id: h.score for h in opened.search(None, lexical=lexical, limit=120)}
+            dense_list = sorted(cosine.values(), reverse=True)[: fusion.dense_candidates(10)]
+            lexical_list = sorted(bm25.values(), reverse=True)[: fusion.candidates(10)]
+            top_dense = set(sorted(cosine, key=cosine.get, reverse=True)[: len(dense_list)])
+            top_lexical = set(sorted(bm25, key=bm25.get, reverse=True)[: len(lexical_list)])
+            candidates = top_dense | top_lexical
+            expected = fuse_formula(
+                {i: cosine[i] for i in candidates}, {i: bm25[i] for i in candidates if i in bm25}, fusion, 10
+            )
+            assert [h.id for h in hits] == [i for i, _ in expected]
+            assert [h.score for h in hits] == pytest.approx([s for _, s in expected], abs=1e-5)
+    finally:
+        opened.close()

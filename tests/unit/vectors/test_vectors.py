@@ -94,13 +94,14 @@ def test_search_returns_nearest_first_with_payload(store: VectorStore) -> None:
 
     hits = store.search(query, filters={"faculty_id": 1}, limit=3)
 
-    assert [hit.id for hit in hits] == [points[1].id, points[3].id, points[0].id]
+    assert [hit.id for hit in hits] == [str(points[1].id), str(points[3].id), str(points[0].id)]
     assert all(isinstance(hit, SearchHit) for hit in hits)
     assert hits[0].score > hits[1].score > hits[2].score
     assert hits[0].score <= 1.0 + 1e-6
     assert hits[0].payload == {
         "faculty_id": "1",
         "semester_id": "1",
+        "scope": "1:1",
         "department_id": "10",
         "course": "algorithms",
         "document_id": "7",
@@ -122,16 +123,16 @@ def test_filters_isolate_tenants(store: VectorStore) -> None:
     store.upsert(mine + other_semester + other_faculty)
 
     hits = store.search(target, filters={"faculty_id": 1, "semester_id": 1}, limit=10)
-    assert {hit.id for hit in hits} == {point.id for point in mine}
+    assert {hit.id for hit in hits} == {str(point.id) for point in mine}
     assert {hit.payload["faculty_id"] for hit in hits} == {"1"}
     assert {hit.payload["semester_id"] for hit in hits} == {"1"}
 
     hits = store.search(target, filters={"faculty_id": 2}, limit=10)
-    assert {hit.id for hit in hits} == {point.id for point in other_faculty}
+    assert {hit.id for hit in hits} == {str(point.id) for point in other_faculty}
 
     # Ids match whether given as int or str; None means "no condition".
     as_strings = store.search(target, filters={"faculty_id": "1", "semester_id": "1", "course": None}, limit=10)
-    assert {hit.id for hit in as_strings} == {point.id for point in mine}
+    assert {hit.id for hit in as_strings} == {str(point.id) for point in mine}
 
     assert store.count({"faculty_id": 1, "semester_id": 1}) == 3
     assert store.count({"faculty_id": 1}) == 6
@@ -147,7 +148,7 @@ def test_course_and_department_filters(store: VectorStore) -> None:
     store.upsert(algorithms + databases)
 
     hits = store.search(query, filters={"faculty_id": 1, "course": "databases"}, limit=10)
-    assert {hit.id for hit in hits} == {point.id for point in databases}
+    assert {hit.id for hit in hits} == {str(point.id) for point in databases}
     assert store.count({"faculty_id": 1, "department_id": 10}) == 2
     assert store.count({"document_id": 2}) == 3
     assert store.count({"document_id": "2", "course": "algorithms"}) == 0
@@ -171,7 +172,7 @@ def test_deterministic_ids_make_upserts_idempotent(store: VectorStore) -> None:
     store.upsert([chunk(5, 0, unit(500), text="revised text")])
     assert store.count() == 4
     hit = store.search(unit(500), filters={"document_id": 5}, limit=1)[0]
-    assert hit.id == chunk_point_id(5, 0)
+    assert hit.id == str(chunk_point_id(5, 0))
     assert hit.payload["text"] == "revised text"
 
 
@@ -186,7 +187,7 @@ def test_delete_document_removes_only_that_document(store: VectorStore) -> None:
     assert store.count() == 3
     assert store.count({"document_id": 1}) == 3
     remaining = store.search(unit(610), limit=10)
-    assert {hit.id for hit in remaining} == {point.id for point in keep}
+    assert {hit.id for hit in remaining} == {str(point.id) for point in keep}
     store.delete_document(999)  # unknown document: nothing happens
     assert store.count() == 3
 
@@ -220,7 +221,7 @@ def test_concurrent_writers_and_readers(store: VectorStore) -> None:
             for i in range(10):
                 store.upsert([chunk(document, i, unit(document * 100 + i))])
                 hits = store.search(unit(document * 100 + i), filters={"document_id": document}, limit=1)
-                assert hits and hits[0].id == chunk_point_id(document, i)
+                assert hits and hits[0].id == str(chunk_point_id(document, i))
         except BaseException as exc:
             errors.append(exc)
 
@@ -272,7 +273,7 @@ def test_edge_reopen_keeps_data_and_record(tmp_path: Path) -> None:
     try:
         # Readable before ensure_collection: the record on disk says what the shard holds.
         assert again.count() == 5
-        assert again.search(unit(902), filters={"faculty_id": 1}, limit=1)[0].id == points[2].id
+        assert again.search(unit(902), filters={"faculty_id": 1}, limit=1)[0].id == str(points[2].id)
         with pytest.raises(VectorStoreMismatch, match="another-embedder"):
             again.ensure_collection("another-embedder", DIM)
         again.ensure_collection(EMBEDDER, DIM)
@@ -331,7 +332,7 @@ def test_edge_second_process_is_refused_before_touching_the_shard(tmp_path: Path
         assert owner.count() == 6
         owner.upsert([chunk(2, 0, unit(1100))])
         assert owner.count() == 7
-        assert owner.search(unit(1003), filters={"faculty_id": 1}, limit=1)[0].id == points[3].id
+        assert owner.search(unit(1003), filters={"faculty_id": 1}, limit=1)[0].id == str(points[3].id)
     finally:
         owner.close()
 
