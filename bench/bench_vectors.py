@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         try:
             store.ensure_collection("bench-random", args.dim)
             started = time.perf_counter()
-            ids: list[str] = []
+            ids: list[int | str] = []
             for start in range(0, args.points, args.batch):
                 batch = []
                 for i in range(start, min(start + args.batch, args.points)):
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
                 store.upsert(batch)
                 ids.extend(point.id for point in batch)
             upsert_seconds = time.perf_counter() - started
-            index_of = {point_id: i for i, point_id in enumerate(ids)}
+            index_of = {str(point_id): i for i, point_id in enumerate(ids)}
 
             query_rng = random.Random(args.seed)
             filtered_ms: list[float] = []
