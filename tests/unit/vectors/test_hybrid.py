@@ -31,14 +31,16 @@ def unit(seed: int) -> list[float]:
     return [x / length for x in vector]
 
 
-def point(index: int, text: str, vector: list[float], *, faculty: int = 1) -> VectorPoint:
+def point(
+    index: int, text: str, vector: list[float], *, faculty: int = 1, semester: int = 1, document: str | None = None
+) -> VectorPoint:
     return VectorPoint.for_chunk(
         vector=vector,
         faculty_id=faculty,
-        semester_id=1,
+        semester_id=semester,
         department_id=None,
         course="c",
-        document_id=f"d{index}",
+        document_id=document or f"d{index}",
         title="t",
         page=1,
         text=text,
@@ -374,25 +376,15 @@ def test_the_scope_filter_isolates_tenants_and_semesters(kind: str, tmp_path: Pa
     opened = open_store(kind, tmp_path)
     try:
         opened.ensure_collection("test-embedder", DIM)
-        points = []
-        for faculty, semester in ((1, 1), (1, 2), (2, 1), (12, 1)):
-            for i, text in enumerate(TEXTS):
-                chunk = VectorPoint.for_chunk(
-                    vector=unit(i),
-                    faculty_id=faculty,
-                    semester_id=semester,
-                    department_id=None,
-                    course="c",
-                    document_id=f"f{faculty}s{semester}d{i}",
-                    title="t",
-                    page=1,
-                    text=text,
-                    chunk_index=0,
-                )
-                points.append(chunk)
+        tenants = ((1, 1), (1, 2), (2, 1), (12, 1), (1, 21))
         # "1:21" and "12:1" must not meet: the scope joins the two ids with a separator.
+        points = [
+            point(i, text, unit(i), faculty=faculty, semester=semester, document=f"f{faculty}s{semester}d{i}")
+            for faculty, semester in tenants
+            for i, text in enumerate(TEXTS)
+        ]
         opened.upsert(points)
-        for faculty, semester in ((1, 1), (1, 2), (2, 1), (12, 1)):
+        for faculty, semester in tenants:
             filters = {"faculty_id": faculty, "semester_id": semester}
             hits = opened.search(unit(4), lexical=query_vector("radix sort digits"), filters=filters, limit=20)
             assert len(hits) == len(TEXTS)
@@ -400,7 +392,7 @@ def test_the_scope_filter_isolates_tenants_and_semesters(kind: str, tmp_path: Pa
                 (str(faculty), str(semester))
             }
             assert opened.count(filters) == len(TEXTS)
-        assert opened.count({"faculty_id": 1}) == 2 * len(TEXTS)
+        assert opened.count({"faculty_id": 1}) == 3 * len(TEXTS)
     finally:
         opened.close()
 
