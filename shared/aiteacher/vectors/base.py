@@ -314,7 +314,7 @@ def fuse_formula(
     order = sorted(range(len(ids)), key=fused.__getitem__, reverse=True)
     if not order:
         return []
-    # Ties go by id (as text), the same in both engines; only the scores at the cut need it (str(UUID) is slow).
+    # Ties go by id (as text), the same in both engines; only the scores at the cut need it (str() per id costs).
     cut = fused[order[min(limit, len(order)) - 1]]
     head = [i for i in order if fused[i] >= cut]
     head.sort(key=lambda i: (-fused[i], str(ids[i])))
