@@ -8,7 +8,7 @@
 3. `record_turn` (sync, one short transaction): the two messages, the session's ladder and focus, and the
    periodic learning-state summary job.
 
-Plain functions; the chat function runs phases 1 and 3 in a worker thread.
+Plain functions; the chat function runs phases 1 and 3 on a small transaction executor (`in_transaction_pool`).
 """
 
 from __future__ import annotations

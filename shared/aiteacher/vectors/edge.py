@@ -182,10 +182,7 @@ class EdgeStore:
         with self._reading() as shard:
             if shard is None:
                 return []
-            points = shard.query(request)
-        return [
-            SearchHit(id=str(point.id), score=float(point.score), payload=dict(point.payload or {})) for point in points
-        ]
+            return _hits(shard.query(request))
 
     def delete_document(self, document_id: int | str) -> None:
         edge_filter = self._filter({"document_id": document_id})
@@ -323,7 +320,7 @@ class EdgeStore:
                     with_payload=True,
                 )
             )
-            return [SearchHit(id=str(p.id), score=float(p.score), payload=dict(p.payload or {})) for p in points]
+            return _hits(points)
         cosine = {point.id: float(point.score) for point in dense_hits}
         bm25 = {point.id: float(point.score) for point in lexical_hits}
         pages = (
@@ -427,6 +424,10 @@ class EdgeStore:
             return None
         edge = self._edge
         return edge.Filter(must=[edge.FieldCondition(key, match=edge.MatchValue(value)) for key, value in conditions])
+
+
+def _hits(points: Any) -> list[SearchHit]:
+    return [SearchHit(id=str(p.id), score=float(p.score), payload=dict(p.payload or {})) for p in points]
 
 
 def _has_shard(path: Path) -> bool:
