@@ -137,15 +137,15 @@ def job_is_live(job_id: str) -> bool:
 
 def discard_job(job_id: str) -> None:
     """Forget a dead job (failed, or lost its worker) so the same id can be enqueued afresh."""
-    from rq.exceptions import NoSuchJobError
+    from rq.exceptions import InvalidJobOperation, NoSuchJobError
     from rq.job import Job
 
     from aiteacher.cache import get_redis
 
     try:
         Job.fetch(job_id, connection=get_redis()).delete(remove_from_queue=True)
-    except NoSuchJobError:
-        pass
+    except (NoSuchJobError, InvalidJobOperation):
+        pass  # gone already, or deleted by a concurrent discard between the fetch and the delete
 
 
 def requeue_abandoned(connection: Redis) -> int:

@@ -303,3 +303,21 @@ def test_a_job_enqueued_before_the_helper_still_runs_and_fails_through_its_old_c
     assert _document(client, admin_token, ready_id)["status"] == "ready"
     failed = _document(client, admin_token, failing_id)
     assert failed["status"] == "failed" and "Processing failed unexpectedly" in failed["error"]
+
+
+def test_discarding_a_job_another_discard_deletes_meanwhile_is_not_an_error(client, monkeypatch) -> None:
+    """Ten copies of one bucket event discard the same dead job at once: the loser of the race finds the job
+    gone between its fetch and its delete (rq raises InvalidJobOperation), which is the outcome it wanted."""
+    from rq.exceptions import InvalidJobOperation
+    from rq.job import Job
+
+    from aiteacher.queue import discard_job, enqueue
+
+    job_id = f"ingest-race-{uuid.uuid4()}"
+    enqueue("ingest", "aiteacher.curriculum.jobs.ingest_document", "missing", job_id=job_id)
+
+    def deleted_meanwhile(self, *args, **kwargs):
+        raise InvalidJobOperation(f"Failed to retrieve status for job: {self.id}")
+
+    monkeypatch.setattr(Job, "delete", deleted_meanwhile)
+    discard_job(job_id)  # no exception
