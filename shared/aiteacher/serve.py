@@ -12,7 +12,7 @@ What plain uvicorn gets wrong under of-watchdog:
   504 a moment before that deadline, so the client learns what happened. The deadline covers the time to
   the first byte only: a streamed reply (Server-Sent Events) keeps streaming.
 - **Cores.** One event loop uses one core. A replica (one container) runs `WEB_CONCURRENCY` worker
-  processes on one listening socket, by default one per CPU of the container's CPU limit (at most
+  processes on one port (each its own `SO_REUSEPORT` socket), by default one per CPU of the container's CPU limit (at most
   `MAX_AUTO_WORKERS`). The app is imported once, then the workers are
   forked; each has its own event loop and its own pools (so `DB_POOL_SIZE` is per worker). Without a CPU
   limit the default is the CPUs it may run on, at most `UNLIMITED_AUTO_WORKERS`. SIGTERM is
@@ -368,33 +368,57 @@ def _end_with_parent(parent: int) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
-def _run_workers(app: Any, workers: int, host: str, port: int, drain: float, log_level: str) -> int:
-    """Fork `workers` servers on one listening socket (the kernel spreads connections between them); pass
-    SIGTERM/SIGINT on; exit 0 once every worker has drained and exited 0, else 1."""
+def _listeners(host: str, port: int, workers: int) -> list[Any]:
+    """One listening socket per worker on the same port (`SO_REUSEPORT`: the kernel spreads new connections over
+    them by hash), or one shared socket where the option is missing. All are bound here, before any fork, so a
+    port in use fails the server at once.
+
+    On one shared socket the worker that wakes first accepts most of a burst (asyncio accepts up to 100
+    connections per wake-up): 142 of 200 keep-alive connections landed on one of two workers in the chat capacity
+    bench, and its turns queued for its one core while the other idled (docs/benchmarks.md)."""
     import socket
 
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind((host, port))
-    listener.listen(2048)
-    listener.set_inheritable(True)
+    reuse_port = getattr(socket, "SO_REUSEPORT", None)
+    listeners = []
+    for _ in range(workers if reuse_port is not None else 1):
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port is not None:
+            listener.setsockopt(socket.SOL_SOCKET, reuse_port, 1)
+        listener.bind((host, port))
+        port = listener.getsockname()[1]  # port 0: the others join the port the first one got
+        listener.listen(2048)
+        listener.set_inheritable(True)
+        listeners.append(listener)
+    return listeners
+
+
+def _run_workers(app: Any, workers: int, host: str, port: int, drain: float, log_level: str) -> int:
+    """Fork `workers` servers, each on its own listening socket of the port (`_listeners`); pass SIGTERM/SIGINT
+    on; exit 0 once every worker has drained and exited 0, else 1."""
+    listeners = _listeners(host, port, workers)
     children: dict[int, int] = {}
     parent = os.getpid()
     for index in range(workers):
         pid = os.fork()
-        if pid == 0:  # the worker: its own loop, pools and drain
+        if pid == 0:  # the worker: its own loop, pools, drain and listening socket
             code = 1
             try:
                 _end_with_parent(parent)
+                own = listeners[index % len(listeners)]
+                for other in listeners:
+                    if other is not own:
+                        other.close()
                 shipped = ShippedApp(app, app_deadline())
-                _uvicorn_server(shipped, host, port, drain, log_level).run(sockets=[listener])
+                _uvicorn_server(shipped, host, port, drain, log_level).run(sockets=[own])
                 code = 0
             except BaseException:
                 log.exception("worker %d failed", index)
             finally:
                 os._exit(code)
         children[pid] = index
-    listener.close()
+    for listener in listeners:
+        listener.close()
     log.info("serving on %s:%d with %d workers", host, port, workers)
     stopping = False
 
