@@ -317,10 +317,15 @@ class EdgeStore:
                         edge.Prefetch(limit=len(union), query=lexical_query, filter=only_union),
                     ],
                     query=self._formula(weight, fusion.saturation),
-                    with_payload=True,
+                    # The winners' payloads in a second call: read inside the fusion query they cost 0.15 ms for
+                    # 10 points, `retrieve` 0.06 ms (docs/benchmarks.md, "Speed").
+                    with_payload=False,
                 )
             )
-            return _hits(points)
+            payloads = {record.id: record.payload for record in shard.retrieve([p.id for p in points], True, False)}
+            return [
+                SearchHit(id=str(p.id), score=float(p.score), payload=dict(payloads.get(p.id) or {})) for p in points
+            ]
         cosine = {point.id: float(point.score) for point in dense_hits}
         bm25 = {point.id: float(point.score) for point in lexical_hits}
         pages = (
