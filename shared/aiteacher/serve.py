@@ -11,12 +11,13 @@ What plain uvicorn gets wrong under of-watchdog:
 - **Timeouts.** At `exec_timeout` the watchdog cuts the request. The app answers first, a problem+json
   504 a moment before that deadline, so the client learns what happened. The deadline covers the time to
   the first byte only: a streamed reply (Server-Sent Events) keeps streaming.
-- **Cores.** One event loop uses one core. A replica (one container) runs `WEB_CONCURRENCY` worker
-  processes on one port (each on its own `SO_REUSEPORT` socket), by default one per CPU of the container's
-  CPU limit (at most `MAX_AUTO_WORKERS`). The app is imported once, then the workers are forked; each has
-  its own event loop and its own pools (so `DB_POOL_SIZE` is per worker). Without a CPU limit the default is the CPUs it may run on, at most `UNLIMITED_AUTO_WORKERS`. SIGTERM is
-  passed to every worker, each drains as above, and the process exits 0 once all have; a worker that dies
-  on its own stops the others and the process exits 1, so the watchdog (and the orchestrator) restart it.
+- **Cores.** One event loop uses one core. A replica (one container) runs `WEB_CONCURRENCY` worker processes
+  on one port (each on its own `SO_REUSEPORT` socket), by default one per CPU of the container's CPU limit (at
+  most `MAX_AUTO_WORKERS`). The app is imported once, then the workers are forked; each has its own event loop
+  and its own pools (so `DB_POOL_SIZE` is per worker). Without a CPU limit the default is the CPUs it may run
+  on, at most `UNLIMITED_AUTO_WORKERS`. SIGTERM is passed to every worker, each drains as above, and the
+  process exits 0 once all have; a worker that dies on its own stops the others and the process exits 1, so
+  the watchdog (and the orchestrator) restart it.
   `/_/metrics` reports the sum over the workers (prometheus_client's multiprocess mode).
 """
 
