@@ -379,6 +379,14 @@ def _listeners(host: str, port: int, workers: int) -> list[Any]:
     import socket
 
     reuse_port = getattr(socket, "SO_REUSEPORT", None)
+    if reuse_port is not None:
+        # Sockets with SO_REUSEPORT share a port with any other process of the same user that sets it too: a
+        # second server started on a busy port would take half its connections instead of failing. A probe
+        # without the option fails as a plain bind does (EADDRINUSE) while anything listens there.
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+            port = probe.getsockname()[1]
     listeners = []
     for _ in range(workers if reuse_port is not None else 1):
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -207,6 +207,28 @@ def test_a_burst_of_connections_is_spread_evenly_over_the_workers(serve) -> None
     assert counts[0] >= clients // 3, f"connections per worker: {counts}"
 
 
+def test_a_second_server_on_a_port_in_use_fails_instead_of_sharing_it(serve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """SO_REUSEPORT lets processes of one user share a port: a stale server would take half the requests."""
+    _, base = serve(workers="2")
+    port = base.rsplit(":", 1)[1]
+    second = subprocess.Popen(
+        [sys.executable, "-m", "aiteacher.serve", "handler:app", "--port", port],
+        cwd=tmp_path,
+        env={**os.environ, "WEB_CONCURRENCY": "2"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        output, _ = second.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        second.send_signal(signal.SIGTERM)  # it serves: its workers drain and exit with it
+        second.communicate(timeout=30)
+        raise AssertionError("a second server started on a port in use") from None
+    assert second.returncode != 0
+    assert "Address already in use" in output
+
+
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads worker processes from /proc")
 def test_a_worker_that_dies_takes_the_replica_down_with_exit_1(serve) -> None:  # type: ignore[no-untyped-def]
     """A replica missing a worker would serve on with less capacity than it reports: it exits, and the watchdog
