@@ -334,12 +334,24 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     workers = args.workers if args.workers is not None else worker_count()
+    metrics_dir = None
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Before prometheus_client is imported: each worker's metrics go to files there, and a scrape (whichever
-        # worker takes it) reports the sum. A fresh folder per start: no stale counters from an earlier run.
+        # worker takes it) reports the sum. A fresh folder per start (no stale counters from an earlier run),
+        # removed when the server exits.
         import tempfile
 
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="aiteacher-metrics-")
+        metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="aiteacher-metrics-")
+    try:
+        return _serve(args, workers)
+    finally:
+        if metrics_dir is not None:
+            import shutil
+
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _serve(args: argparse.Namespace, workers: int) -> int:
     from aiteacher.observability import BUILD_INFO, configure_logging
 
     configure_logging(args.log_level)

@@ -63,9 +63,11 @@ def serve(tmp_path: Path) -> Iterator:  # type: ignore[type-arg]
     (tmp_path / "handler.py").write_text(APP)
     started: list[subprocess.Popen] = []
 
-    def start(exec_timeout: str = "", drain: float = 1.0, workers: str = "1") -> tuple[subprocess.Popen, str]:
+    def start(
+        exec_timeout: str = "", drain: float = 1.0, workers: str = "1", env: dict[str, str] | None = None
+    ) -> tuple[subprocess.Popen, str]:
         port = _free_port()
-        env = {**os.environ, "exec_timeout": exec_timeout, "WEB_CONCURRENCY": workers}
+        env = {**os.environ, "exec_timeout": exec_timeout, "WEB_CONCURRENCY": workers, **(env or {})}
         process = subprocess.Popen(
             [
                 sys.executable,
@@ -227,6 +229,18 @@ def test_a_second_server_on_a_port_in_use_fails_instead_of_sharing_it(serve, tmp
         raise AssertionError("a second server started on a port in use") from None
     assert second.returncode != 0
     assert "Address already in use" in output
+
+
+def test_the_workers_metrics_folder_is_removed_when_the_server_exits(serve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Several workers keep their metrics in a fresh temporary folder per start: gone once the server is."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    process, base = serve(workers="2", drain=0.2, env={"TMPDIR": str(scratch)})
+    assert "aiteacher_build_info" in httpx.get(f"{base}/_/metrics", timeout=5).text
+    assert [path.name[:18] for path in scratch.iterdir()] == ["aiteacher-metrics-"]
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 0
+    assert list(scratch.iterdir()) == []
 
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads worker processes from /proc")
