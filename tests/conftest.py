@@ -6,7 +6,9 @@ With nothing set, the suite uses SQLite in a temporary folder and a real Valkey 
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +20,7 @@ SHARED_EVAL = REPO.parent / "shared" / "eval"
 TEST_JWT_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
 
 _tmp = Path(tempfile.mkdtemp(prefix="aiteacher-tests-"))
+atexit.register(shutil.rmtree, _tmp, ignore_errors=True)  # the run's data dir (vector shards, uploads)
 os.environ["AITEACHER_ENV"] = "test"
 os.environ["DATA_DIR"] = str(_tmp / "data")
 os.environ["JWT_SECRET"] = TEST_JWT_SECRET
