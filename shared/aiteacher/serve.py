@@ -406,7 +406,6 @@ def _listeners(host: str, port: int, workers: int) -> list[Any]:
         if reuse_port is not None:
             listener.setsockopt(socket.SOL_SOCKET, reuse_port, 1)
         listener.bind((host, port))
-        port = listener.getsockname()[1]  # port 0: the others join the port the first one got
         listener.listen(2048)
         listener.set_inheritable(True)
         listeners.append(listener)

@@ -322,10 +322,7 @@ class EdgeStore:
                     with_payload=False,
                 )
             )
-            payloads = {record.id: record.payload for record in shard.retrieve([p.id for p in points], True, False)}
-            return [
-                SearchHit(id=str(p.id), score=float(p.score), payload=dict(payloads.get(p.id) or {})) for p in points
-            ]
+            return _with_payloads(shard, [(point.id, float(point.score)) for point in points])
         cosine = {point.id: float(point.score) for point in dense_hits}
         bm25 = {point.id: float(point.score) for point in lexical_hits}
         pages = (
@@ -350,11 +347,7 @@ class EdgeStore:
             for target, hits in zip(targets, shard.query_batch(edge.QueryBatchRequest(requests)), strict=True):
                 target.update((point.id, float(point.score)) for point in hits)
         best = fuse_formula(cosine, bm25, fusion, limit, pages)
-        payloads = {record.id: record.payload for record in shard.retrieve([pid for pid, _ in best], True, False)}
-        return [
-            SearchHit(id=str(point_id), score=score, payload=dict(payloads.get(point_id) or {}))
-            for point_id, score in best
-        ]
+        return _with_payloads(shard, best)
 
     def _formula(self, weight: float, saturation: float) -> Any:
         """`weight * cosine + (1 - weight) * bm25 / (bm25 + saturation)` over the prefetches' scores."""
@@ -433,6 +426,17 @@ class EdgeStore:
 
 def _hits(points: Any) -> list[SearchHit]:
     return [SearchHit(id=str(p.id), score=float(p.score), payload=dict(p.payload or {})) for p in points]
+
+
+def _with_payloads(shard: Any, ranked: list[tuple[Any, float]]) -> list[SearchHit]:
+    """Hits for `(point id, score)` in this order, their payloads read in one `retrieve`."""
+    payloads = {
+        record.id: record.payload for record in shard.retrieve([point_id for point_id, _ in ranked], True, False)
+    }
+    return [
+        SearchHit(id=str(point_id), score=score, payload=dict(payloads.get(point_id) or {}))
+        for point_id, score in ranked
+    ]
 
 
 def _has_shard(path: Path) -> bool:
