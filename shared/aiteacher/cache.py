@@ -17,7 +17,7 @@ import json
 import logging
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -224,6 +224,27 @@ def cached_json(key: str | Callable[[], str], ttl: int, compute: Callable[[], T]
         return cached, True
     value = compute()
     set_json(name, value, ttl, kind)
+    return value, False
+
+
+async def cached_json_async(
+    key: str | Callable[[], Awaitable[str]], ttl: int, compute: Callable[[], Awaitable[T]], kind: Any = None
+) -> tuple[T, bool]:
+    """`cached_json` on the event loop's asyncio client: a hit costs no thread hop (the tutor's turns wait
+    for a worker thread's GIL otherwise); `compute` is awaited only on a miss (e.g. on an executor)."""
+    if ttl <= 0:
+        return await compute(), False
+    try:
+        name = await key() if callable(key) else key
+        raw = await get_async_redis().get(name)
+    except _unavailable() as exc:
+        log.warning("cache read failed: %s", exc)
+        return await compute(), False
+    cached = decode(raw, kind)
+    if cached is not None:
+        return cached, True
+    value = await compute()
+    await set_json_async(name, value, ttl, kind)
     return value, False
 
 

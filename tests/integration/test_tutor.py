@@ -77,6 +77,49 @@ def test_grounded_answer_cites_the_right_page_and_guides(client, student, course
     assert reply["hint_level"] == 0
 
 
+class CountingExecutor:
+    """The tutor's retrieval pool, counting the searches it is handed."""
+
+    def __init__(self) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.pool, self.calls = ThreadPoolExecutor(max_workers=2), 0
+
+    def submit(self, fn, *args):  # type: ignore[no-untyped-def]
+        self.calls += 1
+        return self.pool.submit(fn, *args)
+
+
+def test_a_cached_search_is_read_on_the_event_loop_and_only_a_miss_takes_a_retrieval_thread(
+    client, student, course, monkeypatch
+) -> None:
+    """A turn whose search is cached costs no thread hop (under load a hop waits for the GIL: 65 ms at
+    N = 100, docs/benchmarks.md); a new question, or any document change in the faculty, is a miss."""
+    from aiteacher.tutor import service
+
+    counting = CountingExecutor()
+    monkeypatch.setattr(service, "_retrieval_pool", lambda: counting)
+    question = "How does separate chaining handle collisions in a hash table?"
+    try:
+        first = ask(client, student, question)
+        assert counting.calls == 1 and first["refused"] is False
+        again = ask(client, student, question)  # a new session, the same search
+        assert counting.calls == 1
+        assert again["citations"] == first["citations"] and again["answer"] == first["answer"]
+        ask(client, student, "What is the load factor of a hash table?")
+        assert counting.calls == 2
+        # Another document in the faculty bumps its search version: the cached search is not served again.
+        response = upload(
+            client, course["academic"], make_pdf([["Week 5: Trees."]]), course="hashing", filename="t.pdf"
+        )
+        assert response.status_code == 202
+        run_jobs()
+        assert ask(client, student, question)["citations"] == first["citations"]
+        assert counting.calls == 3
+    finally:
+        counting.pool.shutdown(wait=True)
+
+
 def test_off_topic_question_is_refused_not_invented(client, student) -> None:
     reply = ask(client, student, "Who won the football world cup in 1998?")
     assert reply["refused"] is True and reply["reason"] == "not_in_material" and reply["citations"] == []

@@ -109,3 +109,39 @@ def test_forget_drops_values_and_the_async_twins_share_the_format() -> None:
 
     assert asyncio.run(write_then_read()) == {"answer": "again"}
     assert cache.get_json(key) == {"answer": "again"}
+
+
+def test_the_async_cached_json_computes_once_shares_the_sync_format_and_survives_a_cache_away(
+    monkeypatch, caplog
+) -> None:
+    from aiteacher import cache
+
+    key, calls = _key(), []
+
+    async def compute() -> list[Item]:
+        calls.append(1)
+        return [Item(name="a", size=2)]
+
+    async def name() -> str:
+        return key
+
+    async def twice() -> list[tuple[object, bool]]:
+        return [await cache.cached_json_async(name, 60, compute, list[Item]) for _ in range(2)]
+
+    assert asyncio.run(twice()) == [([Item(name="a", size=2)], False), ([Item(name="a", size=2)], True)]
+    assert calls == [1]
+    assert cache.cached_json(key, 60, lambda: pytest.fail("written by the async twin"), list[Item])[1] is True
+
+    async def no_cache() -> tuple[object, bool]:
+        return await cache.cached_json_async(_key(), 0, compute)
+
+    monkeypatch.setattr(cache, "get_async_redis", lambda: pytest.fail("no cache read or write with ttl 0"))
+    assert asyncio.run(no_cache()) == ([Item(name="a", size=2)], False)
+    monkeypatch.setattr(cache, "get_async_redis", lambda: BrokenRedis())
+
+    async def away() -> tuple[object, bool]:
+        return await cache.cached_json_async(_key(), 60, compute)
+
+    with caplog.at_level(logging.WARNING, logger="aiteacher.cache"):
+        assert asyncio.run(away()) == ([Item(name="a", size=2)], False)
+    assert any("cache read failed" in record.getMessage() for record in caplog.records)

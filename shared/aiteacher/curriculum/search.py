@@ -4,8 +4,10 @@ faculty, admins anything."""
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
+from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, computed_field
@@ -85,14 +87,15 @@ def caller_scope(
     )
 
 
-def _cache_key(scope: Scope, query: str, top_k: int) -> str:
-    from aiteacher.cache import get_redis
+def _version_key(scope: Scope) -> str:
+    """The counter any document change in the scope's faculty bumps (so cached searches of it expire)."""
+    return f"search-ver:f:{scope.faculty_id}" if scope.faculty_id is not None else "search-ver:all"
 
-    version_key = f"search-ver:f:{scope.faculty_id}" if scope.faculty_id is not None else "search-ver:all"
-    version = get_redis().get(version_key) or b"0"
+
+def _cache_key(scope: Scope, query: str, top_k: int, version: bytes | str | None) -> str:
     normalized = " ".join(query.lower().split())
     digest = hashlib.sha256(json.dumps([normalized, top_k, scope.filters()], sort_keys=True).encode()).hexdigest()
-    version_text = version.decode() if isinstance(version, bytes) else str(version)
+    version_text = version.decode() if isinstance(version, bytes) else str(version or "0")
     return f"search:{scope.faculty_id}:{version_text}:{digest}"
 
 
@@ -153,12 +156,34 @@ def retrieve(scope: Scope, query: str, top_k: int, *, mode: str = "hybrid") -> l
 
 def search(scope: Scope, query: str, top_k: int) -> tuple[list[SearchHit], bool]:
     """(results, served from cache?). Cached per tenant version: any document change bumps it."""
-    from aiteacher.cache import cached_json
+    from aiteacher.cache import cached_json, get_redis
     from aiteacher.config import get_settings
 
     return cached_json(
-        lambda: _cache_key(scope, query, top_k),
+        lambda: _cache_key(scope, query, top_k, get_redis().get(_version_key(scope))),
         get_settings().search_cache_seconds,
         lambda: retrieve(scope, query, top_k),
+        list[SearchHit],
+    )
+
+
+async def search_async(
+    scope: Scope, query: str, top_k: int, executor: Executor | None = None
+) -> tuple[list[SearchHit], bool]:
+    """`search` from the event loop: the cache is read and written on the loop's asyncio client, and only a
+    miss runs `retrieve` (embedding, vector search, titles) on `executor`."""
+    import asyncio
+
+    from aiteacher.cache import cached_json_async, get_async_redis
+    from aiteacher.config import get_settings
+
+    async def key() -> str:
+        return _cache_key(scope, query, top_k, await get_async_redis().get(_version_key(scope)))
+
+    loop = asyncio.get_running_loop()
+    return await cached_json_async(
+        key,
+        get_settings().search_cache_seconds,
+        lambda: loop.run_in_executor(executor, contextvars.copy_context().run, retrieve, scope, query, top_k),
         list[SearchHit],
     )

@@ -227,10 +227,10 @@ def _retrieval_pool() -> ThreadPoolExecutor:
 
 
 async def _retrieve(scope: Scope, message: str, top_k: int) -> list[SearchHit]:
-    from aiteacher.curriculum.search import search
+    """A cached search is read on the event loop; only a miss takes a thread of the retrieval pool."""
+    from aiteacher.curriculum.search import search_async
 
-    loop = asyncio.get_running_loop()
-    results, _cached = await loop.run_in_executor(_retrieval_pool(), search, scope, message, top_k)
+    results, _cached = await search_async(scope, message, top_k, _retrieval_pool())
     return results
 
 
