@@ -60,7 +60,8 @@ def _serve(tmp_path: Path, **env: str) -> tuple[subprocess.Popen, str, Path]:
     process = subprocess.Popen(
         [sys.executable, "-m", "aiteacher.serve", "handler:app", "--port", str(port), "--drain-seconds", "0"],
         cwd=tmp_path,
-        env={**os.environ, "FUNCTION_NAME": "probe", **env},
+        # Its workers' metrics folder under tmp_path: a server killed at teardown cannot remove it.
+        env={**os.environ, "FUNCTION_NAME": "probe", "TMPDIR": str(tmp_path), **env},
         stdout=subprocess.DEVNULL,
         stderr=log_path.open("w"),
     )

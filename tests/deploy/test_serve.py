@@ -67,7 +67,16 @@ def serve(tmp_path: Path) -> Iterator:  # type: ignore[type-arg]
         exec_timeout: str = "", drain: float = 1.0, workers: str = "1", env: dict[str, str] | None = None
     ) -> tuple[subprocess.Popen, str]:
         port = _free_port()
-        env = {**os.environ, "exec_timeout": exec_timeout, "WEB_CONCURRENCY": workers, **(env or {})}
+        # Temporary folders (the workers' metrics) under tmp_path: a server killed at teardown cannot remove them.
+        scratch = tmp_path / "server-tmp"
+        scratch.mkdir(exist_ok=True)
+        env = {
+            **os.environ,
+            "TMPDIR": str(scratch),
+            "exec_timeout": exec_timeout,
+            "WEB_CONCURRENCY": workers,
+            **(env or {}),
+        }
         process = subprocess.Popen(
             [
                 sys.executable,
