@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextvars
 import hashlib
 import json
-from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, computed_field
@@ -18,6 +17,8 @@ from aiteacher.access import caller_scope as access_caller_scope
 from aiteacher.security.tokens import Claims
 
 if TYPE_CHECKING:
+    from concurrent.futures import Executor
+
     from aiteacher.llm import Passage
 
 Scope = SearchScope  # the tenant filter is the access policy's
