@@ -8,7 +8,7 @@ from fastapi.responses import StreamingResponse
 from aiteacher.tutor.schemas import ChatIn, ChatOut, Citation
 from aiteacher.web import CurrentUser, create_app, lambda_handler
 
-app = create_app("chat", "Ask the AI tutor")
+app = create_app("chat", "Ask the AI tutor", oldest_first=True)
 SSE = "text/event-stream"
 
 

@@ -92,7 +92,6 @@ def get_async_redis() -> AsyncRedis:
     import asyncio
 
     from redis.asyncio import BlockingConnectionPool
-    from redis.asyncio import Redis as AsyncRedis
 
     loop = asyncio.get_running_loop()
     entry = _async_clients.get(loop)
@@ -109,9 +108,26 @@ def get_async_redis() -> AsyncRedis:
         pool = BlockingConnectionPool.from_url(
             url, **options, **_retry_options(asyncio=True), redis_connect_func=ensure_loaded_async
         )
-        entry = (_async_generation[0], AsyncRedis(connection_pool=pool))
+        entry = (_async_generation[0], _gated_redis_class()(connection_pool=pool))
         _async_clients[loop] = entry
     return entry[1]
+
+
+@lru_cache(maxsize=1)
+def _gated_redis_class() -> type[AsyncRedis]:
+    from redis.asyncio import Redis as AsyncRedis
+
+    class GatedRedis(AsyncRedis):
+        """A command that takes longer than a round trip waits off the replica's slot (`aiteacher.scheduling`):
+        a Redis that is slow or away delays its own requests, not every request of the replica."""
+
+        async def execute_command(self, *args: Any, **options: Any) -> Any:
+            from aiteacher.scheduling import SHORT_WAIT, off_cpu
+
+            async with off_cpu(SHORT_WAIT):
+                return await super().execute_command(*args, **options)
+
+    return GatedRedis
 
 
 @registry.on_reset

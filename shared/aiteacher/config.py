@@ -338,6 +338,15 @@ class Settings(BaseSettings):
         "the model call, write after it). Few, first come first served: a burst of turns reaches the model in "
         "arrival order instead of all at the end of the burst. At most the database pool's size.",
     )
+    oldest_first_slots: int = Field(
+        2,
+        ge=0,
+        le=64,
+        description="Requests of the chat function that run at once in a worker, oldest first: one keeps its slot "
+        "through its Redis and database round trips and lets it go while it waits on the model (or on anything "
+        "slow). A burst of turns is then served in arrival order, not round-robin (all finishing at the end of "
+        "the burst). 0: plain asyncio round-robin.",
+    )
     tutor_top_k: int = Field(5, ge=1, le=20, description="Chunks retrieved per tutor question.")
     chat_max_message_chars: int = Field(2000, ge=100, le=20000, description="Longest student message.")
     chat_cache_seconds: int = Field(6 * 3600, ge=0, le=24 * 3600, description="Tutor answer cache TTL (max 24 h).")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,15 +19,29 @@ def build_client(*, api_key: str, base_url: str, timeout: float, max_retries: in
 
 def build_async_client(*, api_key: str, base_url: str, timeout: float, max_retries: int) -> Any:
     """The asyncio twin of `build_client` (same timeout and retries); one per event loop."""
-    import openai
-
-    return openai.AsyncOpenAI(
+    return _async_client_class()(
         api_key=api_key or NO_KEY,
         base_url=base_url or None,
         timeout=timeout,
         max_retries=max_retries,
         http_client=_async_http_client(),
     )
+
+
+@lru_cache(maxsize=1)
+def _async_client_class() -> type[Any]:
+    import openai
+
+    class AsyncClient(openai.AsyncOpenAI):
+        """The SDK's backoff between retries waits off the replica's Python slot (`aiteacher.scheduling`)."""
+
+        async def _sleep_for_retry(self, *args: Any, **kwargs: Any) -> None:
+            from aiteacher.scheduling import off_cpu
+
+            async with off_cpu():
+                await super()._sleep_for_retry(*args, **kwargs)
+
+    return AsyncClient
 
 
 def endpoint_label(base_url: str) -> str:
@@ -91,16 +106,20 @@ class _StackPool:
 
         import httpcore2
 
+        from aiteacher.scheduling import SHORT_WAIT, off_cpu
+
         timeout = (request.extensions.get("timeout") or {}).get("pool")
-        try:
-            await asyncio.wait_for(self._slots.acquire(), timeout)
-        except TimeoutError as exc:
-            raise httpcore2.PoolTimeout("No connection became free in time") from exc
+        async with off_cpu(SHORT_WAIT):  # all connections busy: wait off the replica's slot (aiteacher.scheduling)
+            try:
+                await asyncio.wait_for(self._slots.acquire(), timeout)
+            except TimeoutError as exc:
+                raise httpcore2.PoolTimeout("No connection became free in time") from exc
         origin = request.url.origin
         for _attempt in range(3):  # a kept connection may have been taken by the server meanwhile
             connection = self._take(origin)
             try:
-                response = await connection.handle_async_request(request)
+                async with off_cpu():  # the request goes out and its answer's head comes back
+                    response = await connection.handle_async_request(request)
             except httpcore2.ConnectionNotAvailable:
                 self._discard(connection)
                 continue
@@ -137,7 +156,9 @@ class _ReturningStream:
         self._give_back = give_back
 
     async def __aiter__(self) -> Any:
-        async for part in self._stream:
+        from aiteacher.scheduling import SHORT_WAIT, iterate_off_cpu
+
+        async for part in iterate_off_cpu(self._stream, SHORT_WAIT):  # a streamed answer arrives over seconds
             yield part
 
     async def aclose(self) -> None:

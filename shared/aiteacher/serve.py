@@ -156,6 +156,15 @@ class ShippedApp:
         self.draining = False
         self.in_flight = 0
         self.function_name = function_name or os.environ.get("FUNCTION_NAME", "")
+        self.gate: Any = None
+        if getattr(getattr(app, "state", None), "oldest_first", False):
+            from aiteacher.config import get_settings
+
+            slots = get_settings().oldest_first_slots
+            if slots:
+                from aiteacher.scheduling import OldestFirst
+
+                self.gate = OldestFirst(slots)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -185,14 +194,37 @@ class ShippedApp:
             await send(message)
 
         try:
-            if self.deadline_seconds is None or path in HEALTH_PATHS:
-                await self.app(scope, receive, counted_send)
+            if self.gate is None or path in HEALTH_PATHS:
+                await self._serve(scope, receive, counted_send)
             else:
-                await self._with_deadline(scope, receive, counted_send)
+                await self._serve_oldest_first(scope, receive, counted_send)
         finally:
             self.in_flight -= 1
             if path not in HEALTH_PATHS:
                 self._observe(scope, status["code"], time.perf_counter() - started)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.deadline_seconds is None or scope.get("path", "") in HEALTH_PATHS:
+            await self.app(scope, receive, send)
+        else:
+            await self._with_deadline(scope, receive, send)
+
+    async def _serve_oldest_first(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The request runs holding a slot of the gate; waiting on its client (a body still arriving, a slow
+        reader) it lets the slot go, as it does around its own network waits (`aiteacher.scheduling`)."""
+        from aiteacher.scheduling import SHORT_WAIT, off_cpu
+
+        async def gated_receive() -> Message:
+            async with off_cpu(SHORT_WAIT):
+                return await receive()
+
+        async def gated_send(message: Message) -> None:
+            async with off_cpu(SHORT_WAIT):
+                await send(message)
+
+        assert self.gate is not None
+        async with self.gate.admitted():
+            await self._serve(scope, gated_receive, gated_send)
 
     def _observe(self, scope: Scope, status: int, seconds: float) -> None:
         from aiteacher import observability as obs

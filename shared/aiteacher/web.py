@@ -383,8 +383,12 @@ def client_ip() -> str:
 # --- app factory ----------------------------------------------------------------------------------
 
 
-def create_app(function_name: str, summary: str, max_body_setting: str | None = None) -> FastAPI:
-    """A function's app. Bodies are capped at MAX_JSON_BODY_BYTES, or at the named setting (uploads)."""
+def create_app(
+    function_name: str, summary: str, max_body_setting: str | None = None, *, oldest_first: bool = False
+) -> FastAPI:
+    """A function's app. Bodies are capped at MAX_JSON_BODY_BYTES, or at the named setting (uploads).
+    `oldest_first`: served by `aiteacher.serve`, its requests run in arrival order (`aiteacher.scheduling`); only
+    for an app whose every wait on the network or a thread is an `off_cpu()` (a sync endpoint's is not)."""
     app = FastAPI(
         title=f"AI-Teacher: {function_name}",
         summary=summary,
@@ -397,6 +401,7 @@ def create_app(function_name: str, summary: str, max_body_setting: str | None = 
         # telemetry would only look up the OpenTelemetry providers on every request.
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
+    app.state.oldest_first = oldest_first
     app.openapi = lambda: _openapi_with_security_and_problems(app)  # type: ignore[method-assign]
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

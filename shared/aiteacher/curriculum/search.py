@@ -181,10 +181,12 @@ async def search_async(
     async def key() -> str:
         return _cache_key(scope, query, top_k, await get_async_redis().get(_version_key(scope)))
 
+    from aiteacher.scheduling import SHORT_WAIT, off_cpu
+
     loop = asyncio.get_running_loop()
-    return await cached_json_async(
-        key,
-        get_settings().search_cache_seconds,
-        lambda: loop.run_in_executor(executor, contextvars.copy_context().run, retrieve, scope, query, top_k),
-        list[SearchHit],
-    )
+
+    async def compute() -> list[SearchHit]:
+        async with off_cpu(SHORT_WAIT):
+            return await loop.run_in_executor(executor, contextvars.copy_context().run, retrieve, scope, query, top_k)
+
+    return await cached_json_async(key, get_settings().search_cache_seconds, compute, list[SearchHit])

@@ -216,8 +216,11 @@ def _transaction_pool() -> ThreadPoolExecutor:
 
 async def in_transaction_pool(fn: Callable[..., T], *args: Any) -> T:
     """`fn(*args)` on the transaction executor, with the caller's context (request id, log fields)."""
+    from aiteacher.scheduling import SHORT_WAIT, off_cpu
+
     context = contextvars.copy_context()
-    return await asyncio.get_running_loop().run_in_executor(_transaction_pool(), context.run, fn, *args)
+    async with off_cpu(SHORT_WAIT):
+        return await asyncio.get_running_loop().run_in_executor(_transaction_pool(), context.run, fn, *args)
 
 
 @lru_cache(maxsize=1)
