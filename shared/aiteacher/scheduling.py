@@ -121,12 +121,16 @@ async def off_cpu(after: float = 0.0) -> AsyncIterator[None]:
     timer = asyncio.get_running_loop().call_later(after, gate._give_up, hold) if after > 0 else None
     if timer is None:
         gate._give_up(hold)
+    cancelled = False
     try:
         yield
+    except asyncio.CancelledError:  # the task is ending (a disconnect listener, a deadline): no slot to take back
+        cancelled = True
+        raise
     finally:
         if timer is not None:
             timer.cancel()
-        if not hold.held:
+        if not cancelled and not hold.held:  # an error still goes on to its handler: it takes the slot back
             await gate._acquire(hold)
 
 

@@ -217,6 +217,32 @@ def test_two_tasks_of_one_request_waiting_for_its_slot_together_take_one() -> No
     assert _free(gate), "the request took a second slot and gave one back"
 
 
+def test_a_wait_that_fails_takes_the_slot_back_and_a_cancelled_one_does_not() -> None:
+    gate = OldestFirst(1)
+    seen: list[bool] = []
+
+    async def scenario() -> None:
+        async with gate.admitted():
+            with pytest.raises(ConnectionError):
+                async with off_cpu():
+                    raise ConnectionError("the model went away")
+            seen.append(gate._free == 0)  # the error handler runs holding the slot
+
+            async def listener() -> None:  # a disconnect listener, cancelled when the answer is sent
+                async with off_cpu(SHORT_WAIT):
+                    await asyncio.Event().wait()
+
+            task = asyncio.ensure_future(listener())
+            await asyncio.sleep(0.05)  # long enough for its timer to give the slot up
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            seen.append(gate._free == 1)  # not taken back by the cancelled task
+
+    asyncio.run(scenario())
+    assert seen == [True, True]
+    assert _free(gate)
+
+
 def test_a_task_the_request_left_behind_takes_no_slot() -> None:
     gate = OldestFirst(1)
 
