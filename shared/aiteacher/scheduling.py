@@ -80,7 +80,7 @@ class OldestFirst:
             if hold.done:
                 continue
             hold.held = True  # the slot passes straight to the oldest waiting request
-            if turn is not None and not turn.done():
+            if turn is not None:  # shielded: never cancelled
                 turn.set_result(None)
             return
         self._free += 1

@@ -65,27 +65,35 @@ def test_oldest_first_finishes_the_first_requests_before_the_last_ones_start_aga
     assert _free(gate)
 
 
-def test_a_request_gives_its_slot_up_once_a_short_wait_turns_out_slow() -> None:
+def _race(slow_wait) -> list[str]:  # type: ignore[no-untyped-def]
+    """A request that waits on `slow_wait()` and one that arrives after it, one slot: the second finishes first."""
     gate = OldestFirst(1)
     order: list[str] = []
 
     async def scenario() -> None:
-        async def stalled() -> None:
+        async def slow() -> None:
             async with gate.admitted():
-                async with off_cpu(SHORT_WAIT):
-                    await asyncio.sleep(0.3)  # a Redis that stopped answering
-                order.append("stalled")
+                await slow_wait()
+                order.append("slow")
 
         async def quick() -> None:
-            await asyncio.sleep(0)
+            await asyncio.sleep(0.05)
             async with gate.admitted():
                 order.append("quick")
 
-        await asyncio.gather(stalled(), quick())
+        await asyncio.gather(slow(), quick())
 
     asyncio.run(scenario())
-    assert order == ["quick", "stalled"]
     assert _free(gate)
+    return order
+
+
+def test_a_request_gives_its_slot_up_once_a_short_wait_turns_out_slow() -> None:
+    async def stalled_round_trip() -> None:
+        async with off_cpu(SHORT_WAIT):
+            await asyncio.sleep(0.3)  # a Redis that stopped answering
+
+    assert _race(stalled_round_trip) == ["quick", "slow"]
 
 
 def test_a_request_waiting_off_cpu_lets_the_others_run_to_the_end() -> None:
@@ -355,29 +363,6 @@ def test_the_chat_function_asks_for_it() -> None:
 
 
 # --- real waits: the model's retry backoff, a slow Redis command ----------------------------------------
-
-
-def _race(slow_wait) -> list[str]:  # type: ignore[no-untyped-def]
-    """A request that waits on `slow_wait()` and one that arrives after it, one slot: the second finishes first."""
-    gate = OldestFirst(1)
-    order: list[str] = []
-
-    async def scenario() -> None:
-        async def slow() -> None:
-            async with gate.admitted():
-                await slow_wait()
-                order.append("slow")
-
-        async def quick() -> None:
-            await asyncio.sleep(0.05)
-            async with gate.admitted():
-                order.append("quick")
-
-        await asyncio.gather(slow(), quick())
-
-    asyncio.run(scenario())
-    assert _free(gate)
-    return order
 
 
 def test_the_models_retry_backoff_waits_off_the_slot() -> None:
