@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import random
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -465,11 +466,31 @@ def _stoppable_worker_class() -> type:
 
         stop_signalled = False
 
+        def bootstrap(self, *args: Any, **kwargs: Any) -> None:
+            # RQ installs its own handlers only after bootstrap and the scheduler's start. A SIGTERM in
+            # between (a pod stopped while it starts) would kill the process registered, holding the
+            # scheduler locks: here it is only noted, and the work loop stops at its first turn.
+            _on_stop_signals(self._stop_before_loop)
+            super().bootstrap(*args, **kwargs)
+
+        def _stop_before_loop(self, signum: int, frame: FrameType | None) -> None:
+            self.stop_signalled = True
+            self._stop_requested = True
+
         def request_stop(self, signum: int, frame: FrameType | None) -> None:
             self.stop_signalled = True
             super().request_stop(signum, frame)
 
     return StoppableWorker
+
+
+def _on_stop_signals(handler: Callable[[int, FrameType | None], None]) -> None:
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, handler)
+
+
+def _leave(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
 
 
 def run_worker(queues: list[str] | None = None, burst: bool = False) -> None:
@@ -499,9 +520,12 @@ def run_worker(queues: list[str] | None = None, burst: bool = False) -> None:
     side = threading.Thread(target=_background, args=(stop, name), name="worker-background", daemon=True)
     side.start()
     delay = 0.5
+    # Outside RQ's loop nothing is registered: a stop signal leaves at once, also while Redis is away.
+    _on_stop_signals(_leave)
     try:
         while True:
             connection = worker_connection()
+            worker = None
             try:
                 connection.ping()
                 requeue_abandoned(connection)
@@ -511,12 +535,19 @@ def run_worker(queues: list[str] | None = None, burst: bool = False) -> None:
                     name=f"{name}.{int(time.time())}",
                     maintenance_interval=settings.worker_maintenance_seconds,
                 )
-                worker.work(burst=burst, with_scheduler=True, logging_level=os.environ.get("LOG_LEVEL", "INFO").upper())
+                try:
+                    worker.work(
+                        burst=burst, with_scheduler=True, logging_level=os.environ.get("LOG_LEVEL", "INFO").upper()
+                    )
+                finally:
+                    _on_stop_signals(_leave)  # RQ's own handler would ask Redis, which may be why its loop quit
                 if burst or worker.stop_signalled:
                     return
                 connection.ping()  # RQ quit on its own: find out whether Redis is the reason
                 delay = 0.5
             except RedisError as exc:
+                if worker is not None and worker.stop_signalled:
+                    return  # stopped while Redis was away: its registration expires with its TTL
                 log.warning("Redis unavailable (%s); reconnecting in %.1f s", exc, delay)
                 time.sleep(delay * random.uniform(0.8, 1.2))
                 delay = min(delay * 2, 30.0)

@@ -247,6 +247,45 @@ def test_the_worker_outlives_a_redis_restart_and_reports_its_health(client, priv
     assert worker.returncode is not None and not healthy()
 
 
+def test_a_worker_stopped_while_it_starts_exits_0_and_leaves_no_registration(private_redis: PrivateRedis) -> None:
+    # The SIGTERM arrives once the worker is registered, before RQ's loop installs its own handlers
+    # (a pod stopped while it starts): it used to kill the process registered, with the scheduler's locks.
+    from redis import Redis
+
+    worker = _start_worker(_worker_env(private_redis.url, AITEACHER_FAULT="term-at-start"))
+    try:
+        code = worker.wait(timeout=60)
+    finally:
+        _stop(worker)
+    redis = Redis.from_url(private_redis.url)
+    assert code == 0
+    assert redis.scard("rq:workers") == 0
+    assert not redis.keys("rq:scheduler-lock:*")
+
+
+def test_a_worker_stopped_while_redis_is_away_exits_0_at_once(private_redis: PrivateRedis) -> None:
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = _worker_env(private_redis.url)
+    aiteacher = str(Path(sys.executable).parent / "aiteacher")
+    worker = _start_worker(env)
+    try:
+        _wait(lambda: subprocess.run([aiteacher, "worker-health"], env=env, capture_output=True).returncode == 0)
+        private_redis.stop()
+        time.sleep(3)  # RQ's loop notices and the worker is backing off, waiting for Redis
+        assert worker.poll() is None
+        worker.send_signal(signal.SIGTERM)  # one signal: the first is not swallowed by a Redis error
+        code = worker.wait(timeout=15)
+    finally:
+        _stop(worker)
+        if private_redis.process is None:
+            private_redis.start()
+    assert code == 0
+
+
 def test_a_job_of_a_killed_worker_goes_back_to_the_queue(client, private_redis: PrivateRedis) -> None:
     env = _worker_env(private_redis.url)
     with pointed_at(REDIS_URL=private_redis.url):
