@@ -80,14 +80,15 @@ def request(method: str, url: str, headers: dict[str, str], body: bytes | None) 
 
 
 def build_venvs(extras_sets: set[str], cache: Path) -> dict[str, Path]:
-    wheel = images.build_wheel(ROOT, Path(tempfile.mkdtemp(prefix="ship-wheel-")))
     lock = ROOT / "shared" / "requirements.lock"
     venvs: dict[str, Path] = {}
-    for extras in sorted(extras_sets):
-        digest = hashlib.sha256((extras + wheel.name).encode()).hexdigest()[:12]
-        started = time.monotonic()
-        venvs[extras] = images.install_set(wheel, extras, cache / f"venv-{digest}", lock)
-        print(f"  venv [{extras or '-'}] {time.monotonic() - started:.1f}s", flush=True)
+    with tempfile.TemporaryDirectory(prefix="ship-wheel-") as folder:  # the venvs keep what they installed
+        wheel = images.build_wheel(ROOT, Path(folder))
+        for extras in sorted(extras_sets):
+            digest = hashlib.sha256((extras + wheel.name).encode()).hexdigest()[:12]
+            started = time.monotonic()
+            venvs[extras] = images.install_set(wheel, extras, cache / f"venv-{digest}", lock)
+            print(f"  venv [{extras or '-'}] {time.monotonic() - started:.1f}s", flush=True)
     return venvs
 
 
