@@ -26,7 +26,9 @@ wait: before the three-phase turn, every turn in flight held one for ~2 s; a sho
 shows up as idle in transaction only for the microseconds between two statements).
 
 Reported per level: turns/s against the ideal N / delay (every turn waits `--llm-delay` on the model, so N
-clients can at best finish N / delay turns per second), the ratio, p50/p99 latency, errors, the peaks, and
+clients can at best finish N / delay turns per second), the ratio, p50/p99 latency, the p50 of each round
+(every client's first turn, second turn, ...: the clients start together, and the rounds show how long that
+burst takes to spread out), errors, the peaks, and
 CPU milliseconds per turn: of the replica's processes, of the load process, of the fake model (JSON only), and
 of the whole machine (everything running, other work included) with how many of its cores were busy. On a
 shared machine the ratio measures the machine; CPU per turn is the steadier figure. Goal: ratio >= 0.9 at
@@ -155,6 +157,7 @@ def load_main(args: argparse.Namespace) -> None:
 
     async def run() -> dict[str, Any]:
         latencies: list[float] = []
+        by_round: list[list[float]] = [[] for _ in range(args.rounds)]
         errors: list[str] = []
 
         async def client(index: int) -> None:
@@ -175,13 +178,14 @@ def load_main(args: argparse.Namespace) -> None:
                         connection[1].close()
                         connection.clear()
                 latencies.append(time.perf_counter() - started)
+                by_round[turn].append(latencies[-1])
             if connection:
                 connection[1].close()
 
         began = time.perf_counter()
         await asyncio.gather(*(client(index) for index in range(args.clients)))
         elapsed = time.perf_counter() - began
-        return {"elapsed": elapsed, "latencies": latencies, "errors": errors}
+        return {"elapsed": elapsed, "latencies": latencies, "by_round": by_round, "errors": errors}
 
     poller = threading.Thread(target=poll, daemon=True)
     poller.start()
@@ -435,6 +439,9 @@ def _run(args: argparse.Namespace, fake_url: str, fake_pid: int) -> int:
                     "ratio": round(rate / ideal, 3),
                     "p50_s": round(percentile(latencies, 0.5), 3),
                     "p99_s": round(percentile(latencies, 0.99), 3),
+                    # The first round starts as one burst (every client at once); the later ones come spread out.
+                    "p50_by_round_s": [round(percentile(r, 0.5), 3) for r in result["by_round"] if r],
+                    "slowest_client_s": round(result["elapsed"], 3),
                     "errors": len(result["errors"]),
                     "peak_connections": result["connections"],
                     "peak_idle_in_transaction": result["idle_in_transaction"],
@@ -461,6 +468,7 @@ def _run(args: argparse.Namespace, fake_url: str, fake_pid: int) -> int:
                         f"{rate / ideal:.2f}",
                         f"{entry['p50_s']:.2f}",
                         f"{entry['p99_s']:.2f}",
+                        "/".join(f"{value:.2f}" for value in entry["p50_by_round_s"]),
                         entry["errors"],
                         entry["peak_connections"],
                         entry["peak_idle_in_transaction"],
@@ -484,6 +492,7 @@ def _run(args: argparse.Namespace, fake_url: str, fake_pid: int) -> int:
             "ratio",
             "p50 s",
             "p99 s",
+            "p50 s by round",
             "errors",
             "peak conns",
             "peak idle in tx",
