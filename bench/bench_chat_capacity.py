@@ -2,7 +2,7 @@
 
     python bench/bench_chat_capacity.py [--levels 10,50,100,200] [--rounds 3] [--llm-delay 2.0] [--workers N]
                                         [--database-url postgresql://postgres@127.0.0.1:5432/aiteacher_tutor]
-                                        [--keep-database] [--in-process] [--json]
+                                        [--keep-database] [--in-process] [--ramp SECONDS] [--json]
 
 Setup, all on 127.0.0.1 (bench/rag_env.py): PostgreSQL (the given database is dropped and re-created, then
 migrated and seeded), a private Valkey, moto S3, the embedded vector store; a 4-page lecture PDF ingested
@@ -26,9 +26,10 @@ wait: before the three-phase turn, every turn in flight held one for ~2 s; a sho
 shows up as idle in transaction only for the microseconds between two statements).
 
 Reported per level: turns/s against the ideal N / delay (every turn waits `--llm-delay` on the model, so N
-clients can at best finish N / delay turns per second), the ratio, p50/p99 latency, the p50 of each round
-(every client's first turn, second turn, ...: the clients start together, and the rounds show how long that
-burst takes to spread out), errors, the peaks, and
+clients can at best finish N / delay turns per second; with `--ramp R` the clients start spread over R
+seconds, as real traffic arrives, and the ideal counts the last one's later start), the ratio, p50/p99
+latency, the p50 of each round (every client's first turn, second turn, ...: the clients start together,
+and the rounds show how long that burst takes to spread out), errors, the peaks, and
 CPU milliseconds per turn: of the replica's processes, of the load process, of the fake model (JSON only), and
 of the whole machine (everything running, other work included) with how many of its cores were busy. On a
 shared machine the ratio measures the machine; CPU per turn is the steadier figure. Goal: ratio >= 0.9 at
@@ -163,6 +164,8 @@ def load_main(args: argparse.Namespace) -> None:
         async def client(index: int) -> None:
             headers = f"Authorization: Bearer {tokens[index % len(tokens)]}\r\n".encode()
             connection: list[Any] = []
+            if args.ramp:  # client i starts at i / N of the ramp: arrivals spread out, as real traffic comes
+                await asyncio.sleep(args.ramp * index / args.clients)
             for turn in range(args.rounds):
                 question = QUESTIONS[(index + turn) % len(QUESTIONS)]
                 started = time.perf_counter()
@@ -325,6 +328,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="serve the app with uvicorn in this process instead (for BENCH_PROFILE / BENCH_TRACE)",
     )
+    parser.add_argument(
+        "--ramp",
+        type=float,
+        default=0.0,
+        help="seconds over which the clients start (default 0: all at once, the goal's burst)",
+    )
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--load", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
@@ -399,6 +408,8 @@ def _run(args: argparse.Namespace, fake_url: str, fake_pid: int) -> int:
                         str(clients),
                         "--rounds",
                         str(args.rounds),
+                        "--ramp",
+                        str(args.ramp),
                         "--database-url",
                         args.database_url,
                     ],
@@ -425,7 +436,8 @@ def _run(args: argparse.Namespace, fake_url: str, fake_pid: int) -> int:
                     phases.clear()
                 turns = len(result["latencies"])
                 rate = turns / result["elapsed"]
-                ideal = clients / args.llm_delay
+                # N clients finish at best N / delay turns a second; with a ramp, the last starts `ramp` later.
+                ideal = turns / (args.rounds * args.llm_delay + args.ramp * (clients - 1) / clients)
                 latencies = result["latencies"]
 
                 def per_turn(seconds: float, turns: int = turns) -> float:
@@ -520,6 +532,7 @@ def _run(args: argparse.Namespace, fake_url: str, fake_pid: int) -> int:
                     "bench": "chat_capacity",
                     "llm_delay_s": args.llm_delay,
                     "rounds": args.rounds,
+                    "ramp_s": args.ramp,
                     "replica": replica.description,
                     "levels": report,
                     "goal_met": met,
