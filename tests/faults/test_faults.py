@@ -215,21 +215,22 @@ def test_a_worker_killed_on_every_attempt_ends_failed_with_a_reason(client, priv
         print(f"\nkilled work-horse x{max_attempts()}: failed with a reason after {elapsed:.1f} s")
 
 
-def test_the_worker_outlives_a_redis_restart_and_reports_its_health(client, private_redis: PrivateRedis) -> None:
+def _healthy(env: dict) -> bool:
+    """`aiteacher worker-health` (the worker's liveness probe) passes."""
     import subprocess
     import sys
     from pathlib import Path
 
-    env = _worker_env(private_redis.url)
     aiteacher = str(Path(sys.executable).parent / "aiteacher")
+    return subprocess.run([aiteacher, "worker-health"], env=env, capture_output=True).returncode == 0
 
-    def healthy() -> bool:
-        return subprocess.run([aiteacher, "worker-health"], env=env, capture_output=True).returncode == 0
 
-    assert not healthy()  # no worker yet
+def test_the_worker_outlives_a_redis_restart_and_reports_its_health(client, private_redis: PrivateRedis) -> None:
+    env = _worker_env(private_redis.url)
+    assert not _healthy(env)  # no worker yet
     worker = _start_worker(env)
     try:
-        _wait(healthy)
+        _wait(lambda: _healthy(env))
         private_redis.restart_empty()
         restarted = time.monotonic()
         assert worker.poll() is None
@@ -240,11 +241,11 @@ def test_the_worker_outlives_a_redis_restart_and_reports_its_health(client, priv
             finished = _wait(lambda: job.get_status(refresh=True) == "finished", timeout=90)
             recovered = time.monotonic() - restarted
         assert finished and worker.poll() is None
-        _wait(healthy)
+        _wait(lambda: _healthy(env))
         print(f"\nworker after a Redis restart: ran the next job {recovered:.1f} s later")
     finally:
         _stop(worker)
-    assert worker.returncode is not None and not healthy()
+    assert worker.returncode is not None and not _healthy(env)
 
 
 def test_a_worker_stopped_while_it_starts_exits_0_and_leaves_no_registration(private_redis: PrivateRedis) -> None:
@@ -265,15 +266,11 @@ def test_a_worker_stopped_while_it_starts_exits_0_and_leaves_no_registration(pri
 
 def test_a_worker_stopped_while_redis_is_away_exits_0_at_once(private_redis: PrivateRedis) -> None:
     import signal
-    import subprocess
-    import sys
-    from pathlib import Path
 
     env = _worker_env(private_redis.url)
-    aiteacher = str(Path(sys.executable).parent / "aiteacher")
     worker = _start_worker(env)
     try:
-        _wait(lambda: subprocess.run([aiteacher, "worker-health"], env=env, capture_output=True).returncode == 0)
+        _wait(lambda: _healthy(env))
         private_redis.stop()
         time.sleep(3)  # RQ's loop notices and the worker is backing off, waiting for Redis
         assert worker.poll() is None
