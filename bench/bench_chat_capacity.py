@@ -32,7 +32,9 @@ latency, the p50 of each round (every client's first turn, second turn, ...: the
 and the rounds show how long that burst takes to spread out), errors, the peaks, and
 CPU milliseconds per turn: of the replica's processes, of the load process, of the fake model (JSON only), and
 of the whole machine (everything running, other work included) with how many of its cores were busy. On a
-shared machine the ratio measures the machine; CPU per turn is the steadier figure. Goal: ratio >= 0.9 at
+shared machine the ratio measures the machine; CPU per turn is the steadier figure, and CPU per turn "in
+anchors" (divided by `common.cpu_anchor_ms`, a fixed Python workload timed at the start of the run) compares
+across machines of different speed. Goal: ratio >= 0.9 at
 every level, no errors and 0 connections idle in transaction (> 250 ms).
 """
 
@@ -52,7 +54,7 @@ from typing import Any
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
-from common import percentile, print_table  # noqa: E402
+from common import cpu_anchor_ms, percentile, print_table  # noqa: E402
 
 GOAL = 0.9
 DEFAULT_DB = "postgresql://postgres@127.0.0.1:5432/aiteacher_tutor"
@@ -374,6 +376,7 @@ def _run(args: argparse.Namespace, fake_url: str, fake_pid: int) -> int:
         "NO_PROXY": "127.0.0.1,localhost",
     }
     rows, report = [], []
+    anchor_ms = cpu_anchor_ms()  # before anything else runs: the machine's speed for this run's figures
     with RagEnv(extra_env=env_vars, prefix="bench-chat-capacity-") as env:
         env.upload(text_pdf_builder()(LECTURE, title="Hash tables"), "hash-tables.pdf")
         env.run_jobs()
@@ -457,6 +460,7 @@ def _run(args: argparse.Namespace, fake_url: str, fake_pid: int) -> int:
                     "peak_idle_in_transaction_over_250ms": result["held_idle_in_transaction"],
                     "replica_workers": replica.workers,
                     "replica_cpu_ms_per_turn": per_turn(replica_cpu),
+                    "replica_cpu_per_turn_in_anchors": round(1000 * replica_cpu / max(turns, 1) / anchor_ms, 3),
                     "client_cpu_ms_per_turn": per_turn(result["client_cpu_s"]),
                     "fake_llm_cpu_ms_per_turn": per_turn(fake_cpu),
                     "system_cpu_ms_per_turn": per_turn(system_after[0] - system_before[0]),
@@ -483,6 +487,7 @@ def _run(args: argparse.Namespace, fake_url: str, fake_pid: int) -> int:
                         entry["peak_idle_in_transaction"],
                         entry["peak_idle_in_transaction_over_250ms"],
                         entry["replica_cpu_ms_per_turn"],
+                        entry["replica_cpu_per_turn_in_anchors"],
                         entry["client_cpu_ms_per_turn"],
                         entry["system_cpu_ms_per_turn"],
                         entry["machine_cores_busy"],
@@ -507,6 +512,7 @@ def _run(args: argparse.Namespace, fake_url: str, fake_pid: int) -> int:
             "peak idle in tx",
             "of them > 250 ms",
             "replica CPU ms/turn",
+            "in anchors",
             "client CPU ms/turn",
             "system CPU ms/turn",
             "cores busy",
@@ -516,6 +522,10 @@ def _run(args: argparse.Namespace, fake_url: str, fake_pid: int) -> int:
     print(
         f"replica: {replica.description}; CPU ms/turn: the replica's processes; client: the load process; "
         "system: every process on the machine (PostgreSQL, the fake model and anything else running)"
+    )
+    print(
+        f"machine anchor: {anchor_ms:.1f} ms of CPU for a fixed Python workload (bench/common.py cpu_anchor_ms); "
+        "'in anchors' = replica CPU per turn / anchor, comparable across machines of different speed"
     )
     met = all(r["ratio"] >= GOAL and r["peak_idle_in_transaction_over_250ms"] == 0 and not r["errors"] for r in report)
     print(
@@ -530,6 +540,7 @@ def _run(args: argparse.Namespace, fake_url: str, fake_pid: int) -> int:
                     "llm_delay_s": args.llm_delay,
                     "rounds": args.rounds,
                     "ramp_s": args.ramp,
+                    "cpu_anchor_ms": round(anchor_ms, 2),
                     "replica": replica.description,
                     "levels": report,
                     "goal_met": met,

@@ -59,6 +59,25 @@ def alternate(rounds: int, runners: Mapping[str, Callable[[], float]]) -> dict[s
     return results
 
 
+def cpu_anchor_ms(repeats: int = 7) -> float:
+    """The machine's speed for single-threaded Python, in ms of CPU: the median of `repeats` runs of a fixed
+    workload shaped like a request's (JSON encode and decode, dict and string work). A benchmark whose goal is
+    absolute (turns against a fixed model delay) reports its CPU per unit of work in multiples of this, so
+    runs on machines of different speed compare."""
+    import json
+    import time
+
+    document = {"id": "s" * 32, "items": [{"name": f"item {i}", "score": i / 7, "tags": ["a", "b"]} for i in range(40)]}
+    runs = []
+    for _ in range(repeats):
+        began = time.process_time()
+        for _ in range(200):
+            decoded = json.loads(json.dumps(document))
+            " ".join(item["name"].upper() for item in decoded["items"])
+        runs.append((time.process_time() - began) * 1000)
+    return statistics.median(runs)
+
+
 def verdict(ratio: float, goal: float, *, at_least: bool = True) -> bool:
     return ratio >= goal if at_least else ratio <= goal
 

@@ -185,11 +185,13 @@ def worker_connection() -> Redis:
     from redis.exceptions import TimeoutError as RedisTimeoutError
     from redis.retry import Retry
 
+    from aiteacher.cache import driver_info
     from aiteacher.config import get_settings
 
     return Redis.from_url(
         get_settings().redis_url,
         health_check_interval=30,
+        driver_info=driver_info(),
         retry=Retry(ExponentialBackoff(cap=2, base=0.1), 2),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
     )

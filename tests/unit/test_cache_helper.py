@@ -145,3 +145,37 @@ def test_the_async_cached_json_computes_once_shares_the_sync_format_and_survives
     with caplog.at_level(logging.WARNING, logger="aiteacher.cache"):
         assert asyncio.run(away()) == ([Item(name="a", size=2)], False)
     assert any("cache read failed" in record.getMessage() for record in caplog.records)
+
+
+def test_new_redis_connections_do_not_read_package_metadata(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """redis-py resolves its own version (`importlib.metadata`, a METADATA file parsed by the email package) for
+    every new connection unless it is given a driver_info. A burst of turns opens a pool's connections all at
+    once, so the replica resolves it once per process and every connection still announces it."""
+    import redis.utils
+
+    from aiteacher import cache, registry
+
+    reads = []
+    real = redis.utils.get_lib_version
+    monkeypatch.setattr(redis.utils, "get_lib_version", lambda: reads.append(1) or real())
+    resolved = getattr(cache, "driver_info", None)  # resolved once per process: forget it for this test
+    if resolved is not None:
+        resolved.cache_clear()
+    registry.reset()
+
+    async def burst() -> list[bytes]:
+        client = cache.get_async_redis()
+        # Concurrent commands on a fresh pool: each takes a new connection.
+        await asyncio.gather(*(client.execute_command("BLPOP", _key(), 0.05) for _ in range(6)))
+        infos = await asyncio.gather(*(client.execute_command("CLIENT", "INFO") for _ in range(3)))
+        await client.aclose()
+        return infos
+
+    infos = asyncio.run(burst())
+    sync_client = cache.get_redis()
+    for _ in range(3):
+        sync_client.connection_pool.make_connection().connect()
+    assert len(reads) <= 1, f"{len(reads)} metadata reads for 9+ new connections"
+    version = real().encode()
+    assert all(b"lib-name=redis-py" in info and b"lib-ver=" + version in info for info in infos), infos
+    registry.reset()
