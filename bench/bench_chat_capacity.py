@@ -460,7 +460,7 @@ def _run(args: argparse.Namespace, fake_url: str, fake_pid: int) -> int:
                     "peak_idle_in_transaction_over_250ms": result["held_idle_in_transaction"],
                     "replica_workers": replica.workers,
                     "replica_cpu_ms_per_turn": per_turn(replica_cpu),
-                    "replica_cpu_per_turn_in_anchors": round(1000 * replica_cpu / max(turns, 1) / anchor_ms, 3),
+                    "replica_cpu_per_turn_in_anchors": round(per_turn(replica_cpu) / anchor_ms, 3),
                     "client_cpu_ms_per_turn": per_turn(result["client_cpu_s"]),
                     "fake_llm_cpu_ms_per_turn": per_turn(fake_cpu),
                     "system_cpu_ms_per_turn": per_turn(system_after[0] - system_before[0]),

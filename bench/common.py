@@ -65,7 +65,6 @@ def cpu_anchor_ms(repeats: int = 7) -> float:
     absolute (turns against a fixed model delay) reports its CPU per unit of work in multiples of this, so
     runs on machines of different speed compare."""
     import json
-    import time
 
     document = {"id": "s" * 32, "items": [{"name": f"item {i}", "score": i / 7, "tags": ["a", "b"]} for i in range(40)]}
     runs = []

@@ -85,12 +85,13 @@ def _redis_options() -> tuple[str, dict[str, Any]]:
 
 @lru_cache(maxsize=1)
 def driver_info() -> Any:
-    """The client name and version every connection announces (CLIENT SETINFO), resolved once per process.
+    """The client name and version every connection announces (CLIENT SETINFO), from the imported package.
     Left to redis-py, each new connection reads the package's metadata from disk (`importlib.metadata`,
     ~0.3-0.9 ms of CPU): a burst of requests opens a pool's connections exactly when the CPU is scarcest."""
+    import redis
     from redis.driver_info import DriverInfo
 
-    return DriverInfo()
+    return DriverInfo(lib_version=redis.__version__)
 
 
 _async_clients: weakref.WeakKeyDictionary[AbstractEventLoop, tuple[int, AsyncRedis]] = weakref.WeakKeyDictionary()

@@ -174,11 +174,19 @@ def test_new_redis_connections_do_not_read_package_metadata(monkeypatch) -> None
     infos = asyncio.run(burst())
     sync_client = cache.get_redis()
     for _ in range(3):
-        sync_client.connection_pool.make_connection().connect()
+        connection = sync_client.connection_pool.make_connection()
+        connection.connect()
+        connection.disconnect()
+    from aiteacher.queue import worker_connection
+
+    worker = worker_connection()
+    worker.ping()
+    worker.close()
     assert len(reads) <= 1, f"{len(reads)} metadata reads for 9+ new connections"
     version = real()
     pool = sync_client.connection_pool
     assert pool.connection_kwargs["driver_info"].lib_version == version
+    assert worker.connection_pool.connection_kwargs["driver_info"] is cache.driver_info()
     # A server with CLIENT SETINFO (Redis >= 7.2, Valkey) lists what each connection announced.
     announced = [info for info in infos if b"lib-name=" in info]
     assert all(b"lib-name=redis-py" in info and b"lib-ver=" + version.encode() in info for info in announced), infos
