@@ -341,16 +341,18 @@ def best_per_group(scores: Sequence[float], groups: Sequence[Hashable]) -> list[
     return list(best.values())
 
 
-def union_weight(dense: Sequence[float], lexical: Sequence[float], union_size: int, fusion: Fusion) -> float:
-    """`adaptive_weight` over the union of a hybrid search's two candidate lists, from the lists alone.
+def missing_scores(
+    cosine: Mapping[Any, float], bm25: Mapping[Any, float], lexical_limit: int
+) -> tuple[set[Any], set[Any]]:
+    """The candidates whose other score a hybrid search must still look up: (need a cosine, need a BM25).
 
-    A lexical list shorter than the union is padded with zeros: when it is full (`fusion.candidates`) the
-    other side's candidates score below its `confidence_k` best, and when it is not, every point with a query
-    term is in it and the rest score 0. The dense list needs no padding: if it is not full it holds every
-    point under the filter, so the lexical candidates are all in it; if it is, the others score below it.
-    The result equals the weight `fuse_formula` computes after scoring every missing candidate."""
-    padding = max(0, union_size - len(lexical))
-    return adaptive_weight(list(dense), [*lexical, *([0.0] * padding)], fusion)
+    Every lexical candidate missing from the dense list needs its cosine (a dense list shorter than its limit
+    holds every point under the filter, so then none is missing). A dense candidate missing from the lexical
+    list needs its BM25 only when that list is full: a shorter one holds every point with a query term under
+    the filter, so the others score exactly 0, which `fuse_formula` assumes for an absent score."""
+    need_cosine = bm25.keys() - cosine.keys()
+    need_bm25 = cosine.keys() - bm25.keys() if len(bm25) >= lexical_limit else set()
+    return need_cosine, need_bm25
 
 
 def adaptive_weight(dense: Sequence[float], lexical: Sequence[float], fusion: Fusion) -> float:

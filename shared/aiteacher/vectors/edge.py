@@ -11,9 +11,10 @@ so the lock is taken *before* the shard is touched and a loser fails with `Vecto
 `optimize()` is never called (it took 19 minutes at 100k points); the shard stays in its appendable
 segments, where filtered search uses the payload indexes. qdrant_edge is imported on construction.
 
-Points hold a named dense vector and a sparse lexical one (IDF modifier); a hybrid query runs Edge's own
-prefetch and `Formula` (or weighted RRF) with the same weights as the server engine, so both engines rank alike
-(up to float32 rounding at near-ties).
+Points hold a named dense vector and a sparse lexical one (IDF modifier); a hybrid query takes the same steps
+as the server engine (the two candidate searches in one batch, each side's missing scores looked up, the
+formula over exact scores), or Edge's own prefetch and weighted RRF, so both engines rank alike (up to float32
+rounding at near-ties).
 """
 
 from __future__ import annotations
@@ -47,9 +48,9 @@ from aiteacher.vectors.base import (
     check_vector,
     filter_conditions,
     fuse_formula,
+    missing_scores,
     page_key,
     stored_payload,
-    union_weight,
 )
 from aiteacher.vectors.lexical import SparseVector
 
@@ -277,18 +278,16 @@ class EdgeStore:
     def _formula_hybrid(
         self, shard: Any, dense: list[float], sparse: Any, edge_filter: Any, limit: int, fusion: Fusion
     ) -> list[SearchHit]:
-        """One batch of the two candidate searches, then the fusion inside Edge: a `Formula` query over two
-        prefetches restricted to the union of candidates (a filter on their ids), so every candidate is fused
-        with its exact cosine and BM25 score (a candidate without any query term is absent from the lexical
-        prefetch: its default 0 is exact) and the winners come back with their payloads in the same call.
-        The query's weight comes from the first batch (`union_weight`). Fusions the formula cannot express
-        (`confidence_by_page`, min-max or DBSF normalisation) score the missing candidates and fuse in Python
-        (`fuse_formula`), as the server engine does. Edge's nested prefetch of the full searches would give the
-        same ranking but runs each branch again (9x slower)."""
+        """One batch of the two candidate searches, a second batch scoring each side's missing candidates
+        exactly (a filter on their ids; none when `missing_scores` says the score is known), `fuse_formula`,
+        then the winners' payloads in one `retrieve`: the server engine's steps. Edge's `Formula` query over
+        two prefetches restricted to the candidates ranks alike but scores every candidate on both sides
+        again (0.05 ms slower, docs/benchmarks.md), and its nested prefetch of the full searches runs each
+        branch again (9x slower)."""
         edge = self._edge
         dense_query = edge.Query.Nearest(dense, using=DENSE_VECTOR)
         lexical_query = edge.Query.Nearest(sparse, using=LEXICAL_VECTOR)
-        in_engine = fusion.normalize == "saturation" and not fusion.reads_pages
+        lexical_limit = fusion.candidates(limit)
         # With `confidence_by_page` the candidates carry their (document, page), nothing else of the payload.
         fields = edge.PayloadSelector.Include(list(PAGE_FIELDS)) if fusion.reads_pages else False
         dense_hits, lexical_hits = shard.query_batch(
@@ -298,41 +297,22 @@ class EdgeStore:
                         limit=fusion.dense_candidates(limit), query=dense_query, filter=edge_filter, with_payload=fields
                     ),
                     edge.QueryRequest(
-                        limit=fusion.candidates(limit), query=lexical_query, filter=edge_filter, with_payload=fields
+                        limit=lexical_limit, query=lexical_query, filter=edge_filter, with_payload=fields
                     ),
                 ]
             )
         )
-        if in_engine:
-            union = {point.id for point in dense_hits} | {point.id for point in lexical_hits}
-            if not union:
-                return []
-            weight = union_weight([p.score for p in dense_hits], [p.score for p in lexical_hits], len(union), fusion)
-            only_union = edge.Filter(must=[edge.HasIdCondition(union)])
-            points = shard.query(
-                edge.QueryRequest(
-                    limit=limit,
-                    prefetches=[
-                        edge.Prefetch(limit=len(union), query=dense_query, filter=only_union),
-                        edge.Prefetch(limit=len(union), query=lexical_query, filter=only_union),
-                    ],
-                    query=self._formula(weight, fusion.saturation),
-                    # The winners' payloads in a second call: read inside the fusion query they cost 0.15 ms for
-                    # 10 points, `retrieve` 0.06 ms (docs/benchmarks.md, "Speed").
-                    with_payload=False,
-                )
-            )
-            return _with_payloads(shard, [(point.id, float(point.score)) for point in points])
-        cosine = {point.id: float(point.score) for point in dense_hits}
-        bm25 = {point.id: float(point.score) for point in lexical_hits}
+        cosine = {point.id: point.score for point in dense_hits}
+        bm25 = {point.id: point.score for point in lexical_hits}
         pages = (
             {point.id: page_key(point.id, point.payload) for point in (*dense_hits, *lexical_hits)}
             if fusion.reads_pages
             else None
         )
-        missing_cosine, missing_bm25 = set(bm25) - set(cosine), set(cosine) - set(bm25)
         requests, targets = [], []
-        for missing, query, target in ((missing_cosine, dense_query, cosine), (missing_bm25, lexical_query, bm25)):
+        for missing, query, target in zip(
+            missing_scores(cosine, bm25, lexical_limit), (dense_query, lexical_query), (cosine, bm25), strict=True
+        ):
             if missing:
                 requests.append(
                     edge.QueryRequest(
@@ -345,24 +325,8 @@ class EdgeStore:
                 targets.append(target)
         if requests:
             for target, hits in zip(targets, shard.query_batch(edge.QueryBatchRequest(requests)), strict=True):
-                target.update((point.id, float(point.score)) for point in hits)
-        best = fuse_formula(cosine, bm25, fusion, limit, pages)
-        return _with_payloads(shard, best)
-
-    def _formula(self, weight: float, saturation: float) -> Any:
-        """`weight * cosine + (1 - weight) * bm25 / (bm25 + saturation)` over the prefetches' scores."""
-        expression = self._edge.Expression
-        bm25 = expression.Variable("$score[1]")
-        saturated = expression.Div(bm25, expression.Sum([bm25, expression.Constant(saturation)]), by_zero_default=0.0)
-        return self._edge.Formula(
-            expression.Sum(
-                [
-                    expression.Mult([expression.Constant(weight), expression.Variable("$score[0]")]),
-                    expression.Mult([expression.Constant(1 - weight), saturated]),
-                ]
-            ),
-            defaults={"$score[1]": 0.0},
-        )
+                target.update((point.id, point.score) for point in hits)
+        return _with_payloads(shard, fuse_formula(cosine, bm25, fusion, limit, pages))
 
     def _fusion_query(self, fusion: Fusion) -> Any:
         return self._edge.Fusion.Rrf(k=fusion.rrf_k, weights=[fusion.dense_weight, 1 - fusion.dense_weight])

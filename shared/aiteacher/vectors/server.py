@@ -33,6 +33,7 @@ from aiteacher.vectors.base import (
     check_vector,
     filter_conditions,
     fuse_formula,
+    missing_scores,
     page_key,
     stored_payload,
 )
@@ -230,8 +231,9 @@ class QdrantServerStore:
         self, dense: list[float], sparse: Any, query_filter: Any, limit: int, fusion: Fusion
     ) -> list[SearchHit]:
         """Two candidate searches in one batch, a second batch scoring each side's missing candidates exactly
-        (a `has_id` filter), `fuse_formula`, then the winners' payloads: the same ranking as a nested
-        prefetch with a formula query, without running every nested branch twice."""
+        (a `has_id` filter; none when `missing_scores` says the score is known), `fuse_formula`, then the
+        winners' payloads: the same ranking as a nested prefetch with a formula query, without running every
+        nested branch twice."""
         models = self._models
         candidates = fusion.candidates(limit)
         sides = ((dense, DENSE_VECTOR), (sparse, LEXICAL_VECTOR))
@@ -254,9 +256,8 @@ class QdrantServerStore:
             else None
         )
         requests, targets = [], []
-        for (query, using), target, missing in (
-            (sides[0], cosine, set(bm25) - set(cosine)),
-            (sides[1], bm25, set(cosine) - set(bm25)),
+        for (query, using), target, missing in zip(
+            sides, (cosine, bm25), missing_scores(cosine, bm25, candidates), strict=True
         ):
             if missing:
                 requests.append(

@@ -16,8 +16,8 @@ from aiteacher.vectors.base import (
     adaptive_weight,
     filter_conditions,
     fuse_formula,
+    missing_scores,
     top1_margin,
-    union_weight,
 )
 from aiteacher.vectors.lexical import LEXICAL_MODEL, document_vector, query_vector, terms
 
@@ -406,36 +406,61 @@ def test_chunk_point_ids_are_stable_63_bit_integers() -> None:
     assert chunk_point_id(7, 3) == chunk_point_id("7", 3)
 
 
-def test_the_weight_from_the_candidate_lists_is_the_weight_after_scoring_every_candidate() -> None:
-    """Edge fuses inside the engine with the weight of the first batch; it must be the weight the Python fusion
-    computes once every missing candidate is scored, full lists or short ones."""
-    rng = random.Random(5)
-    fusion = Fusion()
-    for _ in range(300):
-        dense = {f"p{i}": rng.uniform(0, 1) for i in range(rng.choice([20, rng.randint(1, 19)]))}
-        # A short dense list holds every point under the filter, so every lexical candidate too.
-        pool = sorted({*dense, *(f"q{i}" for i in range(30))}) if len(dense) == 20 else sorted(dense)
-        lexical_ids = rng.sample(pool, rng.randint(0, min(40, len(pool))))
-        bm25 = {i: rng.uniform(0.1, 20) for i in lexical_ids}
-        full = len(bm25) == 40
-        cosine = dict(dense)
-        # What the second batch would find: cosine below the dense list's last, BM25 below the lexical list's
-        # last when that list is full (0 otherwise: every point with a query term is in a short list).
-        floor_cosine, floor_bm25 = min(dense.values()), min(bm25.values(), default=0.0) if full else 0.0
-        for i in set(bm25) - set(cosine):
-            cosine[i] = rng.uniform(-1, floor_cosine)
-        for i in set(cosine) - set(bm25):
-            bm25[i] = rng.uniform(0, floor_bm25) if full else 0.0
-        union = len(set(dense) | set(lexical_ids))
-        scores = sorted(dense.values(), reverse=True), sorted((bm25[i] for i in lexical_ids), reverse=True)
-        ids = list(cosine)
-        expected = adaptive_weight([cosine[i] for i in ids], [bm25[i] for i in ids], fusion)
-        assert union_weight(*scores, union, fusion) == pytest.approx(expected)
+def test_a_hybrid_search_looks_up_only_the_scores_it_does_not_know() -> None:
+    """Lexical candidates missing from the dense list need their cosine; dense candidates missing from the
+    lexical list need their BM25 only when that list is full (a short one holds every point with a query term,
+    so the rest score exactly 0)."""
+    cosine = {"a": 0.9, "b": 0.8, "c": 0.7}
+    bm25 = {"b": 3.0, "d": 2.0}
+    assert missing_scores(cosine, bm25, lexical_limit=2) == ({"d"}, {"a", "c"})
+    assert missing_scores(cosine, bm25, lexical_limit=40) == ({"d"}, set())
+    assert missing_scores(cosine, {}, lexical_limit=40) == (set(), set())
 
 
-def test_edge_fuses_inside_the_engine_as_the_python_formula_does(tmp_path: Path) -> None:
-    """The in-engine `Formula` over the candidates ranks and scores like `fuse_formula` over exact scores."""
+class _BatchSpy:
+    """An Edge shard that records the requests of each `query_batch`."""
+
+    def __init__(self, shard: object) -> None:
+        self._shard, self.batches = shard, []
+
+    def query_batch(self, batch: object) -> object:
+        self.batches.append(len(batch.queries))
+        return self._shard.query_batch(batch)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._shard, name)
+
+
+def test_edge_scores_no_bm25_when_the_lexical_list_is_short(tmp_path: Path) -> None:
+    """Few points carry the query's term: the second batch looks up cosines only (one request, not a
+    re-scoring of every candidate on both sides), and the ranking is still the exact fusion."""
     opened = EdgeStore(tmp_path / "edge", collection="hybrid")
+    try:
+        opened.ensure_collection("test-embedder", DIM)
+        opened.upsert(
+            [point(i, "radix digit bucket" if i < 5 else "merge heap pivot", unit(100 + i)) for i in range(60)]
+        )
+        spy = _BatchSpy(opened._shard)
+        opened._shard = spy
+        query, lexical = unit(1), query_vector("radix")
+        hits = opened.search(query, lexical=lexical, limit=10)
+        assert spy.batches == [2, 1]
+        cosine = {h.id: h.score for h in opened.search(query, limit=60)}
+        bm25 = {h.id: h.score for h in opened.search(None, lexical=lexical, limit=60)}
+        assert len(bm25) == 5
+        top_dense = sorted(cosine, key=cosine.get, reverse=True)[: Fusion().dense_candidates(10)]
+        candidates = {*top_dense, *bm25}
+        expected = fuse_formula({i: cosine[i] for i in candidates}, bm25, Fusion(), 10)
+        assert [h.id for h in hits] == [i for i, _ in expected]
+    finally:
+        opened._shard = spy._shard
+        opened.close()
+
+
+@pytest.mark.parametrize("kind", ["server", "edge"])
+def test_hybrid_search_fuses_every_candidate_with_its_exact_scores(kind: str, tmp_path: Path) -> None:
+    """The hybrid search ranks and scores like `fuse_formula` over every candidate's exact cosine and BM25."""
+    opened = open_store(kind, tmp_path)
     try:
         opened.ensure_collection("test-embedder", DIM)
         rng = random.Random(3)
