@@ -13,6 +13,12 @@ from sqlalchemy.orm import Session
 
 from aiteacher.db.models import ChatMessage, ChatSession
 
+#: A turn's inserts go to the tables (Core), not through the ORM's bulk insert: same SQL and types, but the ORM
+#: path (entity lookup, bulk persistence, a fresh cache key) cost 3.2 ms of CPU per write transaction against
+#: 1.8 ms for Core on the capacity bench's machine (docs/benchmarks.md, "Tutor capacity").
+_SESSIONS = ChatSession.__table__
+_MESSAGES = ChatMessage.__table__
+
 
 def recent_messages(session: Session, chat_id: str, limit: int) -> list[ChatMessage]:
     """The last `limit` unflagged messages of a conversation, oldest first."""
@@ -81,20 +87,21 @@ def insert_session(
     hint_level: int,
     focus_chunks: list[Any],
 ) -> None:
-    """A new session's row, whole, with its first turn counted."""
+    """A new session's row, whole, with its first turn counted (a Core insert, see `_SESSIONS`)."""
     session.execute(
-        insert(ChatSession).values(
-            id=chat_id,
-            user_id=user_id,
-            course=course,
-            hint_level=hint_level,
-            focus_chunks=focus_chunks,
-            learning_state={},
-            learning_state_version=0,
-            message_count=2,
-            created_at=now,
-            updated_at=now,
-        )
+        insert(_SESSIONS),
+        {
+            "id": chat_id,
+            "user_id": user_id,
+            "course": course,
+            "hint_level": hint_level,
+            "focus_chunks": focus_chunks,
+            "learning_state": {},
+            "learning_state_version": 0,
+            "message_count": 2,
+            "created_at": now,
+            "updated_at": now,
+        },
     )
 
 
@@ -125,7 +132,7 @@ def insert_turn_messages(
     """The question and the answer in one statement; the question's id comes before the answer's."""
     common = {"session_id": chat_id, "created_at": now}
     session.execute(
-        insert(ChatMessage),
+        insert(_MESSAGES),
         [
             {**common, "role": "user", "citations": [], "refused": False, "hint_level": None, **question},
             {**common, "role": "assistant", "flagged": False, **answer},
