@@ -6,9 +6,9 @@ Statements only; the turn's flow (and its no-connection-while-the-model-thinks r
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from aiteacher.db.models import ChatMessage, ChatSession
@@ -16,8 +16,8 @@ from aiteacher.db.models import ChatMessage, ChatSession
 #: A turn's inserts go to the tables (Core), not through the ORM's bulk insert: same SQL and types, but the ORM
 #: path (entity lookup, bulk persistence, a fresh cache key) cost 3.2 ms of CPU per write transaction against
 #: 1.8 ms for Core on the capacity bench's machine (docs/benchmarks.md, "Tutor capacity").
-_SESSIONS = ChatSession.__table__
-_MESSAGES = ChatMessage.__table__
+_SESSIONS = cast(Table, ChatSession.__table__)
+_MESSAGES = cast(Table, ChatMessage.__table__)
 
 
 def recent_messages(session: Session, chat_id: str, limit: int) -> list[ChatMessage]:
