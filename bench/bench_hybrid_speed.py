@@ -35,6 +35,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from aiteacher.curriculum.schemas import SearchIn
 from aiteacher.curriculum.search import CANDIDATES_PER_RESULT
 from aiteacher.vectors import EdgeStore, Fusion, VectorPoint
 from aiteacher.vectors.base import adaptive_weight
@@ -44,8 +45,8 @@ VOCABULARY = 20_000
 TERMS_PER_CHUNK = 60
 #: The most frequent terms stand for stop words, which the tokenizer drops from queries.
 HEAD_TERMS = 50
-#: The search contract's default `top_k` (POST /search, and the tutor's retrieval).
-DEFAULT_TOP_K = 5
+#: The search contract's default `top_k` (POST /search; the tutor's `tutor_top_k` defaults to the same).
+DEFAULT_TOP_K: int = SearchIn.model_fields["top_k"].default
 
 
 def main(argv: list[str] | None = None) -> dict[str, object]:

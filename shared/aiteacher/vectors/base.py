@@ -173,8 +173,8 @@ class Fusion:
 
     def candidates(self, limit: int) -> int:
         """Lexical candidates: twice the limit (a search for 40 chunks fetches 80). Four times gave the same
-        quality on both evaluation sets and recall@k 1.000 against 0.998-1.000, at 1.6-1.75x the dense-only
-        time instead of 1.42-1.49x; once was not enough (recall@40 0.945; docs/benchmarks.md, "Speed")."""
+        quality on both evaluation sets, recall 1.000 against 0.994-0.9999, and 1.60-1.75x the dense-only time
+        at 40 chunks against 1.34-1.40x; once was not enough (recall@40 0.945; docs/benchmarks.md, "Speed")."""
         return min(1000, max(self.prefetch, 2 * limit))
 
     def dense_candidates(self, limit: int) -> int:
@@ -302,7 +302,7 @@ def fuse_formula(
 
     `pages` maps a candidate to its (document, page) (`page_key`): the adaptive weight measures each list's
     margin over pages, its best chunk each, as results are cut one per page; without it, over points.
-    O(candidates): one pass per side for the confidence, one to fuse, one sort."""
+    One sort per side for the confidence, one pass to fuse, one sort."""
     ids = list(cosine.keys() | bm25.keys())
     raw_dense = list(map(cosine.get, ids, itertools.repeat(0.0)))
     raw_lexical = list(map(bm25.get, ids, itertools.repeat(0.0)))

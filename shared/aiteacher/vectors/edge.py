@@ -282,7 +282,7 @@ class EdgeStore:
         exactly (a filter on their ids; none when `missing_scores` says the score is known), `fuse_formula`,
         then the winners' payloads in one `retrieve`: the server engine's steps. Edge's `Formula` query over
         two prefetches restricted to the candidates ranks alike but scores every candidate on both sides
-        again (0.05 ms slower, docs/benchmarks.md), and its nested prefetch of the full searches runs each
+        again (0.09 ms slower, docs/benchmarks.md), and its nested prefetch of the full searches runs each
         branch again (9x slower)."""
         edge = self._edge
         dense_query = edge.Query.Nearest(dense, using=DENSE_VECTOR)
