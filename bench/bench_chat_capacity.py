@@ -36,6 +36,13 @@ shared machine the ratio measures the machine; CPU per turn is the steadier figu
 anchors" (divided by `common.cpu_anchor_ms`, a fixed Python workload timed at the start of the run) compares
 across machines of different speed. Goal: ratio >= 0.9 at
 every level, no errors and 0 connections idle in transaction (> 250 ms).
+
+"ceiling" is the best ratio any scheduling of the replica could reach with the CPU per turn it measured (with
+two rounds or more and no ramp; `ceiling()`): the model answers the whole first burst no earlier than `delay`
+after it started, so all N first-round replies and all N second-round requests are worked on after that moment,
+by at most min(workers, cores) processes, and the last of them reaches the model only then, with two more
+model waits ahead of it if the rounds are three. A ratio close to its ceiling is a scheduling that wastes
+nothing; a ceiling below the goal means the goal needs less CPU per turn on this machine, whatever the order.
 """
 
 from __future__ import annotations
@@ -96,6 +103,21 @@ try:
 finally:
     fake.stop()
 """
+
+
+def ceiling(rounds: int, delay: float, clients: int, cpu_ms_per_turn: float, parallel: int) -> float | None:
+    """The best ratio a replica spending `cpu_ms_per_turn` on each turn, in `parallel` processes, can reach when
+    `clients` start together and each makes `rounds` turns against a model answering in exactly `delay` s.
+
+    Every first-round reply comes back at `delay` or later, and every client's second request follows its first
+    reply, so N replies and N requests, one turn's work per client, all run after `delay`: the last second-round
+    request reaches the model at `delay + N * cpu / parallel` at the earliest, and then waits `rounds - 1` more
+    times. So the run lasts at least `rounds * delay + N * cpu / parallel`, and the ratio is the ideal
+    `rounds * delay` over that. (A single round has no such second burst: None.)"""
+    if rounds < 2:
+        return None
+    window = clients * cpu_ms_per_turn / 1000 / max(parallel, 1)
+    return rounds * delay / (rounds * delay + window)
 
 
 # --- the load process ----------------------------------------------------------------------------
@@ -444,12 +466,24 @@ def _run(args: argparse.Namespace, fake_url: str, fake_pid: int) -> int:
                 def per_turn(seconds: float, turns: int = turns) -> float:
                     return round(1000 * seconds / max(turns, 1), 2)
 
+                bound = (
+                    ceiling(
+                        args.rounds,
+                        args.llm_delay,
+                        clients,
+                        per_turn(replica_cpu),
+                        min(replica.workers, os.cpu_count() or 1),
+                    )
+                    if not args.ramp
+                    else None
+                )
                 entry = {
                     "clients": clients,
                     "turns": turns,
                     "turns_per_s": round(rate, 2),
                     "ideal": ideal,
                     "ratio": round(rate / ideal, 3),
+                    "ceiling": round(bound, 3) if bound is not None else None,
                     "p50_s": round(percentile(latencies, 0.5), 3),
                     "p99_s": round(percentile(latencies, 0.99), 3),
                     # The first round starts as one burst (every client at once); the later ones come spread out.
@@ -479,6 +513,7 @@ def _run(args: argparse.Namespace, fake_url: str, fake_pid: int) -> int:
                         f"{rate:.1f}",
                         f"{ideal:g}",
                         f"{rate / ideal:.2f}",
+                        f"{bound:.2f}" if bound is not None else "-",
                         f"{entry['p50_s']:.2f}",
                         f"{entry['p99_s']:.2f}",
                         "/".join(f"{value:.2f}" for value in entry["p50_by_round_s"]),
@@ -504,6 +539,7 @@ def _run(args: argparse.Namespace, fake_url: str, fake_pid: int) -> int:
             "turns/s",
             "ideal",
             "ratio",
+            "ceiling",
             "p50 s",
             "p99 s",
             "p50 s by round",
@@ -526,6 +562,10 @@ def _run(args: argparse.Namespace, fake_url: str, fake_pid: int) -> int:
     print(
         f"machine anchor: {anchor_ms:.1f} ms of CPU for a fixed Python workload (bench/common.py cpu_anchor_ms); "
         "'in anchors' = replica CPU per turn / anchor, comparable across machines of different speed"
+    )
+    print(
+        "ceiling: the best ratio any order of work could reach with the replica's CPU per turn, its workers "
+        "and this machine's cores (bench docstring, ceiling())"
     )
     met = all(r["ratio"] >= GOAL and r["peak_idle_in_transaction_over_250ms"] == 0 and not r["errors"] for r in report)
     print(

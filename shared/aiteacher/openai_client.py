@@ -80,7 +80,10 @@ class _StackPool:
                 return connection
             self._discard(connection)
         return httpcore2.AsyncHTTPConnection(
-            origin=origin, ssl_context=self._ssl_context, keepalive_expiry=self._keepalive_expiry
+            origin=origin,
+            ssl_context=self._ssl_context,
+            keepalive_expiry=self._keepalive_expiry,
+            network_backend=_asyncio_backend(),
         )
 
     def _discard(self, connection: Any) -> None:
@@ -169,6 +172,114 @@ class _ReturningStream:
         finally:
             if give_back is not None:
                 give_back()
+
+
+@lru_cache(maxsize=1)
+def _asyncio_backend() -> Any:
+    """httpcore's network backend on asyncio's own streams. httpcore reaches asyncio through anyio, whose
+    cancel scope, task-state lookups and checkpoints around every read and write cost more CPU than the socket
+    work itself: 0.13-0.18 ms of a 1 ms model call (docs/benchmarks.md). Timeouts and errors map to httpcore's,
+    as anyio's backend maps them, so httpx and the SDK see the same exceptions."""
+    import asyncio
+    import ssl
+
+    import httpcore2
+    from httpcore2._utils import is_socket_readable
+
+    class Stream(httpcore2.AsyncNetworkStream):
+        def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            self._reader, self._writer = reader, writer
+
+        async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+            try:
+                async with asyncio.timeout(timeout):
+                    return await self._reader.read(max_bytes)
+            except TimeoutError as exc:
+                raise httpcore2.ReadTimeout("The read timed out") from exc
+            except OSError as exc:
+                raise httpcore2.ReadError(str(exc) or type(exc).__name__) from exc
+
+        async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+            if not buffer:
+                return
+            if self._writer.is_closing():
+                raise httpcore2.WriteError("The connection is closed")
+            try:
+                self._writer.write(buffer)
+                if self._writer.transport.get_write_buffer_size():  # only a full socket buffer makes it wait
+                    async with asyncio.timeout(timeout):
+                        await self._writer.drain()
+            except TimeoutError as exc:
+                raise httpcore2.WriteTimeout("The write timed out") from exc
+            except OSError as exc:
+                raise httpcore2.WriteError(str(exc) or type(exc).__name__) from exc
+
+        async def aclose(self) -> None:
+            self._writer.close()
+
+        async def start_tls(
+            self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+        ) -> httpcore2.AsyncNetworkStream:
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._writer.start_tls(ssl_context, server_hostname=server_hostname)
+            except TimeoutError as exc:
+                self._writer.close()
+                raise httpcore2.ConnectTimeout("The TLS handshake timed out") from exc
+            except (OSError, ssl.SSLError) as exc:
+                self._writer.close()
+                raise httpcore2.ConnectError(str(exc) or type(exc).__name__) from exc
+            return self
+
+        def get_extra_info(self, info: str) -> Any:
+            if info == "is_readable":  # an idle connection with bytes (or EOF) waiting was closed by the server
+                return is_socket_readable(self._writer.get_extra_info("socket"))
+            if info in ("ssl_object", "socket"):
+                return self._writer.get_extra_info(info)
+            if info == "client_addr":
+                return self._writer.get_extra_info("sockname")
+            if info == "server_addr":
+                return self._writer.get_extra_info("peername")
+            return None
+
+    class Backend(httpcore2.AsyncNetworkBackend):
+        async def connect_tcp(
+            self,
+            host: str,
+            port: int,
+            timeout: float | None = None,
+            local_address: str | None = None,
+            socket_options: Any = None,
+        ) -> httpcore2.AsyncNetworkStream:
+            try:
+                async with asyncio.timeout(timeout):
+                    reader, writer = await asyncio.open_connection(
+                        host, port, local_addr=(local_address, 0) if local_address else None
+                    )
+            except TimeoutError as exc:
+                raise httpcore2.ConnectTimeout("The connection timed out") from exc
+            except OSError as exc:
+                raise httpcore2.ConnectError(str(exc) or type(exc).__name__) from exc
+            for option in socket_options or ():
+                writer.get_extra_info("socket").setsockopt(*option)
+            return Stream(reader, writer)
+
+        async def connect_unix_socket(
+            self, path: str, timeout: float | None = None, socket_options: Any = None
+        ) -> httpcore2.AsyncNetworkStream:
+            try:
+                async with asyncio.timeout(timeout):
+                    reader, writer = await asyncio.open_unix_connection(path)
+            except TimeoutError as exc:
+                raise httpcore2.ConnectTimeout("The connection timed out") from exc
+            except OSError as exc:
+                raise httpcore2.ConnectError(str(exc) or type(exc).__name__) from exc
+            return Stream(reader, writer)
+
+        async def sleep(self, seconds: float) -> None:
+            await asyncio.sleep(seconds)
+
+    return Backend()
 
 
 def _async_http_client() -> Any:

@@ -108,3 +108,110 @@ def test_the_openai_client_uses_the_pool() -> None:
     client = build_async_client(api_key="sk-test", base_url="http://127.0.0.1:9/v1", timeout=5, max_retries=0)
     transport = client._client._transport
     assert isinstance(transport._pool, _StackPool)
+
+
+# --- the network backend: asyncio's streams, not anyio's -----------------------------------------------------
+def test_the_model_clients_connections_do_not_go_through_anyio(server: str, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """anyio's cancel scope, task-state lookups and checkpoints around every read and write cost more CPU than the
+    socket work: 7.8-7.9 against 9.0-9.8 ms of replica CPU per tutor turn (docs/benchmarks.md)."""
+    from httpcore2._backends.anyio import AnyIOBackend
+
+    async def refused(*_: object, **__: object) -> None:
+        raise AssertionError("a model connection went through anyio")
+
+    monkeypatch.setattr(AnyIOBackend, "connect_tcp", refused)
+
+    async def scenario() -> list[bool]:
+        async with _async_http_client() as http:
+            replies = await asyncio.gather(*(http.post(server, json={"delay": 0.05}) for _ in range(5)))
+            again = await http.post(server, json={"close": True})  # then a new connection
+            return [r.json()["ok"] for r in [*replies, again, await http.post(server, json={})]]
+
+    assert asyncio.run(scenario()) == [True] * 7
+
+
+def test_a_slow_model_times_out_as_the_sdk_expects(server: str) -> None:
+    import httpx2
+
+    async def scenario() -> None:
+        async with _async_http_client() as http:
+            await http.post(server, json={"delay": 1.0}, timeout=httpx2.Timeout(5.0, read=0.2))
+
+    with pytest.raises(httpx2.ReadTimeout):
+        asyncio.run(scenario())
+
+
+def test_an_unreachable_model_is_a_connect_error() -> None:
+    import socket
+
+    import httpx2
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+
+    async def scenario() -> None:
+        async with _async_http_client() as http:
+            await http.post(f"http://127.0.0.1:{port}/v1/chat/completions", json={})
+
+    with pytest.raises(httpx2.ConnectError):
+        asyncio.run(scenario())
+
+
+def test_a_model_behind_tls_is_reached_over_tls(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import datetime
+    import ssl
+
+    import httpx2
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    from aiteacher.openai_client import _StackPool
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    (tmp_path / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "key.pem").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    httpd = _Server(("127.0.0.1", 0), _Handler)
+    httpd.daemon_threads = True
+    httpd.socket = server_context.wrap_socket(httpd.socket, server_side=True)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"https://localhost:{httpd.server_address[1]}"
+
+    async def scenario(trusted: bool) -> list[object]:
+        client_context = ssl.create_default_context(cafile=str(tmp_path / "cert.pem") if trusted else None)
+        transport = httpx2.AsyncHTTPTransport()
+        transport._pool = _StackPool(  # type: ignore[assignment]
+            ssl_context=client_context, max_connections=4, max_keepalive=4, keepalive_expiry=5.0
+        )
+        async with httpx2.AsyncClient(transport=transport) as http:
+            first, second = await http.post(url, json={}), await http.post(url, json={})
+            stream = first.extensions["network_stream"]
+            return [first.json()["ok"], second.json()["ok"], stream.get_extra_info("ssl_object") is not None]
+
+    try:
+        assert asyncio.run(scenario(trusted=True)) == [True, True, True]
+        with pytest.raises(httpx2.ConnectError):  # an untrusted certificate fails the handshake
+            asyncio.run(scenario(trusted=False))
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
