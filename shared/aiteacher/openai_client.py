@@ -178,8 +178,9 @@ class _ReturningStream:
 def _asyncio_backend() -> Any:
     """httpcore's network backend on asyncio's own streams. httpcore reaches asyncio through anyio, whose
     cancel scope, task-state lookups and checkpoints around every read and write cost more CPU than the socket
-    work itself: 0.13-0.18 ms of a 1 ms model call (docs/benchmarks.md). Timeouts and errors map to httpcore's,
-    as anyio's backend maps them, so httpx and the SDK see the same exceptions."""
+    work itself: 0.13-0.18 ms of a 1 ms model call alone, 1.1-2 ms of a 9 ms tutor turn in a loaded replica
+    (docs/benchmarks.md). Timeouts and errors map to httpcore's as anyio's backend maps them, so httpx and the
+    SDK see the same exceptions."""
     import asyncio
     import ssl
 
@@ -242,6 +243,16 @@ def _asyncio_backend() -> Any:
                 return self._writer.get_extra_info("peername")
             return None
 
+    async def connected(opening: Any, timeout: float | None) -> Stream:
+        try:
+            async with asyncio.timeout(timeout):
+                reader, writer = await opening
+        except TimeoutError as exc:
+            raise httpcore2.ConnectTimeout("The connection timed out") from exc
+        except OSError as exc:
+            raise httpcore2.ConnectError(str(exc) or type(exc).__name__) from exc
+        return Stream(reader, writer)
+
     class Backend(httpcore2.AsyncNetworkBackend):
         async def connect_tcp(
             self,
@@ -251,30 +262,16 @@ def _asyncio_backend() -> Any:
             local_address: str | None = None,
             socket_options: Any = None,
         ) -> httpcore2.AsyncNetworkStream:
-            try:
-                async with asyncio.timeout(timeout):
-                    reader, writer = await asyncio.open_connection(
-                        host, port, local_addr=(local_address, 0) if local_address else None
-                    )
-            except TimeoutError as exc:
-                raise httpcore2.ConnectTimeout("The connection timed out") from exc
-            except OSError as exc:
-                raise httpcore2.ConnectError(str(exc) or type(exc).__name__) from exc
+            local = (local_address, 0) if local_address else None
+            stream = await connected(asyncio.open_connection(host, port, local_addr=local), timeout)
             for option in socket_options or ():
-                writer.get_extra_info("socket").setsockopt(*option)
-            return Stream(reader, writer)
+                stream.get_extra_info("socket").setsockopt(*option)
+            return stream
 
         async def connect_unix_socket(
             self, path: str, timeout: float | None = None, socket_options: Any = None
         ) -> httpcore2.AsyncNetworkStream:
-            try:
-                async with asyncio.timeout(timeout):
-                    reader, writer = await asyncio.open_unix_connection(path)
-            except TimeoutError as exc:
-                raise httpcore2.ConnectTimeout("The connection timed out") from exc
-            except OSError as exc:
-                raise httpcore2.ConnectError(str(exc) or type(exc).__name__) from exc
-            return Stream(reader, writer)
+            return await connected(asyncio.open_unix_connection(path), timeout)
 
         async def sleep(self, seconds: float) -> None:
             await asyncio.sleep(seconds)
