@@ -53,6 +53,8 @@ _INTEGRITY_RULES: list[tuple[str, ...]] = [
     (rf"\b(?:i'?m|i\s+am)\s+(?:in|taking|sitting|doing)\s+(?:the|an|my)\s+{_ASSESSED}\b", r"\b(?:now|quick)"),
 ]
 _INTEGRITY = [tuple(re.compile(part, re.IGNORECASE) for part in rule) for rule in _INTEGRITY_RULES]
+# Every rule names an assessed artefact: a message without one is let through after one search, not eight.
+_ANY_ASSESSED = re.compile(rf"\b{_ASSESSED}\b", re.IGNORECASE)
 
 
 def _holds(rule: tuple[re.Pattern[str], ...], text: str) -> bool:
@@ -82,7 +84,7 @@ def is_integrity_violation(message: str) -> bool:
     """Whether the message asks for assessed work or its answers (any language of the lexicon above; role
     play, "hypothetically" and "for a friend" framings change nothing, as the request itself is matched)."""
     text = " ".join(message.replace("’", "'").split())
-    return any(_holds(rule, text) for rule in _INTEGRITY)
+    return _ANY_ASSESSED.search(text) is not None and any(_holds(rule, text) for rule in _INTEGRITY)
 
 
 def normalize_question(message: str) -> str:

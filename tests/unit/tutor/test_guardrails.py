@@ -37,6 +37,30 @@ def test_unseen_phrasings_stay_near_the_goal() -> None:
     assert refused >= 0.85 and false_refusals <= 0.1, (refused, false_refusals)
 
 
+def test_the_one_search_that_lets_most_messages_through_changes_no_verdict(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Most tutor messages name no assessed artefact: one search for one lets them through, where the eight
+    rules took eight (75 against 13 µs a message). Every rule needs such a word, so no verdict may change."""
+    import re
+
+    from aiteacher.tutor import guardrails
+
+    assert all(guardrails._ASSESSED in "".join(rule) for rule in guardrails._INTEGRITY_RULES)
+    everything = SET["assessed"] + SET["study"] + SET["holdout_assessed"] + SET["holdout_study"]
+    with_prefilter = [is_integrity_violation(text) for text in everything]
+    searches = {"count": 0}
+    original = guardrails._holds
+
+    def counted(rule: tuple[re.Pattern[str], ...], text: str) -> bool:
+        searches["count"] += 1
+        return original(rule, text)
+
+    monkeypatch.setattr(guardrails, "_holds", counted)
+    assert not is_integrity_violation("What happens in open addressing when a bucket is taken?")
+    assert searches["count"] == 0
+    monkeypatch.setattr(guardrails, "_ANY_ASSESSED", re.compile(""))  # matches everything: the rules alone
+    assert [is_integrity_violation(text) for text in everything] == with_prefilter
+
+
 @pytest.mark.parametrize(
     "message",
     [
