@@ -466,17 +466,9 @@ def _run(args: argparse.Namespace, fake_url: str, fake_pid: int) -> int:
                 def per_turn(seconds: float, turns: int = turns) -> float:
                     return round(1000 * seconds / max(turns, 1), 2)
 
-                bound = (
-                    ceiling(
-                        args.rounds,
-                        args.llm_delay,
-                        clients,
-                        per_turn(replica_cpu),
-                        min(replica.workers, os.cpu_count() or 1),
-                    )
-                    if not args.ramp
-                    else None
-                )
+                replica_ms = per_turn(replica_cpu)
+                parallel = min(replica.workers, os.cpu_count() or 1)
+                bound = None if args.ramp else ceiling(args.rounds, args.llm_delay, clients, replica_ms, parallel)
                 entry = {
                     "clients": clients,
                     "turns": turns,
@@ -493,8 +485,8 @@ def _run(args: argparse.Namespace, fake_url: str, fake_pid: int) -> int:
                     "peak_idle_in_transaction": result["idle_in_transaction"],
                     "peak_idle_in_transaction_over_250ms": result["held_idle_in_transaction"],
                     "replica_workers": replica.workers,
-                    "replica_cpu_ms_per_turn": per_turn(replica_cpu),
-                    "replica_cpu_per_turn_in_anchors": round(per_turn(replica_cpu) / anchor_ms, 3),
+                    "replica_cpu_ms_per_turn": replica_ms,
+                    "replica_cpu_per_turn_in_anchors": round(replica_ms / anchor_ms, 3),
                     "client_cpu_ms_per_turn": per_turn(result["client_cpu_s"]),
                     "fake_llm_cpu_ms_per_turn": per_turn(fake_cpu),
                     "system_cpu_ms_per_turn": per_turn(system_after[0] - system_before[0]),

@@ -185,35 +185,43 @@ def _asyncio_backend() -> Any:
     import ssl
 
     import httpcore2
+    from httpcore2._exceptions import map_exceptions
     from httpcore2._utils import is_socket_readable
+
+    # Timeouts first: asyncio's TimeoutError is an OSError too.
+    reading: dict[type[Exception], type[Exception]] = {
+        TimeoutError: httpcore2.ReadTimeout,
+        OSError: httpcore2.ReadError,
+    }
+    writing: dict[type[Exception], type[Exception]] = {
+        TimeoutError: httpcore2.WriteTimeout,
+        OSError: httpcore2.WriteError,
+    }
+    # ssl.SSLError is an OSError too.
+    connecting: dict[type[Exception], type[Exception]] = {
+        TimeoutError: httpcore2.ConnectTimeout,
+        OSError: httpcore2.ConnectError,
+    }
 
     class Stream(httpcore2.AsyncNetworkStream):
         def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             self._reader, self._writer = reader, writer
 
         async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-            try:
+            with map_exceptions(reading):
                 async with asyncio.timeout(timeout):
                     return await self._reader.read(max_bytes)
-            except TimeoutError as exc:
-                raise httpcore2.ReadTimeout("The read timed out") from exc
-            except OSError as exc:
-                raise httpcore2.ReadError(str(exc) or type(exc).__name__) from exc
 
         async def write(self, buffer: bytes, timeout: float | None = None) -> None:
             if not buffer:
                 return
             if self._writer.is_closing():
                 raise httpcore2.WriteError("The connection is closed")
-            try:
+            with map_exceptions(writing):
                 self._writer.write(buffer)
                 if self._writer.transport.get_write_buffer_size():  # only a full socket buffer makes it wait
                     async with asyncio.timeout(timeout):
                         await self._writer.drain()
-            except TimeoutError as exc:
-                raise httpcore2.WriteTimeout("The write timed out") from exc
-            except OSError as exc:
-                raise httpcore2.WriteError(str(exc) or type(exc).__name__) from exc
 
         async def aclose(self) -> None:
             self._writer.close()
@@ -222,14 +230,12 @@ def _asyncio_backend() -> Any:
             self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
         ) -> httpcore2.AsyncNetworkStream:
             try:
-                async with asyncio.timeout(timeout):
-                    await self._writer.start_tls(ssl_context, server_hostname=server_hostname)
-            except TimeoutError as exc:
+                with map_exceptions(connecting):
+                    async with asyncio.timeout(timeout):
+                        await self._writer.start_tls(ssl_context, server_hostname=server_hostname)
+            except BaseException:
                 self._writer.close()
-                raise httpcore2.ConnectTimeout("The TLS handshake timed out") from exc
-            except (OSError, ssl.SSLError) as exc:
-                self._writer.close()
-                raise httpcore2.ConnectError(str(exc) or type(exc).__name__) from exc
+                raise
             return self
 
         def get_extra_info(self, info: str) -> Any:
@@ -244,14 +250,9 @@ def _asyncio_backend() -> Any:
             return None
 
     async def connected(opening: Any, timeout: float | None) -> Stream:
-        try:
+        with map_exceptions(connecting):
             async with asyncio.timeout(timeout):
-                reader, writer = await opening
-        except TimeoutError as exc:
-            raise httpcore2.ConnectTimeout("The connection timed out") from exc
-        except OSError as exc:
-            raise httpcore2.ConnectError(str(exc) or type(exc).__name__) from exc
-        return Stream(reader, writer)
+                return Stream(*await opening)
 
     class Backend(httpcore2.AsyncNetworkBackend):
         async def connect_tcp(
